@@ -1,0 +1,1 @@
+"""accounts layer (see DESIGN.md)."""

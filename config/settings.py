@@ -1,0 +1,287 @@
+"""Typed settings of the gateway: every tunable, its one default and its documentation.
+
+Like Postfix's ``mail_params.h``, this module is the single place where a default lives.
+Each field carries metadata used by the loader (validation) and by the template writer
+(the commented ``mssante.toml`` written at first start), so the documentation a user reads
+can never drift from the value the code uses.
+
+Sections are frozen dataclasses; :class:`Settings` groups them and resolves the paths that
+default to the data directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+def opt(default: Any, doc: str, **rules: Any) -> Any:
+    """A settings field: default value, one-line documentation and validation rules.
+
+    Rules understood by the loader: ``min``, ``max`` (numbers), ``choices`` (strings),
+    ``port=True`` (0-65535, 0 meaning an ephemeral port chosen by the system).
+    """
+    meta = {"doc": doc, **rules}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples or a default_factory for containers")
+    return field(default=default, metadata=meta)
+
+
+def opt_map(doc: str) -> Any:
+    """A settings field that is a table of string to string (for example ``[transport]``)."""
+    return field(default_factory=dict, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """[gateway]: identity of this operator and process-wide behaviour."""
+
+    mode: str = opt(
+        "embedded",
+        "embedded: create a development PKI, trust space and managed slapd under the data dir; "
+        "production: certificates, anchors and trust space come from this file only",
+        choices=("embedded", "production"),
+    )
+    domains: tuple[str, ...] = opt(
+        ("mssante.test",), "mail domains served by this operator (the first one is the primary)"
+    )
+    hostname: str = opt(
+        "", "public host name used in SMTP banners and Received headers (default: mx.<domain>)"
+    )
+    listen: str = opt("127.0.0.1", "address every service listens on (0.0.0.0 for all)")
+    shutdown_grace: float = opt(
+        30.0, "seconds running sessions get to finish after SIGTERM/SIGINT", min=0, max=3600
+    )
+    log_format: str = opt("kv", "log line format", choices=("kv", "json"))
+    log_level: str = opt("info", "log level", choices=("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """[database]: where accounts, mailboxes, queue and proofs live."""
+
+    url: str = opt(
+        "",
+        "SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host/db "
+        "(default: SQLite file mssante.db in the data dir)",
+    )
+    pool_size: int = opt(10, "connections kept open (PostgreSQL)", min=1, max=500)
+    busy_timeout_ms: int = opt(
+        10000, "how long SQLite waits for a lock before failing", min=0, max=600000
+    )
+    connect_timeout: float = opt(
+        5.0, "seconds to wait for the database server to answer", min=0.1, max=120
+    )
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """[storage]: the encrypted body store and retention."""
+
+    key_file: str = opt(
+        "", "master key file (created 0600 at first start; default: master.key in the data dir)"
+    )
+    segment_size: int = opt(
+        65536, "plaintext bytes per AES-256-GCM segment of a stored body", min=4096, max=16 * MiB
+    )
+    body_retention_days: int = opt(
+        92, "days message bodies are kept before purge (proofs are kept forever)", min=1
+    )
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """[tls]: server certificate, trust anchors (IGC-Santé) and revocation lists."""
+
+    cert_file: str = opt(
+        "", "server certificate chain, PEM (embedded default: pki/server.pem in the data dir)"
+    )
+    key_file: str = opt("", "server private key, PEM (embedded default: pki/server.key)")
+    anchors: tuple[str, ...] = opt(
+        (), "PEM files of the trust anchors peers must chain to (embedded default: pki/ca.pem)"
+    )
+    crl_files: tuple[str, ...] = opt((), "PEM or DER CRL files honoured when verifying peers")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """[smtp]: relay between operators, submission for users, outbound queue."""
+
+    relay_port: int = opt(2525, "relay between operators (STARTTLS, mutual TLS); 25 in production", port=True)
+    submission_port: int = opt(2587, "submission with STARTTLS; 587 in production", port=True)
+    submissions_port: int = opt(2465, "submission with implicit TLS; 465 in production", port=True)
+    max_message_size: int = opt(
+        40 * MiB, "largest message accepted, in octets (announced as SIZE)", min=1024
+    )
+    max_attachment_size: int = opt(
+        10 * MiB, "largest attachment, decoded octets (MSSanté: 10 MB)", min=1024
+    )
+    max_recipients: int = opt(100, "recipients per message", min=1, max=10000)
+    max_line_length: int = opt(
+        998 * 10, "longest command or DATA line accepted, in octets", min=1000
+    )
+    max_header_count: int = opt(500, "header fields per message", min=10)
+    max_header_size: int = opt(256 * 1024, "total size of the header section, octets", min=1024)
+    max_bad_commands: int = opt(10, "bad commands before 421 and disconnect", min=1)
+    idle_timeout: float = opt(300.0, "seconds a session may stay silent", min=1)
+    session_timeout: float = opt(3600.0, "seconds a whole session may last", min=1)
+    max_connections_per_ip: int = opt(20, "simultaneous connections from one address", min=1)
+    queue_lifetime_hours: float = opt(
+        120.0, "hours a message may wait in the outbound queue before it bounces", min=0.01
+    )
+    retry_schedule: tuple[str, ...] = opt(
+        ("60", "300", "900", "1800", "3600"),
+        "seconds between delivery attempts; the last value repeats",
+    )
+    delay_warning_hours: float = opt(
+        4.0, "hours after which the sender gets one delay DSN", min=0.01
+    )
+    outbound_concurrency_per_destination: int = opt(
+        4, "simultaneous connections to one destination", min=1, max=100
+    )
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    """[imap]: the IMAP server."""
+
+    port: int = opt(2143, "IMAP with STARTTLS; 143 in production", port=True)
+    tls_port: int = opt(2993, "IMAP with implicit TLS; 993 in production", port=True)
+    max_line_length: int = opt(65536, "longest command line, octets", min=1024)
+    max_literal_size: int = opt(64 * MiB, "largest literal (APPEND), octets", min=1024)
+    max_bad_commands: int = opt(20, "consecutive BAD replies before BYE", min=1)
+    idle_timeout: float = opt(1860.0, "seconds of inactivity (RFC 9051: at least 30 min)", min=60)
+    client_workarounds: tuple[str, ...] = opt(
+        (), "named client quirk switches (see docs), off unless listed"
+    )
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    """[directory]: the LDAP directory (managed slapd unless url is set)."""
+
+    url: str = opt("", "external LDAP server (ldaps://…); empty: manage Debian's slapd")
+    base_dn: str = opt("dc=mssante,dc=test", "base of the directory tree")
+    bind_dn: str = opt("", "service bind DN for an external server")
+    bind_password: str = opt("", "service bind password for an external server")
+    port: int = opt(2389, "managed slapd, LDAP with StartTLS", port=True)
+    ldaps_port: int = opt(2636, "managed slapd, LDAPS", port=True)
+    slapd_path: str = opt("/usr/sbin/slapd", "slapd binary of the managed directory")
+    require_in_directory: bool = opt(
+        False, "submission policy: refuse recipients not found in the directory"
+    )
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """[web]: portal, autoconfig, health and metrics over HTTPS."""
+
+    port: int = opt(8443, "HTTPS portal; 443 in production", port=True)
+
+
+@dataclass(frozen=True)
+class TrustSpaceSettings:
+    """[trustspace]: the MSSanté whitelist of domains."""
+
+    file: str = opt(
+        "", "whitelist XML file (embedded default: trustspace.xml in the data dir)"
+    )
+    url: str = opt("", "HTTPS URL of the published whitelist; empty: file only")
+    refresh_interval: float = opt(86400.0, "seconds between refreshes from url", min=60)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, plus the data directory and the file they came from."""
+
+    data_dir: Path
+    config_file: Path
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    trustspace: TrustSpaceSettings = field(default_factory=TrustSpaceSettings)
+    transport: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "doc": 'transport overrides, domain = "host:port" (like Postfix transport maps)'
+        },
+    )
+
+    # -- resolved values -------------------------------------------------------------
+    def path(self, value: str, default_name: str) -> Path:
+        """A configured path, relative to the data dir, or the default name in the data dir."""
+        p = Path(value) if value else Path(default_name)
+        return p if p.is_absolute() else self.data_dir / p
+
+    @property
+    def primary_domain(self) -> str:
+        return self.gateway.domains[0]
+
+    @property
+    def hostname(self) -> str:
+        return self.gateway.hostname or f"mx.{self.primary_domain}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.gateway.mode == "embedded"
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'mssante.db'}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.path(self.storage.key_file, "master.key")
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def tls_cert_file(self) -> Path:
+        return self.path(self.tls.cert_file, "pki/server.pem")
+
+    @property
+    def tls_key_file(self) -> Path:
+        return self.path(self.tls.key_file, "pki/server.key")
+
+    @property
+    def tls_anchor_files(self) -> tuple[Path, ...]:
+        if self.tls.anchors:
+            return tuple(self.path(a, a) for a in self.tls.anchors)
+        return (self.pki_dir / "ca.pem",) if self.embedded else ()
+
+    @property
+    def tls_crl_files(self) -> tuple[Path, ...]:
+        return tuple(self.path(c, c) for c in self.tls.crl_files)
+
+    @property
+    def trustspace_file(self) -> Path:
+        return self.path(self.trustspace.file, "trustspace.xml")
+
+    def is_local_domain(self, domain: str) -> bool:
+        return domain.lower().rstrip(".") in {d.lower() for d in self.gateway.domains}
+
+
+SECTIONS: dict[str, type] = {
+    "gateway": GatewaySettings,
+    "database": DatabaseSettings,
+    "storage": StorageSettings,
+    "tls": TlsSettings,
+    "smtp": SmtpSettings,
+    "imap": ImapSettings,
+    "directory": DirectorySettings,
+    "web": WebSettings,
+    "trustspace": TrustSpaceSettings,
+}
+"""Section name in the TOML file → its dataclass. ``[transport]`` is a free table."""

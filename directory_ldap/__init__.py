@@ -1,0 +1,1 @@
+"""directory_ldap layer (see DESIGN.md)."""

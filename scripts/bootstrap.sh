@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what `make run` and `make test` need on a Debian 12 machine:
+# the Debian packages (through apt-get when root, otherwise prints the exact
+# command), then a virtual environment in .venv with the project editable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: build deps of python-ldap, the real servers and clients the
+# gateway manages or the tests drive.
+PACKAGES=(
+  python3-venv python3-dev build-essential
+  libldap2-dev libsasl2-dev
+  slapd ldap-utils
+  postgresql
+  openssl curl testssl.sh swaks isync
+)
+if [ "${1:-}" = "--bench" ]; then
+  PACKAGES+=(postfix dovecot-imapd)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # slapd, postfix and dovecot must not start system-wide daemons: the
+    # gateway and the tests run private instances on their own ports.
+    policy=/usr/sbin/policy-rc.d
+    created_policy=0
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && created_policy=1
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ "$created_policy" = 1 ] && rm -f "$policy"
+  else
+    echo "bootstrap: missing Debian packages. Run as root:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "bootstrap: Python 3.11 or newer is required ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
+  exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+touch .venv/.installed
+echo "bootstrap: ready (.venv)"

@@ -1,0 +1,1 @@
+"""smtp layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""trustspace layer (see DESIGN.md)."""
