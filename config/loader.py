@@ -262,4 +262,6 @@ def _check_consistency(settings: Settings, source: str) -> None:
             if float(s) <= 0:
                 raise ValueError
         except ValueError:
-            raise ConfigError(source, "smtp.retry_schedule", s, "positive numbers of seconds") from None
+            raise ConfigError(
+                source, "smtp.retry_schedule", s, "positive numbers of seconds"
+            ) from None

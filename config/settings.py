@@ -110,7 +110,9 @@ class TlsSettings:
 class SmtpSettings:
     """[smtp]: relay between operators, submission for users, outbound queue."""
 
-    relay_port: int = opt(2525, "relay between operators (STARTTLS, mutual TLS); 25 in production", port=True)
+    relay_port: int = opt(
+        2525, "relay between operators (STARTTLS, mutual TLS); 25 in production", port=True
+    )
     submission_port: int = opt(2587, "submission with STARTTLS; 587 in production", port=True)
     submissions_port: int = opt(2465, "submission with implicit TLS; 465 in production", port=True)
     max_message_size: int = opt(
