@@ -6,13 +6,16 @@ a bad configuration is reported the same way by every command (one line, exit 2)
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from config import ConfigError, Settings, load_settings
 
+T = TypeVar("T")
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
@@ -41,3 +44,15 @@ def fail(message: str, code: int = EXIT_FAILURE) -> None:
 
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+
+def run_command(coro: Coroutine[Any, Any, T]) -> T:
+    """Runs a command's coroutine; start-up failures become one line and a non-zero exit."""
+    from gateway.startup import StartupError, run_async
+
+    try:
+        return run_async(coro)
+    except StartupError as exc:
+        fail(str(exc), exc.exit_code)
+        raise  # unreachable: fail exits
+

@@ -1,0 +1,176 @@
+"""Who is this? Application passwords and client certificates, checked in constant time.
+
+Used by SMTP submission (AUTH PLAIN/LOGIN/EXTERNAL), IMAP (LOGIN, AUTHENTICATE) and later
+LDAP pass-through. argon2id runs in a worker thread; a verified credential is remembered for
+a short time (as Dovecot's auth_cache) so that a client opening many connections does not
+pay argon2 each time, and :meth:`Authenticator.forget` drops it when a password is revoked or
+an account suspended. An unknown address costs one argon2 verification too, so response
+times do not reveal which addresses exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from cryptography import x509
+from sqlalchemy import select
+
+from accounts.passwords import DUMMY_HASH, verify_secret
+from storage import credentials as credential_rows
+from storage.database import Database
+from storage.schema import accounts, credentials, delegations
+from trustspace.certs import fingerprint_sha256, idnat_from_certificate, structure_from_certificate
+
+CACHE_TTL = 30.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated mailbox holder, as SMTP and IMAP sessions carry it."""
+
+    account_id: int
+    address: str
+    type: str
+    method: str
+    idnat: str | None = None
+    credential_id: int | None = None
+
+
+class Authenticator:
+    """Checks credentials against the accounts in the database."""
+
+    def __init__(self, db: Database, cache_ttl: float = CACHE_TTL) -> None:
+        self._db = db
+        self._ttl = cache_ttl
+        self._cache: dict[bytes, tuple[float, Identity]] = {}
+
+    @staticmethod
+    def _cache_key(address: str, password: str) -> bytes:
+        return hashlib.sha256(f"{address}\0{password}".encode()).digest()
+
+    def forget(self, account_id: int | None = None) -> None:
+        """Drops remembered credentials (of one account, or all)."""
+        if account_id is None:
+            self._cache.clear()
+            return
+        for key in [k for k, (_, ident) in self._cache.items() if ident.account_id == account_id]:
+            del self._cache[key]
+
+    async def check_password(self, address: str, password: str, method: str) -> Identity | None:
+        """An active mailbox whose unrevoked application password is ``password``, or None."""
+        address = address.strip().lower()
+        key = self._cache_key(address, password)
+        hit = self._cache.get(key)
+        if hit and hit[0] > time.monotonic():
+            return Identity(**{**hit[1].__dict__, "method": method})
+        async with self._db.read() as conn:
+            account = (
+                await conn.execute(
+                    select(accounts.c.id, accounts.c.type, accounts.c.idnat).where(
+                        accounts.c.address == address, accounts.c.status == "active"
+                    )
+                )
+            ).first()
+            hashes = []
+            if account is not None:
+                hashes = (
+                    await conn.execute(
+                        select(credentials.c.id, credentials.c.secret_hash).where(
+                            credentials.c.account_id == account.id,
+                            credentials.c.kind == "app_password",
+                            credentials.c.revoked_at.is_(None),
+                        )
+                    )
+                ).all()
+        if not hashes:
+            await verify_secret(DUMMY_HASH, password)
+            return None
+        for cred_id, secret_hash in hashes:
+            if secret_hash and await verify_secret(secret_hash, password):
+                assert account is not None
+                ident = Identity(
+                    account_id=account.id, address=address, type=account.type, method=method,
+                    idnat=account.idnat, credential_id=cred_id,
+                )
+                self._cache[key] = (time.monotonic() + self._ttl, ident)
+                async with self._db.begin() as conn:
+                    await credential_rows.touch(conn, cred_id)
+                return ident
+        return None
+
+    async def check_certificate(
+        self, cert: x509.Certificate | bytes, authzid: str | None, method: str = "EXTERNAL"
+    ) -> Identity | None:
+        """The mailbox a verified client certificate stands for (SASL EXTERNAL, RFC 4422 App. A).
+
+        The certificate must already have been verified against the trust anchors by TLS.
+        It names a professional (idNatPS, CPS card), a structure (organisation certificate
+        of an applicative mailbox) or was registered by fingerprint. When it matches several
+        mailboxes the client must say which with an authorisation identity.
+        """
+        if isinstance(cert, bytes):
+            cert = x509.load_der_x509_certificate(cert)
+        idnat = idnat_from_certificate(cert)
+        structure = None if idnat else structure_from_certificate(cert)
+        fingerprint = fingerprint_sha256(cert).replace(":", "").lower()
+        cols = (accounts.c.id, accounts.c.address, accounts.c.type, accounts.c.idnat)
+        async with self._db.read() as conn:
+            rows = []
+            if idnat:
+                rows += (
+                    await conn.execute(
+                        select(*cols).where(
+                            accounts.c.idnat == idnat, accounts.c.status == "active"
+                        )
+                    )
+                ).all()
+            elif structure:
+                rows += (
+                    await conn.execute(
+                        select(*cols).where(
+                            accounts.c.structure_id == structure,
+                            accounts.c.type == "APP",
+                            accounts.c.status == "active",
+                        )
+                    )
+                ).all()
+            rows += (
+                await conn.execute(
+                    select(*cols)
+                    .join(credentials, credentials.c.account_id == accounts.c.id)
+                    .where(
+                        credentials.c.kind == "certificate",
+                        credentials.c.cert_fingerprint == fingerprint,
+                        credentials.c.revoked_at.is_(None),
+                        accounts.c.status == "active",
+                    )
+                )
+            ).all()
+        by_address = {r.address: r for r in rows}
+        if authzid:
+            row = by_address.get(authzid.strip().lower())
+        else:
+            row = next(iter(by_address.values())) if len(by_address) == 1 else None
+        if row is None:
+            return None
+        return Identity(
+            account_id=row.id, address=row.address, type=row.type, method=method, idnat=row.idnat
+        )
+
+    async def sender_addresses(self, identity: Identity) -> set[str]:
+        """Addresses ``identity`` may send as: its own and the mailboxes delegating send-as."""
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(accounts.c.address)
+                    .join(delegations, delegations.c.owner_account_id == accounts.c.id)
+                    .where(
+                        delegations.c.delegate_account_id == identity.account_id,
+                        delegations.c.can_send_as.is_(True),
+                        accounts.c.status == "active",
+                    )
+                )
+            ).all()
+        return {identity.address, *(r.address for r in rows)}

@@ -1,0 +1,104 @@
+"""Creating mailboxes: one account row, its default folders and one application password.
+
+This is the minimal life cycle that SMTP and IMAP need (an active mailbox that can log in);
+registration, review and suspension build on it. Everything is written in one transaction,
+so a refusal or a crash leaves nothing half-created.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from accounts.errors import AccountRefused
+from accounts.passwords import generate_app_password, hash_secret
+from config import Settings
+from storage import accounts as account_rows
+from storage import credentials, folders
+from storage.accounts import Account
+from storage.database import Database
+from storage.errors import AlreadyExists
+from trustspace.idnat import idnat_problem, structure_problem
+
+MAILBOX_TYPES = ("PER", "ORG", "APP")
+
+# RFC 5321 §4.1.2 dot-atom local part (ASCII); MSSanté addresses are plain ASCII.
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+
+
+@dataclass(frozen=True)
+class NewMailbox:
+    """A created mailbox and its application password, shown once and never stored."""
+
+    account: Account
+    app_password: str
+
+
+def check_address(settings: Settings, address: str) -> str:
+    """The address lower-cased, or :class:`AccountRefused` saying what is wrong with it."""
+    address = address.strip()
+    local, sep, domain = address.rpartition("@")
+    if not sep or not local or not domain:
+        raise AccountRefused(f"address {address!r} is not of the form local-part@domain")
+    if len(local) > 64 or not _LOCAL.match(local):
+        raise AccountRefused(f"address {address!r}: the local part {local!r} is not valid")
+    if not settings.is_local_domain(domain):
+        raise AccountRefused(
+            f"address {address!r}: domain {domain!r} is not served here "
+            f"(local domains: {', '.join(settings.gateway.domains)})"
+        )
+    return address.lower()
+
+
+async def add_mailbox(
+    db: Database,
+    address: str,
+    *,
+    type: str,  # noqa: A002 - the MSSanté term
+    name: str,
+    idnat: str | None = None,
+    structure_id: str | None = None,
+    structure_name: str | None = None,
+    is_admin: bool = False,
+    device_label: str = "initial",
+) -> NewMailbox:
+    """Creates an active mailbox with INBOX, Sent, Drafts, Trash, Archive and one password.
+
+    A nominative (PER) mailbox names its holder by idNatPS; an applicative (APP) one names
+    its structure (FINESS/SIRET). Raises :class:`AccountRefused` before writing anything.
+    """
+    address = check_address(db.settings, address)
+    if type not in MAILBOX_TYPES:
+        raise AccountRefused(f"mailbox type {type!r} is not one of {', '.join(MAILBOX_TYPES)}")
+    if not name.strip():
+        raise AccountRefused("a mailbox needs a display name (--name)")
+    if type == "PER":
+        if not idnat:
+            raise AccountRefused("a nominative (PER) mailbox needs the holder's idNatPS (--idnat)")
+    if idnat is not None and (problem := idnat_problem(idnat)):
+        raise AccountRefused(problem)
+    if structure_id is not None and (problem := structure_problem(structure_id)):
+        raise AccountRefused(problem)
+    if type == "APP" and not structure_id:
+        raise AccountRefused("an applicative (APP) mailbox needs its structure (--structure)")
+
+    password = generate_app_password()
+    secret_hash = await hash_secret(password)
+    rpps = idnat[1:] if idnat and idnat.startswith("8") else None
+    adeli = idnat[1:] if idnat and idnat.startswith("0") else None
+    given, _, surname = name.strip().rpartition(" ")
+    try:
+        async with db.begin() as conn:
+            account = await account_rows.create(
+                conn, address=address, type=type, status="active",
+                display_name=name.strip(), given_name=given, surname=surname or name.strip(),
+                idnat=idnat, rpps=rpps, adeli=adeli, structure_id=structure_id,
+                structure_name=structure_name, is_admin=is_admin,
+            )
+            await folders.create_default_folders(conn, account.id)
+            await credentials.add(
+                conn, account.id, "app_password", label=device_label, secret_hash=secret_hash
+            )
+    except AlreadyExists:
+        raise AccountRefused(f"address {address!r} already has a mailbox") from None
+    return NewMailbox(account=account, app_password=password)
