@@ -104,6 +104,12 @@ class TlsSettings:
         (), "PEM files of the trust anchors peers must chain to (embedded default: pki/ca.pem)"
     )
     crl_files: tuple[str, ...] = opt((), "PEM or DER CRL files honoured when verifying peers")
+    crl_check: str = opt(
+        "leaf",
+        "with crl_files set: leaf checks the peer certificate only, chain every certificate "
+        "(then each issuing CA needs a CRL in crl_files)",
+        choices=("leaf", "chain"),
+    )
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,10 @@ class DirectorySettings:
     base_dn: str = opt("dc=mssante,dc=test", "base of the directory tree")
     bind_dn: str = opt("", "service bind DN for an external server")
     bind_password: str = opt("", "service bind password for an external server")
+    client_cert_file: str = opt(
+        "", "client certificate (PEM) for SASL EXTERNAL to an external server (no password)"
+    )
+    client_key_file: str = opt("", "private key (PEM) of client_cert_file")
     port: int = opt(2389, "managed slapd, LDAP with StartTLS", port=True)
     ldaps_port: int = opt(2636, "managed slapd, LDAPS", port=True)
     slapd_path: str = opt("/usr/sbin/slapd", "slapd binary of the managed directory")
@@ -193,6 +203,17 @@ class TrustSpaceSettings:
     )
     url: str = opt("", "HTTPS URL of the published whitelist; empty: file only")
     refresh_interval: float = opt(86400.0, "seconds between refreshes from url", min=60)
+    ca_file: str = opt(
+        "",
+        "PEM file of the CA(s) the whitelist server must chain to (default: the [tls] anchors)",
+    )
+    fetch_timeout: float = opt(30.0, "seconds to wait for the whitelist server", min=1, max=600)
+    max_size: int = opt(
+        32 * MiB, "largest whitelist document accepted, in octets", min=1024, max=1024 * MiB
+    )
+    file_check_interval: float = opt(
+        5.0, "seconds between checks of the local whitelist file for changes", min=0.05, max=3600
+    )
 
 
 @dataclass(frozen=True)
