@@ -45,7 +45,12 @@ class KeyValueFormatter(logging.Formatter):
         parts.update(_fields(record))
         if record.exc_info:
             parts["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return " ".join(f"{k}={_kv_value(v)}" for k, v in parts.items())
+        line = " ".join(f"{k}={_kv_value(v)}" for k, v in parts.items())
+        message = parts["event"]
+        if isinstance(message, str) and message.startswith("event=") and "\n" not in message:
+            # Already key=value (some modules log that way): keep it as it is, not quoted.
+            line = line.replace(f"event={_kv_value(message)}", message, 1)
+        return line
 
 
 class JsonFormatter(logging.Formatter):

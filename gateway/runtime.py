@@ -1,0 +1,185 @@
+"""The composition root: builds every service from the settings and runs them together.
+
+Order of start: configuration file (first start), TLS identity (development PKI in embedded
+mode), trust space, database (migrations, key file), first-start accounts, message
+pipeline, then the listeners. Anything that fails before the listeners are up is a
+:class:`~gateway.startup.StartupError`: one line, non-zero exit, nothing left running.
+Stop is the reverse: listeners stop accepting, sessions get ``gateway.shutdown_grace``
+seconds to finish, the pipeline commits what it holds, the database closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from accounts.authenticator import Authenticator
+from accounts.mailboxes import add_mailbox
+from config import Settings
+from gateway.service import Listener, Service
+from gateway.startup import StartupError, ensure_config_file, open_storage, prepare_tls
+from mail.changes import ChangeHub
+from mail.pipeline import Pipeline
+from storage import accounts as account_rows
+from storage.database import Database
+from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
+
+log = logging.getLogger("mssante.gateway")
+
+DEMO_IDNAT = "810000000001"
+
+
+@dataclass(frozen=True)
+class FirstStartCredentials:
+    """Printed once, at the first start on an empty database."""
+
+    admin_address: str
+    admin_password: str
+    demo_address: str
+    demo_password: str
+
+
+@dataclass
+class Gateway:
+    """Every running part of one gateway process."""
+
+    settings: Settings
+    db: Database | None = None
+    trust: TrustSpaceManager | None = None
+    pipeline: Pipeline | None = None
+    changes: ChangeHub = field(default_factory=ChangeHub)
+    authenticator: Authenticator | None = None
+    services: list[Service] = field(default_factory=list)
+    first_start: FirstStartCredentials | None = None
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop_background: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # -- start ---------------------------------------------------------------------
+    async def start(self) -> None:
+        settings = self.settings
+        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+        if ensure_config_file(settings):
+            log.info("config_written", extra={"fields": {"path": str(settings.config_file)}})
+        await asyncio.to_thread(prepare_tls, settings)
+        if settings.embedded:
+            await asyncio.to_thread(ensure_default_whitelist, settings)
+        self.trust = TrustSpaceManager(settings)
+        result = await self.trust.load_initial()
+        if not self.trust.loaded:
+            raise StartupError(
+                f"trust space: no usable whitelist ({result.reason}: {result.detail}); "
+                f"check [trustspace] file/url"
+            )
+        self.db = await open_storage(settings)
+        try:
+            self.first_start = await self._first_start_accounts(self.db)
+            self.authenticator = Authenticator(self.db)
+            self.pipeline = Pipeline(self.db, settings, self.changes)
+            await self.pipeline.start()
+            for build in service_builders():
+                service = build(self)
+                if service is None:
+                    continue
+                try:
+                    await service.start()
+                except OSError as exc:
+                    raise StartupError(_bind_error(service.name, exc)) from None
+                self.services.append(service)
+            self._background.append(
+                asyncio.create_task(self.trust.run_periodic(self._stop_background))
+            )
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+
+    async def _first_start_accounts(self, db: Database) -> FirstStartCredentials | None:
+        """At first start (no account at all): the first administrator and a demo mailbox."""
+        async with db.read() as conn:
+            if await account_rows.list_accounts(conn, limit=1):
+                return None
+        domain = self.settings.primary_domain
+        admin = await add_mailbox(
+            db, f"postmaster@{domain}", type="ORG", name="Postmaster", is_admin=True
+        )
+        demo = await add_mailbox(
+            db, f"demo@{domain}", type="PER", name="Dr Camille Demo", idnat=DEMO_IDNAT
+        )
+        log.info("first_start_accounts", extra={"fields": {
+            "admin": admin.account.address, "demo": demo.account.address}})
+        return FirstStartCredentials(
+            admin.account.address, admin.app_password, demo.account.address, demo.app_password
+        )
+
+    def listeners(self) -> list[Listener]:
+        return [lst for s in self.services for lst in s.listeners()]
+
+    # -- stop ----------------------------------------------------------------------
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.settings.gateway.shutdown_grace if grace is None else grace
+        self._stop_background.set()
+        for service in reversed(self.services):
+            try:
+                await service.stop(grace)
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                log.exception("service_stop_failed", extra={"fields": {"service": service.name}})
+        self.services.clear()
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
+        if self.pipeline is not None:
+            await self.pipeline.stop()
+            self.pipeline = None
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+
+
+ServiceBuilder = Callable[[Gateway], Service | None]
+
+
+def service_builders() -> list[ServiceBuilder]:
+    """The services of this build, in start order (each module adds itself here)."""
+    from gateway.services import BUILDERS
+
+    return list(BUILDERS)
+
+
+def _bind_error(name: str, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"{name}: address already in use ({exc.strerror}); stop the program using it " \
+               "or choose another port in the configuration"
+    return f"{name}: cannot listen: {exc.strerror or exc}"
+
+
+async def serve(
+    settings: Settings, announce: Callable[[Gateway], Awaitable[None] | None] | None = None
+) -> int:
+    """Runs the gateway until SIGTERM or SIGINT; returns the process exit code (0)."""
+    gateway = Gateway(settings)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if announce is not None:
+            maybe = announce(gateway)
+            if maybe is not None:
+                await maybe
+        log.info("gateway_ready", extra={"fields": {"listeners": len(gateway.listeners())}})
+        await stop.wait()
+        log.info("gateway_stopping", extra={"fields": {
+            "grace_s": settings.gateway.shutdown_grace}})
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await gateway.stop()
+    log.info("gateway_stopped")
+    return 0
