@@ -80,6 +80,8 @@ class Delivery:
     envid: str | None = None
     view: MessageView | None = None
     internal_date: Any = None
+    # False for IMAP APPEND: a user filing a message is not a delivery to prove.
+    record_delivery: bool = True
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ class Pipeline:
                 conn, kind=spec.kind, message_ref=search.message_id, content_sha256=sha,
                 actor=spec.actor, details=spec.details,
             )
-        for target in d.local:
+        for target in d.local if d.record_delivery else ():
             await proofs.append(
                 conn, kind="delivered", message_ref=search.message_id, content_sha256=sha,
                 actor=target.address, details={"mailbox": target.address,
