@@ -163,7 +163,13 @@ class ImapSettings:
     max_bad_commands: int = opt(20, "consecutive BAD replies before BYE", min=1)
     idle_timeout: float = opt(1860.0, "seconds of inactivity (RFC 9051: at least 30 min)", min=60)
     client_workarounds: tuple[str, ...] = opt(
-        (), "named client quirk switches (see docs), off unless listed"
+        (), "named client quirk switches (see imap/workarounds.py), off unless listed"
+    )
+    quota_storage_mb: int = opt(
+        2048, "mailbox storage quota reported by GETQUOTAROOT (RFC 9208), MiB", min=1
+    )
+    max_connections_per_address: int = opt(
+        200, "simultaneous IMAP connections from one client address", min=1
     )
 
 
@@ -182,6 +188,10 @@ class DirectorySettings:
     port: int = opt(2389, "managed slapd, LDAP with StartTLS", port=True)
     ldaps_port: int = opt(2636, "managed slapd, LDAPS", port=True)
     slapd_path: str = opt("/usr/sbin/slapd", "slapd binary of the managed directory")
+    sync_writes: bool = opt(
+        True, "managed slapd: fsync every MDB commit; false keeps integrity but may lose the "
+        "last writes on a power cut, for about 4x faster bulk imports",
+    )
     require_in_directory: bool = opt(
         False, "submission policy: refuse recipients not found in the directory"
     )

@@ -1,0 +1,142 @@
+"""``mssante directory``: import the national extract, search and show entries.
+
+In embedded mode the command uses the running managed slapd (``mssante serve``) through its
+ldapi socket, or starts it for the duration of the command when the gateway is not running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from directory_ldap import DirectoryEntry, DirectoryError
+from directory_ldap.extract import ExtractError, read_extract
+from directory_ldap.importer import ImportSummary, import_extract
+from directory_ldap.service import Directory
+from gateway.context import EXIT_FAILURE, EXIT_USAGE, CliContext, fail, pass_cli
+
+T = TypeVar("T")
+
+
+def _running(directory: Directory) -> bool:
+    if directory.layout is None:
+        return True
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(1)
+            s.connect(str(directory.layout.socket_path))
+    except OSError:
+        return False
+    return True
+
+
+def _with_directory(cli: CliContext, work: Callable[[Directory], Awaitable[T]]) -> T:
+    settings = cli.settings()
+
+    async def run() -> T:
+        directory = Directory(settings)
+        manage = not _running(directory)
+        await directory.start(manage=manage)
+        try:
+            return await work(directory)
+        finally:
+            if manage:
+                await directory.stop()
+            else:
+                directory.pool.close()
+
+    try:
+        return asyncio.run(run())
+    except DirectoryError as exc:
+        fail(str(exc), EXIT_FAILURE)
+        raise AssertionError("unreachable") from exc
+
+
+@click.group("directory")
+def command() -> None:
+    """The LDAP directory: national extract import and correspondent search."""
+
+
+@command.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@pass_cli
+def import_cmd(cli: CliContext, file: Path) -> None:
+    """Import FILE, the "Extraction Correspondance MSSanté" (|-separated, UTF-8)."""
+    if not file.is_file():
+        fail(f"extract file {file} does not exist", EXIT_USAGE)
+    console = Console(stderr=True)
+    try:
+        extract = read_extract(file)
+    except ExtractError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    console.print(f"columns used: {', '.join(extract.used_columns)}")
+    if extract.ignored_columns:
+        console.print(f"columns ignored: {', '.join(extract.ignored_columns)}")
+    if extract.missing_columns:
+        console.print(f"columns missing: {', '.join(extract.missing_columns)}")
+
+    async def work(directory: Directory) -> ImportSummary:
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                      transient=True) as bar:
+            task = bar.add_task("importing", total=None)
+            return await import_extract(
+                directory, file, parsed=extract,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+
+    summary = _with_directory(cli, work)
+    for bad in summary.bad:
+        click.echo(f"line {bad.line}: skipped: {bad.reason}")
+    for dn, reason in summary.failed:
+        click.echo(f"failed: {dn}: {reason}")
+    click.echo(
+        f"imported {summary.rows} rows from {file}: {summary.added} added, {summary.updated} "
+        f"updated, {summary.deleted} deleted, {summary.unchanged} unchanged, "
+        f"{len(summary.bad)} bad rows skipped, {len(summary.failed)} failed"
+        f"{' (resumed an interrupted import)' if summary.resumed else ''} "
+        f"in {summary.seconds:.1f}s"
+    )
+    if summary.failed:
+        raise SystemExit(EXIT_FAILURE)
+
+
+@command.command("search")
+@click.argument("text")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@pass_cli
+def search_cmd(cli: CliContext, text: str, limit: int) -> None:
+    """Search correspondents: every word of TEXT must match (name, specialty, place...)."""
+    if not text.split():
+        fail("search text is empty; give at least one word, e.g. \"martin cardio 31\"", EXIT_USAGE)
+    entries = _with_directory(cli, lambda d: d.search(text, limit))
+    table = Table(title=f"{len(entries)} result(s) for {text!r}")
+    for col in ("address", "name", "type", "specialty", "structure", "place", "origin"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(e.address, e.common_name, e.type, e.specialty_label, e.structure_name,
+                      " ".join(p for p in (e.postal_code, e.city) if p), e.origin)
+    Console(width=200).print(table)
+
+
+@command.command("show")
+@click.argument("address")
+@pass_cli
+def show_cmd(cli: CliContext, address: str) -> None:
+    """Show the directory entry of ADDRESS."""
+    entry: DirectoryEntry | None = _with_directory(cli, lambda d: d.lookup(address))
+    if entry is None:
+        fail(f"{address} is not in the directory", EXIT_FAILURE)
+        return
+    for name, value in vars(entry).items():
+        if name != "password_hashes" and value not in ("", 0, False, ()):
+            click.echo(f"{name}: {value}")

@@ -1,0 +1,167 @@
+"""The header fields the gateway reads and adds when it accepts a message.
+
+The rule is "change nothing else": the fields added here (Received, and on submission
+Message-ID and Date when missing) are *prepended* to the message as received, so every
+original octet — ``X-MSS-CODECDA``, ``X-MSS-INS``, ``X-MSS-NIL``, ``X-MSS-MES``, an
+``IHE_XDM.ZIP`` part — is a byte-for-byte suffix of what is stored. Only the header block is
+parsed (it is small); the body is never walked here.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from mail.addresses import parse_address_list
+from mail.mimeheader import find_body_start, parse_header
+from trustspace.refusal import ascii_text
+
+CRLF = b"\r\n"
+FOLD = "\r\n\t"  # RFC 5322 §2.2.3: folding is CRLF followed by white space
+MAX_COMMENT = 400
+"""Longest text kept in one comment, so every line stays far below 998 octets (RFC 5322 §2.1.1)."""
+
+_NOT_ATOM = re.compile(r"[^A-Za-z0-9.\-_:\[\]]")
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What the accept path needs from the header block of a message."""
+
+    header_end: int
+    """Offset just after the blank line ending the header (the message length without one)."""
+    from_addresses: tuple[str, ...]
+    """Every mailbox of every From field (RFC 5322 §3.6.2), as ``local@domain``."""
+    message_id: str | None
+    has_date: bool
+
+
+def read_header_facts(raw: bytes) -> HeaderFacts:
+    """Parses only the top-level header block of ``raw``."""
+    end = find_body_start(raw, 0, len(raw))
+    header = parse_header(raw, 0, end)
+    addresses: list[str] = []
+    for name, value in header.fields:
+        if name != "from":
+            continue
+        for _display, _adl, mailbox, host in parse_address_list(value):
+            if mailbox is None or host is None:
+                continue  # RFC 3501 §7.4.2 group start/end markers, not mailboxes
+            addresses.append(f"{mailbox}@{host}")
+    message_id = header.get("message-id")
+    return HeaderFacts(
+        header_end=end,
+        from_addresses=tuple(addresses),
+        message_id=message_id or None,
+        has_date=header.get("date") is not None,
+    )
+
+
+def new_message_id(hostname: str) -> str:
+    """A globally unique msg-id (RFC 5322 §3.6.4): time, randomness, our host name."""
+    return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{_atom(hostname)}>"
+
+
+def date_value(when: datetime | None = None) -> str:
+    """An RFC 5322 §3.3 date-time, in local time with its offset, as Postfix writes it."""
+    moment = (when or datetime.now(UTC)).astimezone()
+    return format_datetime(moment)
+
+
+def protocol_name(*, tls: bool, authenticated: bool, utf8: bool) -> str:
+    """The ``with`` keyword of the Received field.
+
+    RFC 3848 §2: ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both); RFC 6531 §3.7.3 replaces
+    the ``ESMTP`` prefix by ``UTF8SMTP`` when the transaction used SMTPUTF8.
+    """
+    base = "UTF8SMTP" if utf8 else "ESMTP"
+    suffix = ("S" if tls else "") + ("A" if authenticated else "")
+    return base + suffix
+
+
+@dataclass(frozen=True)
+class ReceivedInfo:
+    """Everything one Received field records (RFC 5321 §4.4)."""
+
+    helo: str
+    client_ip: str
+    client_name: str | None
+    """Reverse DNS name of the client, None when unknown."""
+    by_host: str
+    protocol: str
+    smtp_id: str
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    tls_bits: int | None = None
+    auth_login: str | None = None
+    auth_method: str | None = None
+    peer_subject: str | None = None
+    peer_fingerprint: str | None = None
+    recipient: str | None = None
+    """Named in ``for <…>`` only when there is exactly one (as Postfix does)."""
+    when: datetime | None = None
+
+
+def received_field(info: ReceivedInfo) -> bytes:
+    """The folded ``Received:`` field, CRLF-terminated, ASCII only.
+
+    Layout as Postfix writes it (RFC 5321 §4.4 Time-stamp-line; comments are CFWS), e.g.::
+
+        Received: from ws.example (host.example [192.0.2.7])
+        \t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))
+        \t(Authenticated sender: dr.x@mssante.test, method PLAIN)
+        \tby mx.mssante.test (mssante-gateway) with ESMTPSA id 4Xk2…
+        \tfor <dr.y@mssante.test>; Mon, 18 Mar 2024 10:00:00 +0100
+    """
+    ip = _atom(info.client_ip) or "unknown"
+    name = _atom(info.client_name or "") or "unknown"
+    parts = [f"from {_atom(info.helo) or 'unknown'} ({name} [{ip}])"]
+    if info.tls_version:
+        bits = f" ({info.tls_bits}/{info.tls_bits} bits)" if info.tls_bits else ""
+        parts.append(
+            f"(using {_comment(info.tls_version)} with cipher {_comment(info.tls_cipher or '')}"
+            f"{bits})"
+        )
+    if info.peer_subject is not None:
+        parts.append(
+            f'(Client certificate "{_comment(info.peer_subject)}" '
+            f"sha256 {_comment(info.peer_fingerprint or '')} verified OK)"
+        )
+    if info.auth_login is not None:
+        parts.append(
+            f"(Authenticated sender: {_comment(info.auth_login)}, "
+            f"method {_comment(info.auth_method or '')})"
+        )
+    parts.append(f"by {_atom(info.by_host)} (mssante-gateway) with {info.protocol} id {info.smtp_id}")
+    stamp = date_value(info.when)
+    if info.recipient:
+        parts.append(f"for <{_comment(info.recipient)}>; {stamp}")
+    else:
+        parts[-1] += f"; {stamp}"
+    return ("Received: " + FOLD.join(parts)).encode("ascii") + CRLF
+
+
+def field(name: str, value: str) -> bytes:
+    """One unfolded header field, CRLF-terminated, ASCII (``value`` is ours, never user text)."""
+    return f"{name}: {value}".encode("ascii") + CRLF
+
+
+def prepend(raw: bytes, fields: list[bytes]) -> bytes:
+    """``fields`` then the original message, untouched (one copy of the body, made once)."""
+    return b"".join((*fields, raw))
+
+
+def _comment(text: str) -> str:
+    """``text`` safe inside a comment: ASCII, no controls, parentheses and \\ quoted."""
+    clean = ascii_text(" ".join(text.split()))[:MAX_COMMENT]
+    # RFC 5322 §3.2.2: "(", ")" and "\" are quoted-pairs inside a comment.
+    return re.sub(r"([()\\])", r"\\\1", clean)
+
+
+def _atom(text: str) -> str:
+    """A host name or address literal as a client gave it, reduced to safe characters."""
+    return _NOT_ATOM.sub("?", text.strip())[:255]

@@ -1,0 +1,316 @@
+"""Encrypted, content-addressed body store.
+
+Each distinct body (by SHA-256 of its plaintext) is stored once, whatever the number of
+recipients, under a fresh random 256-bit data key. The data key is wrapped with AES-256-GCM
+by the active master key of the key file; the master key id is stored with the blob so
+keys can rotate. The body is cut into fixed-size plaintext segments, each sealed with
+AES-256-GCM; a partial read decrypts only the segments that cover the range.
+
+Segment nonce: the segment index (96-bit big-endian). It is unique under the blob's data key
+because a data key seals exactly one body, once.
+
+Segment associated data binds: format version, the body's SHA-256, its total size, the
+segment size, the index and a last-segment flag. Hence altering any byte, swapping or
+reordering segments (within a blob or between blobs), dropping trailing segments or
+editing the recorded size all fail authentication and raise :class:`BlobIntegrityError`:
+no altered byte is ever returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import and_, delete, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.engine import insert_or_ignore
+from storage.errors import BlobIntegrityError, BlobNotFound
+from storage.keys import Keyring
+from storage.schema import blob_segments, blobs
+from storage.types import utcnow
+
+_SEGMENT_AAD = b"mssante-blob-segment/1"
+_KEY_AAD = b"mssante-blob-key/1"
+THREAD_THRESHOLD = 256 * 1024
+"""Bodies larger than this are hashed and sealed in a worker thread (keep the loop free)."""
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A stored body: its id, SHA-256 (hex) and plaintext size."""
+
+    id: int
+    content_sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class _BlobRow:
+    id: int
+    sha: bytes
+    size: int
+    segment_size: int
+    segment_count: int
+    key_id: str
+    wrapped_key: bytes
+
+
+_BLOB_COLUMNS = (
+    blobs.c.id,
+    blobs.c.content_sha256,
+    blobs.c.size,
+    blobs.c.segment_size,
+    blobs.c.segment_count,
+    blobs.c.key_id,
+    blobs.c.wrapped_key,
+    blobs.c.purged_at,
+)
+
+
+def _segment_count(size: int, segment_size: int) -> int:
+    """An empty body still has one (empty, authenticated) segment."""
+    return max(1, -(-size // segment_size))
+
+
+def _aad(sha: bytes, size: int, segment_size: int, idx: int, last: bool) -> bytes:
+    return _SEGMENT_AAD + sha + struct.pack(">QII?", size, segment_size, idx, last)
+
+
+def _nonce(idx: int) -> bytes:
+    return idx.to_bytes(12, "big")
+
+
+class BlobStore:
+    """Stores and reads encrypted bodies inside the caller's transaction."""
+
+    def __init__(self, keyring: Keyring, segment_size: int) -> None:
+        self.keyring = keyring
+        self.segment_size = segment_size
+        self.segments_decrypted = 0
+        """Running count of decrypted segments (metrics; shows partial reads stay partial)."""
+
+    # -- writing -------------------------------------------------------------------------
+    async def put(self, conn: AsyncConnection, data: bytes) -> BlobRef:
+        """Stores ``data`` (or finds it already stored) and returns its reference.
+
+        Runs in ``conn``'s transaction: nothing is visible until the caller commits.
+        """
+        if len(data) > THREAD_THRESHOLD:
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
+        else:
+            digest = hashlib.sha256(data).digest()
+        hexsha = digest.hex()
+        row = (
+            await conn.execute(
+                select(blobs.c.id, blobs.c.purged_at).where(blobs.c.content_sha256 == hexsha)
+            )
+        ).first()
+        if row is not None and row.purged_at is None:
+            return BlobRef(row.id, hexsha, len(data))
+
+        key_id = self.keyring.active_key_id
+        if len(data) > THREAD_THRESHOLD:
+            wrapped, segments = await asyncio.to_thread(self._seal, data, digest, key_id)
+        else:
+            wrapped, segments = self._seal(data, digest, key_id)
+        values = {
+            "size": len(data),
+            "segment_size": self.segment_size,
+            "segment_count": len(segments),
+            "key_id": key_id,
+            "wrapped_key": wrapped,
+            "created_at": utcnow(),
+            "purged_at": None,
+        }
+        if row is not None:  # purged earlier, the same body arrives again: store it anew
+            blob_id = row.id
+            await conn.execute(update(blobs).where(blobs.c.id == blob_id).values(**values))
+        else:
+            stmt = insert_or_ignore(conn, blobs, ["content_sha256"]).values(
+                content_sha256=hexsha, **values
+            )
+            inserted = (await conn.execute(stmt.returning(blobs.c.id))).scalar()
+            if inserted is None:  # a concurrent transaction stored the same body first
+                existing = (
+                    await conn.execute(select(blobs.c.id).where(blobs.c.content_sha256 == hexsha))
+                ).scalar_one()
+                return BlobRef(existing, hexsha, len(data))
+            blob_id = inserted
+        await conn.execute(
+            blob_segments.insert(),
+            [{"blob_id": blob_id, "idx": i, "data": seg} for i, seg in enumerate(segments)],
+        )
+        return BlobRef(blob_id, hexsha, len(data))
+
+    def _seal(self, data: bytes, digest: bytes, key_id: str) -> tuple[bytes, list[bytes]]:
+        data_key = AESGCM.generate_key(bit_length=256)
+        wrap_nonce = secrets.token_bytes(12)
+        wrapped = wrap_nonce + AESGCM(self.keyring.master_key(key_id)).encrypt(
+            wrap_nonce, data_key, _KEY_AAD + digest + key_id.encode()
+        )
+        aead = AESGCM(data_key)
+        size, seg = len(data), self.segment_size
+        count = _segment_count(size, seg)
+        view = memoryview(data)
+        out = [
+            aead.encrypt(
+                _nonce(i),
+                bytes(view[i * seg : (i + 1) * seg]),
+                _aad(digest, size, seg, i, i == count - 1),
+            )
+            for i in range(count)
+        ]
+        return wrapped, out
+
+    # -- reading -------------------------------------------------------------------------
+    @staticmethod
+    def _check(row: Any, blob_id: int) -> _BlobRow:
+        if row is None or row.id is None:
+            raise BlobNotFound(f"blob {blob_id} does not exist")
+        if row.purged_at is not None:
+            raise BlobNotFound(
+                f"blob {blob_id} was purged on {row.purged_at.isoformat()} (retention period)"
+            )
+        try:
+            sha = bytes.fromhex(row.content_sha256)
+        except ValueError:
+            raise BlobIntegrityError(
+                f"blob {blob_id}: recorded content hash is malformed"
+            ) from None
+        if row.segment_count != _segment_count(row.size, row.segment_size):
+            raise BlobIntegrityError(
+                f"blob {blob_id}: {row.segment_count} segments recorded for {row.size} bytes; "
+                "the blob record was altered"
+            )
+        return _BlobRow(
+            row.id,
+            sha,
+            row.size,
+            row.segment_size,
+            row.segment_count,
+            row.key_id,
+            bytes(row.wrapped_key),
+        )
+
+    async def size(self, conn: AsyncConnection, blob_id: int) -> int:
+        """Plaintext size of a stored body."""
+        size = (await conn.execute(select(blobs.c.size).where(blobs.c.id == blob_id))).scalar()
+        if size is None:
+            raise BlobNotFound(f"blob {blob_id} does not exist")
+        return int(size)
+
+    async def read(
+        self, conn: AsyncConnection, blob_id: int, offset: int = 0, length: int | None = None
+    ) -> bytes:
+        """Plaintext bytes ``[offset, offset+length)`` (clipped to the body), authenticated.
+
+        One query loads the blob record and only the segments covering the range, and only
+        those are decrypted. A whole-body read also checks the SHA-256 of the result
+        against the recorded content hash.
+        """
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError(f"invalid range offset={offset} length={length}")
+        # The segment size is per blob (the setting may change), so the covering range is
+        # computed in SQL; it is a superset, trimmed below once the size is known.
+        cover = [
+            blob_segments.c.blob_id == blobs.c.id,
+            blob_segments.c.idx >= literal(offset) // blobs.c.segment_size,
+        ]
+        if length is not None:
+            upper = max(offset + length - 1, offset)
+            cover.append(blob_segments.c.idx <= literal(upper) // blobs.c.segment_size)
+        fetched = (
+            await conn.execute(
+                select(*_BLOB_COLUMNS, blob_segments.c.idx, blob_segments.c.data)
+                .select_from(blobs.outerjoin(blob_segments, and_(*cover)))
+                .where(blobs.c.id == blob_id)
+                .order_by(blob_segments.c.idx)
+            )
+        ).all()
+        blob = self._check(fetched[0] if fetched else None, blob_id)
+        end = blob.size if length is None else min(blob.size, offset + length)
+        whole = offset == 0 and end == blob.size
+        if end <= offset and not whole:
+            return b""
+        seg = blob.segment_size
+        first = offset // seg
+        last = max(first, (end - 1) // seg) if end > 0 else 0
+        rows = [r for r in fetched if r.idx is not None and first <= r.idx <= last]
+        got = [r.idx for r in rows]
+        if got != list(range(first, last + 1)):
+            missing = sorted(set(range(first, last + 1)) - set(got))
+            raise BlobIntegrityError(
+                f"blob {blob_id}: segments {missing} are missing; the stored body is truncated"
+            )
+        payload = [bytes(r.data) for r in rows]
+        total = sum(len(p) for p in payload)
+        if total > THREAD_THRESHOLD:
+            plain = await asyncio.to_thread(self._open, blob, first, payload)
+        else:
+            plain = self._open(blob, first, payload)
+        self.segments_decrypted += len(payload)
+        start = offset - first * seg
+        out = plain[start : start + (end - offset)]
+        if whole and hashlib.sha256(out).digest() != blob.sha:
+            raise BlobIntegrityError(f"blob {blob_id}: content does not match its SHA-256")
+        return out
+
+    def _open(self, blob: _BlobRow, first: int, payload: list[bytes]) -> bytes:
+        master = self.keyring.master_key(blob.key_id)
+        w = blob.wrapped_key
+        try:
+            data_key = AESGCM(master).decrypt(
+                w[:12], w[12:], _KEY_AAD + blob.sha + blob.key_id.encode()
+            )
+        except (InvalidTag, ValueError):
+            raise BlobIntegrityError(
+                f"blob {blob.id}: its data key failed authentication under master key "
+                f"{blob.key_id!r} (wrong key file, or the blob record was altered)"
+            ) from None
+        aead = AESGCM(data_key)
+        parts: list[bytes] = []
+        for n, ct in enumerate(payload):
+            idx = first + n
+            is_last = idx == blob.segment_count - 1
+            try:
+                pt = aead.decrypt(
+                    _nonce(idx), ct, _aad(blob.sha, blob.size, blob.segment_size, idx, is_last)
+                )
+            except InvalidTag:
+                raise BlobIntegrityError(
+                    f"blob {blob.id}: segment {idx} failed authentication; the stored body "
+                    "was altered, reordered or truncated"
+                ) from None
+            expected = blob.size - idx * blob.segment_size if is_last else blob.segment_size
+            if len(pt) != expected:
+                raise BlobIntegrityError(f"blob {blob.id}: segment {idx} has a wrong length")
+            parts.append(pt)
+        return b"".join(parts)
+
+    # -- retention -----------------------------------------------------------------------
+    async def purge(self, conn: AsyncConnection, blob_id: int) -> bool:
+        """Destroys a body: segments deleted, data key erased; the row (hash, size) stays.
+
+        Returns False when the blob was already purged or does not exist.
+        """
+        result = await conn.execute(
+            update(blobs)
+            .where(blobs.c.id == blob_id, blobs.c.purged_at.is_(None))
+            .values(purged_at=utcnow(), wrapped_key=b"")
+        )
+        if result.rowcount == 0:
+            return False
+        await conn.execute(delete(blob_segments).where(blob_segments.c.blob_id == blob_id))
+        return True
+
+
+async def any_blob_stored(conn: AsyncConnection) -> bool:
+    """True when the database holds at least one blob row (encrypted data exists)."""
+    return bool((await conn.execute(select(func.count()).select_from(blobs))).scalar())

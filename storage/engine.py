@@ -1,0 +1,200 @@
+"""The database engine: the only module that knows whether SQLite or PostgreSQL is in use.
+
+Everything engine-specific lives here (connection pragmas, pool settings, upsert syntax,
+row claiming, serialisation locks) so that repositories stay portable SQLAlchemy Core.
+
+SQLite transactions: every transaction opened on the SQLite engine starts with
+``BEGIN IMMEDIATE``, so a transaction that reads and then writes takes the write lock up
+front and waits (``busy_timeout``) instead of failing with ``SQLITE_BUSY`` half-way through.
+Read-only work that must not queue behind writers can use :func:`read_only`, which opens
+plain deferred transactions (WAL readers never block writers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, event, select, text, update
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Row, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.dml import Insert
+
+from config.settings import Settings
+from storage.errors import DatabaseUnavailable
+
+CHECK_DEADLINE = 10.0
+"""Upper bound, in seconds, of :func:`check_database` whatever the configured timeout."""
+
+_READ_ONLY = "mssante_read_only"
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, safe for logs and error messages."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown without anything after '@'
+        return url.split("@")[-1] if "@" in url else url
+    # SQLAlchemy renders a hidden password as "***".
+    return parsed.render_as_string(hide_password=True)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """Builds the async engine for ``settings.database_url`` (SQLite or PostgreSQL)."""
+    url = make_url(settings.database_url)
+    db = settings.database
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, connect_args={"timeout": db.busy_timeout_ms / 1000})
+        _install_sqlite_hooks(engine, db.busy_timeout_ms)
+        return engine
+    if url.get_backend_name() == "postgresql":
+        if url.get_driver_name() != "asyncpg":
+            url = url.set(drivername="postgresql+asyncpg")
+        return create_async_engine(
+            url,
+            pool_size=db.pool_size,
+            max_overflow=db.pool_size,
+            pool_pre_ping=True,
+            pool_timeout=db.connect_timeout,
+            connect_args={"timeout": db.connect_timeout, "command_timeout": 300},
+        )
+    raise ValueError(
+        f"unsupported database URL {mask_url(settings.database_url)!r}: "
+        "use sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host/db"
+    )
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    """Pragmas on every new connection, and ``BEGIN IMMEDIATE`` for write transactions."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Autocommit at the driver level: SQLAlchemy's "begin" event below emits BEGIN itself,
+        # so pysqlite's implicit (deferred) transactions never start behind our back.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            # WAL: readers do not block the writer; FULL: a commit is durable on return.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool) for read-only transactions.
+
+    On SQLite they begin deferred so they never wait for the write lock; on PostgreSQL the
+    option is harmless. Writing through it on SQLite may fail with ``database is locked``.
+    """
+    return engine.execution_options(**{_READ_ONLY: True})
+
+
+def is_postgres(bind: AsyncEngine | AsyncConnection) -> bool:
+    """True when the engine (or connection) talks to PostgreSQL."""
+    return bind.dialect.name == "postgresql"
+
+
+async def check_database(engine: AsyncEngine, settings: Settings) -> None:
+    """Fails fast with :class:`DatabaseUnavailable` when the database does not answer.
+
+    The wait is bounded by ``[database].connect_timeout`` and never exceeds
+    :data:`CHECK_DEADLINE`, so start-up reports an unreachable server promptly.
+    """
+    deadline = min(settings.database.connect_timeout, CHECK_DEADLINE)
+    masked = mask_url(settings.database_url)
+    try:
+        async with asyncio.timeout(deadline):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except TimeoutError:
+        raise DatabaseUnavailable(
+            f"database {masked} did not answer within {deadline:g} s; "
+            "check that the server runs and [database].url is right"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any driver failure means "unavailable"
+        reason = str(exc).replace(settings.database_url, masked)
+        url = make_url(settings.database_url)
+        if url.password:
+            reason = reason.replace(str(url.password), "***")
+        raise DatabaseUnavailable(
+            f"database {masked} is unavailable: {type(exc).__name__}: {reason}"
+        ) from None
+
+
+def insert_or_ignore(
+    bind: AsyncConnection, table: Table, conflict_columns: Sequence[str]
+) -> Insert:
+    """``INSERT … ON CONFLICT (cols) DO NOTHING`` in the dialect of ``bind``."""
+    mod: Any = pg_dialect if is_postgres(bind) else sqlite_dialect
+    return mod.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
+
+
+def upsert(
+    bind: AsyncConnection,
+    table: Table,
+    conflict_columns: Sequence[str],
+    update_columns: Sequence[str],
+) -> Insert:
+    """``INSERT … ON CONFLICT (cols) DO UPDATE SET col = excluded.col`` for ``bind``."""
+    mod: Any = pg_dialect if is_postgres(bind) else sqlite_dialect
+    stmt = mod.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(conflict_columns),
+        set_={c: stmt.excluded[c] for c in update_columns},
+    )
+
+
+async def claim(
+    conn: AsyncConnection,
+    table: Table,
+    *,
+    where: ColumnElement[bool],
+    order_by: Sequence[Any],
+    limit: int,
+    values: Mapping[str, Any],
+) -> Sequence[Row[Any]]:
+    """Atomically takes up to ``limit`` rows matching ``where`` and updates them with ``values``.
+
+    One statement: ``UPDATE t SET … WHERE id IN (SELECT id … LIMIT n) RETURNING *``.
+    On PostgreSQL the sub-select is ``FOR UPDATE SKIP LOCKED``, so concurrent claimers on
+    several nodes skip each other's rows instead of waiting; on SQLite the statement runs
+    under the database write lock (``BEGIN IMMEDIATE``), which serialises claimers.
+    The table must have an ``id`` primary key.
+    """
+    pick = select(table.c.id).where(where).order_by(*order_by).limit(limit)
+    if is_postgres(conn):
+        # A materialised CTE: the locking sub-select runs exactly once, so the UPDATE never
+        # touches more than `limit` rows even if the planner would re-scan a sub-query.
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        ids: Any = select(picked.c.id)
+    else:
+        ids = pick.scalar_subquery()
+    stmt = update(table).where(table.c.id.in_(ids)).values(**dict(values)).returning(*table.c)
+    result = await conn.execute(stmt)
+    return result.all()
+
+
+async def serialize(conn: AsyncConnection, name: str) -> None:
+    """Serialises transactions that use the same ``name`` until the current one ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do, the transaction
+    already holds the database write lock.
+    """
+    if is_postgres(conn):
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

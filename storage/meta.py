@@ -1,0 +1,34 @@
+"""Small key/value facts about the database (active master key id, counters)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.engine import insert_or_ignore, upsert
+from storage.schema import meta
+
+
+async def get_value(conn: AsyncConnection, key: str) -> str | None:
+    """The value stored under ``key``, or None."""
+    return (await conn.execute(select(meta.c.value).where(meta.c.key == key))).scalar()
+
+
+async def set_value(conn: AsyncConnection, key: str, value: str) -> None:
+    """Stores ``value`` under ``key`` (insert or replace)."""
+    await conn.execute(upsert(conn, meta, ["key"], ["value"]).values(key=key, value=value))
+
+
+async def next_counter(conn: AsyncConnection, key: str, *, at_least: int = 1) -> int:
+    """Increments a counter and returns its new value, never below ``at_least``.
+
+    The row is locked (``FOR UPDATE`` on PostgreSQL; SQLite holds the write lock), so
+    concurrent callers get distinct values.
+    """
+    await conn.execute(insert_or_ignore(conn, meta, ["key"]).values(key=key, value="0"))
+    current = (
+        await conn.execute(select(meta.c.value).where(meta.c.key == key).with_for_update())
+    ).scalar_one()
+    value = max(int(current) + 1, at_least)
+    await conn.execute(update(meta).where(meta.c.key == key).values(value=str(value)))
+    return value

@@ -1,0 +1,272 @@
+"""The proof ledger: append-only, hash-chained, with signed checkpoints.
+
+Record hash (hex SHA-256) over the canonical JSON (sorted keys, compact) of::
+
+    {"seq", "kind", "created_at" (ISO 8601 UTC, microseconds), "message_ref",
+     "content_sha256", "actor", "details", "prev_hash"}
+
+``prev_hash`` is the previous record's hash (64 zeros for seq 1) and sequence numbers are
+consecutive from 1, so changing a record, deleting one or swapping two breaks the chain at
+that point. Deleting the newest records leaves a valid shorter chain; signed checkpoints
+(Ed25519 over seq + hash) pin how far the ledger reached, so that too is detected.
+Proofs name messages by Message-ID and content hash, never by patient data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.engine import serialize
+from storage.errors import UnknownKeyId
+from storage.keys import Keyring
+from storage.schema import proof_checkpoints, proofs
+from storage.types import canonical_json, utcnow
+
+GENESIS = "0" * 64
+_CHECKPOINT_PREFIX = b"mssante-proof-checkpoint/1\n"
+PROOF_KINDS = (
+    "submission", "relay", "delivery", "bounce", "read", "purge", "delay", "mdn",
+    "submitted", "received", "delivered", "relayed", "deferred", "bounced", "dsn-sent",
+    "mdn-sent", "purged",
+)
+
+
+@dataclass(frozen=True)
+class ProofRecord:
+    seq: int
+    kind: str
+    created_at: datetime
+    message_ref: str | None
+    content_sha256: str | None
+    actor: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify`: ``ok`` is True only when no problem was found."""
+
+    records: int = 0
+    checkpoints: int = 0
+    last_seq: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def record_hash(
+    *,
+    seq: int,
+    kind: str,
+    created_at: datetime,
+    message_ref: str | None,
+    content_sha256: str | None,
+    actor: str | None,
+    details_text: str,
+    prev_hash: str,
+) -> str:
+    """The chained hash of one record (see the module documentation)."""
+    doc = {
+        "seq": seq,
+        "kind": kind,
+        "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "message_ref": message_ref,
+        "content_sha256": content_sha256,
+        "actor": actor,
+        "details": json.loads(details_text),
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
+
+
+async def append(
+    conn: AsyncConnection,
+    *,
+    kind: str,
+    message_ref: str | None = None,
+    content_sha256: str | None = None,
+    actor: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> ProofRecord:
+    """Appends a proof in the caller's transaction (appenders are serialised)."""
+    if kind not in PROOF_KINDS:
+        raise ValueError(f"invalid proof kind {kind!r}: expected one of {', '.join(PROOF_KINDS)}")
+    await serialize(conn, "mssante-proofs")
+    last = (
+        await conn.execute(
+            select(proofs.c.seq, proofs.c.hash).order_by(proofs.c.seq.desc()).limit(1)
+        )
+    ).first()
+    seq, prev = (1, GENESIS) if last is None else (last.seq + 1, last.hash)
+    # Microsecond precision on both engines, so the hashed time is what is stored.
+    created_at = utcnow()
+    details_text = canonical_json(details or {})
+    digest = record_hash(
+        seq=seq,
+        kind=kind,
+        created_at=created_at,
+        message_ref=message_ref,
+        content_sha256=content_sha256,
+        actor=actor,
+        details_text=details_text,
+        prev_hash=prev,
+    )
+    await conn.execute(
+        proofs.insert().values(
+            seq=seq,
+            kind=kind,
+            created_at=created_at,
+            message_ref=message_ref,
+            content_sha256=content_sha256,
+            actor=actor,
+            details=details_text,
+            prev_hash=prev,
+            hash=digest,
+        )
+    )
+    return ProofRecord(
+        seq,
+        kind,
+        created_at,
+        message_ref,
+        content_sha256,
+        actor,
+        json.loads(details_text),
+        prev,
+        digest,
+    )
+
+
+def _checkpoint_message(seq: int, digest: str) -> bytes:
+    return _CHECKPOINT_PREFIX + f"{seq}\n{digest}\n".encode()
+
+
+async def checkpoint(conn: AsyncConnection, keyring: Keyring) -> int | None:
+    """Signs the newest record (seq + hash) with the active Ed25519 key; returns its seq.
+
+    Returns None when the ledger is empty or the newest record is already checkpointed.
+    """
+    await serialize(conn, "mssante-proofs")
+    last = (
+        await conn.execute(
+            select(proofs.c.seq, proofs.c.hash).order_by(proofs.c.seq.desc()).limit(1)
+        )
+    ).first()
+    if last is None:
+        return None
+    done = (await conn.execute(select(func.max(proof_checkpoints.c.seq)))).scalar()
+    if done is not None and done >= last.seq:
+        return None
+    kid = keyring.signing_key_id
+    signature = keyring.signing_key(kid).sign(_checkpoint_message(last.seq, last.hash))
+    await conn.execute(
+        proof_checkpoints.insert().values(
+            seq=last.seq, hash=last.hash, signature=signature, key_id=kid, created_at=utcnow()
+        )
+    )
+    return int(last.seq)
+
+
+async def get_by_message(conn: AsyncConnection, message_ref: str) -> list[ProofRecord]:
+    """Every proof about one Message-ID, oldest first."""
+    rows = await conn.execute(
+        select(proofs).where(proofs.c.message_ref == message_ref).order_by(proofs.c.seq)
+    )
+    return [_record(r) for r in rows]
+
+
+def _record(row: Any) -> ProofRecord:
+    m = dict(row._mapping)
+    m["details"] = json.loads(m["details"])
+    return ProofRecord(**m)
+
+
+async def verify(conn: AsyncConnection, keyring: Keyring, *, batch: int = 1000) -> VerifyReport:
+    """Re-computes the whole chain and checks every checkpoint signature.
+
+    Reads in batches by sequence number, so memory stays flat on a large ledger.
+    """
+    report = VerifyReport()
+    hashes_at: dict[int, str] = {}
+    prev_hash, expected_seq = GENESIS, 1
+    checkpoints = (
+        await conn.execute(select(proof_checkpoints).order_by(proof_checkpoints.c.seq))
+    ).all()
+    wanted = {c.seq for c in checkpoints}
+    after = 0
+    while True:
+        rows = (
+            await conn.execute(
+                select(proofs).where(proofs.c.seq > after).order_by(proofs.c.seq).limit(batch)
+            )
+        ).all()
+        if not rows:
+            break
+        for r in rows:
+            report.records += 1
+            if r.seq != expected_seq:
+                report.problems.append(
+                    f"records {expected_seq}..{r.seq - 1} are missing (deleted)"
+                    if r.seq > expected_seq
+                    else f"record {r.seq} is out of sequence"
+                )
+            if r.prev_hash != prev_hash:
+                report.problems.append(
+                    f"record {r.seq}: previous-hash link broken (a record before it was "
+                    "changed, deleted or moved)"
+                )
+            try:
+                computed = record_hash(
+                    seq=r.seq,
+                    kind=r.kind,
+                    created_at=r.created_at,
+                    message_ref=r.message_ref,
+                    content_sha256=r.content_sha256,
+                    actor=r.actor,
+                    details_text=r.details,
+                    prev_hash=r.prev_hash,
+                )
+            except ValueError:
+                computed = ""
+            if computed != r.hash:
+                report.problems.append(
+                    f"record {r.seq}: content does not match its hash (the record was changed)"
+                )
+            if r.seq in wanted:
+                hashes_at[r.seq] = r.hash
+            prev_hash, expected_seq, after = r.hash, r.seq + 1, r.seq
+    report.last_seq = after
+    for c in checkpoints:
+        report.checkpoints += 1
+        try:
+            keyring.verify_key(c.key_id).verify(
+                bytes(c.signature), _checkpoint_message(c.seq, c.hash)
+            )
+        except InvalidSignature:
+            report.problems.append(f"checkpoint {c.seq}: signature is invalid")
+            continue
+        except UnknownKeyId:
+            report.problems.append(f"checkpoint {c.seq}: signing key {c.key_id!r} is unknown")
+            continue
+        if c.seq > after:
+            report.problems.append(
+                f"checkpoint {c.seq}: the ledger ends at record {after}; records up to "
+                f"{c.seq} were deleted"
+            )
+        elif hashes_at.get(c.seq) != c.hash:
+            report.problems.append(
+                f"checkpoint {c.seq}: record {c.seq} differs from the signed state"
+            )
+    return report

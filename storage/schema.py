@@ -1,0 +1,262 @@
+"""The database schema as SQLAlchemy Core tables (hot paths query these directly).
+
+Timestamps are :class:`~storage.types.UTCDateTime`; JSON documents are canonical text.
+Changes to this module need an Alembic revision in ``storage/migrations/versions`` (a test
+compares the migrated database with this metadata on both engines).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from storage.types import BigId, JSONText, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ACCOUNT_TYPES = ("PER", "ORG", "APP")
+ACCOUNT_STATUSES = ("pending", "active", "suspended", "closed")
+CREDENTIAL_KINDS = ("app_password", "password", "certificate", "otp")
+QUEUE_STATES = ("queued", "inflight", "deferred", "sent", "bounced")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("type", String(3), nullable=False),
+    Column("display_name", String(256), nullable=False, default=""),
+    Column("given_name", String(128), nullable=False, default=""),
+    Column("surname", String(128), nullable=False, default=""),
+    Column("idnat", String(64), nullable=True),
+    Column("rpps", String(32), nullable=True, index=True),
+    Column("adeli", String(32), nullable=True, index=True),
+    Column("profession_code", String(32), nullable=True),
+    Column("specialty_code", String(32), nullable=True),
+    Column("structure_id", String(64), nullable=True),
+    Column("structure_name", String(256), nullable=True),
+    Column("status", String(16), nullable=False, default="pending", index=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("mdn_policy", String(16), nullable=False, default="ask"),
+    Column("settings", JSONText, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("type IN ('PER','ORG','APP')", name="type"),
+    CheckConstraint("status IN ('pending','active','suspended','closed')", name="status"),
+    CheckConstraint("address = lower(address)", name="address_lower"),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "account_id",
+        BigId,
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("label", String(128), nullable=False, default=""),
+    Column("secret_hash", Text, nullable=True),
+    Column("cert_fingerprint", String(128), nullable=True, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    CheckConstraint("kind IN ('app_password','password','certificate','otp')", name="kind"),
+)
+
+delegations = Table(
+    "delegations",
+    metadata,
+    Column(
+        "owner_account_id", BigId, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column(
+        "delegate_account_id",
+        BigId,
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("rights", String(32), nullable=False, default="lrswipkxtecda"),  # RFC 4314 §2.1
+    Column("can_send_as", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("owner_account_id", "delegate_account_id"),
+)
+
+folders = Table(
+    "folders",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", BigId, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("special_use", String(32), nullable=True),  # RFC 6154
+    Column("uidvalidity", BigInteger, nullable=False),
+    Column("uidnext", BigInteger, nullable=False, default=1),
+    Column("highestmodseq", BigInteger, nullable=False, default=1),  # RFC 7162 §3.1.1
+    Column("subscribed", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("account_id", "name"),
+    CheckConstraint("highestmodseq >= 1", name="modseq_positive"),
+    CheckConstraint("uidnext >= 1", name="uidnext_positive"),
+)
+
+folder_acl = Table(
+    "folder_acl",
+    metadata,
+    Column("folder_id", BigId, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    Column("identifier", String(320), nullable=False),
+    Column("rights", String(32), nullable=False),  # RFC 4314 §2.1 letters
+    PrimaryKeyConstraint("folder_id", "identifier"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("content_sha256", String(64), nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("segment_size", Integer, nullable=False),
+    Column("segment_count", Integer, nullable=False),
+    Column("key_id", String(64), nullable=False, index=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("purged_at", UTCDateTime, nullable=True),
+)
+
+blob_segments = Table(
+    "blob_segments",
+    metadata,
+    Column("blob_id", BigId, ForeignKey("blobs.id", ondelete="CASCADE"), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("blob_id", "idx"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("blob_id", BigId, ForeignKey("blobs.id"), nullable=True, index=True),
+    Column("message_id_header", String(998), nullable=True, index=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("header_size", Integer, nullable=False),
+    Column("internal_date", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True, index=True),
+    Column("purged_at", UTCDateTime, nullable=True),
+    Column("view", JSONText, nullable=True),
+    Column("subject", Text, nullable=True),
+    Column("from_addr", Text, nullable=True),
+    Column("to_addr", Text, nullable=True),
+    Column("cc_addr", Text, nullable=True),
+    Column("date_header", Text, nullable=True),
+)
+
+folder_messages = Table(
+    "folder_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("folder_id", BigId, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    Column("message_id", BigId, ForeignKey("messages.id"), nullable=False, index=True),
+    Column("uid", BigInteger, nullable=False),
+    Column("modseq", BigInteger, nullable=False),
+    Column("flags", Text, nullable=False, default=""),
+    Column("internal_date", UTCDateTime, nullable=False),
+    Column("expunged_modseq", BigInteger, nullable=True),  # RFC 7162 §3.2.5 VANISHED
+    UniqueConstraint("folder_id", "uid"),
+    Index("ix_folder_messages_folder_id_modseq", "folder_id", "modseq"),
+)
+
+queue = Table(
+    "queue",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", BigId, ForeignKey("messages.id"), nullable=False, index=True),
+    Column("sender", String(320), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("orcpt", String(500), nullable=True),  # RFC 3461 §4.2
+    Column("notify", String(64), nullable=True),  # RFC 3461 §4.1
+    Column("ret", String(8), nullable=True),  # RFC 3461 §4.3
+    Column("envid", String(100), nullable=True),  # RFC 3461 §4.4
+    Column("domain", String(255), nullable=False),
+    Column("state", String(16), nullable=False, default="queued"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("last_reply", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("delay_notified", Boolean, nullable=False, default=False),
+    CheckConstraint("state IN ('queued','inflight','deferred','sent','bounced')", name="state"),
+    Index("ix_queue_state_next_attempt_at", "state", "next_attempt_at"),
+    Index("ix_queue_domain_state", "domain", "state"),
+)
+
+proofs = Table(
+    "proofs",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=False),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("message_ref", String(998), nullable=True, index=True),
+    Column("content_sha256", String(64), nullable=True),
+    Column("actor", String(320), nullable=True),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+proof_checkpoints = Table(
+    "proof_checkpoints",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("session_id", String(64), nullable=False, index=True),
+    Column("service", String(16), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("detail", JSONText, nullable=False),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

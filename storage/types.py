@@ -1,0 +1,65 @@
+"""Portable column types: UTC timestamps and canonical JSON text.
+
+SQLite has no time zone type and hands back naive datetimes; :class:`UTCDateTime` makes
+both engines store UTC and return timezone-aware values, and refuses naive input so that
+local times can never slip in. :class:`JSONText` stores compact, sorted-key JSON as text,
+the same bytes on both engines (the proof ledger hashes that encoding).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Integer, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+"""64-bit surrogate keys; SQLite only auto-increments ``INTEGER PRIMARY KEY``."""
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (the only kind of timestamp the schema accepts)."""
+    return datetime.now(UTC)
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: one text per value, stable across engines and runs."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: pass a UTC-aware time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class JSONText(TypeDecorator[Any]):
+    """A JSON value stored as canonical text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else canonical_json(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
