@@ -32,10 +32,18 @@ from storage.types import canonical_json, utcnow
 
 GENESIS = "0" * 64
 _CHECKPOINT_PREFIX = b"mssante-proof-checkpoint/1\n"
+# The events a proof is kept for (SMTP issue "Proofs recorded"; DESIGN.md §1 rule 4).
 PROOF_KINDS = (
-    "submission", "relay", "delivery", "bounce", "read", "purge", "delay", "mdn",
-    "submitted", "received", "delivered", "relayed", "deferred", "bounced", "dsn-sent",
-    "mdn-sent", "purged",
+    "submitted",  # accepted on submission: who, method, client IP, TLS
+    "received",  # accepted from another operator: peer certificate subject and fingerprint
+    "delivered",  # filed in a local mailbox
+    "relayed",  # handed to the next operator: remote host, reply, TLS, peer fingerprint
+    "deferred",  # delivery attempt failed temporarily
+    "bounced",  # delivery failed for good
+    "dsn-sent",  # a delivery status notification was sent
+    "read",  # first reading by the recipient
+    "mdn-sent",  # a disposition notification was sent
+    "purged",  # body removed at the end of its retention
 )
 
 

@@ -18,7 +18,7 @@ async def _ledger(db: Database, n: int = 6) -> None:
         for i in range(n):
             await proofs.append(
                 conn,
-                kind="submission",
+                kind="submitted",
                 message_ref=f"<{i}@mssante.test>",
                 content_sha256="ab" * 32,
                 actor="dr@mssante.test",
@@ -48,7 +48,7 @@ async def test_chain_verifies(database: Database) -> None:
 async def test_concurrent_appends_keep_one_chain(database: Database) -> None:
     async def one(i: int) -> None:
         async with database.begin() as conn:
-            await proofs.append(conn, kind="delivery", message_ref=f"<{i}@x>")
+            await proofs.append(conn, kind="delivered", message_ref=f"<{i}@x>")
 
     await asyncio.gather(*(one(i) for i in range(12)))
     report = await _verify(database)
