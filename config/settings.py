@@ -177,6 +177,7 @@ class ImapSettings:
 class DirectorySettings:
     """[directory]: the LDAP directory (managed slapd unless url is set)."""
 
+    enabled: bool = opt(True, "run the directory (false: no LDAP service, no publishing)")
     url: str = opt("", "external LDAP server (ldaps://…); empty: manage Debian's slapd")
     base_dn: str = opt("dc=mssante,dc=test", "base of the directory tree")
     bind_dn: str = opt("", "service bind DN for an external server")

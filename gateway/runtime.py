@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from accounts.authenticator import Authenticator
 from accounts.mailboxes import add_mailbox
 from config import Settings
+from directory_ldap import Directory
 from gateway.service import Listener, Service
 from gateway.startup import StartupError, ensure_config_file, open_storage, prepare_tls
 from mail.changes import ChangeHub
@@ -54,6 +55,7 @@ class Gateway:
     pipeline: Pipeline | None = None
     changes: ChangeHub = field(default_factory=ChangeHub)
     authenticator: Authenticator | None = None
+    directory: Directory | None = None
     services: list[Service] = field(default_factory=list)
     first_start: FirstStartCredentials | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -89,6 +91,10 @@ class Gateway:
                     await service.start()
                 except OSError as exc:
                     raise StartupError(_bind_error(service.name, exc)) from None
+                except StartupError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure: one line, exit 1
+                    raise StartupError(f"{service.name}: {exc}") from None
                 self.services.append(service)
             self._background.append(
                 asyncio.create_task(self.trust.run_periodic(self._stop_background))
