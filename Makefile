@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKGS   := config storage trustspace directory_ldap accounts mail smtp imap web gateway
 
-.PHONY: run test bench bench-blobs bench-smtp bench-imap bench-directory lint clean setup
+.PHONY: run test bench bench-blobs bench-smtp bench-imap bench-directory lint clean setup setup-bench
 
 setup: $(STAMP)
 
@@ -21,10 +21,23 @@ lint: setup
 	$(BIN)/ruff check $(PKGS) tests bench
 	$(BIN)/mypy $(PKGS)
 
-bench: bench-blobs
+bench: bench-blobs bench-smtp bench-imap bench-directory
+
+# Benchmarks compare with Postfix and Dovecot run privately in the same run.
+setup-bench: setup
+	./scripts/bootstrap.sh --bench
 
 bench-blobs: setup
 	$(BIN)/python bench/blobs.py
+
+bench-smtp: setup-bench
+	$(BIN)/python bench/smtp.py
+
+bench-imap: setup-bench
+	$(BIN)/python bench/imap.py
+
+bench-directory: setup
+	$(BIN)/python bench/directory.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from sqlalchemy import select
@@ -73,9 +74,9 @@ class Authenticator:
                     )
                 )
             ).first()
-            hashes = []
+            hashes: list[Any] = []
             if account is not None:
-                hashes = (
+                hashes = list(
                     await conn.execute(
                         select(credentials.c.id, credentials.c.secret_hash).where(
                             credentials.c.account_id == account.id,
@@ -83,7 +84,7 @@ class Authenticator:
                             credentials.c.revoked_at.is_(None),
                         )
                     )
-                ).all()
+                )
         if not hashes:
             await verify_secret(DUMMY_HASH, password)
             return None
@@ -117,7 +118,7 @@ class Authenticator:
         fingerprint = fingerprint_sha256(cert).replace(":", "").lower()
         cols = (accounts.c.id, accounts.c.address, accounts.c.type, accounts.c.idnat)
         async with self._db.read() as conn:
-            rows = []
+            rows: list[Any] = []
             if idnat:
                 rows += (
                     await conn.execute(

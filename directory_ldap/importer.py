@@ -119,7 +119,7 @@ async def import_extract(
 ) -> ImportSummary:
     """Imports ``path`` into the national branch; raises ExtractError for unusable files."""
     started = time.monotonic()
-    extract = parsed or await asyncio.to_thread(read_extract, path)
+    extract: Extract = parsed if parsed is not None else await asyncio.to_thread(read_extract, path)
     summary = ImportSummary(
         file=str(path), rows=len(extract.rows), bad=extract.bad,
         used_columns=extract.used_columns, ignored_columns=extract.ignored_columns,

@@ -218,11 +218,11 @@ class Pipeline:
             uids[target.folder_id] = uid
         queue_ids: list[int] = []
         lifetime = timedelta(hours=self._settings.smtp.queue_lifetime_hours)
-        for target in d.remote:
+        for remote in d.remote:
             queue_ids.append(
                 await queue_rows.enqueue(
-                    conn, message_id=message_id, sender=d.sender, recipient=target.address,
-                    expires_at=now + lifetime, orcpt=target.orcpt, notify=target.notify,
+                    conn, message_id=message_id, sender=d.sender, recipient=remote.address,
+                    expires_at=now + lifetime, orcpt=remote.orcpt, notify=remote.notify,
                     ret=d.ret, envid=d.envid,
                 )
             )

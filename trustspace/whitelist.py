@@ -15,7 +15,6 @@ accepted from and relayed to those domains only, so a wrong parse is a security 
 
 from __future__ import annotations
 
-import encodings.idna as _idna2003
 import re
 import xml.etree.ElementTree as ET  # noqa: S405 - fed only by the guarded expat parser below
 from collections.abc import Iterable
@@ -24,17 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.parsers import expat
 
-try:  # UTS 46 / IDNA 2008 when the ``idna`` package is installed.
-    import idna as _idna2008
-except ImportError:  # pragma: no cover - depends on the environment
-    _idna2008 = None
+import idna  # UTS 46 / IDNA 2008 (the stdlib codec is IDNA 2003)
 
 NAMESPACE = "https://listeblanche.mssante.fr/schema"
 _DOMAINE = f"{{{NAMESPACE}}}Domaine"
 _NOM = f"{{{NAMESPACE}}}Nom"
 DEFAULT_MAX_SIZE = 32 * 1024 * 1024
 
-IDNA_IMPLEMENTATION = "uts46" if _idna2008 is not None else "idna2003"
 """Which IDNA rules normalise domains: UTS 46 (IDNA 2008) via ``idna``, else the stdlib's."""
 
 # RFC 1035 §2.3.1 / RFC 5890 §2.3.1: an A-label or NR-LDH label, 1 to 63 octets.
@@ -60,14 +55,6 @@ class WhitelistError(ValueError):
 # -- domain names ---------------------------------------------------------------------------
 
 
-def _label_to_ascii(label: str, value: str) -> str:
-    """One label to its ASCII form with the stdlib's IDNA 2003 (nameprep + punycode)."""
-    if not label:
-        raise InvalidDomain(f"{value!r} is not a domain name: it has an empty label")
-    try:
-        return _idna2003.ToASCII(label).decode("ascii")
-    except UnicodeError as exc:
-        raise InvalidDomain(f"{value!r} is not a valid domain name: {exc}") from None
 
 
 def normalise_domain(value: str) -> str:
@@ -90,13 +77,10 @@ def normalise_domain(value: str) -> str:
     # UTS 46 §4 step 1 maps the ideographic full stops to "." before splitting.
     for dot in ("\u3002", "\uff0e", "\uff61"):
         text = text.replace(dot, ".")
-    if _idna2008 is not None:
-        try:
-            ascii_name = _idna2008.encode(text, uts46=True, transitional=False).decode("ascii")
-        except (_idna2008.IDNAError, UnicodeError) as exc:
-            raise InvalidDomain(f"{value!r} is not a valid domain name: {exc}") from None
-    else:
-        ascii_name = ".".join(_label_to_ascii(label, value) for label in text.split("."))
+    try:
+        ascii_name = idna.encode(text, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise InvalidDomain(f"{value!r} is not a valid domain name: {exc}") from None
     ascii_name = ascii_name.lower()
     labels = ascii_name.split(".")
     if len(labels) < 2:
@@ -123,9 +107,7 @@ def normalise_domain(value: str) -> str:
 def to_unicode(domain: str) -> str:
     """The Unicode (U-label) form of a normalised domain, for messages people read."""
     try:
-        if _idna2008 is not None:
-            return str(_idna2008.decode(domain))
-        return ".".join(_idna2003.ToUnicode(label) for label in domain.split("."))
+        return str(idna.decode(domain))
     except (UnicodeError, ValueError) as exc:
         raise InvalidDomain(f"{domain!r} cannot be decoded: {exc}") from None
 
