@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -111,6 +112,11 @@ class Pipeline:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._on_queued: list[Callable[[], None]] = []
+
+    def on_queued(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` after each commit that queued outbound rows (wakes the worker)."""
+        self._on_queued.append(callback)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="pipeline-writer")
@@ -174,9 +180,11 @@ class Pipeline:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
+        queued = False
         for pending, outcome in results:
             if isinstance(outcome, Stored):
                 folders.update(outcome.uids)
+                queued = queued or bool(outcome.queue_ids)
             if pending.future.done():
                 continue
             if isinstance(outcome, BaseException):
@@ -184,6 +192,9 @@ class Pipeline:
             else:
                 pending.future.set_result(outcome)
         self._changes.changed(folders)
+        if queued:
+            for callback in self._on_queued:
+                callback()
 
     async def _write_one(self, conn: Any, d: Delivery) -> Stored:
         view = d.view
