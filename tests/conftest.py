@@ -2,14 +2,10 @@
 
 import pkgutil
 
-import pytest
-
 import tests.fixtures as _fixtures
 
-# Fixture modules import one another (the gateway fixture uses the PKI one): have their
-# asserts rewritten whichever is imported first.
-pytest.register_assert_rewrite("tests.fixtures")
-
-pytest_plugins = [
-    f"tests.fixtures.{m.name}" for m in pkgutil.iter_modules(_fixtures.__path__)
-]
+# Fixtures that compose others (a whole gateway) load after the ones they import, so that
+# pytest registers each module before it is imported elsewhere.
+_COMPOSITE = ("gateway", "imap")
+_names = sorted(m.name for m in pkgutil.iter_modules(_fixtures.__path__))
+pytest_plugins = [f"tests.fixtures.{n}" for n in sorted(_names, key=lambda n: n in _COMPOSITE)]
