@@ -136,7 +136,9 @@ def received_field(info: ReceivedInfo) -> bytes:
             f"(Authenticated sender: {_comment(info.auth_login)}, "
             f"method {_comment(info.auth_method or '')})"
         )
-    parts.append(f"by {_atom(info.by_host)} (mssante-gateway) with {info.protocol} id {info.smtp_id}")
+    parts.append(
+        f"by {_atom(info.by_host)} (mssante-gateway) with {info.protocol} id {info.smtp_id}"
+    )
     stamp = date_value(info.when)
     if info.recipient:
         parts.append(f"for <{_comment(info.recipient)}>; {stamp}")

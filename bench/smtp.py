@@ -1,0 +1,258 @@
+"""Submission throughput of the gateway against Postfix, same load, same run.
+
+Load: ``--sessions`` (20) concurrent sessions, each STARTTLS then (on the gateway) AUTH once,
+then messages of 10 KB and of 1 MB with 2 local recipients each, for ``--seconds`` (30) per
+size. Measured: messages accepted per second and p50/p99 of DATA→250 (the accept path,
+durable on both sides: the gateway commits before 250, Postfix fsyncs its queue file).
+
+Reference: a private Postfix instance (Debian's package, installed here when missing and
+running as root): its own config, queue and data directories, listening on a loopback port,
+delivering to Maildir through virtual(8), default fsync behaviour; stopped at the end.
+Postfix is driven without AUTH (it would need Cyrus or Dovecot SASL); the gateway's AUTH is
+once per session and cached, so the per-message work compared is the same. Prints::
+
+    RESULT size=10KB msgs_per_s=… p50_ms=… p99_ms=… vs_postfix=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiosmtplib  # noqa: E402
+
+from tests.fixtures.gateway import ServeProcess, free_port  # noqa: E402
+
+SIZES = (("10KB", 10 * 1024), ("1MB", 1024 * 1024))
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    ca_file: Path
+    sender: str
+    recipients: list[str]
+    login: tuple[str, str] | None
+
+
+@dataclass
+class Measure:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def rate(self, seconds: float) -> float:
+        return len(self.latencies) / seconds
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def make_message(sender: str, to: list[str], size: int, n: int) -> bytes:
+    head = (f"From: <{sender}>\r\nTo: {', '.join(f'<{t}>' for t in to)}\r\n"
+            f"Subject: bench {n}\r\nMessage-ID: <bench.{n}.{time.time_ns()}@bench.test>\r\n"
+            "Date: Mon, 18 Mar 2024 10:00:00 +0100\r\n\r\n").encode()
+    line = b"x" * 76 + b"\r\n"
+    return head + line * max(1, (size - len(head)) // len(line))
+
+
+async def session(target: Target, size: int, until: float, result: Measure, seq: list[int]) -> None:
+    ctx = ssl.create_default_context(cafile=str(target.ca_file))
+    ctx.check_hostname = False
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=target.port, timeout=60,
+                             start_tls=True, tls_context=ctx)
+    try:
+        await client.connect()
+        if target.login is not None:
+            await client.login(*target.login)
+        while time.monotonic() < until:
+            seq[0] += 1
+            body = make_message(target.sender, target.recipients, size, seq[0])
+            await client.mail(target.sender)
+            for rcpt in target.recipients:
+                await client.rcpt(rcpt)
+            t0 = time.monotonic()
+            await client.data(body)
+            result.latencies.append(time.monotonic() - t0)
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        result.errors += 1
+        print(f"# {target.name}: session error {type(exc).__name__}: {exc}", file=sys.stderr)
+    finally:
+        client.close()
+
+
+async def run_load(target: Target, size: int, seconds: float, sessions: int) -> Measure:
+    result = Measure()
+    seq = [0]
+    start = time.monotonic()
+    until = start + seconds
+    await asyncio.gather(*(session(target, size, until, result, seq) for _ in range(sessions)))
+    return result
+
+
+# -- Postfix -----------------------------------------------------------------------------------
+
+
+class PrivatePostfix:
+    """A Postfix instance confined to one directory, on one loopback port."""
+
+    def __init__(self, root: Path, port: int, cert: Path, key: Path) -> None:
+        self.root = root
+        self.port = port
+        self.config = root / "etc"
+        self.cert, self.key = cert, key
+
+    @staticmethod
+    def ensure_installed() -> str | None:
+        if shutil.which("postfix"):
+            return None
+        if os.geteuid() != 0:
+            return "postfix is not installed and this is not root"
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        done = subprocess.run(["apt-get", "install", "-y", "postfix"], env=env,
+                              capture_output=True, text=True)
+        return None if done.returncode == 0 else f"apt-get install postfix failed: {done.stderr}"
+
+    def start(self) -> None:
+        self.config.mkdir(parents=True)
+        (self.root / "queue").mkdir()
+        (self.root / "data").mkdir()
+        shutil.chown(self.root / "data", "postfix", "postfix")
+        mail = self.root / "mail"
+        mail.mkdir()
+        shutil.chown(mail, "nobody", "nogroup")
+        master = Path("/etc/postfix/master.cf").read_text()
+        lines = []
+        for line in master.splitlines():
+            if line.startswith("smtp ") and " inet " in line:
+                line = f"127.0.0.1:{self.port} inet n - n - - smtpd"
+            elif line.split()[:1] and " - y " in line:
+                line = line.replace(" - y ", " - n ")  # no chroot: private paths
+            lines.append(line)
+        (self.config / "master.cf").write_text("\n".join(lines) + "\n")
+        settings = {
+            "compatibility_level": "3.6",
+            "queue_directory": str(self.root / "queue"),
+            "data_directory": str(self.root / "data"),
+            "maillog_file": str(self.root / "maillog"),
+            "maillog_file_prefixes": str(self.root),
+            "myhostname": "bench.local",
+            "mydestination": "",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject",
+            "virtual_mailbox_domains": "bench.test",
+            "virtual_mailbox_base": str(mail),
+            "virtual_mailbox_maps": "inline:{ {u1@bench.test=u1/}, {u2@bench.test=u2/} }",
+            "virtual_uid_maps": "static:65534",
+            "virtual_gid_maps": "static:65534",
+            "virtual_minimum_uid": "100",
+            "smtpd_tls_cert_file": str(self.cert),
+            "smtpd_tls_key_file": str(self.key),
+            "smtpd_tls_security_level": "may",
+            "message_size_limit": str(50 * 1024 * 1024),
+            "alias_maps": "",
+            "alias_database": "",
+            "shlib_directory": "/usr/lib/postfix",
+            "daemon_directory": "/usr/lib/postfix/sbin",
+            "meta_directory": "/etc/postfix",
+        }
+        (self.config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
+        self._postfix("start")
+
+    def _postfix(self, *args: str) -> None:
+        # postfix reports on the terminal or syslog only: give it a terminal (script(1))
+        command = f"postfix -c {self.config} {' '.join(args)}"
+        done = subprocess.run(["script", "-qec", command, "/dev/null"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"postfix {' '.join(args)}: {done.stdout.strip()[-300:]}")
+
+    def stop(self) -> None:
+        try:
+            self._postfix("stop")
+        except RuntimeError as exc:
+            print(f"# {exc}", file=sys.stderr)
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            _r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="duration per size")
+    parser.add_argument("--sessions", type=int, default=20)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-smtp-"))
+    work.chmod(0o755)  # noqa: ASYNC240 - Postfix daemons run as postfix/nobody and must reach their dirs
+    gw = ServeProcess(work / "gateway")
+    postfix: PrivatePostfix | None = None
+    postfix_problem: str | None = None
+    try:
+        await asyncio.to_thread(gw.start)
+        ours = Target("gateway", gw.submission_port, gw.ca_file, gw.demo_address,
+                      [gw.demo_address, f"postmaster@{gw.demo_address.split('@')[1]}"],
+                      (gw.demo_address, gw.demo_password))
+        theirs: Target | None = None
+        postfix_problem = PrivatePostfix.ensure_installed()
+        if postfix_problem is None:
+            try:
+                postfix = PrivatePostfix(work / "postfix", free_port(),
+                                         gw.data_dir / "pki" / "server.pem",
+                                         gw.data_dir / "pki" / "server.key")
+                postfix.start()
+                await wait_port(postfix.port)
+                theirs = Target("postfix", postfix.port, gw.ca_file, "bench@bench.test",
+                                ["u1@bench.test", "u2@bench.test"], None)
+            except (RuntimeError, OSError) as exc:
+                postfix_problem = f"postfix could not run: {exc}"
+        for label, size in SIZES:
+            mine = await run_load(ours, size, args.seconds, args.sessions)
+            ref = (await run_load(theirs, size, args.seconds, args.sessions)
+                   if theirs is not None else None)
+            rate = mine.rate(args.seconds)
+            line = (f"RESULT size={label} msgs_per_s={rate:.1f} p50_ms={mine.pct(0.5):.1f} "
+                    f"p99_ms={mine.pct(0.99):.1f}")
+            if ref is not None and ref.latencies:
+                line += (f" vs_postfix={rate / ref.rate(args.seconds):.2f}"
+                         f" postfix_msgs_per_s={ref.rate(args.seconds):.1f}"
+                         f" postfix_p99_ms={ref.pct(0.99):.1f}")
+            else:
+                line += " vs_postfix=n/a"
+            print(line, flush=True)
+        if postfix_problem:
+            print(f"RESULT # reference not measured: {postfix_problem}")
+    finally:
+        if postfix is not None:
+            postfix.stop()
+        gw.stop()
+        gw.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,304 @@
+"""The gateway's two SMTP policies: submission (users) and relay (other MSSanté operators).
+
+Each method is one step of the dialogue and one decision, taken with the pure functions of
+:mod:`trustspace.policy` plus the look-ups they need (mailbox status, send-as delegations,
+the peer certificate). Every refusal is a :class:`~trustspace.refusal.Refusal`, which the
+session writes as ASCII (RFC 6531 §3.7.4.2 allows UTF-8 replies only after SMTPUTF8; ASCII
+is always valid, so accents are dropped, e.g. "MSSante").
+
+Submission (587 STARTTLS / 465 implicit TLS): AUTH PLAIN/LOGIN with an application password,
+EXTERNAL with a verified client certificate; sender and From must be the user or a mailbox
+it may send as; every recipient in the trust space; local ones must exist and be active.
+
+Relay (25): no AUTH; the client certificate is the authentication (mutual TLS); sender
+domain in the trust space; recipients only local active mailboxes — never an open relay.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from accounts.authenticator import Identity as AccountIdentity
+from mail.headers import (
+    ReceivedInfo,
+    date_value,
+    field,
+    new_message_id,
+    protocol_name,
+    read_header_facts,
+    received_field,
+)
+from mail.pipeline import ProofSpec
+from smtp.dsn_params import MailParams, RcptParams
+from smtp.handlers_support import (
+    Mailboxes,
+    ReverseDns,
+    TransactionStore,
+    new_smtp_id,
+    remote_target,
+    store,
+    tls_facts,
+)
+from smtp.policy import (
+    Credentials,
+    ExternalCredentials,
+    GatewayEnvelope,
+    Identity,
+    PasswordCredentials,
+    TokenCredentials,
+)
+from trustspace.policy import (
+    PeerIdentity,
+    check_from_header,
+    check_relay_peer,
+    check_relay_recipient,
+    check_relay_sender,
+    check_submission_recipient,
+    check_submission_sender,
+)
+from trustspace.refusal import Refusal
+from trustspace.tls import peer_info
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+    from smtp.session import GatewaySMTP
+
+log = logging.getLogger("mssante.smtp")
+
+TokenChecker = Callable[[str, str, str], Awaitable[AccountIdentity | None]]
+"""(login, token, mechanism) → identity: the hook XOAUTH2/OAUTHBEARER plug into."""
+
+
+class RecipientDirectory(Protocol):
+    """The directory look-up behind ``directory.require_in_directory`` (optional service)."""
+
+    async def recipient_known(self, address: str) -> bool: ...
+
+
+def _account(session: GatewaySMTP) -> AccountIdentity:
+    identity = session.identity
+    assert identity is not None and isinstance(identity.detail, AccountIdentity)
+    return identity.detail
+
+
+class SubmissionPolicy:
+    """Policy of the submission listeners (RFC 6409), shared by 587 and 465."""
+
+    def __init__(self, gateway: Gateway, *, token_checker: TokenChecker | None = None) -> None:
+        self.gateway = gateway
+        self.token_checker = token_checker
+        self._mailboxes = Mailboxes(gateway)
+        self._transactions = TransactionStore()
+        self._rdns = ReverseDns()
+
+    # -- AUTH ----------------------------------------------------------------------------
+    async def authenticate(
+        self, session: GatewaySMTP, mechanism: str, credentials: Credentials
+    ) -> Identity | None:
+        authenticator = self.gateway.authenticator
+        assert authenticator is not None
+        found: AccountIdentity | None = None
+        if isinstance(credentials, PasswordCredentials):
+            # RFC 4616 §2: acting as another identity (authzid) is not offered; send-as
+            # delegations are the MSSanté way to write for an organisational mailbox.
+            if credentials.authzid and credentials.authzid.lower() != credentials.login.lower():
+                return None
+            found = await authenticator.check_password(
+                credentials.login, credentials.password, mechanism
+            )
+        elif isinstance(credentials, ExternalCredentials):
+            # RFC 4422 appendix A: the TLS layer verified the certificate against the anchors.
+            found = await authenticator.check_certificate(
+                credentials.certificate_der, credentials.authzid or None, mechanism
+            )
+        elif isinstance(credentials, TokenCredentials) and self.token_checker is not None:
+            found = await self.token_checker(credentials.login, credentials.token, mechanism)
+        if found is None:
+            return None
+        return Identity(login=found.address, mechanism=mechanism, detail=found)
+
+    # -- MAIL ----------------------------------------------------------------------------
+    async def check_mail(
+        self, session: GatewaySMTP, envelope: GatewayEnvelope, address: str, params: MailParams
+    ) -> None:
+        account = _account(session)
+        authenticator = self.gateway.authenticator
+        assert authenticator is not None
+        allowed = frozenset(await authenticator.sender_addresses(account))
+        check_submission_sender(address, account.address, allowed - {account.address})
+        self._transactions.reset(envelope).may_send_as = allowed
+
+    # -- RCPT ----------------------------------------------------------------------------
+    async def check_rcpt(
+        self, session: GatewaySMTP, envelope: GatewayEnvelope, address: str, params: RcptParams
+    ) -> None:
+        trust = self.gateway.trust
+        assert trust is not None
+        space = trust.current  # one snapshot: a refresh never changes a decision half-way
+        rcpt = check_submission_recipient(address, space, self.gateway.settings.primary_domain)
+        transaction = self._transactions.get(envelope)
+        if space.is_local(rcpt.domain):
+            target = await self._mailboxes.resolve(rcpt)
+            transaction.local.setdefault(target.account_id, target)
+            return
+        await self._check_directory(str(rcpt))
+        transaction.remote.setdefault(rcpt.key(), remote_target(rcpt, params))
+
+    async def _check_directory(self, address: str) -> None:
+        """``directory.require_in_directory``: remote recipients must be published.
+
+        Local recipients are checked against the accounts themselves (the directory copy
+        may lag); remote ones against the directory service the gateway attached as
+        ``gateway.directory``. Without a directory service the rule cannot apply.
+        """
+        if not self.gateway.settings.directory.require_in_directory:
+            return
+        directory: RecipientDirectory | None = getattr(self.gateway, "directory", None)
+        if directory is None:
+            return
+        if not await directory.recipient_known(address):
+            raise Refusal(
+                550, "5.1.1", f"{address} is not published in the MSSanté directory"
+            )
+
+    # -- end of DATA ---------------------------------------------------------------------
+    async def accept(self, session: GatewaySMTP, envelope: GatewayEnvelope, data: bytes) -> str:
+        account = _account(session)
+        transaction = self._transactions.get(envelope)
+        facts = read_header_facts(data)
+        # The From header is what the recipient sees as author: same rule as MAIL FROM.
+        check_from_header(
+            facts.from_addresses, account.address, transaction.may_send_as - {account.address}
+        )
+        smtp_id = new_smtp_id()
+        settings = self.gateway.settings
+        tls = tls_facts(session)
+        recipients = [r.address for r in envelope.recipients]
+        info = ReceivedInfo(
+            helo=session.helo_name or "",
+            client_ip=session.peer_ip,
+            client_name=await self._rdns.name(session.peer_ip),
+            by_host=settings.hostname,
+            protocol=protocol_name(tls=tls.version is not None, authenticated=True,
+                                   utf8=envelope.smtp_utf8),
+            smtp_id=smtp_id,
+            tls_version=tls.version,
+            tls_cipher=tls.cipher,
+            tls_bits=tls.bits,
+            auth_login=account.address,
+            auth_method=account.method,
+            recipient=recipients[0] if len(recipients) == 1 else None,
+        )
+        fields = [received_field(info)]
+        # RFC 6409 §8.3 / §8.1: a submission server may add a missing Message-ID and Date.
+        if facts.message_id is None:
+            fields.append(field("Message-ID", new_message_id(settings.hostname)))
+        if not facts.has_date:
+            fields.append(field("Date", date_value()))
+        proof = ProofSpec(
+            kind="submitted",
+            actor=account.address,
+            details={
+                "login": account.address,
+                "method": account.method,
+                "client_ip": session.peer_ip,
+                **tls.as_details(),
+                "mail_from": envelope.mail_from or "",
+                "recipients": recipients,
+                "smtp_id": smtp_id,
+            },
+        )
+        return await store(
+            self.gateway, session, envelope, transaction, data, fields, proof, smtp_id
+        )
+
+
+class RelayPolicy:
+    """Policy of the operator relay (port 25): mutual TLS, trust space, local mailboxes only."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._mailboxes = Mailboxes(gateway)
+        self._transactions = TransactionStore()
+        self._rdns = ReverseDns()
+
+    async def authenticate(
+        self, session: GatewaySMTP, mechanism: str, credentials: Credentials
+    ) -> Identity | None:
+        # Never reached (the session refuses AUTH on the relay); refuse anyway if it were.
+        return None
+
+    def _peer(self, session: GatewaySMTP) -> PeerIdentity | None:
+        obj = session.ssl_object
+        if obj is None or session.peer_certificate_der is None:
+            return None
+        info = peer_info(obj)
+        return PeerIdentity(
+            verified=session.peer_certificate_verified,
+            subject=info.subject or "",
+            fingerprint=info.fingerprint_sha256 or "",
+            not_after=info.not_after,
+        )
+
+    async def check_mail(
+        self, session: GatewaySMTP, envelope: GatewayEnvelope, address: str, params: MailParams
+    ) -> None:
+        # The certificate is judged here rather than in the handshake so that a peer without
+        # one is told, in SMTP, what to configure (530 5.7.0) instead of seeing a reset.
+        peer = check_relay_peer(session.tls_active, self._peer(session), datetime.now(UTC))
+        trust = self.gateway.trust
+        assert trust is not None
+        check_relay_sender(address, trust.current)
+        transaction = self._transactions.reset(envelope)
+        transaction.peer = {"subject": peer.subject, "fingerprint": peer.fingerprint}
+
+    async def check_rcpt(
+        self, session: GatewaySMTP, envelope: GatewayEnvelope, address: str, params: RcptParams
+    ) -> None:
+        trust = self.gateway.trust
+        assert trust is not None
+        rcpt = check_relay_recipient(address, trust.current, self.gateway.settings.primary_domain)
+        target = await self._mailboxes.resolve(rcpt)
+        self._transactions.get(envelope).local.setdefault(target.account_id, target)
+
+    async def accept(self, session: GatewaySMTP, envelope: GatewayEnvelope, data: bytes) -> str:
+        transaction = self._transactions.get(envelope)
+        smtp_id = new_smtp_id()
+        tls = tls_facts(session)
+        recipients = [r.address for r in envelope.recipients]
+        peer = transaction.peer
+        info = ReceivedInfo(
+            helo=session.helo_name or "",
+            client_ip=session.peer_ip,
+            client_name=await self._rdns.name(session.peer_ip),
+            by_host=self.gateway.settings.hostname,
+            protocol=protocol_name(tls=tls.version is not None, authenticated=False,
+                                   utf8=envelope.smtp_utf8),
+            smtp_id=smtp_id,
+            tls_version=tls.version,
+            tls_cipher=tls.cipher,
+            tls_bits=tls.bits,
+            peer_subject=peer.get("subject", ""),
+            peer_fingerprint=peer.get("fingerprint", ""),
+            recipient=recipients[0] if len(recipients) == 1 else None,
+        )
+        proof = ProofSpec(
+            kind="received",
+            actor=peer.get("subject") or session.peer_ip,
+            details={
+                "peer_subject": peer.get("subject", ""),
+                "peer_fingerprint": peer.get("fingerprint", ""),
+                "client_ip": session.peer_ip,
+                **tls.as_details(),
+                "mail_from": envelope.mail_from or "",
+                "recipients": recipients,
+                "smtp_id": smtp_id,
+            },
+        )
+        return await store(
+            self.gateway, session, envelope, transaction, data, [received_field(info)], proof,
+            smtp_id,
+        )

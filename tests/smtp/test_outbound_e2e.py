@@ -1,0 +1,76 @@
+"""Two gateways on loopback, each with its own domain, relaying to each other.
+
+A user of A submits to a user of B (A's ``[transport]`` points at B's relay port); the
+message lands in B's INBOX; B's user replies and the reply lands in A's INBOX. Both sides
+keep their proofs. Both gateways use the development PKI's CA as trust anchor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+
+from tests.fixtures.gateway import RunningGateway, free_port, gateway_settings, running_gateway
+from tests.fixtures.pki import DevPkiBundle
+
+A_DOMAIN = "mssante.test"
+B_DOMAIN = "hopital-b.mssante.test"
+
+
+def _settings(tmp: Path, dev_pki: DevPkiBundle, domain: str, other: str, own_port: int,
+              other_port: int) -> Any:
+    return gateway_settings(
+        tmp, trusted=(other,), tls=dev_pki.tls_overrides(),
+        gateway={"domains": (domain,)},
+        smtp={"relay_port": own_port},
+        directory={"enabled": False},
+        transport={other: f"127.0.0.1:{other_port}"},
+    )
+
+
+async def _submit(gw: RunningGateway, login: str, password: str, to: str, subject: str) -> str:
+    msgid = f"<{subject}@{gw.settings.primary_domain}>"
+    raw = (f"From: {login}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {msgid}\r\n"
+           f"X-MSS-CODECDA: 11502-2\r\n\r\nbonjour\r\n")
+    ctx = ssl.create_default_context(cafile=str(gw.ca_file))
+    await aiosmtplib.send(raw, sender=login, recipients=[to], hostname="127.0.0.1",
+                          port=gw.submission_port, start_tls=True, tls_context=ctx,
+                          username=login, password=password)
+    return msgid
+
+
+async def _wait_inbox(gw: RunningGateway, address: str, subject: str) -> dict[str, Any]:
+    async with asyncio.timeout(15):
+        while True:
+            for row in await gw.inbox_messages(address):
+                if row["subject"] == subject:
+                    return row
+            await asyncio.sleep(0.1)
+
+
+async def test_two_gateways_exchange_mail_with_proofs_on_both_sides(
+    tmp_path: Path, dev_pki: DevPkiBundle
+) -> None:
+    port_a, port_b = free_port(), free_port()
+    sa = _settings(tmp_path / "a", dev_pki, A_DOMAIN, B_DOMAIN, port_a, port_b)
+    sb = _settings(tmp_path / "b", dev_pki, B_DOMAIN, A_DOMAIN, port_b, port_a)
+    async with running_gateway(sa) as a, running_gateway(sb) as b:
+        msgid = await _submit(a, a.demo_address, a.demo_password, b.demo_address, "aller")
+        row = await _wait_inbox(b, b.demo_address, "aller")
+        assert b"X-MSS-CODECDA: 11502-2" in await b.raw_message(row)
+        kinds_a = [p["kind"] for p in await a.proofs_for(msgid)]
+        assert "submitted" in kinds_a and "relayed" in kinds_a
+        relayed = [p for p in await a.proofs_for(msgid) if p["kind"] == "relayed"][0]
+        assert "TLSv1" in relayed["details"]
+        kinds_b = [p["kind"] for p in await b.proofs_for(msgid)]
+        assert "received" in kinds_b and "delivered" in kinds_b
+
+        reply = await _submit(b, b.demo_address, b.demo_password, a.demo_address, "retour")
+        await _wait_inbox(a, a.demo_address, "retour")
+        assert "relayed" in [p["kind"] for p in await b.proofs_for(reply)]
+        assert "delivered" in [p["kind"] for p in await a.proofs_for(reply)]
+        assert all(r["state"] == "sent" for r in await a.queue_rows())
