@@ -1,0 +1,54 @@
+"""The CAPABILITY list, by session state (RFC 9051 §6.1.1, §7.2.2).
+
+Before TLS the server announces STARTTLS and LOGINDISABLED and no AUTH= mechanism, so that
+no client sends a credential in clear (RFC 9051 §6.2.3, RFC 8314). After authentication
+AUTH= and STARTTLS disappear, as RFC 9051 §7.2.2 recommends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Extensions announced once authenticated; each is implemented in imap/commands/.
+EXTENSIONS: tuple[str, ...] = (
+    "ID",  # RFC 2971
+    "ENABLE",  # RFC 5161
+    "IDLE",  # RFC 2177
+    "NAMESPACE",  # RFC 2342
+    "UNSELECT",  # RFC 3691
+    "UIDPLUS",  # RFC 4315
+    "MOVE",  # RFC 6851
+    "CHILDREN",  # RFC 3348
+    "SPECIAL-USE",  # RFC 6154
+    "CREATE-SPECIAL-USE",  # RFC 6154 §3
+    "LIST-EXTENDED",  # RFC 5258
+    "LIST-STATUS",  # RFC 5819
+    "LITERAL+",  # RFC 7888
+    "CONDSTORE",  # RFC 7162
+    "QRESYNC",  # RFC 7162
+    "ESEARCH",  # RFC 4731
+    "SEARCHRES",  # RFC 5182
+    "QUOTA",  # RFC 9208
+    "QUOTA=RES-STORAGE",
+    "ACL",  # RFC 4314
+    "RIGHTS=texk",
+    "STATUS=SIZE",  # RFC 8438
+    "UTF8=ACCEPT",  # RFC 6855
+)
+
+
+def capabilities(
+    *, tls: bool, authenticated: bool, mechanisms: Iterable[str], append_limit: int
+) -> list[str]:
+    """Capabilities for the current state of a session."""
+    caps = ["IMAP4rev1", "IMAP4rev2"]
+    if not authenticated:
+        if not tls:
+            caps += ["STARTTLS", "LOGINDISABLED"]
+        else:
+            caps += [f"AUTH={m}" for m in mechanisms]
+        caps += ["SASL-IR", "ID", "ENABLE", "LITERAL+"]
+        return caps
+    caps += list(EXTENSIONS)
+    caps.append(f"APPENDLIMIT={append_limit}")  # RFC 7889
+    return caps

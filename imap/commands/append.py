@@ -1,0 +1,54 @@
+"""APPEND (RFC 9051 §6.3.12, RFC 4315 APPENDUID, RFC 3502 MULTIAPPEND, RFC 7889 APPENDLIMIT).
+
+The message goes through the same accept path as mail from SMTP (DESIGN.md §7: front-ends
+never write the store): encrypted once, its IMAP view precomputed, durable before the OK.
+It is not a delivery, so no delivery proof is recorded.
+"""
+
+from __future__ import annotations
+
+from imap.commands import AUTHENTICATED, register
+from imap.commands.mailboxes import mailbox_name
+from imap.commands.store import normalise_flags
+from imap.protocol import ImapRefusal, ResponseCode, SequenceSet
+from imap.protocol import commands as c
+from imap.session import Done, Session
+from mail.pipeline import Delivery, LocalTarget
+
+
+@register(c.Append, AUTHENTICATED)
+async def append(session: Session, cmd: c.Append) -> Done | None:
+    identity = session.identity
+    assert identity is not None
+    ctx = session.ctx
+    if ctx.pipeline is None:
+        raise ImapRefusal("NO", "UNAVAILABLE", "Message storage is not available, retry later")
+    folder = await ctx.store.get_folder(identity.account_id, mailbox_name(session, cmd.mailbox))
+    if folder is None:
+        raise ImapRefusal("NO", "TRYCREATE", f"Mailbox {cmd.mailbox[:80]!r} does not exist")
+    limit = ctx.settings.imap.max_literal_size
+    total = 0
+    for msg in cmd.messages:
+        if len(msg.data) > limit:
+            raise ImapRefusal("NO", "TOOBIG", f"Message of {len(msg.data)} octets exceeds the "
+                              f"limit of {limit} octets")
+        if not msg.data:
+            raise ImapRefusal("NO", "CANNOT", "An empty message cannot be appended")
+        total += len(msg.data)
+    quota = ctx.settings.imap.quota_storage_mb * 1024 * 1024
+    used = await ctx.store.storage_used(identity.account_id)
+    if used + total > quota:
+        # RFC 9208 §4.3: OVERQUOTA names the refusal.
+        raise ImapRefusal("NO", "OVERQUOTA", f"Mailbox storage quota of "
+                          f"{ctx.settings.imap.quota_storage_mb} MiB would be exceeded")
+    uids: list[int] = []
+    for msg in cmd.messages:
+        flags = normalise_flags(msg.flags)
+        stored = await ctx.pipeline.submit(Delivery(
+            raw=msg.data, sender=identity.address,
+            local=[LocalTarget(identity.address, identity.account_id, folder.id, flags)],
+            record_delivery=False, internal_date=msg.internal_date,
+        ))
+        uids.append(stored.uids[folder.id])
+    return Done("Completed", ResponseCode.appenduid(folder.uidvalidity,
+                                                    SequenceSet.from_ints(uids)))

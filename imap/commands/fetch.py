@@ -1,0 +1,169 @@
+"""FETCH and UID FETCH (RFC 9051 §6.4.5, RFC 7162 CHANGEDSINCE/VANISHED).
+
+Everything is served from the view precomputed at delivery (ENVELOPE, BODY, BODYSTRUCTURE,
+part offsets) and from ranged reads of the encrypted body, which decrypt only the segments
+touched: a FETCH never re-parses a message. One query per run of UIDs, with only the
+columns the items need.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from imap.commands import SELECTED, register
+from imap.mailstore import BodyReader, MessageRow
+from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
+from imap.protocol import commands as c
+from imap.protocol.response import Atom
+from imap.selected import SelectedMailbox, uid_ranges
+from imap.session import Done, Session
+from mail import sections
+from mail.imapstring import wire_bytes
+from mail.views import MessageView
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_SIMPLE = frozenset({"UID", "FLAGS", "INTERNALDATE", "MODSEQ"})
+_UNSUPPORTED = frozenset({"BINARY[]", "BINARY.SIZE[]", "SAVEDATE", "EMAILID", "THREADID"})
+
+
+def internal_date(when: datetime | None) -> bytes:
+    """RFC 9051 §9 date-time: ``"dd-Mon-yyyy hh:mm:ss +zzzz"`` (we store UTC)."""
+    when = (when or datetime.now(UTC)).astimezone(UTC)
+    return (f'"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} '
+            f'{when:%H:%M:%S} +0000"').encode("ascii")
+
+
+def _literal(data: bytes) -> bytes:
+    return b"{%d}\r\n" % len(data) + data
+
+
+def _flags(flags: tuple[str, ...], recent: bool) -> bytes:
+    items = list(flags) + (["\\Recent"] if recent else [])
+    return b"(" + " ".join(items).encode("utf-8") + b")"
+
+
+async def _section(view: MessageView, row: MessageRow, attr: FetchAttr,
+                   reader: BodyReader) -> bytes:
+    blob = row.blob_id
+    if blob is None:
+        return b""  # body purged after its retention period; the proofs remain
+    sec = attr.section
+    assert sec is not None
+    spec = sections.Section(sec.part, sec.text or "", sec.fields)
+
+    async def read(start: int, end: int) -> bytes:
+        return await reader.read(blob, start, end - start)
+
+    partial = None if attr.partial is None else (attr.partial[0], attr.partial[1])
+    return await sections.aread_section(view, spec, read, partial)
+
+
+async def _whole(view: MessageView, row: MessageRow, start: int, end: int | None,
+                 reader: BodyReader) -> bytes:
+    if row.blob_id is None:
+        return b""
+    stop = view.size if end is None else end
+    return await reader.read(row.blob_id, start, max(0, stop - start))
+
+
+async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageRow,
+                 items: list[FetchAttr], reader: BodyReader, flags_changed: bool) -> bytes:
+    """One ``* n FETCH (...)`` response, built as bytes (views may hold 8-bit text)."""
+    out: list[bytes] = []
+    view: MessageView | None = None
+    if row.view is not None and any(a.name not in _SIMPLE for a in items):
+        view = MessageView.from_json(row.view)
+    have_flags = False
+    for attr in items:
+        name = attr.name
+        if name == "UID":
+            out.append(b"UID %d" % row.uid)
+        elif name == "FLAGS":
+            have_flags = True
+            out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
+        elif name == "INTERNALDATE":
+            out.append(b"INTERNALDATE " + internal_date(row.internal_date))
+        elif name == "MODSEQ":
+            out.append(b"MODSEQ (%d)" % row.modseq)  # RFC 7162 §3.1.4.1
+        elif name == "RFC822.SIZE":
+            out.append(b"RFC822.SIZE %d" % row.size)
+        elif view is None:
+            raise ImapRefusal("NO", "SERVERBUG", "Message structure is not available")
+        elif name == "ENVELOPE":
+            out.append(b"ENVELOPE " + wire_bytes(view.envelope))
+        elif name == "BODY":
+            out.append(b"BODY " + wire_bytes(view.body))
+        elif name == "BODYSTRUCTURE":
+            out.append(b"BODYSTRUCTURE " + wire_bytes(view.bodystructure))
+        elif name == "RFC822":
+            out.append(b"RFC822 " + _literal(await _whole(view, row, 0, None, reader)))
+        elif name == "RFC822.HEADER":
+            out.append(b"RFC822.HEADER " + _literal(
+                await _whole(view, row, 0, view.text_start, reader)))
+        elif name == "RFC822.TEXT":
+            out.append(b"RFC822.TEXT " + _literal(
+                await _whole(view, row, view.text_start, None, reader)))
+        elif name == "BODY[]":
+            data = await _section(view, row, attr, reader)
+            out.append(attr.response_name().encode("utf-8") + b" " + _literal(data))
+    if flags_changed and not have_flags:
+        # RFC 9051 §6.4.5: setting \Seen as a side effect is reported as FLAGS.
+        out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
+        if session.condstore and not any(a.name == "MODSEQ" for a in items):
+            out.append(b"MODSEQ (%d)" % row.modseq)
+    return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+
+
+@register(c.Fetch, SELECTED)
+async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
+    sel = session.selected
+    assert sel is not None
+    store = session.ctx.store
+    items = list(cmd.items)
+    for attr in items:
+        if attr.name in _UNSUPPORTED:
+            raise ImapRefusal("BAD", None, f"FETCH item {attr.name} is not supported")
+    if cmd.vanished and (not cmd.uid or not session.qresync or cmd.changedsince is None):
+        # RFC 7162 §3.2.6: VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC.
+        raise ImapRefusal("BAD", None, "VANISHED needs UID FETCH with CHANGEDSINCE after "
+                          "ENABLE QRESYNC")
+    if cmd.uid and not any(a.name == "UID" for a in items):
+        items.insert(0, FetchAttr("UID"))  # RFC 9051 §6.4.9
+    wants_modseq = cmd.changedsince is not None or any(a.name == "MODSEQ" for a in items)
+    if wants_modseq:
+        session.enabled.add("CONDSTORE")  # RFC 7162 §3.1: implicit enable
+        if not any(a.name == "MODSEQ" for a in items):
+            items.append(FetchAttr("MODSEQ"))
+    uids = sel.resolve(cmd.sequence_set, cmd.uid)
+    if cmd.vanished and cmd.changedsince is not None:
+        top = max(sel.uids[-1] if sel.uids else 0, 1)
+        gone = [u for u in await store.vanished_since(sel.folder_id, cmd.changedsince)
+                if cmd.sequence_set.contains(u, top)]
+        if gone:
+            session.write(untagged_data("VANISHED", Atom("(EARLIER)"),
+                                        SequenceSet.from_ints(gone)))
+    if not uids:
+        return None
+    full = any(a.name not in _SIMPLE for a in items)
+    rows = await store.fetch_rows(sel.folder_id, uid_ranges(uids), full=full,
+                                  changed_since=cmd.changedsince)
+    rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+    changed: set[int] = set()
+    if not sel.readonly and any(a.sets_seen for a in items):
+        unseen = {r.uid: (*r.flags, "\\Seen") for r in rows if "\\Seen" not in r.flags}
+        if unseen:
+            modseq = await store.store_flags(sel.folder_id, unseen)
+            for r in rows:
+                if r.uid in unseen:
+                    r.flags = tuple(sorted(unseen[r.uid]))
+                    r.modseq = modseq
+                    sel.own_changes[r.uid] = modseq
+            changed = set(unseen)
+    async with store.body_reader() as reader:
+        for row in rows:
+            seq = sel.seq_of(row.uid)
+            assert seq is not None
+            session.write(await render(session, sel, seq, row, items, reader,
+                                       row.uid in changed))
+            await session.flush(force=False)
+    return None

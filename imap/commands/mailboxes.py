@@ -1,0 +1,251 @@
+"""Mailbox commands: LIST, LSUB, NAMESPACE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE,
+STATUS (RFC 9051 §6.3, RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE).
+
+The hierarchy delimiter is ``/``. Parents are created with their children, and a folder with
+children cannot be deleted, so no folder is ever ``\\Noselect`` (Outlook hides the mail of
+such levels).
+"""
+
+from __future__ import annotations
+
+import re
+
+from imap.commands import AUTHENTICATED, register
+from imap.mailstore import DELIMITER, AlreadyExists, FolderInfo
+from imap.protocol import Atom, ImapRefusal, encode_mailbox, untagged_data
+from imap.protocol import commands as c
+from imap.protocol.response import Value
+from imap.session import Done, Session
+
+SPECIAL_USES = frozenset({"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash", "\\Flagged",
+                          "\\All"})
+_STATUS_DEFAULT = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+
+
+def mailbox_name(session: Session, name: str) -> str:
+    """The folder name a client means, checked (RFC 9051 §5.1)."""
+    name = session.ctx.workarounds.mailbox_name(name)
+    if name.upper() == "INBOX" or name[:6].upper() == "INBOX/":
+        name = "INBOX" + name[5:]
+    if (not name or name.startswith(DELIMITER) or name.endswith(DELIMITER)
+            or DELIMITER * 2 in name):
+        raise ImapRefusal("NO", "CANNOT", f"Invalid mailbox name {name[:80]!r}: names are "
+                          "not empty and have no empty level between '/'")
+    if any(ch in name for ch in "*%") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        raise ImapRefusal("NO", "CANNOT", f"Invalid mailbox name {name[:80]!r}: '*', '%' and "
+                          "control characters are not allowed")
+    return name
+
+
+async def require_folder(session: Session, name: str) -> FolderInfo:
+    assert session.identity is not None
+    folder = await session.ctx.store.get_folder(session.identity.account_id,
+                                                mailbox_name(session, name))
+    if folder is None:
+        raise ImapRefusal("NO", "NONEXISTENT", f"Mailbox {name[:80]!r} does not exist")
+    return folder
+
+
+def _pattern(reference: str, pattern: str) -> re.Pattern[str]:
+    """RFC 9051 §6.3.9: ``*`` matches anything, ``%`` anything but the delimiter."""
+    full = reference + pattern
+    out = []
+    for ch in full:
+        out.append(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch))
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _matches(regex: re.Pattern[str], name: str, reference: str, pattern: str) -> bool:
+    if regex.match(name):
+        return True
+    # INBOX is case-insensitive (RFC 9051 §5.1): "inbox" and "Inbox/%" match it too.
+    full = reference + pattern
+    if name == "INBOX" or name.startswith("INBOX/"):
+        if full[:5].upper() == "INBOX":
+            return bool(_pattern("", "INBOX" + full[5:]).match(name))
+    return False
+
+
+async def status_values(
+    session: Session, folder: FolderInfo, items: tuple[str, ...]
+) -> list[Value]:
+    store = session.ctx.store
+    counts = None
+    if any(i in items for i in ("MESSAGES", "UNSEEN", "SIZE", "DELETED", "RECENT")):
+        counts = await store.counts(folder.id)
+    out: list[Value] = []
+    for item in items:
+        value: int | None = None
+        if item == "MESSAGES" and counts:
+            value = counts.messages
+        elif item == "UNSEEN" and counts:
+            value = counts.unseen
+        elif item == "SIZE" and counts:
+            value = counts.size  # RFC 8438
+        elif item == "DELETED" and counts:
+            value = counts.deleted  # RFC 9051 §6.3.11
+        elif item == "RECENT" and counts:
+            value = counts.recent
+        elif item == "UIDNEXT":
+            value = folder.uidnext
+        elif item == "UIDVALIDITY":
+            value = folder.uidvalidity
+        elif item == "HIGHESTMODSEQ":
+            value = folder.highestmodseq  # RFC 7162 §3.1.2.1, never 0
+            session.enabled.add("CONDSTORE")
+        elif item == "APPENDLIMIT":
+            value = session.ctx.settings.imap.max_literal_size  # RFC 7889
+        if value is not None:
+            out += [Atom(item), value]
+    return out
+
+
+def _attributes(folder: FolderInfo, names: set[str], subscribed: bool) -> list[Value]:
+    prefix = folder.name + DELIMITER
+    children = any(n.startswith(prefix) for n in names)
+    attrs: list[Value] = [Atom("\\HasChildren" if children else "\\HasNoChildren")]  # RFC 3348
+    if subscribed and folder.subscribed:
+        attrs.append(Atom("\\Subscribed"))  # RFC 5258 §3.4
+    if folder.special_use:
+        attrs.append(Atom(folder.special_use))  # RFC 6154 §2
+    return attrs
+
+
+async def _list(session: Session, reference: str, patterns: tuple[str, ...], *,
+                selection: frozenset[str], returns: frozenset[str], status: tuple[str, ...],
+                verb: str) -> None:
+    assert session.identity is not None
+    if patterns == ("",):
+        # RFC 9051 §6.3.9: an empty pattern asks for the delimiter and the root name.
+        session.write(untagged_data(verb, [Atom("\\Noselect")], b"/", b""))
+        return
+    folders = await session.ctx.store.list_folders(session.identity.account_id)
+    names = {f.name for f in folders}
+    regexes = [(_pattern(reference, p), p) for p in patterns]
+    show_subscribed = "SUBSCRIBED" in returns or "SUBSCRIBED" in selection or verb == "LSUB"
+    for folder in folders:
+        if not any(_matches(rx, folder.name, reference, p) for rx, p in regexes):
+            continue
+        if ("SUBSCRIBED" in selection or verb == "LSUB") and not folder.subscribed:
+            continue
+        if "SPECIAL-USE" in selection and not folder.special_use:
+            continue
+        attrs = _attributes(folder, names, show_subscribed and verb != "LSUB")
+        session.write(untagged_data(verb, attrs, b"/",
+                                    Atom(encode_mailbox(folder.name, utf8=session.utf8)
+                                         .decode("utf-8", "surrogateescape"))))
+        if status:
+            # RFC 5819 §2: one STATUS after each LIST of a selectable mailbox.
+            values = await status_values(session, folder, status)
+            session.write(untagged_data("STATUS", Atom(encode_mailbox(
+                folder.name, utf8=session.utf8).decode("utf-8", "surrogateescape")), values))
+
+
+@register(c.List, AUTHENTICATED)
+async def list_(session: Session, cmd: c.List) -> Done | None:
+    await _list(session, cmd.reference, cmd.patterns, selection=cmd.selection,
+                returns=cmd.returns, status=cmd.status_items, verb="LIST")
+    return None
+
+
+@register(c.Lsub, AUTHENTICATED)
+async def lsub(session: Session, cmd: c.Lsub) -> Done | None:
+    await _list(session, cmd.reference, (cmd.pattern,), selection=frozenset(),
+                returns=frozenset(), status=(), verb="LSUB")
+    return None
+
+
+@register(c.Namespace, AUTHENTICATED)
+async def namespace(session: Session, cmd: c.Namespace) -> Done | None:
+    # RFC 2342 §5: personal "" with "/"; no other-users or shared namespace yet.
+    session.write(untagged_data("NAMESPACE", [[b"", b"/"]], None, None))
+    return None
+
+
+@register(c.Create, AUTHENTICATED)
+async def create(session: Session, cmd: c.Create) -> Done | None:
+    assert session.identity is not None
+    raw = cmd.mailbox.rstrip(DELIMITER) if len(cmd.mailbox) > 1 else cmd.mailbox
+    name = mailbox_name(session, raw)  # RFC 9051 §6.3.4: a trailing delimiter is dropped
+    special = None
+    for use in cmd.special_use:
+        norm = next((s for s in SPECIAL_USES if s.lower() == use.lower()), None)
+        if norm is None:
+            raise ImapRefusal("NO", "USEATTR", f"Special-use attribute {use[:40]} is not "
+                              "supported (RFC 6154)")
+        special = norm
+    if len(cmd.special_use) > 1:
+        raise ImapRefusal("NO", "USEATTR", "Only one special-use attribute per mailbox")
+    store = session.ctx.store
+    if await store.get_folder(session.identity.account_id, name) is not None:
+        raise ImapRefusal("NO", "ALREADYEXISTS", f"Mailbox {name[:80]!r} already exists")
+    try:
+        await store.create_folder(session.identity.account_id, name, special)
+    except AlreadyExists:
+        raise ImapRefusal("NO", "ALREADYEXISTS", f"Mailbox {name[:80]!r} already exists"
+                          ) from None
+    return None
+
+
+@register(c.Delete, AUTHENTICATED)
+async def delete(session: Session, cmd: c.Delete) -> Done | None:
+    assert session.identity is not None
+    folder = await require_folder(session, cmd.mailbox)
+    if folder.name == "INBOX":
+        raise ImapRefusal("NO", "CANNOT", "INBOX cannot be deleted (RFC 9051 §6.3.5)")
+    folders = await session.ctx.store.list_folders(session.identity.account_id)
+    if any(f.name.startswith(folder.name + DELIMITER) for f in folders):
+        raise ImapRefusal("NO", "HASCHILDREN", f"Mailbox {folder.name[:80]!r} has sub-folders: "
+                          "delete them first")
+    if session.selected is not None and session.selected.folder_id == folder.id:
+        session.close_selected()
+    await session.ctx.store.delete_folder(folder.id)
+    return None
+
+
+@register(c.Rename, AUTHENTICATED)
+async def rename(session: Session, cmd: c.Rename) -> Done | None:
+    assert session.identity is not None
+    store = session.ctx.store
+    folder = await require_folder(session, cmd.mailbox)
+    new = mailbox_name(session, cmd.new_name)
+    if await store.get_folder(session.identity.account_id, new) is not None:
+        raise ImapRefusal("NO", "ALREADYEXISTS", f"Mailbox {new[:80]!r} already exists")
+    if new.startswith(folder.name + DELIMITER):
+        raise ImapRefusal("NO", "CANNOT", "A mailbox cannot be moved inside itself")
+    if folder.name == "INBOX":
+        # RFC 3501 §6.3.5: renaming INBOX moves its messages to the new name; INBOX stays,
+        # empty, and its sub-folders are not renamed.
+        target = await store.create_folder(session.identity.account_id, new)
+        snapshot = await store.snapshot(folder.id)
+        uids = [u for u, _ in snapshot[1]]
+        if uids:
+            await store.copy(folder.id, uids, target.id, move=True)
+        return None
+    await store.rename_folder(folder.id, new)
+    if session.selected is not None and session.selected.folder_id == folder.id:
+        session.selected.name = new
+    return None
+
+
+@register(c.Subscribe, AUTHENTICATED)
+async def subscribe(session: Session, cmd: c.Subscribe) -> Done | None:
+    folder = await require_folder(session, cmd.mailbox)
+    await session.ctx.store.set_subscribed(folder.id, True)
+    return None
+
+
+@register(c.Unsubscribe, AUTHENTICATED)
+async def unsubscribe(session: Session, cmd: c.Unsubscribe) -> Done | None:
+    folder = await require_folder(session, cmd.mailbox)
+    await session.ctx.store.set_subscribed(folder.id, False)
+    return None
+
+
+@register(c.Status, AUTHENTICATED)
+async def status(session: Session, cmd: c.Status) -> Done | None:
+    folder = await require_folder(session, cmd.mailbox)
+    values = await status_values(session, folder, cmd.items or _STATUS_DEFAULT)
+    session.write(untagged_data("STATUS", Atom(encode_mailbox(
+        folder.name, utf8=session.utf8).decode("utf-8", "surrogateescape")), values))
+    return None

@@ -1,0 +1,228 @@
+"""SEARCH and UID SEARCH with ESEARCH results and SEARCHRES (RFC 9051 §6.4.4, RFC 4731,
+RFC 5182, RFC 7162 §3.1.5 MODSEQ).
+
+Flags, dates, sizes and the usual address/subject headers are answered from the columns
+stored with each message (decoded at delivery). Other header fields, BODY and TEXT read the
+stored message (headers only when enough); bodies are matched as stored, without decoding
+base64 or quoted-printable parts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from imap.commands import SELECTED, register
+from imap.mailstore import BodyReader, MessageRow
+from imap.protocol import (
+    Atom,
+    SearchAge,
+    SearchAll,
+    SearchAnd,
+    SearchDate,
+    SearchFlag,
+    SearchHeader,
+    SearchKey,
+    SearchModseq,
+    SearchNot,
+    SearchOr,
+    SearchSequence,
+    SearchSize,
+    SearchText,
+    SequenceSet,
+    untagged_data,
+)
+from imap.protocol import commands as c
+from imap.protocol.response import Value
+from imap.selected import SelectedMailbox, uid_ranges
+from imap.session import Done, Session
+from mail.sections import filter_header_fields
+from mail.views import decode_words
+
+_COLUMNS = {"subject": "subject", "from": "from_addr", "to": "to_addr", "cc": "cc_addr"}
+
+
+def _uses_modseq(key: SearchKey) -> bool:
+    if isinstance(key, SearchModseq):
+        return True
+    if isinstance(key, SearchNot):
+        return _uses_modseq(key.key)
+    if isinstance(key, SearchOr):
+        return _uses_modseq(key.left) or _uses_modseq(key.right)
+    if isinstance(key, SearchAnd):
+        return any(_uses_modseq(k) for k in key.keys)
+    return False
+
+
+class _Matcher:
+    """Evaluates a criteria tree against one message row, reading the body only if asked."""
+
+    def __init__(self, sel: SelectedMailbox, reader: BodyReader) -> None:
+        self.sel = sel
+        self.reader = reader
+        self.now = datetime.now(UTC)
+        self._header: bytes | None = None
+        self._text: str | None = None
+        self._row: MessageRow | None = None
+
+    def start(self, row: MessageRow) -> None:
+        self._row = row
+        self._header = None
+        self._text = None
+
+    async def header(self) -> bytes:
+        row = self._row
+        assert row is not None
+        if self._header is None:
+            self._header = b"" if row.blob_id is None else await self.reader.read(
+                row.blob_id, 0, row.header_size)
+        return self._header
+
+    async def whole(self) -> str:
+        row = self._row
+        assert row is not None
+        if self._text is None:
+            raw = b"" if row.blob_id is None else await self.reader.read(row.blob_id, 0, row.size)
+            self._text = raw.decode("utf-8", "replace").casefold()
+        return self._text
+
+    async def match(self, key: SearchKey, row: MessageRow) -> bool:  # noqa: C901, PLR0911
+        if isinstance(key, SearchAll):
+            return True
+        if isinstance(key, SearchAnd):
+            for k in key.keys:
+                if not await self.match(k, row):
+                    return False
+            return True
+        if isinstance(key, SearchOr):
+            return await self.match(key.left, row) or await self.match(key.right, row)
+        if isinstance(key, SearchNot):
+            return not await self.match(key.key, row)
+        if isinstance(key, SearchFlag):
+            if key.flag.lower() == "\\recent":
+                has = row.uid in self.sel.recent
+            else:
+                has = key.flag.lower() in (f.lower() for f in row.flags)
+            return has == key.present
+        if isinstance(key, SearchSequence):
+            if key.set.saved:
+                return row.uid in set(self.sel.saved or ())
+            if key.uid:
+                top = self.sel.uids[-1] if self.sel.uids else 0
+                return key.set.contains(row.uid, top)
+            seq = self.sel.seq_of(row.uid) or 0
+            return key.set.contains(seq, len(self.sel.uids))
+        if isinstance(key, SearchSize):
+            return row.size > key.size if key.larger else row.size < key.size
+        if isinstance(key, SearchModseq):
+            return row.modseq >= key.modseq
+        if isinstance(key, SearchDate):
+            if key.sent:
+                if not row.date_header:
+                    return False
+                day = date.fromisoformat(row.date_header)
+            else:
+                when = row.internal_date or self.now
+                day = when.astimezone(UTC).date()
+            if key.op == "before":
+                return day < key.date
+            if key.op == "on":
+                return day == key.date
+            return day >= key.date
+        if isinstance(key, SearchAge):
+            when = row.internal_date or self.now
+            age = (self.now - when).total_seconds()
+            return age >= key.seconds if key.older else age <= key.seconds
+        if isinstance(key, SearchHeader):
+            needle = key.value.casefold()
+            column = _COLUMNS.get(key.name.lower())
+            if column is not None:
+                value = getattr(row, column) or ""
+                return needle in value.casefold()
+            lines = filter_header_fields(await self.header(), [key.name], False)
+            if not lines.strip():
+                return False
+            if not needle:
+                return True  # RFC 9051 §6.4.4: an empty string matches any such field
+            text = lines.decode("utf-8", "replace").replace("\r\n", "").replace("\n", "")
+            decoded = decode_words(text) or text
+            return needle in decoded.casefold()
+        if isinstance(key, SearchText):
+            needle = key.value.casefold()
+            text = await self.whole()
+            if key.body_only:
+                row_ = self._row
+                assert row_ is not None
+                text = text[row_.header_size:] if row_.header_size <= len(text) else ""
+            return needle in text
+        return False
+
+
+async def run_search(session: Session, sel: SelectedMailbox, key: SearchKey) -> list[MessageRow]:
+    uids = list(sel.uids)
+    if not uids:
+        return []
+    rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(uids), full=False,
+                                              search=True)
+    rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+    found: list[MessageRow] = []
+    async with session.ctx.store.body_reader() as reader:
+        matcher = _Matcher(sel, reader)
+        for row in rows:
+            matcher.start(row)
+            if await matcher.match(key, row):
+                found.append(row)
+    return found
+
+
+@register(c.Search, SELECTED)
+async def search(session: Session, cmd: c.Search) -> Done | None:
+    sel = session.selected
+    assert sel is not None
+    key = cmd.criteria or SearchAll()
+    modseq_used = _uses_modseq(key)
+    if modseq_used:
+        session.enabled.add("CONDSTORE")
+    found = await run_search(session, sel, key)
+    uids = [r.uid for r in found]
+    numbers = uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids]
+    highest = max((r.modseq for r in found), default=0)
+    returns = cmd.returns
+    if returns is None and session.rev2:
+        returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers ESEARCH
+    if returns is None:
+        parts: list[Value] = ["SEARCH", *numbers]
+        if modseq_used and numbers:
+            parts.append(Atom(f"(MODSEQ {highest})"))  # RFC 7162 §3.1.5
+        session.write(untagged_data(*parts))
+        return None
+    wanted = set(returns) or {"ALL"}
+    if "SAVE" in wanted:
+        # RFC 5182 §2.4: with MIN and/or MAX only those are saved.
+        if wanted & {"MIN", "MAX"} and not wanted & {"ALL", "COUNT"}:
+            kept = []
+            if "MIN" in wanted and uids:
+                kept.append(uids[0])
+            if "MAX" in wanted and uids:
+                kept.append(uids[-1])
+            sel.saved = sorted(set(kept))
+        else:
+            sel.saved = uids
+        wanted.discard("SAVE")
+        if not wanted:
+            return None  # RFC 5182 §2.1: SAVE alone gives no ESEARCH response
+    out: list[Value] = ["ESEARCH", Atom(f'(TAG "{cmd.tag}")')]
+    if cmd.uid:
+        out.append("UID")
+    if numbers:
+        if "MIN" in wanted:
+            out += ["MIN", numbers[0]]
+        if "MAX" in wanted:
+            out += ["MAX", numbers[-1]]
+        if "ALL" in wanted:
+            out += ["ALL", SequenceSet.from_ints(numbers)]
+    if "COUNT" in wanted:
+        out += ["COUNT", len(numbers)]
+    if modseq_used and numbers:
+        out += ["MODSEQ", highest]
+    session.write(untagged_data(*out))
+    return None

@@ -1,0 +1,132 @@
+"""SELECT, EXAMINE, UNSELECT, CLOSE, CHECK and ENABLE (RFC 9051 §6.3.2-6.3.3, §6.4.1-6.4.2,
+RFC 3691, RFC 5161, RFC 7162 CONDSTORE/QRESYNC)."""
+
+from __future__ import annotations
+
+from array import array
+
+from imap.commands import AUTHENTICATED, SELECTED, register
+from imap.commands.mailboxes import require_folder
+from imap.protocol import Atom, ImapRefusal, ResponseCode, SequenceSet, untagged, untagged_data
+from imap.protocol import commands as c
+from imap.protocol.response import fetch_response
+from imap.selected import SelectedMailbox, flags_value, uid_ranges
+from imap.session import Done, Session
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+_ENABLEABLE = ("CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT")
+
+
+@register(c.Enable, AUTHENTICATED)
+async def enable(session: Session, cmd: c.Enable) -> Done | None:
+    """RFC 5161: answer ENABLED with what was newly enabled (unknown names are ignored)."""
+    newly = []
+    for cap in cmd.capabilities:
+        if cap in _ENABLEABLE and cap not in session.enabled:
+            session.enabled.add(cap)
+            newly.append(cap)
+            if cap == "QRESYNC":
+                session.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3
+    names = {"IMAP4REV2": "IMAP4rev2"}
+    session.write(untagged_data("ENABLED", *[names.get(n, n) for n in newly]))
+    return None
+
+
+@register(c.Select, AUTHENTICATED)
+async def select(session: Session, cmd: c.Select) -> Done | None:
+    store = session.ctx.store
+    if session.selected is not None:
+        session.close_selected()
+        # RFC 7162 §3.2.11 / RFC 9051 §7.1: the previous mailbox is closed.
+        session.write(untagged("OK", "Previous mailbox closed", "CLOSED"))
+    folder = await require_folder(session, cmd.mailbox)
+    if cmd.qresync is not None and not session.qresync:
+        raise ImapRefusal("BAD", None, "QRESYNC parameter needs ENABLE QRESYNC first")
+    if cmd.condstore:
+        session.enabled.add("CONDSTORE")  # RFC 7162 §3.1.8
+    event = session.ctx.changes.watch(folder.id)
+    info, rows = await store.snapshot(folder.id)
+    uids = array("L", (u for u, _ in rows))
+    top = uids[-1] if uids else 0
+    floor = store.recent_floor(folder.id) if cmd.readonly else store.claim_recent(folder.id, top)
+    sel = SelectedMailbox(
+        folder_id=folder.id, name=folder.name, uidvalidity=info.uidvalidity,
+        readonly=cmd.readonly, uids=uids, modseq=info.highestmodseq, event=event,
+        recent={u for u in uids if u > floor},
+    )
+    session.selected = sel
+    keywords = sorted({f for _, text in rows for f in text.split() if not f.startswith("\\")})
+    flags = [Atom(f) for f in (*SYSTEM_FLAGS, *keywords)]
+    session.write(untagged_data("FLAGS", flags))
+    if cmd.readonly:
+        session.write(untagged("OK", "No permanent flags in read-only mode",
+                               ResponseCode.permanentflags(())))
+    else:
+        session.write(untagged("OK", "Flags and keywords are kept",
+                               ResponseCode.permanentflags((*SYSTEM_FLAGS, *keywords, "\\*"))))
+    session.write(untagged_data(len(uids), "EXISTS"))
+    if not session.rev2:
+        session.write(untagged_data(len(sel.recent), "RECENT"))
+        first_unseen = next((i + 1 for i, (_, t) in enumerate(rows) if "\\Seen" not in t.split()),
+                            None)
+        if first_unseen is not None:
+            session.write(untagged("OK", "First unseen message",
+                                   ResponseCode("UNSEEN", str(first_unseen))))
+    session.write(untagged("OK", "UIDs valid", ResponseCode.uidvalidity(info.uidvalidity)))
+    session.write(untagged("OK", "Predicted next UID", ResponseCode.uidnext(info.uidnext)))
+    # RFC 7162 §3.1.2.1: always sent, and never 0 (the folder row starts at 1).
+    session.write(untagged("OK", "Highest mod-sequence",
+                           ResponseCode.highestmodseq(info.highestmodseq)))
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == info.uidvalidity:
+        await _qresync(session, sel, cmd.qresync)
+    code = "READ-ONLY" if cmd.readonly else "READ-WRITE"
+    return Done("Completed", code)
+
+
+async def _qresync(session: Session, sel: SelectedMailbox, q: c.QResync) -> None:
+    """RFC 7162 §3.2.5: VANISHED (EARLIER) then FETCH for everything changed since modseq."""
+    store = session.ctx.store
+    top = sel.uids[-1] if sel.uids else 0
+    vanished = await store.vanished_since(sel.folder_id, q.modseq)
+    if q.known_uids is not None:
+        known_top = max(top, max((u for u in vanished), default=0))
+        vanished = [u for u in vanished if q.known_uids.contains(u, known_top)]
+    if vanished:
+        session.write(untagged_data("VANISHED", Atom("(EARLIER)"),
+                                    SequenceSet.from_ints(vanished)))
+    ranges = uid_ranges(list(sel.uids))
+    rows = await store.fetch_rows(sel.folder_id, ranges, full=False, changed_since=q.modseq)
+    for row in rows:
+        seq = sel.seq_of(row.uid)
+        if seq is None:
+            continue
+        session.write(fetch_response(seq, [
+            ("UID", row.uid), ("FLAGS", flags_value(row.flags, row.uid in sel.recent)),
+            ("MODSEQ", [row.modseq]),
+        ]))
+
+
+@register(c.Unselect, SELECTED)
+async def unselect(session: Session, cmd: c.Unselect) -> Done | None:
+    session.close_selected()  # RFC 3691: no expunge
+    return None
+
+
+@register(c.Close, SELECTED)
+async def close(session: Session, cmd: c.Close) -> Done | None:
+    """RFC 9051 §6.4.1: silently expunge \\Deleted messages unless read-only."""
+    sel = session.selected
+    assert sel is not None
+    if not sel.readonly:
+        rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(list(sel.uids)),
+                                                  full=False)
+        deleted = [r.uid for r in rows if "\\Deleted" in r.flags]
+        if deleted:
+            await session.ctx.store.expunge(sel.folder_id, deleted)
+    session.close_selected()
+    return None
+
+
+@register(c.Check, SELECTED, always_sync=True)
+async def check(session: Session, cmd: c.Check) -> Done | None:
+    return None  # every change is already durable; changes are reported like NOOP

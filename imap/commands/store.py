@@ -1,0 +1,114 @@
+"""STORE, UID STORE, EXPUNGE and UID EXPUNGE (RFC 9051 §6.4.3, §6.4.6, RFC 4315 §2.1,
+RFC 7162 §3.1.3 UNCHANGEDSINCE)."""
+
+from __future__ import annotations
+
+from imap.commands import SELECTED, register
+from imap.protocol import ImapRefusal, ResponseCode, SequenceSet, fetch_response
+from imap.protocol import commands as c
+from imap.protocol.response import Value
+from imap.selected import flags_value, uid_ranges
+from imap.session import Done, Session
+
+_SYSTEM = {"\\answered": "\\Answered", "\\flagged": "\\Flagged", "\\deleted": "\\Deleted",
+           "\\seen": "\\Seen", "\\draft": "\\Draft"}
+
+
+def normalise_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """System flags in their canonical spelling; \\Recent cannot be stored (RFC 9051 §2.3.2)."""
+    out = []
+    for f in flags:
+        if f.startswith("\\"):
+            canon = _SYSTEM.get(f.lower())
+            if canon is None:
+                if f.lower() == "\\recent":
+                    continue
+                raise ImapRefusal("BAD", None, f"Flag {f[:40]} cannot be stored")
+            out.append(canon)
+        else:
+            out.append(f)
+    return tuple(dict.fromkeys(out))
+
+
+def _readonly_refusal() -> ImapRefusal:
+    return ImapRefusal("NO", "READ-ONLY", "The mailbox is selected read-only (EXAMINE)")
+
+
+@register(c.Store, SELECTED)
+async def store(session: Session, cmd: c.Store) -> Done | None:
+    sel = session.selected
+    assert sel is not None
+    if sel.readonly:
+        raise _readonly_refusal()
+    flags = normalise_flags(cmd.flags)
+    uids = sel.resolve(cmd.sequence_set, cmd.uid)
+    if cmd.unchangedsince is not None:
+        session.enabled.add("CONDSTORE")
+    rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(uids), full=False) \
+        if uids else []
+    rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+    modified: list[int] = []
+    changes: dict[int, tuple[str, ...]] = {}
+    for row in rows:
+        if cmd.unchangedsince is not None and row.modseq > cmd.unchangedsince:
+            modified.append(row.uid if cmd.uid else sel.seq_of(row.uid) or 0)  # RFC 7162 §3.1.3
+            continue
+        current = set(row.flags)
+        if cmd.mode == "add":
+            new = current | set(flags)
+        elif cmd.mode == "remove":
+            new = current - set(flags)
+        else:
+            new = set(flags)
+        if new != current:
+            changes[row.uid] = tuple(sorted(new))
+    modseq = await session.ctx.store.store_flags(sel.folder_id, changes) if changes else 0
+    for row in rows:
+        if row.uid in changes:
+            row.flags = changes[row.uid]
+            row.modseq = modseq
+            sel.own_changes[row.uid] = modseq
+    report_all = not cmd.silent
+    for row in rows:
+        if (cmd.unchangedsince is not None and row.modseq > cmd.unchangedsince
+                and row.uid not in changes):
+            continue
+        # RFC 7162 §3.1.3: with .SILENT, a CONDSTORE client still learns the new MODSEQ.
+        if not report_all and not (session.condstore and row.uid in changes):
+            continue
+        seq = sel.seq_of(row.uid)
+        assert seq is not None
+        items: list[tuple[str, Value]] = []
+        if cmd.uid:
+            items.append(("UID", row.uid))
+        if report_all:
+            items.append(("FLAGS", flags_value(row.flags, row.uid in sel.recent)))
+        if session.condstore:
+            items.append(("MODSEQ", [row.modseq]))
+        session.write(fetch_response(seq, items))
+    if modified:
+        return Done("Completed, some messages changed since",
+                    ResponseCode.modified(SequenceSet.from_ints(modified)))
+    return None
+
+
+@register(c.Expunge, SELECTED)
+async def expunge(session: Session, cmd: c.Expunge) -> Done | None:
+    sel = session.selected
+    assert sel is not None
+    if sel.readonly:
+        raise _readonly_refusal()
+    uids = list(sel.uids)
+    if cmd.uid_set is not None:
+        uids = sel.resolve(cmd.uid_set, True)  # RFC 4315 §2.1 UID EXPUNGE
+    if not uids:
+        return None
+    rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(uids), full=False)
+    deleted = [r.uid for r in rows if "\\Deleted" in r.flags]
+    if deleted:
+        modseq = await session.ctx.store.expunge(sel.folder_id, deleted)
+        for line in sel.take_expunged(deleted, session.qresync):
+            session.write(line)
+        if session.condstore:
+            return Done("Completed", ResponseCode.highestmodseq(modseq))  # RFC 7162 §3.1.12
+    return None

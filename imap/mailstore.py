@@ -1,0 +1,515 @@
+"""The typed storage interface of the IMAP commands, and its SQLAlchemy Core implementation.
+
+Command handlers in ``imap/commands/`` see only :class:`MailStore` (a ``typing.Protocol``, as
+pymap does), so the protocol behaviour can be read without SQL and the SQL can change without
+touching the commands. :class:`SqlMailStore` runs one query per FETCH range with only the
+columns asked for, never ORM objects per message (DESIGN.md §8). Every write commits, then
+tells the :class:`~mail.changes.ChangeHub` so other sessions learn of it (RFC 3501 §5.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mail.changes import ChangeHub
+from storage import folders as folder_rows
+from storage.database import Database
+from storage.errors import AlreadyExists
+from storage.messages import flags_text
+from storage.schema import folder_acl, folder_messages, folders, messages
+
+DELIMITER = folder_rows.DELIMITER
+Ranges = Sequence[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    """One mailbox as the commands need it (RFC 9051 §2.3.1.1 UIDVALIDITY, RFC 7162 modseq)."""
+
+    id: int
+    name: str
+    special_use: str | None
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    subscribed: bool
+
+
+@dataclass(slots=True)
+class MessageRow:
+    """The columns of one mailbox message a FETCH, STORE or SEARCH asked for."""
+
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    internal_date: datetime | None = None
+    size: int = 0
+    header_size: int = 0
+    blob_id: int | None = None
+    message_id: int = 0
+    view: str | None = None
+    subject: str | None = None
+    from_addr: str | None = None
+    to_addr: str | None = None
+    cc_addr: str | None = None
+    date_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A row changed after a known mod-sequence: flags changed, new, or expunged."""
+
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    expunged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FolderCounts:
+    """What STATUS reports besides the counters kept on the folder row."""
+
+    messages: int
+    unseen: int
+    deleted: int
+    size: int
+    recent: int
+
+
+class BodyReader(Protocol):
+    """Reads decrypted byte ranges of stored bodies inside one read transaction."""
+
+    async def read(self, blob_id: int, offset: int, length: int) -> bytes: ...
+
+
+class MailStore(Protocol):
+    """What IMAP commands need from storage; one instance serves every session."""
+
+    async def list_folders(self, account_id: int) -> list[FolderInfo]: ...
+
+    async def get_folder(self, account_id: int, name: str) -> FolderInfo | None: ...
+
+    async def create_folder(
+        self, account_id: int, name: str, special_use: str | None = None
+    ) -> FolderInfo: ...
+
+    async def delete_folder(self, folder_id: int) -> None: ...
+
+    async def rename_folder(self, folder_id: int, new_name: str) -> None: ...
+
+    async def set_subscribed(self, folder_id: int, subscribed: bool) -> None: ...
+
+    async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts: ...
+
+    async def snapshot(self, folder_id: int) -> tuple[FolderInfo, list[tuple[int, str]]]: ...
+
+    async def changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]: ...
+
+    async def vanished_since(self, folder_id: int, modseq: int) -> list[int]: ...
+
+    async def fetch_rows(
+        self, folder_id: int, ranges: Ranges, *, full: bool, search: bool = False,
+        changed_since: int | None = None,
+    ) -> list[MessageRow]: ...
+
+    def body_reader(self) -> AbstractAsyncContextManager[BodyReader]: ...
+
+    async def store_flags(self, folder_id: int, new_flags: dict[int, tuple[str, ...]]) -> int: ...
+
+    async def expunge(self, folder_id: int, uids: Sequence[int]) -> int: ...
+
+    async def copy(
+        self, folder_id: int, uids: Sequence[int], dest_id: int, *, move: bool = False
+    ) -> list[tuple[int, int]]: ...
+
+    async def storage_used(self, account_id: int) -> int: ...
+
+    async def acl(self, folder_id: int) -> list[tuple[str, str]]: ...
+
+    async def set_acl(self, folder_id: int, identifier: str, rights: str | None) -> None: ...
+
+    def claim_recent(self, folder_id: int, up_to_uid: int) -> int: ...
+
+    def recent_floor(self, folder_id: int) -> int: ...
+
+
+def _info(row: Any) -> FolderInfo:
+    return FolderInfo(
+        id=int(row.id), name=row.name, special_use=row.special_use,
+        uidvalidity=int(row.uidvalidity), uidnext=int(row.uidnext),
+        highestmodseq=int(row.highestmodseq), subscribed=bool(row.subscribed),
+    )
+
+
+def _flags(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split()) if text else ()
+
+
+def _in_ranges(ranges: Ranges) -> Any:
+    """A WHERE clause for UIDs in the given inclusive ranges (one range → BETWEEN)."""
+    uid = folder_messages.c.uid
+    clauses = [uid == a if a == b else and_(uid >= a, uid <= b) for a, b in ranges]
+    return clauses[0] if len(clauses) == 1 else or_(*clauses)
+
+
+def _chunks(ranges: Ranges, size: int = 200) -> Iterable[Ranges]:
+    for i in range(0, len(ranges), size):
+        yield ranges[i : i + size]
+
+
+_FOLDER_COLUMNS = (
+    folders.c.id, folders.c.name, folders.c.special_use, folders.c.uidvalidity,
+    folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed,
+)
+_LIVE = folder_messages.c.expunged_modseq.is_(None)
+
+
+class _Reader:
+    def __init__(self, db: Database, conn: AsyncConnection) -> None:
+        self._db = db
+        self._conn = conn
+
+    async def read(self, blob_id: int, offset: int, length: int) -> bytes:
+        return await self._db.blobs.read(self._conn, blob_id, offset, length)
+
+
+class SqlMailStore:
+    """:class:`MailStore` over the project database (SQLite or PostgreSQL)."""
+
+    def __init__(self, db: Database, changes: ChangeHub) -> None:
+        self._db = db
+        self._changes = changes
+        # RFC 3501 §2.3.2 \Recent: the highest UID some session has already been told of,
+        # per folder. Kept in memory: after a restart, messages count as recent once more.
+        self._recent: dict[int, int] = {}
+
+    # -- folders -------------------------------------------------------------------
+    async def list_folders(self, account_id: int) -> list[FolderInfo]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(*_FOLDER_COLUMNS).where(folders.c.account_id == account_id)
+                .order_by(folders.c.name)
+            )
+            return [_info(r) for r in rows]
+
+    async def get_folder(self, account_id: int, name: str) -> FolderInfo | None:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(*_FOLDER_COLUMNS).where(
+                        folders.c.account_id == account_id, folders.c.name == name
+                    )
+                )
+            ).first()
+            return None if row is None else _info(row)
+
+    async def create_folder(
+        self, account_id: int, name: str, special_use: str | None = None
+    ) -> FolderInfo:
+        """Creates ``name`` and any missing parent (RFC 9051 §6.3.4 "SHOULD create"), so
+        there is never a non-selectable intermediate level that hides mail from clients."""
+        parts = name.split(DELIMITER)
+        async with self._db.begin() as conn:
+            for i in range(1, len(parts)):
+                parent = DELIMITER.join(parts[:i])
+                if await folder_rows.get(conn, account_id, parent) is None:
+                    await folder_rows.create(conn, account_id, parent)
+            created = await folder_rows.create(conn, account_id, name, special_use=special_use)
+        return FolderInfo(
+            id=created.id, name=created.name, special_use=created.special_use,
+            uidvalidity=created.uidvalidity, uidnext=created.uidnext,
+            highestmodseq=created.highestmodseq, subscribed=created.subscribed,
+        )
+
+    async def delete_folder(self, folder_id: int) -> None:
+        async with self._db.begin() as conn:
+            await folder_rows.delete_folder(conn, folder_id)
+        self._recent.pop(folder_id, None)
+        self._changes.changed([folder_id])
+
+    async def rename_folder(self, folder_id: int, new_name: str) -> None:
+        async with self._db.begin() as conn:
+            account_id = (
+                await conn.execute(select(folders.c.account_id).where(folders.c.id == folder_id))
+            ).scalar_one()
+            parts = new_name.split(DELIMITER)
+            for i in range(1, len(parts)):
+                parent = DELIMITER.join(parts[:i])
+                if await folder_rows.get(conn, account_id, parent) is None:
+                    await folder_rows.create(conn, account_id, parent)
+            await folder_rows.rename(conn, folder_id, new_name)
+        self._changes.changed([folder_id])
+
+    async def set_subscribed(self, folder_id: int, subscribed: bool) -> None:
+        async with self._db.begin() as conn:
+            await folder_rows.set_subscribed(conn, folder_id, subscribed)
+
+    async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts:
+        fm = folder_messages
+        floor = self._recent.get(folder_id, 0) if recent_above is None else recent_above
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(messages.c.size), 0),
+                        func.count().filter(~fm.c.flags.contains("\\Seen", autoescape=True)),
+                        func.count().filter(fm.c.flags.contains("\\Deleted", autoescape=True)),
+                        func.count().filter(fm.c.uid > floor),
+                    )
+                    .select_from(fm.join(messages, messages.c.id == fm.c.message_id))
+                    .where(fm.c.folder_id == folder_id, _LIVE)
+                )
+            ).one()
+        return FolderCounts(messages=int(row[0]), size=int(row[1]), unseen=int(row[2]),
+                            deleted=int(row[3]), recent=int(row[4]))
+
+    # -- selected mailbox state ----------------------------------------------------
+    async def snapshot(self, folder_id: int) -> tuple[FolderInfo, list[tuple[int, str]]]:
+        """The folder row and ``(uid, flags)`` of every live message, read consistently."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(select(*_FOLDER_COLUMNS).where(folders.c.id == folder_id))
+            ).one()
+            rows = await conn.execute(
+                select(folder_messages.c.uid, folder_messages.c.flags)
+                .where(folder_messages.c.folder_id == folder_id, _LIVE)
+                .order_by(folder_messages.c.uid)
+            )
+            return _info(row), [(int(u), f) for u, f in rows]
+
+    async def changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]:
+        """The folder's HIGHESTMODSEQ and every row (tombstones too) changed after ``modseq``."""
+        fm = folder_messages
+        async with self._db.read() as conn:
+            highest = (
+                await conn.execute(select(folders.c.highestmodseq).where(folders.c.id == folder_id))
+            ).scalar()
+            if highest is None or int(highest) <= modseq:
+                return int(highest or modseq), []
+            rows = await conn.execute(
+                select(fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.expunged_modseq)
+                .where(fm.c.folder_id == folder_id, fm.c.modseq > modseq)
+                .order_by(fm.c.uid)
+            )
+            return int(highest), [
+                Change(int(u), int(m), _flags(f), e is not None) for u, m, f, e in rows
+            ]
+
+    async def vanished_since(self, folder_id: int, modseq: int) -> list[int]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(folder_messages.c.uid)
+                .where(folder_messages.c.folder_id == folder_id,
+                       folder_messages.c.expunged_modseq > modseq)
+                .order_by(folder_messages.c.uid)
+            )
+            return [int(u) for u in rows.scalars()]
+
+    async def fetch_rows(
+        self, folder_id: int, ranges: Ranges, *, full: bool, search: bool = False,
+        changed_since: int | None = None,
+    ) -> list[MessageRow]:
+        """Live rows whose UID is in ``ranges``; ``full`` adds the message columns and view.
+
+        Ranges are sent in chunks so that a fragmented set does not build a huge statement.
+        """
+        fm = folder_messages
+        cols: list[Any] = [fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.internal_date]
+        if full or search:
+            cols += [messages.c.size, messages.c.header_size, messages.c.blob_id,
+                     fm.c.message_id]
+        if full:
+            cols.append(messages.c.view)
+        if search:
+            cols += [messages.c.subject, messages.c.from_addr, messages.c.to_addr,
+                     messages.c.cc_addr, messages.c.date_header]
+        out: list[MessageRow] = []
+        if not ranges:
+            return out
+        async with self._db.read() as conn:
+            for chunk in _chunks(ranges):
+                cond = [fm.c.folder_id == folder_id, _LIVE, _in_ranges(chunk)]
+                if changed_since is not None:
+                    cond.append(fm.c.modseq > changed_since)  # RFC 7162 §3.1.4.1
+                stmt = select(*cols).where(*cond).order_by(fm.c.uid)
+                if full or search:
+                    stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
+                for r in await conn.execute(stmt):
+                    m = r._mapping
+                    row = MessageRow(uid=int(m["uid"]), modseq=int(m["modseq"]),
+                                     flags=_flags(m["flags"]), internal_date=m["internal_date"])
+                    if full or search:
+                        row.size = int(m["size"])
+                        row.header_size = int(m["header_size"])
+                        row.blob_id = m["blob_id"]
+                        row.message_id = int(m["message_id"])
+                    if full:
+                        row.view = m["view"]
+                    if search:
+                        row.subject = m["subject"]
+                        row.from_addr = m["from_addr"]
+                        row.to_addr = m["to_addr"]
+                        row.cc_addr = m["cc_addr"]
+                        row.date_header = m["date_header"]
+                    out.append(row)
+        return out
+
+    @asynccontextmanager
+    async def _body_reader(self) -> AsyncIterator[BodyReader]:
+        async with self._db.read() as conn:
+            yield _Reader(self._db, conn)
+
+    def body_reader(self) -> AbstractAsyncContextManager[BodyReader]:
+        """One read transaction for every body range of a FETCH or SEARCH."""
+        return self._body_reader()
+
+    # -- writes ----------------------------------------------------------------------
+    async def store_flags(self, folder_id: int, new_flags: dict[int, tuple[str, ...]]) -> int:
+        """Sets the flags of several UIDs under ONE new mod-sequence (RFC 7162 §3.1.3)."""
+        if not new_flags:
+            return 0
+        by_text: dict[str, list[int]] = {}
+        for uid, flags in new_flags.items():
+            by_text.setdefault(flags_text(flags), []).append(uid)
+        async with self._db.begin() as conn:
+            modseq = await folder_rows.next_modseq(conn, folder_id)
+            for text, uids in by_text.items():
+                for i in range(0, len(uids), 500):
+                    await conn.execute(
+                        update(folder_messages)
+                        .where(folder_messages.c.folder_id == folder_id,
+                               folder_messages.c.uid.in_(uids[i : i + 500]), _LIVE)
+                        .values(flags=text, modseq=modseq)
+                    )
+        self._changes.changed([folder_id])
+        return modseq
+
+    async def expunge(self, folder_id: int, uids: Sequence[int]) -> int:
+        """Tombstones ``uids`` (kept for QRESYNC VANISHED, RFC 7162 §3.2.5.1)."""
+        if not uids:
+            return 0
+        async with self._db.begin() as conn:
+            modseq = await self._expunge(conn, folder_id, uids)
+        self._changes.changed([folder_id])
+        return modseq
+
+    @staticmethod
+    async def _expunge(conn: AsyncConnection, folder_id: int, uids: Sequence[int]) -> int:
+        modseq = await folder_rows.next_modseq(conn, folder_id)
+        for i in range(0, len(uids), 500):
+            await conn.execute(
+                update(folder_messages)
+                .where(folder_messages.c.folder_id == folder_id,
+                       folder_messages.c.uid.in_(list(uids[i : i + 500])), _LIVE)
+                .values(expunged_modseq=modseq, modseq=modseq)
+            )
+        return modseq
+
+    async def copy(
+        self, folder_id: int, uids: Sequence[int], dest_id: int, *, move: bool = False
+    ) -> list[tuple[int, int]]:
+        """Files the messages of ``uids`` in ``dest_id`` with their flags and dates.
+
+        Returns ``(source uid, new uid)`` pairs in source UID order (RFC 4315 COPYUID). With
+        ``move`` the sources are expunged in the same transaction (RFC 6851 §3.3: atomic).
+        """
+        fm = folder_messages
+        pairs: list[tuple[int, int]] = []
+        async with self._db.begin() as conn:
+            rows: list[Any] = []
+            for i in range(0, len(uids), 500):
+                rows += (
+                    await conn.execute(
+                        select(fm.c.uid, fm.c.message_id, fm.c.flags, fm.c.internal_date)
+                        .where(fm.c.folder_id == folder_id, fm.c.uid.in_(list(uids[i : i + 500])),
+                               _LIVE)
+                    )
+                ).all()
+            rows.sort(key=lambda r: r.uid)
+            if not rows:
+                return []
+            first = await folder_rows.allocate_uids(conn, dest_id, len(rows))
+            modseq = await folder_rows.next_modseq(conn, dest_id)
+            values = []
+            for i, r in enumerate(rows):
+                # RFC 9051 §6.4.7: the copy keeps flags and internal date; \Recent is per
+                # session and never stored.
+                values.append({"folder_id": dest_id, "message_id": r.message_id,
+                               "uid": first + i, "modseq": modseq, "flags": r.flags,
+                               "internal_date": r.internal_date, "expunged_modseq": None})
+                pairs.append((int(r.uid), first + i))
+            await conn.execute(fm.insert(), values)
+            if move:
+                await self._expunge(conn, folder_id, [p[0] for p in pairs])
+        self._changes.changed([dest_id, folder_id] if move else [dest_id])
+        return pairs
+
+    async def storage_used(self, account_id: int) -> int:
+        """Octets of the live messages of every folder of the account (RFC 9208 STORAGE)."""
+        fm = folder_messages
+        async with self._db.read() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        select(func.coalesce(func.sum(messages.c.size), 0))
+                        .select_from(
+                            fm.join(messages, messages.c.id == fm.c.message_id)
+                            .join(folders, folders.c.id == fm.c.folder_id)
+                        )
+                        .where(folders.c.account_id == account_id, _LIVE)
+                    )
+                ).scalar_one()
+            )
+
+    async def acl(self, folder_id: int) -> list[tuple[str, str]]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(folder_acl.c.identifier, folder_acl.c.rights)
+                .where(folder_acl.c.folder_id == folder_id).order_by(folder_acl.c.identifier)
+            )
+            return [(i, r) for i, r in rows]
+
+    async def set_acl(self, folder_id: int, identifier: str, rights: str | None) -> None:
+        """Replaces (or with None removes) the rights of ``identifier`` (RFC 4314 §3.1-3.2)."""
+        async with self._db.begin() as conn:
+            await conn.execute(
+                delete(folder_acl).where(folder_acl.c.folder_id == folder_id,
+                                         folder_acl.c.identifier == identifier)
+            )
+            if rights:
+                await conn.execute(
+                    folder_acl.insert().values(folder_id=folder_id, identifier=identifier,
+                                               rights=rights)
+                )
+
+    # -- \Recent -------------------------------------------------------------------------
+    def claim_recent(self, folder_id: int, up_to_uid: int) -> int:
+        """Marks UIDs up to ``up_to_uid`` as announced; returns the previous mark."""
+        previous = self._recent.get(folder_id, 0)
+        if up_to_uid > previous:
+            self._recent[folder_id] = up_to_uid
+        return previous
+
+    def recent_floor(self, folder_id: int) -> int:
+        """UIDs above this are still \\Recent for the next session that selects the folder."""
+        return self._recent.get(folder_id, 0)
+
+
+__all__ = [
+    "AlreadyExists",
+    "BodyReader",
+    "Change",
+    "FolderCounts",
+    "FolderInfo",
+    "MailStore",
+    "MessageRow",
+    "SqlMailStore",
+]

@@ -1,0 +1,315 @@
+"""One IMAP connection: the state machine of RFC 9051 §3 and the command loop.
+
+The session reads a whole command (literals included) with the protocol reader, parses it,
+checks that the command is allowed in the current state, runs its handler from
+``imap/commands/`` and writes the tagged reply. Between the handler and the tagged reply it
+reports what other sessions changed in the selected mailbox (RFC 3501 §5.2). Per-connection
+state is a handful of attributes plus :class:`~imap.selected.SelectedMailbox`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from accounts.authenticator import Authenticator, Identity
+from config import Settings
+from imap.capabilities import capabilities
+from imap.mailstore import MailStore
+from imap.protocol import (
+    CommandReader,
+    CommandTooLarge,
+    ConnectionClosed,
+    ImapRefusal,
+    ParseError,
+    ResponseCode,
+    bye,
+    continuation,
+    parse_command,
+    tagged,
+    untagged,
+)
+from imap.protocol import commands as c
+from imap.selected import SelectedMailbox
+from imap.workarounds import Workarounds
+from mail.changes import ChangeHub
+
+if TYPE_CHECKING:
+    from mail.pipeline import Pipeline
+    from storage.database import Database
+
+log = logging.getLogger("mssante.imap")
+
+# RFC 3501 §7.4.1: no EXPUNGE while answering these (the client may be counting numbers).
+NO_EXPUNGE = (c.Fetch, c.Store, c.Search)
+FLUSH_AT = 256 * 1024
+
+
+@dataclass
+class ImapContext:
+    """What every session of one server shares."""
+
+    settings: Settings
+    store: MailStore
+    authenticator: Authenticator
+    changes: ChangeHub
+    pipeline: Pipeline | None
+    db: Database | None
+    tls_context: ssl.SSLContext
+    workarounds: Workarounds
+    sessions: set[Session] = field(default_factory=set)
+
+
+class Done:
+    """What a handler returns for its tagged OK: text and optional response code."""
+
+    __slots__ = ("text", "code", "silent")
+
+    def __init__(
+        self, text: str = "Completed", code: ResponseCode | str | None = None,
+        *, silent: bool = False,
+    ) -> None:
+        self.text = text
+        self.code = code
+        self.silent = silent  # the handler already wrote its tagged reply (STARTTLS)
+
+
+class Session:
+    """The state and I/O of one client connection."""
+
+    def __init__(
+        self,
+        ctx: ImapContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        tls: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.reader = reader
+        self.writer = writer
+        self.tls = tls
+        self.id = secrets.token_hex(6)
+        self.identity: Identity | None = None
+        self.selected: SelectedMailbox | None = None
+        self.enabled: set[str] = set()
+        self.logout = False
+        self.bad_count = 0
+        self.auth_failures = 0
+        self.closing = False
+        self.done = asyncio.get_running_loop().create_future()
+        self._out: list[bytes] = []
+        self._out_size = 0
+        imap = ctx.settings.imap
+        self.cmd_reader = CommandReader(
+            reader, self._send_continuation, max_line=imap.max_line_length,
+            max_literal=imap.max_literal_size, max_command=imap.max_literal_size + 1024 * 1024,
+        )
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+    # -- state -----------------------------------------------------------------------
+    @property
+    def authenticated(self) -> bool:
+        return self.identity is not None
+
+    @property
+    def utf8(self) -> bool:
+        """RFC 9051 / RFC 6855: mailbox names and strings in UTF-8 once enabled."""
+        return "IMAP4REV2" in self.enabled or "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.enabled or "QRESYNC" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    def capabilities(self) -> list[str]:
+        from imap.commands.auth import mechanism_names
+
+        mechanisms = mechanism_names()
+        ssl_object = self.ssl_object()
+        if ssl_object is None or not ssl_object.getpeercert(binary_form=True):
+            # Only offer EXTERNAL to a client that presented a certificate: clients such as
+            # mbsync pick it whenever it is listed and would then fail to log in.
+            mechanisms = [m for m in mechanisms if m != "EXTERNAL"]
+        return capabilities(
+            tls=self.tls, authenticated=self.authenticated,
+            mechanisms=mechanisms, append_limit=self.ctx.settings.imap.max_literal_size,
+        )
+
+    def ssl_object(self) -> ssl.SSLObject | None:
+        return self.writer.get_extra_info("ssl_object")
+
+    def log_fields(self, **extra: Any) -> dict[str, Any]:
+        fields: dict[str, Any] = {"session": self.id, "peer": self.peer}
+        if self.identity is not None:
+            fields["user"] = self.identity.address
+        fields.update(extra)
+        return {"fields": fields}
+
+    # -- output ----------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+
+    async def flush(self, force: bool = True) -> None:
+        """Sends what is buffered; FETCH calls it with ``force=False`` to stream large replies."""
+        if not self._out or (not force and self._out_size < FLUSH_AT):
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def _send_continuation(self) -> None:
+        self.write(continuation())
+        await self.flush()
+
+    async def read_line(self) -> bytes | None:
+        """A continuation line (SASL response, IDLE's DONE)."""
+        return await asyncio.wait_for(
+            self.cmd_reader.read_line(), self.ctx.settings.imap.idle_timeout
+        )
+
+    # -- selected mailbox -----------------------------------------------------------
+    def close_selected(self) -> None:
+        if self.selected is not None:
+            self.ctx.changes.unwatch(self.selected.folder_id, self.selected.event)
+            self.selected = None
+
+    async def report_changes(self, *, allow_expunge: bool) -> None:
+        """Untagged EXISTS/EXPUNGE/FETCH for changes by others (RFC 3501 §5.2)."""
+        sel = self.selected
+        if sel is None:
+            return
+        for line in await sel.sync(
+            self.ctx.store, allow_expunge=allow_expunge, condstore=self.condstore,
+            qresync=self.qresync, rev2=self.rev2,
+        ):
+            self.write(line)
+
+    # -- main loop -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Greets, serves commands until LOGOUT, EOF, a fatal error or shutdown."""
+        self.ctx.sessions.add(self)
+        log.info("imap_connect", extra=self.log_fields(tls=self.tls))
+        try:
+            caps = " ".join(self.capabilities())
+            self.write(untagged("OK", "MSSante gateway IMAP ready", f"CAPABILITY {caps}"))
+            await self.flush()
+            while not self.logout and not self.closing:
+                keep = await self._one_command()
+                await self.flush()
+                if not keep:
+                    break
+        except (ConnectionError, ConnectionClosed, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one broken session must not take the server down
+            log.exception("imap_session_failed", extra=self.log_fields())
+            with contextlib.suppress(Exception):
+                self.write(bye("Internal server error, please reconnect", "SERVERBUG"))
+                await self.flush()
+        finally:
+            self.close_selected()
+            self.ctx.sessions.discard(self)
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            log.info("imap_disconnect", extra=self.log_fields())
+            if not self.done.done():
+                self.done.set_result(None)
+
+    async def _one_command(self) -> bool:
+        """Reads and runs one command; False when the connection must end."""
+        imap = self.ctx.settings.imap
+        try:
+            raw = await asyncio.wait_for(self.cmd_reader.read_command(), imap.idle_timeout)
+        except TimeoutError:
+            # RFC 9051 §5.4: an inactivity autologout timer of at least 30 minutes.
+            self.write(bye("Autologout: idle for too long"))
+            return False
+        except CommandTooLarge as exc:
+            self.write(exc.response())
+            return False
+        except ParseError as exc:  # LiteralRefused: the stream is still in step
+            self.write(exc.response())
+            return self._count_bad()
+        if raw is None:
+            return False
+        try:
+            cmd = parse_command(raw, utf8=self.utf8)
+        except ParseError as exc:
+            self.write(exc.response())
+            return self._count_bad()
+        await self.dispatch(cmd)
+        return not self.logout
+
+    def _count_bad(self) -> bool:
+        self.bad_count += 1
+        if self.bad_count >= self.ctx.settings.imap.max_bad_commands:
+            self.write(bye("Too many invalid commands, closing the connection"))
+            return False
+        return True
+
+    async def dispatch(self, cmd: c.Command) -> None:
+        """Checks the state, runs the handler, reports changes, writes the tagged reply."""
+        from imap.commands import HANDLERS
+
+        spec = HANDLERS.get(type(cmd))
+        if spec is None:
+            self.write(tagged(cmd.tag, "BAD", f"{cmd.name} is not supported by this server"))
+            self._count_bad()
+            return
+        refusal = spec.refusal(self)
+        if refusal is not None:
+            self.write(refusal.response(cmd.tag))
+            if refusal.status == "BAD":
+                self._count_bad()
+            return
+        try:
+            result = await spec.handler(self, cmd)
+        except ImapRefusal as exc:
+            self.write(exc.response(cmd.tag))
+            if exc.status == "BYE":
+                self.logout = True
+            elif exc.status == "BAD":
+                self._count_bad()
+            return
+        except ParseError as exc:
+            exc.tag = cmd.tag
+            self.write(exc.response())
+            self._count_bad()
+            return
+        self.bad_count = 0
+        if self.logout:
+            return
+        done = result if isinstance(result, Done) else Done()
+        if done.silent:
+            return
+        sel = self.selected
+        if sel is not None and (sel.event.is_set() or spec.always_sync):
+            if not (self.ctx.workarounds.delay_newmail and not spec.always_sync):
+                await self.report_changes(allow_expunge=not isinstance(cmd, NO_EXPUNGE))
+        self.write(tagged(cmd.tag, "OK", f"{cmd.name} {done.text}", done.code))
+
+    def shutdown(self, text: str = "Server shutting down, please reconnect") -> None:
+        """Says BYE and closes now (used after the stop grace period)."""
+        self.closing = True
+        with contextlib.suppress(Exception):
+            self.writer.write(b"".join(self._out) + bye(text, "UNAVAILABLE"))
+            self._out.clear()
+            self.writer.close()
