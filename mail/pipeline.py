@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,16 +27,20 @@ from typing import Any
 from config import Settings
 from mail.changes import ChangeHub
 from mail.views import MessageView, build_view
+from storage import folders, proofs
 from storage import messages as message_rows
-from storage import proofs
 from storage import queue as queue_rows
 from storage.database import Database
+from storage.schema import folder_messages
 from storage.types import utcnow
 
 log = logging.getLogger("mssante.pipeline")
 
 MAX_BATCH = 128
 MAX_BATCH_BYTES = 64 * 1024 * 1024
+# How long the writer may wait for deliveries still being parsed to join a batch (the
+# PostgreSQL commit_delay idea): a few milliseconds buy one fsync for many messages.
+LINGER = 0.004
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Pipeline:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._on_queued: list[Callable[[], None]] = []
+        self._preparing = 0  # submissions parsing their message, about to join the queue
 
     def on_queued(self, callback: Callable[[], None]) -> None:
         """Calls ``callback`` after each commit that queued outbound rows (wakes the worker)."""
@@ -135,11 +139,15 @@ class Pipeline:
         """Stores ``delivery`` durably; returns once committed (raises if it could not be)."""
         if self._closing or self._task is None:
             raise RuntimeError("the message pipeline is not running")
-        if delivery.view is None:
-            # Parsing a large message takes milliseconds of CPU: keep it off the event loop.
-            delivery.view = await asyncio.to_thread(build_view, delivery.raw)
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(delivery, future))
+        self._preparing += 1
+        try:
+            if delivery.view is None:
+                # Parsing a large message takes milliseconds of CPU: off the event loop.
+                delivery.view = await asyncio.to_thread(build_view, delivery.raw)
+            self._queue.put_nowait(_Pending(delivery, future))
+        finally:
+            self._preparing -= 1
         return await future
 
     async def _writer(self) -> None:
@@ -147,7 +155,13 @@ class Pipeline:
             first = await self._queue.get()
             batch = [first]
             size = len(first.delivery.raw)
-            while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and not self._queue.empty():
+            deadline = asyncio.get_running_loop().time() + LINGER
+            while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES:
+                if self._queue.empty():
+                    if not self._preparing or asyncio.get_running_loop().time() >= deadline:
+                        break
+                    await asyncio.sleep(0.0005)
+                    continue
                 item = self._queue.get_nowait()
                 batch.append(item)
                 size += len(item.delivery.raw)
@@ -158,97 +172,118 @@ class Pipeline:
                     self._queue.task_done()
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        results: list[tuple[_Pending, Stored | BaseException]] = []
-        folders: set[int] = set()
+        """Commits the whole batch at once; if that fails, each delivery on its own.
+
+        The fast path has no per-message savepoint: rows of all messages are written with
+        one statement per table where possible. Only when the batch fails is it split, so
+        that one bad message gets its error and the others are still stored.
+        """
         try:
             async with self._db.begin() as conn:
-                for pending in batch:
-                    try:
-                        async with conn.begin_nested():
-                            stored = await self._write_one(conn, pending.delivery)
-                        results.append((pending, stored))
-                    except Exception as exc:  # noqa: BLE001 - reported to that sender only
-                        log.error(
-                            "message_store_failed",
-                            extra={"fields": {"error": type(exc).__name__, "detail": str(exc)}},
-                        )
-                        results.append((pending, exc))
-        except Exception as exc:  # noqa: BLE001 - the commit itself failed: nothing stored
-            log.error("message_commit_failed", extra={"fields": {"error": type(exc).__name__,
-                                                                  "batch": len(batch)}})
+                stored = await self._write_batch(conn, [p.delivery for p in batch])
+        except Exception as exc:  # noqa: BLE001 - retried one by one below
+            if len(batch) == 1:
+                self._fail(batch[0], exc)
+                return
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+                await self._commit([pending])
             return
-        queued = False
-        for pending, outcome in results:
-            if isinstance(outcome, Stored):
-                folders.update(outcome.uids)
-                queued = queued or bool(outcome.queue_ids)
-            if pending.future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
-        self._changes.changed(folders)
-        if queued:
+        for pending, result in zip(batch, stored, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+        self._changes.changed({f for result in stored for f in result.uids})
+        if any(result.queue_ids for result in stored):
             for callback in self._on_queued:
                 callback()
 
-    async def _write_one(self, conn: Any, d: Delivery) -> Stored:
-        view = d.view
-        assert view is not None
-        now = utcnow()
-        blob = await self._db.blobs.put(conn, d.raw)
-        sha = hashlib.sha256(d.raw).hexdigest()
-        search = view.search
-        message_id = await message_rows.insert_message(
-            conn,
-            blob_id=blob.id,
-            content_sha256=sha,
-            size=len(d.raw),
-            header_size=search.header_size,
-            internal_date=d.internal_date or now,
-            received_at=now,
-            expires_at=now + timedelta(days=self._settings.storage.body_retention_days),
-            message_id_header=search.message_id,
-            view=view.to_json(),
-            subject=search.subject,
-            from_addr=search.from_,
-            to_addr=search.to,
-            cc_addr=search.cc,
-            date_header=search.sent_date,
+    @staticmethod
+    def _fail(pending: _Pending, exc: Exception) -> None:
+        log.error(
+            "message_store_failed",
+            extra={"fields": {"error": type(exc).__name__, "detail": str(exc)}},
         )
-        uids: dict[int, int] = {}
-        for target in d.local:
-            [(uid, _modseq)] = await message_rows.add_to_folder(
-                conn, target.folder_id, [message_id], flags=target.flags,
-                internal_date=d.internal_date or now,
-            )
-            uids[target.folder_id] = uid
-        queue_ids: list[int] = []
+        if not pending.future.done():
+            pending.future.set_exception(exc)
+
+    async def _write_batch(self, conn: Any, batch: list[Delivery]) -> list[Stored]:
+        now = utcnow()
+        retention = timedelta(days=self._settings.storage.body_retention_days)
         lifetime = timedelta(hours=self._settings.smtp.queue_lifetime_hours)
-        for remote in d.remote:
-            queue_ids.append(
-                await queue_rows.enqueue(
-                    conn, message_id=message_id, sender=d.sender, recipient=remote.address,
-                    expires_at=now + lifetime, orcpt=remote.orcpt, notify=remote.notify,
-                    ret=d.ret, envid=d.envid,
+        # 1. Bodies and message rows (the body store deduplicates by content).
+        ids: list[int] = []
+        shas: list[str] = []
+        for d in batch:
+            view = d.view
+            assert view is not None
+            blob = await self._db.blobs.put(conn, d.raw)
+            search = view.search
+            ids.append(
+                await message_rows.insert_message(
+                    conn,
+                    blob_id=blob.id,
+                    content_sha256=blob.content_sha256,
+                    size=len(d.raw),
+                    header_size=search.header_size,
+                    internal_date=d.internal_date or now,
+                    received_at=now,
+                    expires_at=now + retention,
+                    message_id_header=search.message_id,
+                    view=view.to_json(),
+                    subject=search.subject,
+                    from_addr=search.from_,
+                    to_addr=search.to,
+                    cc_addr=search.cc,
+                    date_header=search.sent_date,
                 )
             )
-        for spec in d.proofs:
-            await proofs.append(
-                conn, kind=spec.kind, message_ref=search.message_id, content_sha256=sha,
-                actor=spec.actor, details=spec.details,
+            shas.append(blob.content_sha256)
+        # 2. Mailbox rows: one UID range and one MODSEQ per folder for the whole batch.
+        per_folder: dict[int, list[tuple[int, LocalTarget]]] = {}
+        for i, d in enumerate(batch):
+            for target in d.local:
+                per_folder.setdefault(target.folder_id, []).append((i, target))
+        uids: list[dict[int, int]] = [{} for _ in batch]
+        rows: list[dict[str, Any]] = []
+        for folder_id, entries in per_folder.items():
+            first = await folders.allocate_uids(conn, folder_id, len(entries))
+            modseq = await folders.next_modseq(conn, folder_id)
+            for n, (i, target) in enumerate(entries):
+                uids[i][folder_id] = first + n
+                rows.append({
+                    "folder_id": folder_id, "message_id": ids[i], "uid": first + n,
+                    "modseq": modseq, "flags": message_rows.flags_text(target.flags),
+                    "internal_date": batch[i].internal_date or now,
+                })
+        if rows:
+            await conn.execute(folder_messages.insert(), rows)
+        # 3. Outbound queue rows.
+        queue_ids: list[list[int]] = [[] for _ in batch]
+        for i, d in enumerate(batch):
+            for remote in d.remote:
+                queue_ids[i].append(
+                    await queue_rows.enqueue(
+                        conn, message_id=ids[i], sender=d.sender, recipient=remote.address,
+                        expires_at=now + lifetime, orcpt=remote.orcpt, notify=remote.notify,
+                        ret=d.ret, envid=d.envid,
+                    )
+                )
+        # 4. Proofs, chained in memory and inserted together.
+        new: list[proofs.NewProof] = []
+        for i, d in enumerate(batch):
+            ref = d.view.search.message_id if d.view else None
+            new += [proofs.NewProof(p.kind, ref, shas[i], p.actor, p.details) for p in d.proofs]
+            if d.record_delivery:
+                new += [
+                    proofs.NewProof("delivered", ref, shas[i], t.address,
+                                    {"mailbox": t.address, "uid": uids[i][t.folder_id]})
+                    for t in d.local
+                ]
+        await proofs.append_many(conn, new)
+        return [
+            Stored(
+                message_id=ids[i], content_sha256=shas[i],
+                message_id_header=d.view.search.message_id if d.view else None,
+                uids=uids[i], queue_ids=queue_ids[i],
             )
-        for target in d.local if d.record_delivery else ():
-            await proofs.append(
-                conn, kind="delivered", message_ref=search.message_id, content_sha256=sha,
-                actor=target.address, details={"mailbox": target.address,
-                                               "uid": uids[target.folder_id]},
-            )
-        return Stored(
-            message_id=message_id, content_sha256=sha, message_id_header=search.message_id,
-            uids=uids, queue_ids=queue_ids,
-        )
+            for i, d in enumerate(batch)
+        ]

@@ -184,6 +184,10 @@ class OutboundWorker:
         return claimed
 
     async def _claim_and_spawn(self) -> tuple[int, list[asyncio.Task[None]]]:
+        # Polling must not take the write lock when nothing is due (SQLite has one writer).
+        async with self._db.read() as conn:
+            if not await queue_rows.any_due(conn):
+                return 0, []
         async with self._db.begin() as conn:
             items = await queue_rows.claim_due(
                 conn, worker=self.worker_id, limit=self._claim_limit, lease=self._lease

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +100,17 @@ def record_hash(
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class NewProof:
+    """A proof to append (the ledger gives it its sequence number, time and hashes)."""
+
+    kind: str
+    message_ref: str | None = None
+    content_sha256: str | None = None
+    actor: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 async def append(
     conn: AsyncConnection,
     *,
@@ -108,53 +120,65 @@ async def append(
     actor: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> ProofRecord:
-    """Appends a proof in the caller's transaction (appenders are serialised)."""
-    if kind not in PROOF_KINDS:
-        raise ValueError(f"invalid proof kind {kind!r}: expected one of {', '.join(PROOF_KINDS)}")
+    """Appends one proof in the caller's transaction (appenders are serialised)."""
+    [record] = await append_many(
+        conn, [NewProof(kind, message_ref, content_sha256, actor, details or {})]
+    )
+    return record
+
+
+async def append_many(conn: AsyncConnection, items: Sequence[NewProof]) -> list[ProofRecord]:
+    """Appends proofs in order with one read of the chain head and one insert.
+
+    The accept path records several proofs per message and groups messages per commit;
+    chaining them in memory keeps that cost independent of how many there are.
+    """
+    if not items:
+        return []
+    for item in items:
+        if item.kind not in PROOF_KINDS:
+            raise ValueError(
+                f"invalid proof kind {item.kind!r}: expected one of {', '.join(PROOF_KINDS)}"
+            )
     await serialize(conn, "mssante-proofs")
     last = (
         await conn.execute(
             select(proofs.c.seq, proofs.c.hash).order_by(proofs.c.seq.desc()).limit(1)
         )
     ).first()
-    seq, prev = (1, GENESIS) if last is None else (last.seq + 1, last.hash)
+    seq, prev = (0, GENESIS) if last is None else (int(last.seq), str(last.hash))
     # Microsecond precision on both engines, so the hashed time is what is stored.
     created_at = utcnow()
-    details_text = canonical_json(details or {})
-    digest = record_hash(
-        seq=seq,
-        kind=kind,
-        created_at=created_at,
-        message_ref=message_ref,
-        content_sha256=content_sha256,
-        actor=actor,
-        details_text=details_text,
-        prev_hash=prev,
-    )
-    await conn.execute(
-        proofs.insert().values(
+    records: list[ProofRecord] = []
+    for item in items:
+        seq += 1
+        details_text = canonical_json(item.details)
+        digest = record_hash(
             seq=seq,
-            kind=kind,
+            kind=item.kind,
             created_at=created_at,
-            message_ref=message_ref,
-            content_sha256=content_sha256,
-            actor=actor,
-            details=details_text,
+            message_ref=item.message_ref,
+            content_sha256=item.content_sha256,
+            actor=item.actor,
+            details_text=details_text,
             prev_hash=prev,
-            hash=digest,
         )
+        records.append(
+            ProofRecord(seq, item.kind, created_at, item.message_ref, item.content_sha256,
+                        item.actor, json.loads(details_text), prev, digest)
+        )
+        prev = digest
+    await conn.execute(
+        proofs.insert(),
+        [
+            {"seq": r.seq, "kind": r.kind, "created_at": r.created_at,
+             "message_ref": r.message_ref, "content_sha256": r.content_sha256,
+             "actor": r.actor, "details": canonical_json(r.details), "prev_hash": r.prev_hash,
+             "hash": r.hash}
+            for r in records
+        ],
     )
-    return ProofRecord(
-        seq,
-        kind,
-        created_at,
-        message_ref,
-        content_sha256,
-        actor,
-        json.loads(details_text),
-        prev,
-        digest,
-    )
+    return records
 
 
 def _checkpoint_message(seq: int, digest: str) -> bytes:

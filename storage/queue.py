@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -86,6 +87,19 @@ async def enqueue(
     )
 
 
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(queue.c.state.in_(("queued", "deferred")), queue.c.next_attempt_at <= now),
+        and_(queue.c.state == "inflight", queue.c.claimed_until < now),
+    )
+
+
+async def any_due(conn: AsyncConnection, now: datetime | None = None) -> bool:
+    """Whether a row is due, read without taking the write lock (pollers ask this first)."""
+    row = (await conn.execute(select(queue.c.id).where(_due(now or utcnow())).limit(1))).first()
+    return row is not None
+
+
 async def claim_due(
     conn: AsyncConnection,
     *,
@@ -101,10 +115,7 @@ async def claim_due(
     other workers skip them meanwhile.
     """
     now = now or utcnow()
-    due = or_(
-        and_(queue.c.state.in_(("queued", "deferred")), queue.c.next_attempt_at <= now),
-        and_(queue.c.state == "inflight", queue.c.claimed_until < now),
-    )
+    due = _due(now)
     if domain is not None:
         due = and_(due, queue.c.domain == domain)
     rows = await claim(
