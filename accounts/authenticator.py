@@ -46,6 +46,7 @@ class Authenticator:
         self._db = db
         self._ttl = cache_ttl
         self._cache: dict[bytes, tuple[float, Identity]] = {}
+        self._send_as: dict[int, tuple[float, frozenset[str]]] = {}
 
     @staticmethod
     def _cache_key(address: str, password: str) -> bytes:
@@ -55,7 +56,9 @@ class Authenticator:
         """Drops remembered credentials (of one account, or all)."""
         if account_id is None:
             self._cache.clear()
+            self._send_as.clear()
             return
+        self._send_as.pop(account_id, None)
         for key in [k for k, (_, ident) in self._cache.items() if ident.account_id == account_id]:
             del self._cache[key]
 
@@ -161,7 +164,13 @@ class Authenticator:
         )
 
     async def sender_addresses(self, identity: Identity) -> set[str]:
-        """Addresses ``identity`` may send as: its own and the mailboxes delegating send-as."""
+        """Addresses ``identity`` may send as: its own and the mailboxes delegating send-as.
+
+        Remembered like verified credentials (asked at every MAIL FROM of a session).
+        """
+        hit = self._send_as.get(identity.account_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return set(hit[1])
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
@@ -174,4 +183,6 @@ class Authenticator:
                     )
                 )
             ).all()
-        return {identity.address, *(r.address for r in rows)}
+        addresses = frozenset({identity.address, *(r.address for r in rows)})
+        self._send_as[identity.account_id] = (time.monotonic() + self._ttl, addresses)
+        return set(addresses)

@@ -31,7 +31,7 @@ from storage import folders, proofs
 from storage import messages as message_rows
 from storage import queue as queue_rows
 from storage.database import Database
-from storage.schema import folder_messages
+from storage.schema import folder_messages, messages
 from storage.types import utcnow
 
 log = logging.getLogger("mssante.pipeline")
@@ -209,34 +209,28 @@ class Pipeline:
         now = utcnow()
         retention = timedelta(days=self._settings.storage.body_retention_days)
         lifetime = timedelta(hours=self._settings.smtp.queue_lifetime_hours)
-        # 1. Bodies and message rows (the body store deduplicates by content).
-        ids: list[int] = []
-        shas: list[str] = []
-        for d in batch:
+        # 1. Bodies (deduplicated by content) and message rows, one statement each.
+        refs = await self._db.blobs.put_many(conn, [d.raw for d in batch])
+        shas = [ref.content_sha256 for ref in refs]
+        values: list[dict[str, Any]] = []
+        for d, ref in zip(batch, refs, strict=True):
             view = d.view
             assert view is not None
-            blob = await self._db.blobs.put(conn, d.raw)
             search = view.search
-            ids.append(
-                await message_rows.insert_message(
-                    conn,
-                    blob_id=blob.id,
-                    content_sha256=blob.content_sha256,
-                    size=len(d.raw),
-                    header_size=search.header_size,
-                    internal_date=d.internal_date or now,
-                    received_at=now,
-                    expires_at=now + retention,
-                    message_id_header=search.message_id,
-                    view=view.to_json(),
-                    subject=search.subject,
-                    from_addr=search.from_,
-                    to_addr=search.to,
-                    cc_addr=search.cc,
-                    date_header=search.sent_date,
-                )
+            values.append({
+                "blob_id": ref.id, "content_sha256": ref.content_sha256, "size": len(d.raw),
+                "header_size": search.header_size, "internal_date": d.internal_date or now,
+                "received_at": now, "expires_at": now + retention,
+                "message_id_header": search.message_id, "view": view.to_json(),
+                "subject": search.subject, "from_addr": search.from_, "to_addr": search.to,
+                "cc_addr": search.cc, "date_header": search.sent_date,
+            })
+        ids = [
+            int(r.id)
+            for r in await conn.execute(
+                messages.insert().returning(messages.c.id, sort_by_parameter_order=True), values
             )
-            shas.append(blob.content_sha256)
+        ]
         # 2. Mailbox rows: one UID range and one MODSEQ per folder for the whole batch.
         per_folder: dict[int, list[tuple[int, LocalTarget]]] = {}
         for i, d in enumerate(batch):

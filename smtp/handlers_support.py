@@ -130,21 +130,29 @@ class ReverseDns:
         return name
 
 
+MAILBOX_CACHE_TTL = 5.0
+
+
 class Mailboxes:
-    """Local recipients: account status and INBOX, read with one Core query."""
+    """Local recipients: account status and INBOX, read with one Core query.
+
+    Answers are remembered for :data:`MAILBOX_CACHE_TTL` seconds (as Postfix's proxymap
+    does) so that a busy session does not pay a database round trip per RCPT; a suspension
+    takes effect within that time.
+    """
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+        self._cache: dict[tuple[str, bool], tuple[float, Any]] = {}
 
-    async def resolve(self, rcpt: Address) -> LocalTarget:
-        """The INBOX target of a local recipient, or the Refusal that says why not.
-
-        RFC 5321 §4.5.1: postmaster must be accepted; without a postmaster mailbox it goes
-        to the first active administrator.
-        """
+    async def _lookup(self, address: str, postmaster: bool) -> Any:
+        key = (address, postmaster)
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         db = self._gateway.db
         assert db is not None
-        address = rcpt.key()
         query = (
             select(accounts.c.id, accounts.c.status, folders.c.id.label("inbox"))
             .select_from(accounts)
@@ -154,7 +162,7 @@ class Mailboxes:
         )
         async with db.read() as conn:
             row = (await conn.execute(query.where(accounts.c.address == address))).first()
-            if row is None and rcpt.is_postmaster:
+            if row is None and postmaster:
                 row = (
                     await conn.execute(
                         query.where(accounts.c.is_admin.is_(True), accounts.c.status == "active")
@@ -162,6 +170,19 @@ class Mailboxes:
                         .limit(1)
                     )
                 ).first()
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[key] = (now + MAILBOX_CACHE_TTL, row)
+        return row
+
+    async def resolve(self, rcpt: Address) -> LocalTarget:
+        """The INBOX target of a local recipient, or the Refusal that says why not.
+
+        RFC 5321 §4.5.1: postmaster must be accepted; without a postmaster mailbox it goes
+        to the first active administrator.
+        """
+        address = rcpt.key()
+        row = await self._lookup(address, rcpt.is_postmaster)
         status = MailboxStatus.UNKNOWN if row is None else _STATUS.get(row.status,
                                                                        MailboxStatus.UNKNOWN)
         if rcpt.is_postmaster and row is None:

@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import secrets
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,52 +103,86 @@ class BlobStore:
 
         Runs in ``conn``'s transaction: nothing is visible until the caller commits.
         """
-        if len(data) > THREAD_THRESHOLD:
-            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
-        else:
-            digest = hashlib.sha256(data).digest()
-        hexsha = digest.hex()
-        row = (
-            await conn.execute(
-                select(blobs.c.id, blobs.c.purged_at).where(blobs.c.content_sha256 == hexsha)
-            )
-        ).first()
-        if row is not None and row.purged_at is None:
-            return BlobRef(row.id, hexsha, len(data))
+        [ref] = await self.put_many(conn, [data])
+        return ref
 
-        key_id = self.keyring.active_key_id
-        if len(data) > THREAD_THRESHOLD:
-            wrapped, segments = await asyncio.to_thread(self._seal, data, digest, key_id)
+    async def put_many(self, conn: AsyncConnection, bodies: Sequence[bytes]) -> list[BlobRef]:
+        """Stores several bodies with a fixed number of statements, whatever their count.
+
+        The accept path commits many messages at once; one lookup, one insert of blob rows
+        and one insert of segments keep the cost of a batch close to that of its bytes.
+        Identical bodies (in the batch or already stored) share one blob.
+        """
+        if not bodies:
+            return []
+        total = sum(len(b) for b in bodies)
+        if total > THREAD_THRESHOLD:
+            digests = await asyncio.to_thread(lambda: [hashlib.sha256(b).digest() for b in bodies])
         else:
-            wrapped, segments = self._seal(data, digest, key_id)
-        values = {
-            "size": len(data),
-            "segment_size": self.segment_size,
-            "segment_count": len(segments),
-            "key_id": key_id,
-            "wrapped_key": wrapped,
-            "created_at": utcnow(),
-            "purged_at": None,
-        }
-        if row is not None:  # purged earlier, the same body arrives again: store it anew
-            blob_id = row.id
-            await conn.execute(update(blobs).where(blobs.c.id == blob_id).values(**values))
-        else:
-            stmt = insert_or_ignore(conn, blobs, ["content_sha256"]).values(
-                content_sha256=hexsha, **values
+            digests = [hashlib.sha256(b).digest() for b in bodies]
+        hexes = [d.hex() for d in digests]
+        found = {
+            r.content_sha256: r
+            for r in await conn.execute(
+                select(blobs.c.id, blobs.c.content_sha256, blobs.c.purged_at).where(
+                    blobs.c.content_sha256.in_(set(hexes))
+                )
             )
-            inserted = (await conn.execute(stmt.returning(blobs.c.id))).scalar()
-            if inserted is None:  # a concurrent transaction stored the same body first
-                existing = (
-                    await conn.execute(select(blobs.c.id).where(blobs.c.content_sha256 == hexsha))
-                ).scalar_one()
-                return BlobRef(existing, hexsha, len(data))
-            blob_id = inserted
-        await conn.execute(
-            blob_segments.insert(),
-            [{"blob_id": blob_id, "idx": i, "data": seg} for i, seg in enumerate(segments)],
-        )
-        return BlobRef(blob_id, hexsha, len(data))
+        }
+        ids: dict[str, int] = {h: r.id for h, r in found.items() if r.purged_at is None}
+        todo: dict[str, int] = {}  # hex → index of a body to seal
+        for i, h in enumerate(hexes):
+            if h not in ids and h not in todo:
+                todo[h] = i
+        if todo:
+            key_id = self.keyring.active_key_id
+            work = [(h, bodies[i], digests[i]) for h, i in todo.items()]
+
+            def seal_all() -> list[tuple[str, int, bytes, list[bytes]]]:
+                return [(h, len(b), *self._seal(b, d, key_id)) for h, b, d in work]
+
+            sealed = (
+                await asyncio.to_thread(seal_all)
+                if sum(len(b) for _, b, _ in work) > THREAD_THRESHOLD
+                else seal_all()
+            )
+            now = utcnow()
+            fresh: list[dict[str, Any]] = []
+            for h, size, wrapped, segments in sealed:
+                values = {
+                    "size": size, "segment_size": self.segment_size,
+                    "segment_count": len(segments), "key_id": key_id, "wrapped_key": wrapped,
+                    "created_at": now, "purged_at": None,
+                }
+                if h in found:  # purged earlier, the same body arrives again: store it anew
+                    ids[h] = found[h].id
+                    await conn.execute(update(blobs).where(blobs.c.id == ids[h]).values(**values))
+                else:
+                    fresh.append({"content_sha256": h, **values})
+            if fresh:
+                stmt = insert_or_ignore(conn, blobs, ["content_sha256"]).returning(
+                    blobs.c.id, blobs.c.content_sha256
+                )
+                for r in await conn.execute(stmt, fresh):
+                    ids[r.content_sha256] = r.id
+            stored_now = {h for h, *_ in sealed if h in ids}
+            missing = [h for h, *_ in sealed if h not in ids]
+            if missing:  # a concurrent transaction stored the same bodies first
+                for r in await conn.execute(
+                    select(blobs.c.id, blobs.c.content_sha256).where(
+                        blobs.c.content_sha256.in_(missing)
+                    )
+                ):
+                    ids[r.content_sha256] = r.id
+            rows = [
+                {"blob_id": ids[h], "idx": n, "data": seg}
+                for h, _size, _wrapped, segments in sealed
+                if h in stored_now
+                for n, seg in enumerate(segments)
+            ]
+            if rows:
+                await conn.execute(blob_segments.insert(), rows)
+        return [BlobRef(ids[h], h, len(b)) for h, b in zip(hexes, bodies, strict=True)]
 
     def _seal(self, data: bytes, digest: bytes, key_id: str) -> tuple[bytes, list[bytes]]:
         data_key = AESGCM.generate_key(bit_length=256)
