@@ -254,7 +254,10 @@ class GatewaySMTP(SMTP):
         await self.push("500 5.5.2 Error: command not recognized")
 
     async def _refuse(self, refusal: Refusal) -> None:
-        await self.push(refusal.smtp_reply())
+        # RFC 6531 §3.7.4.2: UTF-8 in a reply only within a transaction that asked SMTPUTF8.
+        envelope = self.envelope
+        utf8 = isinstance(envelope, GatewayEnvelope) and bool(envelope.smtp_utf8)
+        await self.push(refusal.smtp_reply(utf8=utf8))
 
     async def _need_tls(self) -> bool:
         """RFC 3207 §4: no mail transaction before STARTTLS (or on the implicit-TLS port)."""
