@@ -22,16 +22,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from config import Settings
 from mail.changes import ChangeHub
 from mail.views import MessageView, build_view
-from storage import folders, proofs
 from storage import messages as message_rows
+from storage import proofs
 from storage import queue as queue_rows
 from storage.database import Database
-from storage.schema import folder_messages, messages
 from storage.types import utcnow
 
 log = logging.getLogger("mssante.pipeline")
@@ -212,44 +211,29 @@ class Pipeline:
         # 1. Bodies (deduplicated by content) and message rows, one statement each.
         refs = await self._db.blobs.put_many(conn, [d.raw for d in batch])
         shas = [ref.content_sha256 for ref in refs]
-        values: list[dict[str, Any]] = []
-        for d, ref in zip(batch, refs, strict=True):
-            view = d.view
-            assert view is not None
-            search = view.search
-            values.append({
+        views = cast(list[MessageView], [d.view for d in batch])
+        assert all(v is not None for v in views), "submit() builds every view"
+        ids = await message_rows.insert_messages(conn, [
+            {
                 "blob_id": ref.id, "content_sha256": ref.content_sha256, "size": len(d.raw),
-                "header_size": search.header_size, "internal_date": d.internal_date or now,
+                "header_size": v.search.header_size, "internal_date": d.internal_date or now,
                 "received_at": now, "expires_at": now + retention,
-                "message_id_header": search.message_id, "view": view.to_json(),
-                "subject": search.subject, "from_addr": search.from_, "to_addr": search.to,
-                "cc_addr": search.cc, "date_header": search.sent_date,
-            })
-        ids = [
-            int(r.id)
-            for r in await conn.execute(
-                messages.insert().returning(messages.c.id, sort_by_parameter_order=True), values
-            )
-        ]
+                "message_id_header": v.search.message_id, "view": v.to_json(),
+                "subject": v.search.subject, "from_addr": v.search.from_, "to_addr": v.search.to,
+                "cc_addr": v.search.cc, "date_header": v.search.sent_date,
+            }
+            for d, v, ref in zip(batch, views, refs, strict=True)
+        ])
         # 2. Mailbox rows: one UID range and one MODSEQ per folder for the whole batch.
-        per_folder: dict[int, list[tuple[int, LocalTarget]]] = {}
-        for i, d in enumerate(batch):
-            for target in d.local:
-                per_folder.setdefault(target.folder_id, []).append((i, target))
+        placements = [
+            (i, t, message_rows.Placement(t.folder_id, ids[i], t.flags, d.internal_date or now))
+            for i, d in enumerate(batch)
+            for t in d.local
+        ]
+        placed = await message_rows.file_messages(conn, [p for _, _, p in placements])
         uids: list[dict[int, int]] = [{} for _ in batch]
-        rows: list[dict[str, Any]] = []
-        for folder_id, entries in per_folder.items():
-            first = await folders.allocate_uids(conn, folder_id, len(entries))
-            modseq = await folders.next_modseq(conn, folder_id)
-            for n, (i, target) in enumerate(entries):
-                uids[i][folder_id] = first + n
-                rows.append({
-                    "folder_id": folder_id, "message_id": ids[i], "uid": first + n,
-                    "modseq": modseq, "flags": message_rows.flags_text(target.flags),
-                    "internal_date": batch[i].internal_date or now,
-                })
-        if rows:
-            await conn.execute(folder_messages.insert(), rows)
+        for (i, target, _), uid in zip(placements, placed, strict=True):
+            uids[i][target.folder_id] = uid
         # 3. Outbound queue rows.
         queue_ids: list[list[int]] = [[] for _ in batch]
         for i, d in enumerate(batch):
@@ -264,7 +248,7 @@ class Pipeline:
         # 4. Proofs, chained in memory and inserted together.
         new: list[proofs.NewProof] = []
         for i, d in enumerate(batch):
-            ref = d.view.search.message_id if d.view else None
+            ref = views[i].search.message_id
             new += [proofs.NewProof(p.kind, ref, shas[i], p.actor, p.details) for p in d.proofs]
             if d.record_delivery:
                 new += [
@@ -276,8 +260,8 @@ class Pipeline:
         return [
             Stored(
                 message_id=ids[i], content_sha256=shas[i],
-                message_id_header=d.view.search.message_id if d.view else None,
+                message_id_header=views[i].search.message_id,
                 uids=uids[i], queue_ids=queue_ids[i],
             )
-            for i, d in enumerate(batch)
+            for i in range(len(batch))
         ]

@@ -17,7 +17,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.folders import allocate_uids, next_modseq
-from storage.schema import folder_messages, messages
+from storage.schema import folder_messages, folders, messages
 from storage.types import utcnow
 
 
@@ -49,50 +49,75 @@ def _flags(text: str) -> tuple[str, ...]:
     return tuple(text.split()) if text else ()
 
 
-async def insert_message(
-    conn: AsyncConnection,
-    *,
-    blob_id: int,
-    content_sha256: str,
-    size: int,
-    header_size: int,
-    internal_date: datetime | None = None,
-    received_at: datetime | None = None,
-    expires_at: datetime | None = None,
-    message_id_header: str | None = None,
-    view: Any = None,
-    subject: str | None = None,
-    from_addr: str | None = None,
-    to_addr: str | None = None,
-    cc_addr: str | None = None,
-    date_header: str | None = None,
-) -> int:
-    """Inserts a message (body already stored as ``blob_id``) and returns its id."""
+async def insert_messages(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Inserts message rows (bodies already stored) with one statement; ids in order.
+
+    Each row holds the columns of :data:`storage.schema.messages` except ``id``;
+    ``internal_date`` and ``received_at`` default to now.
+    """
+    if not rows:
+        return []
     now = utcnow()
-    return int(
-        (
-            await conn.execute(
-                messages.insert()
-                .values(
-                    blob_id=blob_id,
-                    content_sha256=content_sha256,
-                    size=size,
-                    header_size=header_size,
-                    internal_date=internal_date or now,
-                    received_at=received_at or now,
-                    expires_at=expires_at,
-                    message_id_header=message_id_header,
-                    view=view,
-                    subject=subject,
-                    from_addr=from_addr,
-                    to_addr=to_addr,
-                    cc_addr=cc_addr,
-                    date_header=date_header,
-                )
-                .returning(messages.c.id)
-            )
-        ).scalar_one()
+    values = [{"internal_date": now, "received_at": now, **r} for r in rows]
+    result = await conn.execute(
+        messages.insert().returning(messages.c.id, sort_by_parameter_order=True), values
     )
+    return [int(r.id) for r in result]
+
+
+async def insert_message(conn: AsyncConnection, **columns: Any) -> int:
+    """Inserts one message (body already stored as ``blob_id``) and returns its id."""
+    [message_id] = await insert_messages(conn, [columns])
+    return message_id
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One message to file into one folder."""
+
+    folder_id: int
+    message_id: int
+    flags: tuple[str, ...] = ()
+    internal_date: datetime | None = None
+
+
+async def file_messages(conn: AsyncConnection, placements: Sequence[Placement]) -> list[int]:
+    """Files messages into folders; returns the UID of each placement, in order.
+
+    Per folder, one UID range and one new MODSEQ serve all its placements (so a batch of
+    deliveries costs two updates per folder), then every row is inserted at once.
+    """
+    by_folder: dict[int, list[int]] = {}
+    for i, p in enumerate(placements):
+        by_folder.setdefault(p.folder_id, []).append(i)
+    missing_dates = {p.message_id for p in placements if p.internal_date is None}
+    dates: dict[int, datetime] = {}
+    if missing_dates:
+        dates = dict(
+            (
+                await conn.execute(
+                    select(messages.c.id, messages.c.internal_date).where(
+                        messages.c.id.in_(missing_dates)
+                    )
+                )
+            ).all()
+        )
+    uids = [0] * len(placements)
+    rows: list[dict[str, Any]] = []
+    for folder_id, indexes in by_folder.items():
+        first = await allocate_uids(conn, folder_id, len(indexes))
+        modseq = await next_modseq(conn, folder_id)
+        for n, i in enumerate(indexes):
+            p = placements[i]
+            uids[i] = first + n
+            rows.append({
+                "folder_id": folder_id, "message_id": p.message_id, "uid": first + n,
+                "modseq": modseq, "flags": flags_text(p.flags),
+                "internal_date": p.internal_date or dates[p.message_id],
+            })
+    if rows:
+        await conn.execute(folder_messages.insert(), rows)
+    return uids
 
 
 async def add_to_folder(
@@ -103,38 +128,18 @@ async def add_to_folder(
     flags: Iterable[str] = (),
     internal_date: datetime | None = None,
 ) -> list[tuple[int, int]]:
-    """Files messages into a folder; returns ``(uid, modseq)`` per message, in order.
+    """Files messages into one folder; returns ``(uid, modseq)`` per message, in order.
 
     All rows of one call share one new MODSEQ; UIDs are consecutive.
     """
     if not message_ids:
         return []
-    first_uid = await allocate_uids(conn, folder_id, len(message_ids))
-    modseq = await next_modseq(conn, folder_id)
-    when = internal_date
-    if when is None:
-        dates = dict(
-            (
-                await conn.execute(
-                    select(messages.c.id, messages.c.internal_date).where(
-                        messages.c.id.in_(list(message_ids))
-                    )
-                )
-            ).all()
-        )
-    rows = [
-        {
-            "folder_id": folder_id,
-            "message_id": mid,
-            "uid": first_uid + i,
-            "modseq": modseq,
-            "flags": flags_text(flags),
-            "internal_date": when or dates[mid],
-        }
-        for i, mid in enumerate(message_ids)
-    ]
-    await conn.execute(folder_messages.insert(), rows)
-    return [(first_uid + i, modseq) for i in range(len(message_ids))]
+    placed = [Placement(folder_id, m, tuple(flags), internal_date) for m in message_ids]
+    uids = await file_messages(conn, placed)
+    modseq = (
+        await conn.execute(select(folders.c.highestmodseq).where(folders.c.id == folder_id))
+    ).scalar_one()
+    return [(uid, int(modseq)) for uid in uids]
 
 
 _ENTRY_COLUMNS = (
