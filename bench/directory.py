@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,6 +51,7 @@ async def main(rows: int, searches: int, workers: int) -> None:
         t0 = time.perf_counter()
         summary = await import_extract(directory, extract)
         import_s = time.perf_counter() - t0
+        print(f"imported {summary.rows} rows in {import_s:.1f}s", file=sys.stderr, flush=True)
         pw = "bench-password"
         await directory.publish(DirectoryEntry(
             address="bench@mssante.test", surname="Bench",
@@ -81,6 +83,7 @@ async def main(rows: int, searches: int, workers: int) -> None:
         conn.unbind_s()
     finally:
         await directory.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # a million entries: several GB of MDB
 
 
 if __name__ == "__main__":

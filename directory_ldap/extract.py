@@ -56,6 +56,10 @@ _KEYS = {
     "l4libellevoie": "l4lib", "l5lieuditmention": "l5", "l6ligneacheminement": "l6",
     "codepostal": "postal_code",
     "departement": "department",
+    # not in today's public file; an operator's extract may rank a person's mailboxes
+    "rangdepreference": "preferred_rank", "rangpreference": "preferred_rank",
+    "rangbalpreferee": "preferred_rank", "preferredrank": "preferred_rank",
+    "mssantepreferredrank": "preferred_rank",
 }
 
 
@@ -124,6 +128,7 @@ def _entry(v: dict[str, str]) -> DirectoryEntry:
         service=v.get("service", ""), title=v.get("title", ""),
         street=", ".join(s for s in street_lines if s), postal_code=postal, city=city,
         department=v.get("department", ""),
+        preferred_rank=int(v.get("preferred_rank", "0")),
     )
 
 
@@ -133,65 +138,105 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line.rstrip("\r\n")
 
 
-def read_extract(path: Path) -> Extract:
-    """Parses ``path``; raises :class:`ExtractError` if it cannot be imported at all."""
-    out = Extract()
-    try:
-        lines = _lines(path)
+class ExtractReader:
+    """Reads the header at once (so column problems show before any work), then streams the
+    readable rows: a million-row file is never held in memory as entries."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.bad: list[BadRow] = []
+        self.used_columns: list[str] = []
+        self.ignored_columns: list[str] = []
+        self.missing_columns: list[str] = []
+        self.lines = 0
+        self._keys: list[str | None] = []
+        self._width = 0
         try:
-            _n, header = next(lines)
-        except StopIteration:
-            raise ExtractError(f"{path}: empty file, expected a header row") from None
-        names = header.split("|")
-        keys: list[str | None] = []
+            with path.open("r", encoding="utf-8", errors="strict", newline="") as fh:
+                header = fh.readline()
+        except UnicodeDecodeError as exc:
+            raise ExtractError(
+                f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise ExtractError(f"{path}: cannot read: {exc.strerror}") from None
+        if not header:
+            raise ExtractError(f"{path}: empty file, expected a header row")
+        names = header.rstrip("\r\n").split("|")
         for name in names:
             key = _KEYS.get(normalise_header(name))
-            if key is None or key in [k for k in keys if k]:
-                out.ignored_columns.append(name.strip())
-                keys.append(None)
+            if key is None or key in self._keys:
+                self.ignored_columns.append(name.strip())
+                self._keys.append(None)
             else:
-                out.used_columns.append(name.strip())
-                keys.append(key)
-        if "address" not in keys:
+                self.used_columns.append(name.strip())
+                self._keys.append(key)
+        if "address" not in self._keys:
             raise ExtractError(
                 f"{path}: no 'Adresse BAL' column in the header; columns found: "
                 + ", ".join(n.strip() for n in names)
             )
-        used = {normalise_header(c) for c in out.used_columns}
-        out.missing_columns = [c for c in REAL_COLUMNS if normalise_header(c) not in used
-                               and _KEYS.get(normalise_header(c))]
-        width = len(names)
-        for number, line in lines:
-            out.lines += 1
-            if not line.strip():
-                continue
-            fields = line.split("|")
-            if len(fields) != width:
-                out.bad.append(BadRow(number, f"{len(fields)} fields, header has {width}"))
-                continue
-            values = {k: f.strip() for k, f in zip(keys, fields, strict=True) if k and f.strip()}
-            address = values.get("address", "")
-            if not address:
-                out.bad.append(BadRow(number, "no address"))
-                continue
-            if not valid_address(address):
-                out.bad.append(BadRow(number, f"invalid address {address!r}"))
-                continue
-            mailbox_type = values.get("type", "PER").upper()
-            if mailbox_type not in MAILBOX_TYPES:
-                out.bad.append(BadRow(number, f"unknown mailbox type {mailbox_type!r}"))
-                continue
-            low = address.lower()
-            previous = out.rows.get(low)
-            if previous is not None:
-                out.bad.append(BadRow(number, f"duplicate of line {previous.line} ({address})"))
-                continue
-            digest = hashlib.sha256(
-                "\x1f".join(f"{k}={values[k]}" for k in sorted(values)).encode()
-            ).hexdigest()[:32]
-            out.rows[low] = ParsedRow(number, _entry(values), digest)
-    except UnicodeDecodeError as exc:
-        raise ExtractError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ExtractError(f"{path}: cannot read: {exc.strerror}") from None
+        used = {normalise_header(c) for c in self.used_columns}
+        self.missing_columns = [c for c in REAL_COLUMNS if normalise_header(c) not in used
+                                and _KEYS.get(normalise_header(c))]
+        self._width = len(names)
+
+    def rows(self) -> Iterator[ParsedRow]:
+        """The readable rows in file order; bad ones go to :attr:`bad` (first one of a
+        duplicated address wins). Raises :class:`ExtractError` if the file stops being
+        readable part-way."""
+        seen: dict[str, int] = {}
+        keys, width, bad = self._keys, self._width, self.bad
+        try:
+            lines = _lines(self.path)
+            next(lines)
+            for number, line in lines:
+                self.lines += 1
+                if not line.strip():
+                    continue
+                fields = line.split("|")
+                if len(fields) != width:
+                    bad.append(BadRow(number, f"{len(fields)} fields, header has {width}"))
+                    continue
+                values = {k: f.strip() for k, f in zip(keys, fields, strict=True)
+                          if k and f.strip()}
+                address = values.get("address", "")
+                if not address:
+                    bad.append(BadRow(number, "no address"))
+                    continue
+                if not valid_address(address):
+                    bad.append(BadRow(number, f"invalid address {address!r}"))
+                    continue
+                mailbox_type = values.get("type", "PER").upper()
+                if mailbox_type not in MAILBOX_TYPES:
+                    bad.append(BadRow(number, f"unknown mailbox type {mailbox_type!r}"))
+                    continue
+                rank = values.get("preferred_rank", "0")
+                if not rank.isdigit() or len(rank) > 4:
+                    bad.append(BadRow(number, f"invalid preferred rank {rank!r}"))
+                    continue
+                low = address.lower()
+                previous = seen.get(low)
+                if previous is not None:
+                    bad.append(BadRow(number, f"duplicate of line {previous} ({address})"))
+                    continue
+                seen[low] = number
+                digest = hashlib.sha256(
+                    "\x1f".join(f"{k}={values[k]}" for k in sorted(values)).encode()
+                ).hexdigest()[:32]
+                yield ParsedRow(number, _entry(values), digest)
+        except UnicodeDecodeError as exc:
+            raise ExtractError(
+                f"{self.path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise ExtractError(f"{self.path}: cannot read: {exc.strerror}") from None
+
+
+def read_extract(path: Path) -> Extract:
+    """Parses all of ``path``; raises :class:`ExtractError` if it cannot be imported at all."""
+    reader = ExtractReader(path)
+    out = Extract(used_columns=reader.used_columns, ignored_columns=reader.ignored_columns,
+                  missing_columns=reader.missing_columns, bad=reader.bad)
+    for parsed in reader.rows():
+        out.rows[parsed.entry.address.lower()] = parsed
+    out.lines = reader.lines
     return out

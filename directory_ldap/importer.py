@@ -1,184 +1,38 @@
-"""Idempotent import of the national extract into ``ou=national``.
+"""Idempotent import of the national extract into ``ou=national``: the entry point.
 
-The import compares the file with what the directory holds now (address + row digest of
-every national entry) and applies only the differences: adds, updates, deletes. Writes go in
-batches, pipelined on several connections. Because the comparison is made against the
-directory itself, an import interrupted half-way (crash, kill) is resumed by running it again:
-the journal file left behind says so, and the second run applies exactly what is missing.
-Local mailboxes (other branches) are never touched.
+With the managed slapd an import builds a complete new generation and switches to it at once
+(:mod:`directory_ldap.bulk_import`: old data or new, never a mix). With an external server,
+which the gateway cannot stop or load offline, it applies the differences over LDAP
+(:mod:`directory_ldap.online_import`: a journal marks an interrupted run, and running the
+import again completes it). Either way: adds, updates and deletes against the previous
+import, bad rows listed and skipped, local mailboxes never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import ldap
-import ldap.modlist
-
-from directory_ldap import layout as tree
-from directory_ldap.entry import TEXT_ATTRIBUTES
-from directory_ldap.extract import BadRow, Extract, ParsedRow, read_extract
-from directory_ldap.queries import search_paged
+from directory_ldap.bulk_import import import_generation
+from directory_ldap.extract import Extract, ExtractReader, read_extract
+from directory_ldap.import_summary import DELETED_LISTED, ImportSummary, Progress
+from directory_ldap.online_import import import_online, journal_path
 from directory_ldap.service import Directory
 
-log = logging.getLogger("mssante.directory.import")
-
-BATCH_SIZE = 500
-# Attributes an update rewrites (replace with no value deletes, RFC 4511 §4.6).
-MANAGED_ATTRIBUTES = (
-    "cn", "o", "mssanteMailboxType", "mssanteListeRouge", "mssantePreferredRank",
-    "mssanteRowHash", *[a for a in TEXT_ATTRIBUTES.values()],
-)
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass
-class ImportSummary:
-    file: str
-    rows: int = 0
-    added: int = 0
-    updated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    bad: list[BadRow] = field(default_factory=list)
-    used_columns: list[str] = field(default_factory=list)
-    ignored_columns: list[str] = field(default_factory=list)
-    missing_columns: list[str] = field(default_factory=list)
-    resumed: bool = False
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Op:
-    kind: str  # add | update | delete
-    dn: str
-    row: ParsedRow | None = None
-
-
-def journal_path(directory: Directory) -> Path:
-    return directory.settings.data_dir / "directory" / "import.journal"
-
-
-def _apply_batch(base: str, ops: list[_Op], conn: Any) -> list[tuple[str, str]]:
-    """Sends every operation of the batch, then reads the answers (pipelining)."""
-    pending: list[tuple[int, _Op]] = []
-    for op in ops:
-        if op.kind == "delete":
-            msgid = conn.delete_ext(op.dn)
-        else:
-            assert op.row is not None
-            attrs = op.row.entry.to_ldap(row_hash=op.row.row_hash)
-            if op.kind == "add":
-                msgid = conn.add_ext(op.dn, ldap.modlist.addModlist(attrs))
-            else:
-                mods = [(ldap.MOD_REPLACE, a, attrs.get(a)) for a in MANAGED_ATTRIBUTES]
-                msgid = conn.modify_ext(op.dn, mods)
-        pending.append((msgid, op))
-    failed: list[tuple[str, str]] = []
-    for msgid, op in pending:
-        try:
-            conn.result3(msgid)
-        except ldap.ALREADY_EXISTS:
-            # resumed import: the entry arrived in an earlier, interrupted run
-            assert op.row is not None
-            attrs = op.row.entry.to_ldap(row_hash=op.row.row_hash)
-            conn.modify_s(op.dn, [(ldap.MOD_REPLACE, a, attrs.get(a)) for a in MANAGED_ATTRIBUTES])
-        except ldap.NO_SUCH_OBJECT:
-            if op.kind != "delete":
-                failed.append((op.dn, "no such entry"))
-        except ldap.LDAPError as exc:
-            info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-            failed.append((op.dn, str(info.get("desc", exc)) + " " + str(info.get("info", ""))))
-    return failed
-
-
-def _current(base: str, conn: Any) -> dict[str, tuple[str, str]]:
-    """lower-case address → (dn, row digest) of every national entry now in the directory."""
-    branch = tree.branch_dn(base, tree.NATIONAL_BRANCH)
-    out: dict[str, tuple[str, str]] = {}
-    for dn, attrs in search_paged(conn, branch, "(objectClass=mssanteMailbox)",
-                                  ["mail", "mssanteRowHash"]):
-        mail = attrs.get("mail", [b""])[0].decode()
-        digest = attrs.get("mssanteRowHash", [b""])[0].decode()
-        out[mail.lower()] = (dn, digest)
-    return out
+__all__ = ["DELETED_LISTED", "ImportSummary", "Progress", "import_extract", "journal_path"]
 
 
 async def import_extract(
     directory: Directory, path: Path, progress: Progress | None = None,
-    parsed: Extract | None = None,
+    parsed: Extract | None = None, *, online: bool = False,
 ) -> ImportSummary:
-    """Imports ``path`` into the national branch; raises ExtractError for unusable files."""
-    started = time.monotonic()
-    extract: Extract = parsed if parsed is not None else await asyncio.to_thread(read_extract, path)
-    summary = ImportSummary(
-        file=str(path), rows=len(extract.rows), bad=extract.bad,
-        used_columns=extract.used_columns, ignored_columns=extract.ignored_columns,
-        missing_columns=extract.missing_columns,
-    )
-    base = directory.base_dn
-    journal = journal_path(directory)
-    summary.resumed = await asyncio.to_thread(journal.exists)
-    if summary.resumed:
-        log.warning("event=directory_import_resume journal=%s", journal)
-    current = await directory.pool.run(lambda conn: _current(base, conn))
-
-    ops: list[_Op] = []
-    for low, row in extract.rows.items():
-        have = current.get(low)
-        if have is None:
-            ops.append(_Op("add", tree.national_dn(base, row.entry.address), row))
-        elif have[1] != row.row_hash:
-            ops.append(_Op("update", have[0], row))
-        else:
-            summary.unchanged += 1
-    ops.extend(_Op("delete", dn) for low, (dn, _h) in current.items() if low not in extract.rows)
-    summary.added = sum(1 for o in ops if o.kind == "add")
-    summary.updated = sum(1 for o in ops if o.kind == "update")
-    summary.deleted = sum(1 for o in ops if o.kind == "delete")
-
-    if ops:
-        await asyncio.to_thread(_write_journal, journal, path, summary)
-        batches = [ops[i:i + BATCH_SIZE] for i in range(0, len(ops), BATCH_SIZE)]
-        done = 0
-        limit = asyncio.Semaphore(directory.pool.workers)
-
-        async def run(batch: list[_Op]) -> list[tuple[str, str]]:
-            async with limit:
-                return await directory.pool.run(lambda conn: _apply_batch(base, batch, conn))
-
-        for fut in asyncio.as_completed([run(b) for b in batches]):
-            failed = await fut
-            summary.failed.extend(failed)
-            done += BATCH_SIZE
-            if progress is not None:
-                progress(min(done, len(ops)), len(ops))
-    if not summary.failed:
-        await asyncio.to_thread(journal.unlink, missing_ok=True)
-    summary.seconds = time.monotonic() - started
-    log.info(
-        "event=directory_import file=%s rows=%d added=%d updated=%d deleted=%d unchanged=%d "
-        "bad=%d failed=%d seconds=%.1f", path, summary.rows, summary.added, summary.updated,
-        summary.deleted, summary.unchanged, len(summary.bad), len(summary.failed),
-        summary.seconds,
-    )
-    return summary
-
-
-def _write_journal(journal: Path, path: Path, summary: ImportSummary) -> None:
-    journal.parent.mkdir(parents=True, exist_ok=True)
-    tmp = journal.with_suffix(".tmp")
-    tmp.write_text(json.dumps({
-        "file": str(path), "started": time.time(), "add": summary.added,
-        "update": summary.updated, "delete": summary.deleted,
-    }))
-    tmp.replace(journal)
+    """Imports ``path`` into the national branch; raises ExtractError for unusable files.
+    ``parsed`` skips reading the file again when the caller already did; ``online`` forces
+    the LDAP path even with the managed slapd (what an external server always gets)."""
+    if directory.layout is None or online:
+        extract = parsed if parsed is not None else await asyncio.to_thread(read_extract, path)
+        return await import_online(directory, path, extract, progress)
+    if parsed is not None:
+        return await import_generation(directory, path, parsed, parsed.rows.values(), progress)
+    reader = await asyncio.to_thread(ExtractReader, path)
+    return await import_generation(directory, path, reader, reader.rows(), progress)

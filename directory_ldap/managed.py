@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import time
@@ -126,6 +127,15 @@ class ManagedSlapd:
                 return
             if time.monotonic() - started > HEALTHY_AFTER:
                 backoff = BACKOFF_FIRST
+            if self._consume_restart_request():
+                # a planned restart (an import switched the national generation): no back-off
+                log.info("event=slapd_restarting reason=requested pid=%s", self._proc.pid)
+                try:
+                    await self._spawn()
+                except DirectoryUnavailable as exc:
+                    log.error("event=slapd_restart_failed reason=%s", exc)
+                else:
+                    continue
             log.warning(
                 "event=slapd_exited code=%s restart_in=%.1fs log=%s",
                 code, backoff, self.layout.log_file,
@@ -139,6 +149,13 @@ class ManagedSlapd:
                 self.restarts += 1
             except DirectoryUnavailable as exc:
                 log.error("event=slapd_restart_failed reason=%s", exc)
+
+    def _consume_restart_request(self) -> bool:
+        try:
+            self.layout.restart_marker.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     async def wait_ready(self, within: float = 30.0) -> None:
         await asyncio.wait_for(self._ready.wait(), within)
@@ -162,3 +179,56 @@ class ManagedSlapd:
                 await proc.wait()
             log.info("event=slapd_stopped pid=%s", proc.pid)
         self._ready.clear()
+
+
+def _read_pid(layout: SlapdLayout) -> int | None:
+    try:
+        return int(layout.pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a child of ours that exited but is not reaped yet is gone for our purpose
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def request_restart(layout: SlapdLayout, within: float = START_TIMEOUT) -> bool:
+    """Restarts the slapd serving ``layout`` through its watcher, whichever process owns it
+    (this one, or ``mssante serve`` while a command imports): a marker file tells the watcher
+    the exit is planned, SIGTERM closes MDB cleanly. True once a new slapd answers; False when
+    none ran or nobody restarted it (the caller then starts one)."""
+    pid = await asyncio.to_thread(_read_pid, layout)
+    if pid is None or not _alive(pid):
+        return False
+    await asyncio.to_thread(layout.restart_marker.write_text, str(pid))
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    probe = ManagedSlapd(layout)
+    deadline = time.monotonic() + within
+    exited_at: float | None = None
+    while time.monotonic() < deadline:
+        if exited_at is None and not _alive(pid):
+            exited_at = time.monotonic()
+        if exited_at is not None:
+            new = await asyncio.to_thread(_read_pid, layout)
+            if new not in (None, pid) and await asyncio.to_thread(probe._answers):
+                log.info("event=slapd_restarted old_pid=%s pid=%s", pid, new)
+                return True
+            if time.monotonic() - exited_at > 5.0 and layout.restart_marker.exists():
+                break  # no watcher took the request: an orphaned slapd
+        await asyncio.sleep(0.05)
+    with contextlib.suppress(FileNotFoundError):
+        layout.restart_marker.unlink()
+    return False

@@ -2,33 +2,53 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import ldap
 from ldap.controls import SimplePagedResultsControl
 from ldap.filter import escape_filter_chars
 
-# Attributes a free-text word may match (substring, RFC 4515 §3 "substrings").
-WORD_ATTRIBUTES = (
-    "cn", "mail", "sn", "givenName", "o", "l", "mssanteSpecialtyLabel",
-    "mssanteProfessionLabel", "mssanteStructureName",
-)
+# Attributes a free-text word may match (substring, RFC 4515 §3 "substrings"); each one has a
+# substring index (slapd_config.SUBSTRING_ATTRIBUTES), else the OR would scan every entry. The
+# structure name is matched through o, which always carries it.
+WORD_ATTRIBUTES = ("cn", "mail", "sn", "givenName", "o", "l")
+LABEL_ATTRIBUTES = ("mssanteSpecialtyLabel", "mssanteProfessionLabel")
+
+Labels = dict[str, frozenset[str]]
+"""attribute → every distinct value it has in the directory (specialty, profession labels)."""
 
 
-def word_filter(word: str) -> str:
+def fold(text: str) -> str:
+    """Case and accents ignored: "pediatrie" finds "Pédiatrie"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def word_filter(word: str, labels: Labels | None = None) -> str:
     """One word: a substring of a name, address, place or specialty; a number may also be a
-    postal code or département prefix ("31" finds Toulouse)."""
+    postal code or département prefix ("31" finds Toulouse). With ``labels`` (the managed
+    directory's label vocabulary) labels are matched here and asked for by equality."""
     w = escape_filter_chars(word)
     parts = [f"({a}=*{w}*)" for a in WORD_ATTRIBUTES]
+    if labels is None:
+        parts += [f"({a}=*{w}*)" for a in LABEL_ATTRIBUTES]
+    else:
+        folded = fold(word)
+        for attr in LABEL_ATTRIBUTES:
+            parts += [f"({attr}={escape_filter_chars(v)})"
+                      for v in sorted(labels.get(attr, ())) if folded in fold(v)]
     if word.isdigit() or (len(word) <= 3 and word[:2].isdigit()):
         parts += [f"(postalCode={w}*)", f"(st={w})"]
     return "(|" + "".join(parts) + ")"
 
 
-def text_filter(text: str, include_liste_rouge: bool = False) -> str:
+def text_filter(
+    text: str, include_liste_rouge: bool = False, labels: Labels | None = None
+) -> str:
     """Every word must match (AND of ORs), among mailbox entries."""
     words = [w for w in text.split() if w]
-    clauses = ["(objectClass=mssanteMailbox)", *(word_filter(w) for w in words)]
+    clauses = ["(objectClass=mssanteMailbox)", *(word_filter(w, labels) for w in words)]
     if not include_liste_rouge:
         clauses.append("(!(mssanteListeRouge=TRUE))")
     return "(&" + "".join(clauses) + ")"

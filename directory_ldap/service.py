@@ -7,7 +7,9 @@ uses that server with the configured service bind and manages nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +17,25 @@ import ldap
 import ldap.modlist
 
 from config import Settings
+from directory_ldap import generations
 from directory_ldap import layout as tree
 from directory_ldap.connection import ConnectionPool, Credentials
 from directory_ldap.entry import READ_ATTRIBUTES, DirectoryEntry
 from directory_ldap.errors import DirectoryError, ImmutableAttributeError
 from directory_ldap.managed import ManagedSlapd, free_port
-from directory_ldap.queries import address_filter, search_limited, text_filter
+from directory_ldap.queries import (
+    LABEL_ATTRIBUTES,
+    Labels,
+    address_filter,
+    search_limited,
+    text_filter,
+)
 from directory_ldap.slapd_config import SlapdLayout
 
 log = logging.getLogger("mssante.directory")
+
+LABELS_TTL = 60.0
+"""Seconds the label vocabulary is reused (another process may publish mailboxes)."""
 
 
 def slapd_layout(settings: Settings) -> SlapdLayout:
@@ -71,6 +83,9 @@ class Directory:
             self.managed = ManagedSlapd(self.layout, settings.directory.slapd_path)
             creds = Credentials(url=self.layout.ldapi_url, sasl_external=True)
         self.pool = ConnectionPool(creds, workers=workers)
+        self._labels_cache: tuple[Labels | None] | None = None
+        self._labels_generation = ""
+        self._labels_at = 0.0
 
     # -- life cycle ------------------------------------------------------------------
     @property
@@ -123,6 +138,7 @@ class Directory:
         if entry.origin != "local":
             raise DirectoryError("only local mailboxes are published; imports use the importer")
         await self.pool.run(lambda conn: self._publish(conn, entry))
+        self._labels_at = 0.0  # its labels may be new to the search vocabulary
         log.info("event=directory_published address=%s type=%s", entry.address, entry.type)
 
     def _find_local(self, conn: Any, address: str) -> tuple[str, dict[str, list[bytes]]] | None:
@@ -179,7 +195,7 @@ class Directory:
         """Entries matching every word of ``text`` ("martin cardio 31"), local ones first."""
         if not text.split():
             return []
-        flt = text_filter(text, include_liste_rouge)
+        flt = text_filter(text, include_liste_rouge, await self._labels())
 
         def run(conn: Any) -> list[tuple[str, dict[str, list[bytes]]]]:
             return search_limited(conn, self.base_dn, flt, READ_ATTRIBUTES, limit)
@@ -187,6 +203,39 @@ class Directory:
         entries = [DirectoryEntry.from_ldap(a) for _dn, a in await self.pool.run(run)]
         entries.sort(key=lambda e: (e.origin != "local", e.common_name.lower()))
         return entries
+
+    async def _labels(self) -> Labels | None:
+        """The label vocabulary (national generation + local mailboxes), cached until the
+        generation changes, a mailbox is published, or LABELS_TTL passes; None with an
+        external server (which indexes labels by substring, README)."""
+        if self.layout is None:
+            return None
+        generation, national = await asyncio.to_thread(generations.read_labels, self.layout)
+        fresh = time.monotonic() - self._labels_at < LABELS_TTL
+        if self._labels_cache is not None and fresh and self._labels_generation == generation:
+            return self._labels_cache[0]
+        if national is None:
+            merged: Labels | None = None
+        else:
+            base = self.base_dn
+
+            def local(conn: Any) -> list[tuple[str, dict[str, list[bytes]]]]:
+                return search_limited(conn, base, "(&(objectClass=mssanteMailbox)"
+                                      "(mssanteOrigin=local))", list(LABEL_ATTRIBUTES),
+                                      1_000_000)
+
+            found = await self.pool.run(local)
+            values: dict[str, set[str]] = {a: set(national.get(a, ())) for a in LABEL_ATTRIBUTES}
+            for _dn, attrs in found:
+                for key, raw in attrs.items():
+                    for a in LABEL_ATTRIBUTES:
+                        if key.lower() == a.lower():
+                            values[a].update(v.decode("utf-8", "replace") for v in raw)
+            merged = {a: frozenset(v) for a, v in values.items()}
+        self._labels_cache = (merged,)
+        self._labels_generation = generation
+        self._labels_at = time.monotonic()
+        return merged
 
     async def recipient_known(self, address: str) -> bool:
         """Submission policy "recipient must exist in the directory"; True when it is off."""

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from directory_ldap import DirectoryEntry, DirectoryError
-from directory_ldap.extract import ExtractError, read_extract
+from directory_ldap.extract import ExtractError, ExtractReader
 from directory_ldap.importer import ImportSummary, import_extract
 from directory_ldap.service import Directory
 from gateway.context import EXIT_FAILURE, EXIT_USAGE, CliContext, fail, pass_cli
@@ -48,10 +48,8 @@ def _with_directory(cli: CliContext, work: Callable[[Directory], Awaitable[T]]) 
         try:
             return await work(directory)
         finally:
-            if manage:
-                await directory.stop()
-            else:
-                directory.pool.close()
+            # stops slapd only if this command started it (here or during an import)
+            await directory.stop()
 
     try:
         return asyncio.run(run())
@@ -74,7 +72,7 @@ def import_cmd(cli: CliContext, file: Path) -> None:
         fail(f"extract file {file} does not exist", EXIT_USAGE)
     console = Console(stderr=True)
     try:
-        extract = read_extract(file)
+        extract = ExtractReader(file)  # the header only: rows are streamed by the import
     except ExtractError as exc:
         fail(str(exc), EXIT_USAGE)
         return
@@ -90,20 +88,29 @@ def import_cmd(cli: CliContext, file: Path) -> None:
                       transient=True) as bar:
             task = bar.add_task("importing", total=None)
             return await import_extract(
-                directory, file, parsed=extract,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                directory, file,
+                progress=lambda done, total: bar.update(task, completed=done,
+                                                        total=total or None),
             )
 
-    summary = _with_directory(cli, work)
+    try:
+        summary = _with_directory(cli, work)
+    except ExtractError as exc:  # the file became unreadable part-way
+        fail(str(exc), EXIT_USAGE)
+        return
     for bad in summary.bad:
         click.echo(f"line {bad.line}: skipped: {bad.reason}")
+    if summary.deleted:
+        more = summary.deleted - len(summary.deleted_addresses)
+        click.echo(f"deleted ({summary.deleted}): {', '.join(summary.deleted_addresses)}"
+                   + (f" and {more} more" if more else ""))
     for dn, reason in summary.failed:
         click.echo(f"failed: {dn}: {reason}")
     click.echo(
         f"imported {summary.rows} rows from {file}: {summary.added} added, {summary.updated} "
         f"updated, {summary.deleted} deleted, {summary.unchanged} unchanged, "
         f"{len(summary.bad)} bad rows skipped, {len(summary.failed)} failed"
-        f"{' (resumed an interrupted import)' if summary.resumed else ''} "
+        f"{' (after an interrupted import)' if summary.resumed else ''} "
         f"in {summary.seconds:.1f}s"
     )
     if summary.failed:

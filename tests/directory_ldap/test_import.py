@@ -8,11 +8,11 @@ from pathlib import Path
 import ldap
 import pytest
 
-from directory_ldap import DirectoryEntry
+from directory_ldap import DirectoryEntry, DirectoryError
 from directory_ldap.extract import REAL_COLUMNS, ExtractError, read_extract
-from directory_ldap.importer import import_extract, journal_path
+from directory_ldap.importer import DELETED_LISTED, import_extract, journal_path
 from directory_ldap.layout import NATIONAL_BRANCH, branch_dn
-from directory_ldap.queries import search_paged
+from directory_ldap.queries import search_paged, text_filter
 from directory_ldap.sample_extract import row, write_sample
 from directory_ldap.service import Directory
 from tests.fixtures.slapd import SlapdHandle, directory_settings
@@ -72,6 +72,17 @@ async def test_import_then_reimport_with_changes(directory: Directory, tmp_path:
     assert "Adresse BAL" in s1.used_columns and "Dématérialisation" in s1.ignored_columns
     assert len(await _national(directory)) == ROWS
 
+    # labels are matched against the generation's vocabulary (accents ignored), then asked
+    # for by equality: slapd keeps no substring keys for them
+    hits = await directory.search("pediatrie lyon", limit=20)
+    assert len(hits) == 20
+    assert all(h.specialty_label == "Pédiatrie" and h.city == "LYON" for h in hits)
+    await directory.publish(DirectoryEntry(address="rein@mssante.test", surname="Rein",
+                                           specialty_label="Néphrologie"))
+    assert [h.address for h in await directory.search("nephro")] == ["rein@mssante.test"]
+    assert "(mssanteSpecialtyLabel=Pédiatrie)" in text_filter(
+        "pédiatrie", labels={"mssanteSpecialtyLabel": frozenset({"Pédiatrie", "Dermatologie"})})
+
     hit = await directory.lookup(row(0, __import__("random").Random())[1])
     assert hit is not None and hit.origin == "national" and hit.rpps == "10000000000"
     assert hit.city == "TOULOUSE" and hit.postal_code == "31000"
@@ -83,6 +94,9 @@ async def test_import_then_reimport_with_changes(directory: Directory, tmp_path:
     s2 = await import_extract(directory, second)
     assert (s2.added, s2.updated, s2.deleted, s2.unchanged) == (50, 100, 100, ROWS - 200)
     assert not s2.failed and not s2.bad and not s2.resumed
+    rng = __import__("random").Random()
+    assert len(s2.deleted_addresses) == DELETED_LISTED
+    assert s2.deleted_addresses[:2] == [row(0, rng)[1], row(1, rng)[1]]
     now = await _national(directory)
     assert len(now) == ROWS - 100 + 50
     assert row(0, __import__("random").Random())[1].lower() not in now
@@ -91,21 +105,46 @@ async def test_import_then_reimport_with_changes(directory: Directory, tmp_path:
     # same file again: nothing to do (idempotent)
     s3 = await import_extract(directory, second)
     assert (s3.added, s3.updated, s3.deleted, s3.unchanged) == (0, 0, 0, ROWS - 50)
-    assert not journal_path(directory).exists()
+    assert s3.generation == s2.generation  # nothing changed: nothing rebuilt
+    assert directory.layout is not None
+    assert sorted(p.name for p in directory.layout.generations_dir.iterdir()) == [s2.generation]
 
 
-async def test_interrupted_import_resumes(directory: Directory, tmp_path: Path) -> None:
+async def test_online_import_of_an_external_server_resumes(
+    directory: Directory, tmp_path: Path
+) -> None:
+    """The LDAP path (what an external server gets): an interrupted run is completed by the
+    next one, which the journal left behind reports."""
     full = tmp_path / "full.txt"
     write_sample(full, 2000)
     half = tmp_path / "half.txt"
     write_sample(half, 1000)
-    await import_extract(directory, half)
+    first = await import_extract(directory, half, online=True)
+    assert first.added == 1000 and not journal_path(directory).exists()
     # an import of `full` that stopped half-way leaves its journal behind
     journal_path(directory).write_text('{"file": "full.txt"}')
-    summary = await import_extract(directory, full)
+    summary = await import_extract(directory, full, online=True)
     assert summary.resumed and summary.added == 1000 and summary.unchanged == 1000
     assert not journal_path(directory).exists()
     assert len(await _national(directory)) == 2000
+    shrunk = await import_extract(directory, half, online=True)
+    assert shrunk.deleted == 1000 and len(shrunk.deleted_addresses) == DELETED_LISTED
+    assert len(await _national(directory)) == 1000
+
+
+async def test_preferred_rank_column_is_imported(directory: Directory, tmp_path: Path) -> None:
+    f = tmp_path / "ranked.txt"
+    f.write_text("Adresse BAL|Nom d'exercice|Rang de préférence\n"
+                 "a.dupont@medecin.mssante.fr|Dupont|1\n"
+                 "b.dupont@ch-toulouse.mssante.fr|Dupont|2\n"
+                 "c.dupont@medecin.mssante.fr|Dupont|premier\n", encoding="utf-8")
+    summary = await import_extract(directory, f)
+    assert "Rang de préférence" in summary.used_columns and summary.added == 2
+    assert [(b.line, b.reason) for b in summary.bad] == [(4, "invalid preferred rank 'premier'")]
+    first = await directory.lookup("a.dupont@medecin.mssante.fr")
+    second = await directory.lookup("b.dupont@ch-toulouse.mssante.fr")
+    assert first is not None and first.preferred_rank == 1
+    assert second is not None and second.preferred_rank == 2
 
 
 async def test_searches_see_imported_entries_thunderbird_style(
@@ -157,3 +196,18 @@ def test_extract_tolerates_reordered_unknown_and_missing_columns(tmp_path: Path)
     assert "Prénom d'exercice" in e.missing_columns and len(REAL_COLUMNS) == 31
     (r,) = e.rows.values()
     assert (r.entry.surname, r.entry.type, r.entry.origin) == ("Dupont", "PER", "national")
+
+
+async def test_second_concurrent_import_is_refused(directory: Directory, tmp_path: Path) -> None:
+    import fcntl
+
+    assert directory.layout is not None
+    f = tmp_path / "one.txt"
+    write_sample(f, 5)
+    with (directory.layout.root / "import.lock").open("a+") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        held.write("4242")
+        held.flush()
+        with pytest.raises(DirectoryError, match=r"another import .* is running \(pid 4242\)"):
+            await import_extract(directory, f)
+    assert (await import_extract(directory, f)).added == 5
