@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -63,6 +64,7 @@ class ManagedSlapd:
         self._watcher = asyncio.create_task(self._watch(), name="slapd-watcher")
 
     async def _spawn(self) -> None:
+        await asyncio.to_thread(_stop_stale_instance, self.layout)
         sock = self.layout.socket_path
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()  # a killed slapd leaves its socket behind
@@ -72,7 +74,7 @@ class ManagedSlapd:
                 self.slapd_path, "-d", "0", "-f", str(self.layout.conf_file),
                 "-h", self.layout.listen_urls,
                 stdin=asyncio.subprocess.DEVNULL, stdout=logf, stderr=logf,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )
         finally:
             logf.close()
@@ -179,6 +181,41 @@ class ManagedSlapd:
                 await proc.wait()
             log.info("event=slapd_stopped pid=%s", proc.pid)
         self._ready.clear()
+
+
+def _die_with_parent() -> None:
+    """Runs in the forked child: slapd gets SIGTERM if the gateway dies, even by SIGKILL.
+
+    Without it a killed gateway leaves its slapd holding the ports and the database, and the
+    next start fails. (Linux prctl PR_SET_PDEATHSIG; harmless elsewhere.)
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+def _stop_stale_instance(layout: SlapdLayout) -> None:
+    """Stops a slapd left running on this data dir by a process that died before it."""
+    pid = _read_pid(layout)
+    if pid is None or not _alive(pid):
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return
+    if str(layout.conf_file).encode() not in cmdline:
+        return  # the pid was reused by another program: not ours to stop
+    log.warning("event=slapd_stale_stopped pid=%s", pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _read_pid(layout: SlapdLayout) -> int | None:

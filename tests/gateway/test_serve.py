@@ -223,3 +223,29 @@ def test_accounts_add_refusals_exit_2_and_write_nothing(
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr
     assert run_cli(tmp_path, "accounts", "list").stdout == before
+
+
+def test_sigkill_leaves_no_slapd_behind_and_restart_works(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    proc, _ = start(data)
+    pid_file = data / "directory" / "slapd.pid"
+    slapd_pid = int(pid_file.read_text().split()[0])
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and Path(f"/proc/{slapd_pid}").exists():
+        state = Path(f"/proc/{slapd_pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        assert not Path(f"/proc/{slapd_pid}").exists(), "slapd outlived the gateway"
+    proc, lines = start(data)
+    try:
+        assert any("LDAP directory" in line for line in lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
