@@ -19,6 +19,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mail.changes import ChangeHub
+from storage import delegations as delegation_rows
 from storage import folders as folder_rows
 from storage.database import Database
 from storage.errors import AlreadyExists
@@ -60,6 +61,17 @@ class MessageRow:
     to_addr: str | None = None
     cc_addr: str | None = None
     date_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedFolder:
+    """A folder of another account reachable through a delegation or a folder ACL row."""
+
+    info: FolderInfo
+    owner_id: int
+    owner: str
+    delegated_rights: str | None  # rights of the account-wide delegation, if any
+    acl_rights: str | None  # rights of this folder's ACL row for the account, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +146,10 @@ class MailStore(Protocol):
     async def acl(self, folder_id: int) -> list[tuple[str, str]]: ...
 
     async def set_acl(self, folder_id: int, identifier: str, rights: str | None) -> None: ...
+
+    async def shared_folders(self, account_id: int, address: str) -> list[SharedFolder]: ...
+
+    async def delegates(self, owner_id: int) -> list[tuple[str, str]]: ...
 
     def claim_recent(self, folder_id: int, up_to_uid: int) -> int: ...
 
@@ -478,17 +494,38 @@ class SqlMailStore:
             return [(i, r) for i, r in rows]
 
     async def set_acl(self, folder_id: int, identifier: str, rights: str | None) -> None:
-        """Replaces (or with None removes) the rights of ``identifier`` (RFC 4314 §3.1-3.2)."""
+        """Replaces (or with None removes) the rights of ``identifier`` (RFC 4314 §3.1-3.2);
+        an empty string is stored: it takes a delegate's account-wide rights away here."""
         async with self._db.begin() as conn:
             await conn.execute(
                 delete(folder_acl).where(folder_acl.c.folder_id == folder_id,
                                          folder_acl.c.identifier == identifier)
             )
-            if rights:
+            if rights is not None:
                 await conn.execute(
                     folder_acl.insert().values(folder_id=folder_id, identifier=identifier,
                                                rights=rights)
                 )
+
+    # -- delegations (RFC 4314 rights of other accounts) ----------------------------------
+    async def shared_folders(self, account_id: int, address: str) -> list[SharedFolder]:
+        """Folders of other accounts that ``account_id`` reaches, with how it reaches them."""
+        async with self._db.read() as conn:
+            found = await delegation_rows.shared_folders(conn, account_id, address)
+            if not found:
+                return []
+            rows = await conn.execute(
+                select(*_FOLDER_COLUMNS).where(folders.c.id.in_([f.folder_id for f in found]))
+            )
+            infos = {int(r.id): _info(r) for r in rows}
+        return [SharedFolder(infos[f.folder_id], f.owner_id, f.owner, f.delegated_rights,
+                             f.acl_rights) for f in found if f.folder_id in infos]
+
+    async def delegates(self, owner_id: int) -> list[tuple[str, str]]:
+        """``(address, rights)`` of every account holding a delegation on ``owner_id``."""
+        async with self._db.read() as conn:
+            return [(d.delegate, d.rights)
+                    for d in await delegation_rows.of_owner(conn, owner_id)]
 
     # -- \Recent -------------------------------------------------------------------------
     def claim_recent(self, folder_id: int, up_to_uid: int) -> int:
@@ -511,5 +548,6 @@ __all__ = [
     "FolderInfo",
     "MailStore",
     "MessageRow",
+    "SharedFolder",
     "SqlMailStore",
 ]

@@ -63,6 +63,9 @@ class ImapContext:
     tls_context: ssl.SSLContext
     workarounds: Workarounds
     sessions: set[Session] = field(default_factory=set)
+    # The trust-space manager (``.current.contains(domain)``): read receipts never leave
+    # it. None (tests of the core alone): receipts go to local mailboxes only.
+    trust: Any = None
 
 
 class Done:
@@ -97,6 +100,8 @@ class Session:
         self.id = secrets.token_hex(6)
         self.identity: Identity | None = None
         self.selected: SelectedMailbox | None = None
+        # RFC 4314 rights on the selected mailbox (all of them on one's own folders).
+        self.rights = "lrswipkxtecda"
         self.enabled: set[str] = set()
         self.logout = False
         self.bad_count = 0

@@ -35,6 +35,7 @@ class ImapService:
             # "optional": a certificate is asked for (SASL EXTERNAL) but not required.
             tls_context=server_context(settings, "optional"),
             workarounds=Workarounds.from_names(settings.imap.client_workarounds),
+            trust=gateway.trust,
         )
         self.server = ImapServer(self.context)
 

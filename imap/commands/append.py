@@ -8,7 +8,7 @@ It is not a delivery, so no delivery proof is recorded.
 from __future__ import annotations
 
 from imap.commands import AUTHENTICATED, register
-from imap.commands.mailboxes import mailbox_name
+from imap.commands.mailboxes import require_access
 from imap.commands.store import normalise_flags
 from imap.protocol import ImapRefusal, ResponseCode, SequenceSet
 from imap.protocol import commands as c
@@ -23,9 +23,9 @@ async def append(session: Session, cmd: c.Append) -> Done | None:
     ctx = session.ctx
     if ctx.pipeline is None:
         raise ImapRefusal("NO", "UNAVAILABLE", "Message storage is not available, retry later")
-    folder = await ctx.store.get_folder(identity.account_id, mailbox_name(session, cmd.mailbox))
-    if folder is None:
-        raise ImapRefusal("NO", "TRYCREATE", f"Mailbox {cmd.mailbox[:80]!r} does not exist")
+    access = await require_access(session, cmd.mailbox, missing="TRYCREATE")
+    access.require("i", "append messages")  # RFC 4314 §4: APPEND needs "i"
+    folder = access.folder
     limit = ctx.settings.imap.max_literal_size
     total = 0
     for msg in cmd.messages:
@@ -36,17 +36,19 @@ async def append(session: Session, cmd: c.Append) -> Done | None:
             raise ImapRefusal("NO", "CANNOT", "An empty message cannot be appended")
         total += len(msg.data)
     quota = ctx.settings.imap.quota_storage_mb * 1024 * 1024
-    used = await ctx.store.storage_used(identity.account_id)
+    used = await ctx.store.storage_used(access.owner_id)  # the owner's quota
     if used + total > quota:
         # RFC 9208 §4.3: OVERQUOTA names the refusal.
         raise ImapRefusal("NO", "OVERQUOTA", f"Mailbox storage quota of "
                           f"{ctx.settings.imap.quota_storage_mb} MiB would be exceeded")
     uids: list[int] = []
     for msg in cmd.messages:
-        flags = normalise_flags(msg.flags)
+        # RFC 4314 §4: flags the rights do not allow are dropped, not refused.
+        flags = tuple(f for f in normalise_flags(msg.flags)
+                      if {"\\Seen": "s", "\\Deleted": "t"}.get(f, "w") in access.rights)
         stored = await ctx.pipeline.submit(Delivery(
             raw=msg.data, sender=identity.address,
-            local=[LocalTarget(identity.address, identity.account_id, folder.id, flags)],
+            local=[LocalTarget(access.owner, access.owner_id, folder.id, flags)],
             record_delivery=False, internal_date=msg.internal_date,
         ))
         uids.append(stored.uids[folder.id])

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from imap.commands import SELECTED, register
-from imap.commands.mailboxes import mailbox_name
+from imap.commands.mailboxes import require_access
 from imap.protocol import ImapRefusal, ResponseCode, SequenceSet, untagged
 from imap.protocol import commands as c
 from imap.session import Done, Session
 
 
 async def _target(session: Session, name: str) -> tuple[int, int]:
-    assert session.identity is not None
-    folder = await session.ctx.store.get_folder(session.identity.account_id,
-                                                mailbox_name(session, name))
-    if folder is None:
-        # RFC 9051 §6.4.7: TRYCREATE tells the client it may CREATE and retry.
-        raise ImapRefusal("NO", "TRYCREATE", f"Mailbox {name[:80]!r} does not exist")
-    return folder.id, folder.uidvalidity
+    # RFC 9051 §6.4.7: TRYCREATE tells the client it may CREATE and retry.
+    access = await require_access(session, name, missing="TRYCREATE")
+    access.require("i", "copy messages")  # RFC 4314 §4: COPY/MOVE into needs "i"
+    return access.folder.id, access.folder.uidvalidity
 
 
 def _copyuid(uidvalidity: int, pairs: list[tuple[int, int]]) -> ResponseCode:
@@ -57,6 +54,11 @@ async def move(session: Session, cmd: c.Move) -> Done | None:
     assert sel is not None
     if sel.readonly:
         raise ImapRefusal("NO", "READ-ONLY", "The mailbox is selected read-only (EXAMINE)")
+    missing = "".join(r for r in "te" if r not in session.rights)
+    if missing:
+        # RFC 6851 §3.3 / RFC 4314 §4: moving out needs "t" and "e" on the source.
+        raise ImapRefusal("NO", "NOPERM", f"You may not move messages out of {sel.name!r}: "
+                          "the rights to delete (t) and expunge (e) are needed")
     dest_id, uidvalidity = await _target(session, cmd.mailbox)
     uids = sel.resolve(cmd.sequence_set, cmd.uid)
     if not uids:

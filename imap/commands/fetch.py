@@ -15,6 +15,7 @@ from imap.mailstore import BodyReader, MessageRow
 from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
 from imap.protocol import commands as c
 from imap.protocol.response import Atom
+from imap.readproof import record_reads
 from imap.selected import SelectedMailbox, uid_ranges
 from imap.session import Done, Session
 from mail import sections
@@ -149,7 +150,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
                                   changed_since=cmd.changedsince)
     rows = [r for r in rows if sel.seq_of(r.uid) is not None]
     changed: set[int] = set()
-    if not sel.readonly and any(a.sets_seen for a in items):
+    # RFC 4314 §4: without "s" the implicit \Seen is not set.
+    if not sel.readonly and "s" in session.rights and any(a.sets_seen for a in items):
         unseen = {r.uid: (*r.flags, "\\Seen") for r in rows if "\\Seen" not in r.flags}
         if unseen:
             modseq = await store.store_flags(sel.folder_id, unseen)
@@ -159,6 +161,9 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
                     r.modseq = modseq
                     sel.own_changes[r.uid] = modseq
             changed = set(unseen)
+    if rows and any(a.sets_seen for a in items):
+        # The body is shown (read-only or not): the first reading is proved before it is.
+        await record_reads(session, sel.folder_id, [r.uid for r in rows], "fetch")
     async with store.body_reader() as reader:
         for row in rows:
             seq = sel.seq_of(row.uid)

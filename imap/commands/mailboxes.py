@@ -2,8 +2,9 @@
 STATUS (RFC 9051 §6.3, RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE).
 
 The hierarchy delimiter is ``/``. Parents are created with their children, and a folder with
-children cannot be deleted, so no folder is ever ``\\Noselect`` (Outlook hides the mail of
-such levels).
+children cannot be deleted, so no folder of one's own is ever ``\\Noselect`` (Outlook hides
+the mail of such levels); only the ``Shared`` namespace levels above other accounts' folders,
+which hold no mail, are.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from imap.protocol import Atom, ImapRefusal, encode_mailbox, untagged_data
 from imap.protocol import commands as c
 from imap.protocol.response import Value
 from imap.session import Done, Session
+from imap.shared import PREFIX, Access, is_shared_name, resolve, shared_access
 
 SPECIAL_USES = frozenset({"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash", "\\Flagged",
                           "\\All"})
@@ -37,13 +39,25 @@ def mailbox_name(session: Session, name: str) -> str:
     return name
 
 
+async def require_access(session: Session, name: str, *, missing: str = "NONEXISTENT"
+                         ) -> Access:
+    """The mailbox ``name`` means (own, or another account's under ``Shared/``) with the
+    session's RFC 4314 rights on it; ``NO [missing]`` when there is none."""
+    access = await resolve(session, mailbox_name(session, name))
+    if access is None:
+        raise ImapRefusal("NO", missing, f"Mailbox {name[:80]!r} does not exist")
+    return access
+
+
 async def require_folder(session: Session, name: str) -> FolderInfo:
-    assert session.identity is not None
-    folder = await session.ctx.store.get_folder(session.identity.account_id,
-                                                mailbox_name(session, name))
-    if folder is None:
-        raise ImapRefusal("NO", "NONEXISTENT", f"Mailbox {name[:80]!r} does not exist")
-    return folder
+    return (await require_access(session, name)).folder
+
+
+def refuse_shared(name: str, action: str) -> None:
+    """Folders under ``Shared/`` are managed by their owner, in the owner's own session."""
+    if is_shared_name(name):
+        raise ImapRefusal("NO", "NOPERM", f"Cannot {action} {name[:80]!r}: mailboxes under "
+                          f"{PREFIX}/ belong to other accounts and are managed by their owner")
 
 
 def _pattern(reference: str, pattern: str) -> re.Pattern[str]:
@@ -100,6 +114,13 @@ async def status_values(
     return out
 
 
+def _shared_levels(shared: list[FolderInfo]) -> list[FolderInfo]:
+    """``Shared`` and ``Shared/<owner>``: listed as \\Noselect levels above shared folders."""
+    names = sorted({PREFIX} | {DELIMITER.join(f.name.split(DELIMITER)[:2]) for f in shared}) \
+        if shared else []
+    return [FolderInfo(0, n, None, 0, 0, 0, True) for n in names]
+
+
 def _attributes(folder: FolderInfo, names: set[str], subscribed: bool) -> list[Value]:
     prefix = folder.name + DELIMITER
     children = any(n.startswith(prefix) for n in names)
@@ -120,9 +141,21 @@ async def _list(session: Session, reference: str, patterns: tuple[str, ...], *,
         session.write(untagged_data(verb, [Atom("\\Noselect")], b"/", b""))
         return
     folders = await session.ctx.store.list_folders(session.identity.account_id)
-    names = {f.name for f in folders}
+    reachable = [a for a in await shared_access(session) if "l" in a.rights]
+    shared = [a.folder for a in reachable]
+    unreadable = {a.folder.id for a in reachable if "r" not in a.rights}
+    levels = _shared_levels(shared)
+    folders = folders + shared
+    names = {f.name for f in folders} | {lv.name for lv in levels}
     regexes = [(_pattern(reference, p), p) for p in patterns]
     show_subscribed = "SUBSCRIBED" in returns or "SUBSCRIBED" in selection or verb == "LSUB"
+    if "SPECIAL-USE" not in selection:
+        for level in levels:
+            # RFC 2342 §5: the namespace prefix and each owner's level hold no messages.
+            if any(_matches(rx, level.name, reference, p) for rx, p in regexes):
+                session.write(untagged_data(verb, [Atom("\\Noselect"), Atom("\\HasChildren")],
+                                            b"/", Atom(encode_mailbox(level.name, utf8=session.utf8)
+                                                       .decode("utf-8", "surrogateescape"))))
     for folder in folders:
         if not any(_matches(rx, folder.name, reference, p) for rx, p in regexes):
             continue
@@ -134,7 +167,7 @@ async def _list(session: Session, reference: str, patterns: tuple[str, ...], *,
         session.write(untagged_data(verb, attrs, b"/",
                                     Atom(encode_mailbox(folder.name, utf8=session.utf8)
                                          .decode("utf-8", "surrogateescape"))))
-        if status:
+        if status and folder.id not in unreadable:
             # RFC 5819 §2: one STATUS after each LIST of a selectable mailbox.
             values = await status_values(session, folder, status)
             session.write(untagged_data("STATUS", Atom(encode_mailbox(
@@ -157,8 +190,10 @@ async def lsub(session: Session, cmd: c.Lsub) -> Done | None:
 
 @register(c.Namespace, AUTHENTICATED)
 async def namespace(session: Session, cmd: c.Namespace) -> Done | None:
-    # RFC 2342 §5: personal "" with "/"; no other-users or shared namespace yet.
-    session.write(untagged_data("NAMESPACE", [[b"", b"/"]], None, None))
+    # RFC 2342 §5: personal "" with "/", no other users' namespace, and the shared one
+    # where organisational and delegated mailboxes appear.
+    session.write(untagged_data("NAMESPACE", [[b"", b"/"]], None,
+                                [[(PREFIX + DELIMITER).encode(), b"/"]]))
     return None
 
 
@@ -167,6 +202,7 @@ async def create(session: Session, cmd: c.Create) -> Done | None:
     assert session.identity is not None
     raw = cmd.mailbox.rstrip(DELIMITER) if len(cmd.mailbox) > 1 else cmd.mailbox
     name = mailbox_name(session, raw)  # RFC 9051 §6.3.4: a trailing delimiter is dropped
+    refuse_shared(name, "create")
     special = None
     for use in cmd.special_use:
         norm = next((s for s in SPECIAL_USES if s.lower() == use.lower()), None)
@@ -190,6 +226,7 @@ async def create(session: Session, cmd: c.Create) -> Done | None:
 @register(c.Delete, AUTHENTICATED)
 async def delete(session: Session, cmd: c.Delete) -> Done | None:
     assert session.identity is not None
+    refuse_shared(mailbox_name(session, cmd.mailbox), "delete")
     folder = await require_folder(session, cmd.mailbox)
     if folder.name == "INBOX":
         raise ImapRefusal("NO", "CANNOT", "INBOX cannot be deleted (RFC 9051 §6.3.5)")
@@ -207,8 +244,10 @@ async def delete(session: Session, cmd: c.Delete) -> Done | None:
 async def rename(session: Session, cmd: c.Rename) -> Done | None:
     assert session.identity is not None
     store = session.ctx.store
+    refuse_shared(mailbox_name(session, cmd.mailbox), "rename")
     folder = await require_folder(session, cmd.mailbox)
     new = mailbox_name(session, cmd.new_name)
+    refuse_shared(new, "rename a mailbox to")
     if await store.get_folder(session.identity.account_id, new) is not None:
         raise ImapRefusal("NO", "ALREADYEXISTS", f"Mailbox {new[:80]!r} already exists")
     if new.startswith(folder.name + DELIMITER):
@@ -230,21 +269,27 @@ async def rename(session: Session, cmd: c.Rename) -> Done | None:
 
 @register(c.Subscribe, AUTHENTICATED)
 async def subscribe(session: Session, cmd: c.Subscribe) -> Done | None:
-    folder = await require_folder(session, cmd.mailbox)
-    await session.ctx.store.set_subscribed(folder.id, True)
+    access = await require_access(session, cmd.mailbox)
+    if access.shared:
+        return None  # shared folders are always listed as subscribed; the owner's flag stays
+    await session.ctx.store.set_subscribed(access.folder.id, True)
     return None
 
 
 @register(c.Unsubscribe, AUTHENTICATED)
 async def unsubscribe(session: Session, cmd: c.Unsubscribe) -> Done | None:
-    folder = await require_folder(session, cmd.mailbox)
-    await session.ctx.store.set_subscribed(folder.id, False)
+    access = await require_access(session, cmd.mailbox)
+    if access.shared:
+        return None
+    await session.ctx.store.set_subscribed(access.folder.id, False)
     return None
 
 
 @register(c.Status, AUTHENTICATED)
 async def status(session: Session, cmd: c.Status) -> Done | None:
-    folder = await require_folder(session, cmd.mailbox)
+    access = await require_access(session, cmd.mailbox)
+    access.require("r", "read the status")  # RFC 4314 §4: STATUS needs "r"
+    folder = access.folder
     values = await status_values(session, folder, cmd.items or _STATUS_DEFAULT)
     session.write(untagged_data("STATUS", Atom(encode_mailbox(
         folder.name, utf8=session.utf8).decode("utf-8", "surrogateescape")), values))

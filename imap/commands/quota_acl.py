@@ -1,19 +1,23 @@
-"""QUOTA (RFC 9208) and ACL (RFC 4314) for the owner's own mailboxes.
+"""QUOTA (RFC 9208) and ACL (RFC 4314) on one's own mailboxes and on shared ones.
 
-The owner holds every right on their mailboxes; SETACL/DELETEACL record rights granted to
-other identifiers in ``folder_acl`` (shared organisational mailboxes under ``Shared/`` will
-read them). Storage usage is the sum of the live messages of all the account's folders.
+The owner holds every right on its mailboxes. A delegate holds the rights of its
+delegation, or those of the folder's ACL row naming it (see ``imap/shared.py``). GETACL,
+LISTRIGHTS, SETACL and DELETEACL need the ``a`` right (RFC 4314 §3.1-3.4); MYRIGHTS is
+answered to anyone who can see the mailbox. SETACL writes ``folder_acl`` rows, which the
+rights checks of every command read. Storage usage is the sum of the live messages of all
+the account's folders.
 """
 
 from __future__ import annotations
 
+from accounts.delegations import ALL_RIGHTS  # RFC 4314 §2.1 (RFC 2086 c/d kept)
 from imap.commands import AUTHENTICATED, register
-from imap.commands.mailboxes import require_folder
+from imap.commands.mailboxes import require_access, require_folder
 from imap.protocol import Atom, ImapRefusal, encode_mailbox, untagged_data
 from imap.protocol import commands as c
 from imap.session import Done, Session
+from imap.shared import Access
 
-ALL_RIGHTS = "lrswipkxtecda"  # RFC 4314 §2.1 (with the RFC 2086 c/d kept for old clients)
 _VALID = set(ALL_RIGHTS) | set("0123456789")
 
 
@@ -52,47 +56,63 @@ async def setquota(session: Session, cmd: c.SetQuota) -> Done | None:
     raise ImapRefusal("NO", "NOPERM", "Quotas are set by the operator, not over IMAP")
 
 
-def _is_owner(session: Session, identifier: str) -> bool:
-    assert session.identity is not None
-    return identifier.lower() in (session.identity.address, "owner")
+def _is_owner(access: Access, identifier: str) -> bool:
+    return identifier.lower() in (access.owner, "owner")
+
+
+async def _managed(session: Session, mailbox: str) -> Access:
+    access = await require_access(session, mailbox)
+    access.require("a", "read or change the access rights")  # RFC 4314 §3.1-3.4
+    return access
+
+
+async def _effective(session: Session, access: Access) -> list[tuple[str, str]]:
+    """Every identifier with rights on the folder, as the rights checks see them."""
+    rows = dict(await session.ctx.store.acl(access.folder.id))
+    out: list[tuple[str, str]] = [(access.owner, ALL_RIGHTS)]
+    for delegate, rights in await session.ctx.store.delegates(access.owner_id):
+        out.append((delegate, rows.pop(delegate, rights)))
+    out += sorted(rows.items())
+    return [(ident, rights) for ident, rights in out if rights]
 
 
 @register(c.MyRights, AUTHENTICATED)
 async def myrights(session: Session, cmd: c.MyRights) -> Done | None:
-    folder = await require_folder(session, cmd.mailbox)
-    session.write(untagged_data("MYRIGHTS", _mailbox(session, folder.name), ALL_RIGHTS.encode()))
+    access = await require_access(session, cmd.mailbox)  # RFC 4314 §3.5
+    session.write(untagged_data("MYRIGHTS", _mailbox(session, access.folder.name),
+                                Atom(access.rights)))
     return None
 
 
 @register(c.GetAcl, AUTHENTICATED)
 async def getacl(session: Session, cmd: c.GetAcl) -> Done | None:
-    assert session.identity is not None
-    folder = await require_folder(session, cmd.mailbox)
-    pairs: list[object] = [session.identity.address.encode(), ALL_RIGHTS.encode()]
-    for ident, rights in await session.ctx.store.acl(folder.id):
-        pairs += [ident.encode(), rights.encode()]
-    session.write(untagged_data("ACL", _mailbox(session, folder.name), *pairs))  # type: ignore[arg-type]
+    access = await _managed(session, cmd.mailbox)
+    pairs: list[object] = []
+    for ident, rights in await _effective(session, access):
+        pairs += [ident.encode(), Atom(rights)]
+    session.write(untagged_data("ACL", _mailbox(session, access.folder.name), *pairs))  # type: ignore[arg-type]
     return None
 
 
 @register(c.ListRights, AUTHENTICATED)
 async def listrights(session: Session, cmd: c.ListRights) -> Done | None:
-    folder = await require_folder(session, cmd.mailbox)
-    if _is_owner(session, cmd.identifier):
-        # RFC 4314 §3.4: the owner always holds every right.
-        session.write(untagged_data("LISTRIGHTS", _mailbox(session, folder.name),
-                                    cmd.identifier.encode(), ALL_RIGHTS.encode()))
+    access = await _managed(session, cmd.mailbox)
+    name = _mailbox(session, access.folder.name)
+    if _is_owner(access, cmd.identifier):
+        # RFC 4314 §3.7: the owner always holds every right; none can be granted apart.
+        session.write(untagged_data("LISTRIGHTS", name, cmd.identifier.encode(),
+                                    Atom(ALL_RIGHTS)))
     else:
-        session.write(untagged_data("LISTRIGHTS", _mailbox(session, folder.name),
-                                    cmd.identifier.encode(), b"",
+        # RFC 4314 §3.7: nothing is always granted; each right can be granted on its own.
+        session.write(untagged_data("LISTRIGHTS", name, cmd.identifier.encode(), b"",
                                     *[Atom(r) for r in ALL_RIGHTS]))
     return None
 
 
 @register(c.SetAcl, AUTHENTICATED)
 async def setacl(session: Session, cmd: c.SetAcl) -> Done | None:
-    folder = await require_folder(session, cmd.mailbox)
-    if _is_owner(session, cmd.identifier):
+    access = await _managed(session, cmd.mailbox)
+    if _is_owner(access, cmd.identifier):
         raise ImapRefusal("NO", "CANNOT", "The owner's rights cannot be changed")
     mode = cmd.rights[:1] if cmd.rights[:1] in ("+", "-") else ""
     letters = cmd.rights[1:] if mode else cmd.rights
@@ -101,7 +121,8 @@ async def setacl(session: Session, cmd: c.SetAcl) -> Done | None:
         # RFC 4314 §3.1: unknown rights are a BAD command.
         raise ImapRefusal("BAD", None, f"Unknown rights {''.join(bad)!r}; valid rights are "
                           f"{ALL_RIGHTS}")
-    current = dict(await session.ctx.store.acl(folder.id)).get(cmd.identifier, "")
+    identifier = cmd.identifier.lower() if "@" in cmd.identifier else cmd.identifier
+    current = dict(await _effective(session, access)).get(identifier, "")
     if mode == "+":
         new = set(current) | set(letters)
     elif mode == "-":
@@ -109,14 +130,21 @@ async def setacl(session: Session, cmd: c.SetAcl) -> Done | None:
     else:
         new = set(letters)
     text = "".join(r for r in ALL_RIGHTS if r in new)
-    await session.ctx.store.set_acl(folder.id, cmd.identifier, text or None)
+    delegates = {d for d, _ in await session.ctx.store.delegates(access.owner_id)}
+    # An empty row is kept for a delegate: it overrides the account-wide delegation.
+    await session.ctx.store.set_acl(access.folder.id, identifier,
+                                    text if (text or identifier in delegates) else None)
     return None
 
 
 @register(c.DeleteAcl, AUTHENTICATED)
 async def deleteacl(session: Session, cmd: c.DeleteAcl) -> Done | None:
-    folder = await require_folder(session, cmd.mailbox)
-    if _is_owner(session, cmd.identifier):
+    access = await _managed(session, cmd.mailbox)
+    if _is_owner(access, cmd.identifier):
         raise ImapRefusal("NO", "CANNOT", "The owner's rights cannot be removed")
-    await session.ctx.store.set_acl(folder.id, cmd.identifier, None)
+    identifier = cmd.identifier.lower() if "@" in cmd.identifier else cmd.identifier
+    delegates = {d for d, _ in await session.ctx.store.delegates(access.owner_id)}
+    # RFC 4314 §3.2: the identifier is left with no rights on this mailbox.
+    await session.ctx.store.set_acl(access.folder.id, identifier,
+                                    "" if identifier in delegates else None)
     return None

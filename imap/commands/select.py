@@ -6,7 +6,7 @@ from __future__ import annotations
 from array import array
 
 from imap.commands import AUTHENTICATED, SELECTED, register
-from imap.commands.mailboxes import require_folder
+from imap.commands.mailboxes import require_access
 from imap.protocol import Atom, ImapRefusal, ResponseCode, SequenceSet, untagged, untagged_data
 from imap.protocol import commands as c
 from imap.protocol.response import fetch_response
@@ -39,7 +39,11 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         session.close_selected()
         # RFC 7162 §3.2.11 / RFC 9051 §7.1: the previous mailbox is closed.
         session.write(untagged("OK", "Previous mailbox closed", "CLOSED"))
-    folder = await require_folder(session, cmd.mailbox)
+    access = await require_access(session, cmd.mailbox)
+    # RFC 4314 §4: SELECT and EXAMINE need "r".
+    access.require("r", "read messages")
+    folder = access.folder
+    session.rights = access.rights
     if cmd.qresync is not None and not session.qresync:
         raise ImapRefusal("BAD", None, "QRESYNC parameter needs ENABLE QRESYNC first")
     if cmd.condstore:
@@ -63,7 +67,7 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
                                ResponseCode.permanentflags(())))
     else:
         session.write(untagged("OK", "Flags and keywords are kept",
-                               ResponseCode.permanentflags((*SYSTEM_FLAGS, *keywords, "\\*"))))
+                               ResponseCode.permanentflags(_permanent(access.rights, keywords))))
     session.write(untagged_data(len(uids), "EXISTS"))
     if not session.rev2:
         session.write(untagged_data(len(sel.recent), "RECENT"))
@@ -81,6 +85,18 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         await _qresync(session, sel, cmd.qresync)
     code = "READ-ONLY" if cmd.readonly else "READ-WRITE"
     return Done("Completed", code)
+
+
+def _permanent(rights: str, keywords: list[str]) -> tuple[str, ...]:
+    """RFC 4314 §4: PERMANENTFLAGS lists only the flags the rights allow to change."""
+    out: list[str] = []
+    for flag in SYSTEM_FLAGS:
+        needed = {"\\Seen": "s", "\\Deleted": "t"}.get(flag, "w")
+        if needed in rights:
+            out.append(flag)
+    if "w" in rights:
+        out += [*keywords, "\\*"]
+    return tuple(out)
 
 
 async def _qresync(session: Session, sel: SelectedMailbox, q: c.QResync) -> None:
@@ -117,7 +133,7 @@ async def close(session: Session, cmd: c.Close) -> Done | None:
     """RFC 9051 §6.4.1: silently expunge \\Deleted messages unless read-only."""
     sel = session.selected
     assert sel is not None
-    if not sel.readonly:
+    if not sel.readonly and "e" in session.rights:  # RFC 4314 §4: no "e", no expunge
         rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(list(sel.uids)),
                                                   full=False)
         deleted = [r.uid for r in rows if "\\Deleted" in r.flags]

@@ -7,8 +7,10 @@ from imap.commands import SELECTED, register
 from imap.protocol import ImapRefusal, ResponseCode, SequenceSet, fetch_response
 from imap.protocol import commands as c
 from imap.protocol.response import Value
+from imap.readproof import record_reads
 from imap.selected import flags_value, uid_ranges
 from imap.session import Done, Session
+from imap.shared import RIGHT_NAMES
 
 _SYSTEM = {"\\answered": "\\Answered", "\\flagged": "\\Flagged", "\\deleted": "\\Deleted",
            "\\seen": "\\Seen", "\\draft": "\\Draft"}
@@ -30,6 +32,20 @@ def normalise_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _needed_rights(flags: tuple[str, ...]) -> str:
+    """RFC 4314 §4: STORE needs "s" for \\Seen, "t" for \\Deleted, "w" for any other flag."""
+    needed = {"s" if f == "\\Seen" else "t" if f == "\\Deleted" else "w" for f in flags}
+    return "".join(r for r in "stw" if r in needed)
+
+
+def _noperm(session: Session, missing: str, action: str) -> ImapRefusal:
+    sel = session.selected
+    name = sel.name if sel is not None else ""
+    names = ", ".join(RIGHT_NAMES.get(r, r) for r in missing)
+    return ImapRefusal("NO", "NOPERM", f"You may not {action} in {name!r}: the right to "
+                       f"{names} is not granted to you")
+
+
 def _readonly_refusal() -> ImapRefusal:
     return ImapRefusal("NO", "READ-ONLY", "The mailbox is selected read-only (EXAMINE)")
 
@@ -41,6 +57,10 @@ async def store(session: Session, cmd: c.Store) -> Done | None:
     if sel.readonly:
         raise _readonly_refusal()
     flags = normalise_flags(cmd.flags)
+    if cmd.mode != "replace":
+        missing = "".join(r for r in _needed_rights(flags) if r not in session.rights)
+        if missing:
+            raise _noperm(session, missing, "change these flags")
     uids = sel.resolve(cmd.sequence_set, cmd.uid)
     if cmd.unchangedsince is not None:
         session.enabled.add("CONDSTORE")
@@ -49,6 +69,7 @@ async def store(session: Session, cmd: c.Store) -> Done | None:
     rows = [r for r in rows if sel.seq_of(r.uid) is not None]
     modified: list[int] = []
     changes: dict[int, tuple[str, ...]] = {}
+    newly_seen: list[int] = []
     for row in rows:
         if cmd.unchangedsince is not None and row.modseq > cmd.unchangedsince:
             modified.append(row.uid if cmd.uid else sel.seq_of(row.uid) or 0)  # RFC 7162 §3.1.3
@@ -62,7 +83,18 @@ async def store(session: Session, cmd: c.Store) -> Done | None:
             new = set(flags)
         if new != current:
             changes[row.uid] = tuple(sorted(new))
+            if "\\Seen" in new and "\\Seen" not in current:
+                newly_seen.append(row.uid)
+    if cmd.mode == "replace" and changes:
+        # A replace (FLAGS) needs the rights of every flag it would add or clear.
+        by_uid = {r.uid: set(r.flags) for r in rows}
+        touched = tuple({f for uid, new in changes.items() for f in set(new) ^ by_uid[uid]})
+        missing = "".join(r for r in _needed_rights(touched) if r not in session.rights)
+        if missing:
+            raise _noperm(session, missing, "change these flags")
     modseq = await session.ctx.store.store_flags(sel.folder_id, changes) if changes else 0
+    if newly_seen:
+        await record_reads(session, sel.folder_id, newly_seen, "store")
     for row in rows:
         if row.uid in changes:
             row.flags = changes[row.uid]
@@ -98,6 +130,8 @@ async def expunge(session: Session, cmd: c.Expunge) -> Done | None:
     assert sel is not None
     if sel.readonly:
         raise _readonly_refusal()
+    if "e" not in session.rights:
+        raise _noperm(session, "e", "expunge")  # RFC 4314 §4
     uids = list(sel.uids)
     if cmd.uid_set is not None:
         uids = sel.resolve(cmd.uid_set, True)  # RFC 4315 §2.1 UID EXPUNGE

@@ -1,0 +1,113 @@
+"""The ``Shared/`` namespace (RFC 2342) and the rights of RFC 4314 on every mailbox.
+
+A member of an organisational mailbox, or a delegate, sees each folder of the owner as
+``Shared/<owner address>/<folder>``. The folder is the owner's own row (same folder id), so
+flags, \\Seen included, are shared by everyone who reaches the mailbox, and the change
+notifications of the owner's and the delegates' sessions are the same ones.
+
+Effective rights of an account on another account's folder (RFC 4314 §2): the folder's
+ACL row naming the account if there is one (an empty row takes every right away), else
+the rights of the account-wide delegation. The owner holds every right on its folders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from accounts.delegations import ALL_RIGHTS
+from imap.mailstore import DELIMITER, FolderInfo, SharedFolder
+from imap.protocol import ImapRefusal
+
+if TYPE_CHECKING:
+    from imap.session import Session
+
+PREFIX = "Shared"
+PREFIX_SLASH = PREFIX + DELIMITER
+
+# RFC 4314 §4: what each command needs, for the refusal texts.
+RIGHT_NAMES = {
+    "l": "see (l)", "r": "read (r)", "s": "change \\Seen (s)", "w": "change flags (w)",
+    "i": "add messages (i)", "t": "delete messages (t)", "e": "expunge (e)",
+    "a": "administer (a)", "k": "create mailboxes (k)", "x": "delete the mailbox (x)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """A mailbox as one session reaches it: the folder (named as the client sees it),
+    its owner and the session's rights on it."""
+
+    folder: FolderInfo
+    rights: str
+    owner_id: int
+    owner: str
+    shared: bool
+
+    @property
+    def stored_name(self) -> str:
+        """The folder's name in its owner's mailbox."""
+        if not self.shared:
+            return self.folder.name
+        return self.folder.name[len(PREFIX_SLASH) + len(self.owner) + 1:]
+
+    def require(self, rights: str, action: str) -> None:
+        """Refuses with ``NO [NOPERM]`` unless every right in ``rights`` is held."""
+        missing = [r for r in rights if r not in self.rights]
+        if missing:
+            names = ", ".join(RIGHT_NAMES.get(r, r) for r in missing)
+            raise ImapRefusal("NO", "NOPERM", f"You may not {action} in {self.folder.name!r}: "
+                              f"the right to {names} is not granted to you")
+
+
+def effective_rights(shared: SharedFolder) -> str:
+    """RFC 4314: the folder row overrides the account-wide delegation."""
+    letters = shared.acl_rights if shared.acl_rights is not None else (
+        shared.delegated_rights or "")
+    return "".join(r for r in ALL_RIGHTS if r in letters)
+
+
+def shared_name(owner: str, name: str) -> str:
+    return f"{PREFIX_SLASH}{owner}{DELIMITER}{name}"
+
+
+def is_shared_name(name: str) -> bool:
+    return name == PREFIX or name.startswith(PREFIX_SLASH)
+
+
+async def shared_access(session: Session) -> list[Access]:
+    """Every folder of other accounts this session can reach with at least one right."""
+    identity = session.identity
+    assert identity is not None
+    out = []
+    for s in await session.ctx.store.shared_folders(identity.account_id, identity.address):
+        rights = effective_rights(s)
+        if rights:
+            out.append(Access(replace(s.info, name=shared_name(s.owner, s.info.name)),
+                              rights, s.owner_id, s.owner, True))
+    return out
+
+
+async def resolve(session: Session, name: str) -> Access | None:
+    """The mailbox a (checked) name means for this session, own or shared; None if none.
+
+    A shared folder whose ``l`` and ``r`` rights are both missing is reported as absent,
+    so that its existence is not disclosed (RFC 4314 §4, "l" and "r").
+    """
+    identity = session.identity
+    assert identity is not None
+    if not name.startswith(PREFIX_SLASH):
+        folder = await session.ctx.store.get_folder(identity.account_id, name)
+        if folder is None:
+            return None
+        return Access(folder, ALL_RIGHTS, identity.account_id, identity.address, False)
+    owner, _, rest = name[len(PREFIX_SLASH):].partition(DELIMITER)
+    if rest.upper() == "INBOX" or rest[:6].upper() == "INBOX/":
+        rest = "INBOX" + rest[5:]
+    wanted = shared_name(owner.lower(), rest)
+    for access in await shared_access(session):
+        if access.folder.name == wanted:
+            if "l" not in access.rights and "r" not in access.rights:
+                return None
+            return access
+    return None
