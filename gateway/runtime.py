@@ -28,6 +28,7 @@ from mail.changes import ChangeHub
 from mail.pipeline import Pipeline
 from storage import accounts as account_rows
 from storage.database import Database
+from storage.notify import PgChangeChannel, open_change_channel
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
 
 log = logging.getLogger("mssante.gateway")
@@ -60,6 +61,7 @@ class Gateway:
     first_start: FirstStartCredentials | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _stop_background: asyncio.Event = field(default_factory=asyncio.Event)
+    _change_channel: PgChangeChannel | None = None
 
     # -- start ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -83,6 +85,7 @@ class Gateway:
             self.authenticator = Authenticator(self.db)
             self.pipeline = Pipeline(self.db, settings, self.changes)
             await self.pipeline.start()
+            await self.start_change_channel()
             for build in service_builders():
                 service = build(self)
                 if service is None:
@@ -102,6 +105,14 @@ class Gateway:
         except BaseException:
             await self.stop(grace=0)
             raise
+
+    async def start_change_channel(self) -> None:
+        """PostgreSQL: share IMAP change notifications with the other nodes (DESIGN.md §4)."""
+        assert self.db is not None
+        self._change_channel = await open_change_channel(
+            self.db, self.changes.wake, self.changes.wake_all)
+        if self._change_channel is not None:
+            self.changes.attach(self._change_channel.publish)
 
     async def _first_start_accounts(self, db: Database) -> FirstStartCredentials | None:
         """At first start (no account at all): the first administrator and a demo mailbox."""
@@ -142,6 +153,10 @@ class Gateway:
         if self.pipeline is not None:
             await self.pipeline.stop()
             self.pipeline = None
+        if self._change_channel is not None:
+            self.changes.detach(self._change_channel.publish)
+            await self._change_channel.stop()
+            self._change_channel = None
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -34,6 +34,8 @@ EXTENSIONS: tuple[str, ...] = (
     "RIGHTS=texk",
     "STATUS=SIZE",  # RFC 8438
     "UTF8=ACCEPT",  # RFC 6855
+    "BINARY",  # RFC 3516
+    "MULTIAPPEND",  # RFC 3502
 )
 
 

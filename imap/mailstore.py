@@ -24,7 +24,7 @@ from storage import folders as folder_rows
 from storage.database import Database
 from storage.errors import AlreadyExists
 from storage.messages import flags_text
-from storage.schema import folder_acl, folder_messages, folders, messages
+from storage.schema import folder_acl, folder_messages, folders, lost_subscriptions, messages
 
 DELIMITER = folder_rows.DELIMITER
 Ranges = Sequence[tuple[int, int]]
@@ -41,6 +41,7 @@ class FolderInfo:
     uidnext: int
     highestmodseq: int
     subscribed: bool
+    recent_uid: int = 0  # RFC 3501 §2.3.2: UIDs above it are still \Recent for someone
 
 
 @dataclass(slots=True)
@@ -151,9 +152,13 @@ class MailStore(Protocol):
 
     async def delegates(self, owner_id: int) -> list[tuple[str, str]]: ...
 
-    def claim_recent(self, folder_id: int, up_to_uid: int) -> int: ...
+    async def claim_recent(self, folder_id: int, up_to_uid: int) -> int: ...
 
-    def recent_floor(self, folder_id: int) -> int: ...
+    async def recent_floor(self, folder_id: int) -> int: ...
+
+    async def lost_subscriptions(self, account_id: int) -> list[str]: ...
+
+    async def forget_subscription(self, account_id: int, name: str) -> bool: ...
 
 
 def _info(row: Any) -> FolderInfo:
@@ -161,6 +166,7 @@ def _info(row: Any) -> FolderInfo:
         id=int(row.id), name=row.name, special_use=row.special_use,
         uidvalidity=int(row.uidvalidity), uidnext=int(row.uidnext),
         highestmodseq=int(row.highestmodseq), subscribed=bool(row.subscribed),
+        recent_uid=int(row.recent_uid),
     )
 
 
@@ -182,7 +188,7 @@ def _chunks(ranges: Ranges, size: int = 200) -> Iterable[Ranges]:
 
 _FOLDER_COLUMNS = (
     folders.c.id, folders.c.name, folders.c.special_use, folders.c.uidvalidity,
-    folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed,
+    folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed, folders.c.recent_uid,
 )
 _LIVE = folder_messages.c.expunged_modseq.is_(None)
 
@@ -202,9 +208,6 @@ class SqlMailStore:
     def __init__(self, db: Database, changes: ChangeHub) -> None:
         self._db = db
         self._changes = changes
-        # RFC 3501 §2.3.2 \Recent: the highest UID some session has already been told of,
-        # per folder. Kept in memory: after a restart, messages count as recent once more.
-        self._recent: dict[int, int] = {}
 
     # -- folders -------------------------------------------------------------------
     async def list_folders(self, account_id: int) -> list[FolderInfo]:
@@ -238,6 +241,10 @@ class SqlMailStore:
                 if await folder_rows.get(conn, account_id, parent) is None:
                     await folder_rows.create(conn, account_id, parent)
             created = await folder_rows.create(conn, account_id, name, special_use=special_use)
+            # The re-created mailbox carries its old subscription again (it is subscribed).
+            await conn.execute(delete(lost_subscriptions).where(
+                lost_subscriptions.c.account_id == account_id,
+                lost_subscriptions.c.name == name))
         return FolderInfo(
             id=created.id, name=created.name, special_use=created.special_use,
             uidvalidity=created.uidvalidity, uidnext=created.uidnext,
@@ -245,9 +252,20 @@ class SqlMailStore:
         )
 
     async def delete_folder(self, folder_id: int) -> None:
+        """Deletes the folder; a subscription to it is kept as a lost one (RFC 3501 §6.3.6:
+        subscriptions do not depend on the mailbox existing)."""
         async with self._db.begin() as conn:
+            row = (await conn.execute(
+                select(folders.c.account_id, folders.c.name, folders.c.subscribed)
+                .where(folders.c.id == folder_id)
+            )).first()
             await folder_rows.delete_folder(conn, folder_id)
-        self._recent.pop(folder_id, None)
+            if row is not None and row.subscribed:
+                await conn.execute(delete(lost_subscriptions).where(
+                    lost_subscriptions.c.account_id == row.account_id,
+                    lost_subscriptions.c.name == row.name))
+                await conn.execute(lost_subscriptions.insert().values(
+                    account_id=row.account_id, name=row.name))
         self._changes.changed([folder_id])
 
     async def rename_folder(self, folder_id: int, new_name: str) -> None:
@@ -269,8 +287,12 @@ class SqlMailStore:
 
     async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts:
         fm = folder_messages
-        floor = self._recent.get(folder_id, 0) if recent_above is None else recent_above
         async with self._db.read() as conn:
+            if recent_above is None:
+                recent_above = int((await conn.execute(
+                    select(folders.c.recent_uid).where(folders.c.id == folder_id)
+                )).scalar() or 0)
+            floor = recent_above
             row = (
                 await conn.execute(
                     select(
@@ -527,17 +549,55 @@ class SqlMailStore:
             return [(d.delegate, d.rights)
                     for d in await delegation_rows.of_owner(conn, owner_id)]
 
-    # -- \Recent -------------------------------------------------------------------------
-    def claim_recent(self, folder_id: int, up_to_uid: int) -> int:
-        """Marks UIDs up to ``up_to_uid`` as announced; returns the previous mark."""
-        previous = self._recent.get(folder_id, 0)
-        if up_to_uid > previous:
-            self._recent[folder_id] = up_to_uid
-        return previous
+    # -- \Recent ------------------------------------------------------------------------
+    async def claim_recent(self, folder_id: int, up_to_uid: int) -> int:
+        """Marks UIDs up to ``up_to_uid`` as announced; returns the previous mark.
 
-    def recent_floor(self, folder_id: int) -> int:
+        RFC 3501 §2.3.2: at most one session sees a message as \\Recent. The mark lives in
+        the folder row and moves with a compare-and-set, so two sessions (on any node)
+        never both win the same UIDs, and a restart does not make old mail recent again.
+        """
+        while True:
+            async with self._db.begin() as conn:
+                previous = int((await conn.execute(
+                    select(folders.c.recent_uid).where(folders.c.id == folder_id)
+                )).scalar() or 0)
+                if up_to_uid <= previous:
+                    return previous
+                result = await conn.execute(
+                    update(folders)
+                    .where(folders.c.id == folder_id, folders.c.recent_uid == previous)
+                    .values(recent_uid=up_to_uid)
+                )
+                if result.rowcount:
+                    return previous
+            # Another session moved the mark between our read and write: read it again.
+
+    async def recent_floor(self, folder_id: int) -> int:
         """UIDs above this are still \\Recent for the next session that selects the folder."""
-        return self._recent.get(folder_id, 0)
+        async with self._db.read() as conn:
+            return int((await conn.execute(
+                select(folders.c.recent_uid).where(folders.c.id == folder_id)
+            )).scalar() or 0)
+
+    # -- subscriptions of deleted mailboxes ----------------------------------------------
+    async def lost_subscriptions(self, account_id: int) -> list[str]:
+        """Subscribed names whose mailbox no longer exists (RFC 5258 \\NonExistent)."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(lost_subscriptions.c.name)
+                .where(lost_subscriptions.c.account_id == account_id)
+                .order_by(lost_subscriptions.c.name)
+            )
+            return [str(n) for n in rows.scalars()]
+
+    async def forget_subscription(self, account_id: int, name: str) -> bool:
+        """UNSUBSCRIBE of a deleted mailbox's name; False when it was not subscribed."""
+        async with self._db.begin() as conn:
+            result = await conn.execute(delete(lost_subscriptions).where(
+                lost_subscriptions.c.account_id == account_id,
+                lost_subscriptions.c.name == name))
+            return bool(result.rowcount)
 
 
 __all__ = [

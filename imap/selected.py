@@ -128,11 +128,13 @@ class SelectedMailbox:
         if new:
             self.uids.extend(new)
             # RFC 3501 §2.3.2: \Recent goes to the first session told; EXAMINE only looks.
-            if self.readonly:
-                floor = store.recent_floor(self.folder_id)
-            else:
-                floor = store.claim_recent(self.folder_id, new[-1])
-            self.recent.update(u for u in new if u > floor)
+            # RFC 9051 §2.3.2: an IMAP4rev2 session neither sees nor claims it.
+            if not rev2:
+                if self.readonly:
+                    floor = await store.recent_floor(self.folder_id)
+                else:
+                    floor = await store.claim_recent(self.folder_id, new[-1])
+                self.recent.update(u for u in new if u > floor)
             out.append(untagged_data(len(self.uids), "EXISTS"))
             if not rev2:
                 out.append(untagged_data(len(self.recent), "RECENT"))

@@ -100,8 +100,14 @@ class Stored:
 
 @dataclass
 class _Pending:
-    delivery: Delivery
-    future: asyncio.Future[Stored]
+    """One unit of work: its deliveries are committed together or fail together."""
+
+    deliveries: list[Delivery]
+    future: asyncio.Future[list[Stored]]
+
+    @property
+    def size(self) -> int:
+        return sum(len(d.raw) for d in self.deliveries)
 
 
 class Pipeline:
@@ -136,15 +142,26 @@ class Pipeline:
 
     async def submit(self, delivery: Delivery) -> Stored:
         """Stores ``delivery`` durably; returns once committed (raises if it could not be)."""
+        return (await self.submit_many([delivery]))[0]
+
+    async def submit_many(self, deliveries: list[Delivery]) -> list[Stored]:
+        """Stores all ``deliveries`` in ONE transaction: all are committed or none is.
+
+        RFC 3502 §6 (MULTIAPPEND): "the server MUST NOT add any of the messages" when one
+        fails; the unit is never split when a group-commit batch is retried one by one.
+        """
         if self._closing or self._task is None:
             raise RuntimeError("the message pipeline is not running")
-        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        if not deliveries:
+            return []
+        future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
         self._preparing += 1
         try:
-            if delivery.view is None:
-                # Parsing a large message takes milliseconds of CPU: off the event loop.
-                delivery.view = await asyncio.to_thread(build_view, delivery.raw)
-            self._queue.put_nowait(_Pending(delivery, future))
+            for delivery in deliveries:
+                if delivery.view is None:
+                    # Parsing a large message takes milliseconds of CPU: off the event loop.
+                    delivery.view = await asyncio.to_thread(build_view, delivery.raw)
+            self._queue.put_nowait(_Pending(list(deliveries), future))
         finally:
             self._preparing -= 1
         return await future
@@ -153,7 +170,7 @@ class Pipeline:
         while True:
             first = await self._queue.get()
             batch = [first]
-            size = len(first.delivery.raw)
+            size = first.size
             deadline = asyncio.get_running_loop().time() + LINGER
             while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES:
                 if self._queue.empty():
@@ -163,7 +180,7 @@ class Pipeline:
                     continue
                 item = self._queue.get_nowait()
                 batch.append(item)
-                size += len(item.delivery.raw)
+                size += item.size
             try:
                 await self._commit(batch)
             finally:
@@ -179,7 +196,8 @@ class Pipeline:
         """
         try:
             async with self._db.begin() as conn:
-                stored = await self._write_batch(conn, [p.delivery for p in batch])
+                stored = await self._write_batch(
+                    conn, [d for p in batch for d in p.deliveries])
         except Exception as exc:  # noqa: BLE001 - retried one by one below
             if len(batch) == 1:
                 self._fail(batch[0], exc)
@@ -187,9 +205,11 @@ class Pipeline:
             for pending in batch:
                 await self._commit([pending])
             return
-        for pending, result in zip(batch, stored, strict=True):
+        results = iter(stored)
+        for pending in batch:
+            mine = [next(results) for _ in pending.deliveries]
             if not pending.future.done():
-                pending.future.set_result(result)
+                pending.future.set_result(mine)
         self._changes.changed({f for result in stored for f in result.uids})
         if any(result.queue_ids for result in stored):
             for callback in self._on_queued:

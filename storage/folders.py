@@ -43,6 +43,7 @@ class Folder:
     highestmodseq: int
     subscribed: bool
     created_at: datetime
+    recent_uid: int = 0
 
 
 def _check_name(name: str) -> str:

@@ -120,9 +120,23 @@ folders = Table(
     Column("highestmodseq", BigInteger, nullable=False, default=1),  # RFC 7162 §3.1.1
     Column("subscribed", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # RFC 3501 §2.3.2 \Recent: the highest UID some session was already told of; claimed
+    # atomically at SELECT so that it survives restarts and is shared by every node.
+    Column("recent_uid", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("account_id", "name"),
     CheckConstraint("highestmodseq >= 1", name="modseq_positive"),
     CheckConstraint("uidnext >= 1", name="uidnext_positive"),
+)
+
+# RFC 3501 §6.3.6 / RFC 5258 §3.1: a subscription outlives its mailbox. Names of deleted
+# folders that were subscribed stay here until UNSUBSCRIBE or until the name is re-created;
+# LIST (SUBSCRIBED) shows them as \NonExistent.
+lost_subscriptions = Table(
+    "lost_subscriptions",
+    metadata,
+    Column("account_id", BigId, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(1024), nullable=False),
+    PrimaryKeyConstraint("account_id", "name"),
 )
 
 folder_acl = Table(

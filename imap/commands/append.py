@@ -41,16 +41,18 @@ async def append(session: Session, cmd: c.Append) -> Done | None:
         # RFC 9208 §4.3: OVERQUOTA names the refusal.
         raise ImapRefusal("NO", "OVERQUOTA", f"Mailbox storage quota of "
                           f"{ctx.settings.imap.quota_storage_mb} MiB would be exceeded")
-    uids: list[int] = []
+    deliveries = []
     for msg in cmd.messages:
         # RFC 4314 §4: flags the rights do not allow are dropped, not refused.
         flags = tuple(f for f in normalise_flags(msg.flags)
                       if {"\\Seen": "s", "\\Deleted": "t"}.get(f, "w") in access.rights)
-        stored = await ctx.pipeline.submit(Delivery(
+        deliveries.append(Delivery(
             raw=msg.data, sender=identity.address,
             local=[LocalTarget(access.owner, access.owner_id, folder.id, flags)],
             record_delivery=False, internal_date=msg.internal_date,
         ))
-        uids.append(stored.uids[folder.id])
+    # RFC 3502 §6: the messages of one MULTIAPPEND are stored all together or not at all.
+    stored = await ctx.pipeline.submit_many(deliveries)
+    uids = [s.uids[folder.id] for s in stored]
     return Done("Completed", ResponseCode.appenduid(folder.uidvalidity,
                                                     SequenceSet.from_ints(uids)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from imap.binary import binary_size, read_binary
 from imap.commands import SELECTED, register
 from imap.mailstore import BodyReader, MessageRow
 from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
@@ -24,7 +25,7 @@ from mail.views import MessageView
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIMPLE = frozenset({"UID", "FLAGS", "INTERNALDATE", "MODSEQ"})
-_UNSUPPORTED = frozenset({"BINARY[]", "BINARY.SIZE[]", "SAVEDATE", "EMAILID", "THREADID"})
+_UNSUPPORTED = frozenset({"SAVEDATE", "EMAILID", "THREADID"})
 
 
 def internal_date(when: datetime | None) -> bytes:
@@ -35,7 +36,38 @@ def internal_date(when: datetime | None) -> bytes:
 
 
 def _literal(data: bytes) -> bytes:
-    return b"{%d}\r\n" % len(data) + data
+    # RFC 3516 §4.2 / RFC 9051 §4.3: content holding NUL goes as literal8 ``~{n}``.
+    prefix = b"~{%d}\r\n" if b"\x00" in data else b"{%d}\r\n"
+    return prefix % len(data) + data
+
+
+async def _binary(row: MessageRow, view: MessageView, attr: FetchAttr,
+                  reader: BodyReader) -> bytes:
+    """RFC 3516 §4.2: ``BINARY[part]<partial>``, the decoded part as (literal8) bytes."""
+    blob = row.blob_id
+    if blob is None:
+        return b""
+
+    async def read(start: int, end: int) -> bytes:
+        return await reader.read(blob, start, max(0, end - start))
+
+    part = attr.section.part if attr.section is not None else ()
+    data = await read_binary(view, part, read) or b""
+    if attr.partial is not None:
+        data = sections.partial_bytes(data, attr.partial[0], attr.partial[1])
+    return data
+
+
+async def _binary_size(row: MessageRow, view: MessageView, attr: FetchAttr,
+                       reader: BodyReader) -> int:
+    blob = row.blob_id
+    if blob is None:
+        return 0
+
+    async def read(start: int, end: int) -> bytes:
+        return await reader.read(blob, start, max(0, end - start))
+
+    return await binary_size(view, attr.section.part if attr.section else (), read)
 
 
 def _flags(flags: tuple[str, ...], recent: bool) -> bytes:
@@ -107,6 +139,12 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
         elif name == "BODY[]":
             data = await _section(view, row, attr, reader)
             out.append(attr.response_name().encode("utf-8") + b" " + _literal(data))
+        elif name == "BINARY[]":
+            data = await _binary(row, view, attr, reader)
+            out.append(attr.response_name().encode("utf-8") + b" " + _literal(data))
+        elif name == "BINARY.SIZE[]":
+            size = await _binary_size(row, view, attr, reader)
+            out.append(attr.response_name().encode("utf-8") + b" %d" % size)
     if flags_changed and not have_flags:
         # RFC 9051 §6.4.5: setting \Seen as a side effect is reported as FLAGS.
         out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))

@@ -121,57 +121,94 @@ def _shared_levels(shared: list[FolderInfo]) -> list[FolderInfo]:
     return [FolderInfo(0, n, None, 0, 0, 0, True) for n in names]
 
 
-def _attributes(folder: FolderInfo, names: set[str], subscribed: bool) -> list[Value]:
-    prefix = folder.name + DELIMITER
-    children = any(n.startswith(prefix) for n in names)
-    attrs: list[Value] = [Atom("\\HasChildren" if children else "\\HasNoChildren")]  # RFC 3348
-    if subscribed and folder.subscribed:
-        attrs.append(Atom("\\Subscribed"))  # RFC 5258 §3.4
-    if folder.special_use:
-        attrs.append(Atom(folder.special_use))  # RFC 6154 §2
-    return attrs
+def _has_children(name: str, names: set[str]) -> bool:
+    prefix = name + DELIMITER
+    return any(n.startswith(prefix) for n in names)
+
+
+def _wire_name(session: Session, name: str) -> Atom:
+    return Atom(encode_mailbox(name, utf8=session.utf8).decode("utf-8", "surrogateescape"))
 
 
 async def _list(session: Session, reference: str, patterns: tuple[str, ...], *,
                 selection: frozenset[str], returns: frozenset[str], status: tuple[str, ...],
                 verb: str) -> None:
+    """LIST and LSUB, with the RFC 5258 selection and return options.
+
+    Every candidate name is one of: an own folder, a shared folder (always subscribed: the
+    owner's subscription flag is theirs), a ``Shared`` level (\\Noselect, never
+    subscribed) or a subscribed name whose mailbox was deleted (\\NonExistent).
+    """
     assert session.identity is not None
     if patterns == ("",):
         # RFC 9051 §6.3.9: an empty pattern asks for the delimiter and the root name.
         session.write(untagged_data(verb, [Atom("\\Noselect")], b"/", b""))
         return
-    folders = await session.ctx.store.list_folders(session.identity.account_id)
+    store = session.ctx.store
+    account_id = session.identity.account_id
+    own = await store.list_folders(account_id)
     reachable = [a for a in await shared_access(session) if "l" in a.rights]
     shared = [a.folder for a in reachable]
     unreadable = {a.folder.id for a in reachable if "r" not in a.rights}
     levels = _shared_levels(shared)
-    folders = folders + shared
-    names = {f.name for f in folders} | {lv.name for lv in levels}
+    folders: dict[str, FolderInfo] = {f.name: f for f in own}
+    subscribed = {f.name for f in own if f.subscribed} | {f.name for f in shared}
+    folders.update((f.name, f) for f in shared)
+    level_names = {lv.name for lv in levels}
+    lost: set[str] = set()
+    sub_only = "SUBSCRIBED" in selection or verb == "LSUB"
+    if sub_only:
+        # RFC 3501 §6.3.6: a subscription outlives its mailbox.
+        lost = set(await store.lost_subscriptions(account_id)) - set(folders)
+        subscribed |= lost
+    names = set(folders) | level_names
     regexes = [(_pattern(reference, p), p) for p in patterns]
-    show_subscribed = "SUBSCRIBED" in returns or "SUBSCRIBED" in selection or verb == "LSUB"
-    if "SPECIAL-USE" not in selection:
-        for level in levels:
-            # RFC 2342 §5: the namespace prefix and each owner's level hold no messages.
-            if any(_matches(rx, level.name, reference, p) for rx, p in regexes):
-                session.write(untagged_data(verb, [Atom("\\Noselect"), Atom("\\HasChildren")],
-                                            b"/", Atom(encode_mailbox(level.name, utf8=session.utf8)
-                                                       .decode("utf-8", "surrogateescape"))))
-    for folder in folders:
-        if not any(_matches(rx, folder.name, reference, p) for rx, p in regexes):
+
+    def matches(name: str) -> bool:
+        return any(_matches(rx, name, reference, p) for rx, p in regexes)
+
+    show_subscribed = verb != "LSUB" and ("SUBSCRIBED" in returns or "SUBSCRIBED" in selection)
+    recursive = "RECURSIVEMATCH" in selection and verb == "LIST"
+    candidates = set(names) | lost
+    if recursive:
+        # RFC 5258 §3.5: parents of subscribed names may match though they do not exist.
+        for n in subscribed:
+            levels_of = n.split(DELIMITER)
+            candidates.update(DELIMITER.join(levels_of[:k]) for k in range(1, len(levels_of)))
+    order = sorted(candidates, key=lambda n: (n not in level_names, n))
+    for name in order:
+        if not matches(name):
             continue
-        if ("SUBSCRIBED" in selection or verb == "LSUB") and not folder.subscribed:
+        folder = folders.get(name)
+        if "SPECIAL-USE" in selection and (folder is None or not folder.special_use):
             continue
-        if "SPECIAL-USE" in selection and not folder.special_use:
-            continue
-        attrs = _attributes(folder, names, show_subscribed and verb != "LSUB")
-        session.write(untagged_data(verb, attrs, b"/",
-                                    Atom(encode_mailbox(folder.name, utf8=session.utf8)
-                                         .decode("utf-8", "surrogateescape"))))
-        if status and folder.id not in unreadable:
+        childinfo = False
+        if sub_only and name not in subscribed:
+            # RFC 5258 §3.5 CHILDINFO: listed only for a subscribed descendant.
+            if not (recursive and _has_children(name, subscribed)):
+                continue
+            childinfo = True
+        attrs: list[Value] = []
+        if folder is None and name not in level_names:
+            attrs.append(Atom("\\NonExistent"))  # RFC 5258 §3.4, implies \\Noselect
+        else:
+            if name in level_names:
+                # RFC 2342 §5: the namespace prefix and each owner's level hold no messages.
+                attrs.append(Atom("\\Noselect"))
+            attrs.append(Atom("\\HasChildren" if _has_children(name, names)
+                              else "\\HasNoChildren"))  # RFC 3348
+        if show_subscribed and name in subscribed:
+            attrs.append(Atom("\\Subscribed"))  # RFC 5258 §3.4
+        if folder is not None and folder.special_use:
+            attrs.append(Atom(folder.special_use))  # RFC 6154 §2
+        parts: list[Value] = [verb, attrs, b"/", _wire_name(session, name)]
+        if childinfo:
+            parts.append([b"CHILDINFO", [b"SUBSCRIBED"]])
+        session.write(untagged_data(*parts))
+        if status and folder is not None and folder.id and folder.id not in unreadable:
             # RFC 5819 §2: one STATUS after each LIST of a selectable mailbox.
             values = await status_values(session, folder, status)
-            session.write(untagged_data("STATUS", Atom(encode_mailbox(
-                folder.name, utf8=session.utf8).decode("utf-8", "surrogateescape")), values))
+            session.write(untagged_data("STATUS", _wire_name(session, name), values))
 
 
 @register(c.List, AUTHENTICATED)
@@ -278,6 +315,10 @@ async def subscribe(session: Session, cmd: c.Subscribe) -> Done | None:
 
 @register(c.Unsubscribe, AUTHENTICATED)
 async def unsubscribe(session: Session, cmd: c.Unsubscribe) -> Done | None:
+    assert session.identity is not None
+    name = mailbox_name(session, cmd.mailbox)
+    if await session.ctx.store.forget_subscription(session.identity.account_id, name):
+        return None  # RFC 3501 §6.3.7: the name of a deleted mailbox can be unsubscribed
     access = await require_access(session, cmd.mailbox)
     if access.shared:
         return None

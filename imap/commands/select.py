@@ -7,7 +7,15 @@ from array import array
 
 from imap.commands import AUTHENTICATED, SELECTED, register
 from imap.commands.mailboxes import require_access
-from imap.protocol import Atom, ImapRefusal, ResponseCode, SequenceSet, untagged, untagged_data
+from imap.protocol import (
+    Atom,
+    ImapRefusal,
+    ResponseCode,
+    SequenceSet,
+    encode_mailbox,
+    untagged,
+    untagged_data,
+)
 from imap.protocol import commands as c
 from imap.protocol.response import fetch_response
 from imap.selected import SelectedMailbox, flags_value, uid_ranges
@@ -52,13 +60,23 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     info, rows = await store.snapshot(folder.id)
     uids = array("L", (u for u, _ in rows))
     top = uids[-1] if uids else 0
-    floor = store.recent_floor(folder.id) if cmd.readonly else store.claim_recent(folder.id, top)
+    if session.rev2:
+        recent: set[int] = set()  # RFC 9051 §2.3.2: no \Recent in IMAP4rev2; none claimed
+    else:
+        # RFC 3501 §2.3.2: EXAMINE only looks; SELECT claims the recent UIDs for itself.
+        floor = info.recent_uid if cmd.readonly else await store.claim_recent(folder.id, top)
+        recent = {u for u in uids if u > floor}
     sel = SelectedMailbox(
         folder_id=folder.id, name=folder.name, uidvalidity=info.uidvalidity,
         readonly=cmd.readonly, uids=uids, modseq=info.highestmodseq, event=event,
-        recent={u for u in uids if u > floor},
+        recent=recent,
     )
     session.selected = sel
+    if session.rev2:
+        # RFC 9051 §6.3.2: the server MUST send a LIST response with the mailbox name
+        # (its canonical spelling, as LIST would show it).
+        session.write(untagged_data("LIST", [], b"/", Atom(encode_mailbox(
+            folder.name, utf8=True).decode("utf-8", "surrogateescape"))))
     keywords = sorted({f for _, text in rows for f in text.split() if not f.startswith("\\")})
     flags = [Atom(f) for f in (*SYSTEM_FLAGS, *keywords)]
     session.write(untagged_data("FLAGS", flags))
