@@ -16,7 +16,8 @@ import errno
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from accounts.authenticator import Authenticator
 from accounts.mailboxes import add_mailbox
@@ -29,6 +30,7 @@ from mail.pipeline import Pipeline
 from storage import accounts as account_rows
 from storage.database import Database
 from storage.notify import PgChangeChannel, open_change_channel
+from trustspace.pki import ensure_dev_pki, issue_certificate
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
 
 log = logging.getLogger("mssante.gateway")
@@ -44,6 +46,8 @@ class FirstStartCredentials:
     admin_password: str
     demo_address: str
     demo_password: str
+    demo_certificate: Path | None = None  # PKCS#12 of a CPS-like certificate (embedded mode)
+    demo_certificate_password: str | None = None
 
 
 @dataclass
@@ -128,9 +132,21 @@ class Gateway:
         )
         log.info("first_start_accounts", extra={"fields": {
             "admin": admin.account.address, "demo": demo.account.address}})
-        return FirstStartCredentials(
+        creds = FirstStartCredentials(
             admin.account.address, admin.app_password, demo.account.address, demo.app_password
         )
+        if self.settings.embedded:
+            # A CPS-like certificate for the demo holder, to try SASL EXTERNAL at once.
+            pki = await asyncio.to_thread(ensure_dev_pki, self.settings)
+            issued = await asyncio.to_thread(
+                lambda: issue_certificate(
+                    pki, "cps", idnat=DEMO_IDNAT, name="Dr Camille Demo",
+                    out_dir=self.settings.pki_dir / "issued", stem="demo-cps",
+                )
+            )
+            creds = replace(creds, demo_certificate=issued.p12_file,
+                            demo_certificate_password=issued.p12_password)
+        return creds
 
     def listeners(self) -> list[Listener]:
         return [lst for s in self.services for lst in s.listeners()]

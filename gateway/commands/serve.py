@@ -31,6 +31,11 @@ def banner(gateway: Gateway) -> None:
             f"  administrator   {creds.admin_address}  application password {creds.admin_password}",
             f"  demo mailbox    {creds.demo_address}  application password {creds.demo_password}",
         ]
+        if creds.demo_certificate is not None:
+            out.append(
+                f"  demo certificate {creds.demo_certificate}  (PKCS#12 password "
+                f"{creds.demo_certificate_password}; for SASL EXTERNAL)"
+            )
     out.append("Press Ctrl-C to stop.")
     print("\n".join(out), flush=True)
 

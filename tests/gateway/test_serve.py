@@ -108,6 +108,8 @@ def test_serve_banner_tls_on_every_port_and_clean_sigterm(tmp_path: Path) -> Non
                 lst["label"], lst["host"], int(lst["port"]), lst["sec"], data / "pki" / "ca.pem"
             )
             assert version.startswith("TLS"), (lst, version)
+        assert re.search(r"demo certificate \S+demo-cps\.p12", text)
+        assert (data / "pki" / "issued" / "demo-cps.p12").exists()
         assert (data / "mssante.toml").exists()
         assert (data / "master.key").stat().st_mode & 0o777 == 0o600
         proc.send_signal(signal.SIGTERM)
