@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -39,6 +38,7 @@ from storage import queue as queue_rows
 from storage.database import Database, open_database
 from storage.schema import queue
 from storage.types import utcnow
+from tests.fixtures.gateway import free_port
 from tests.fixtures.pki import DevPkiBundle, IssuedFiles
 from tests.fixtures.smtp_protocol import RecordingPolicy
 from trustspace.certs import fingerprint_sha256, load_certificate
@@ -452,16 +452,10 @@ class _Recorder:
         return "250 2.0.0 Ok"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @asynccontextmanager
 async def aiosmtpd_peer(tls: ssl.SSLContext | None) -> AsyncIterator[tuple[int, _Recorder]]:
     recorder = _Recorder()
-    port = _free_port()
+    port = free_port()
     kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port}
     if tls is not None:
         kwargs.update(tls_context=tls, require_starttls=True)
