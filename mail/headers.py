@@ -26,6 +26,7 @@ MAX_COMMENT = 400
 """Longest text kept in one comment, so every line stays far below 998 octets (RFC 5322 §2.1.1)."""
 
 _NOT_ATOM = re.compile(r"[^A-Za-z0-9.\-_:\[\]]")
+_COMMENT_SPECIAL = re.compile(r"([()\\])")
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,21 @@ def new_message_id(hostname: str) -> str:
     return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{_atom(hostname)}>"
 
 
+_now_text: tuple[int, str] = (-1, "")
+"""The current second and its RFC 5322 text: formatting a date costs more than the rest of
+a Received field, and under load many messages are stamped within the same second."""
+
+
 def date_value(when: datetime | None = None) -> str:
     """An RFC 5322 §3.3 date-time, in local time with its offset, as Postfix writes it."""
-    moment = (when or datetime.now(UTC)).astimezone()
-    return format_datetime(moment)
+    global _now_text
+    if when is not None:
+        return format_datetime(when.astimezone())
+    second = int(time.time())
+    if _now_text[0] != second:
+        # Recomputed each second, so a change of UTC offset (summer time) shows at once.
+        _now_text = (second, format_datetime(datetime.fromtimestamp(second, UTC).astimezone()))
+    return _now_text[1]
 
 
 def protocol_name(*, tls: bool, authenticated: bool, utf8: bool) -> str:
@@ -161,7 +173,7 @@ def _comment(text: str) -> str:
     """``text`` safe inside a comment: ASCII, no controls, parentheses and \\ quoted."""
     clean = ascii_text(" ".join(text.split()))[:MAX_COMMENT]
     # RFC 5322 §3.2.2: "(", ")" and "\" are quoted-pairs inside a comment.
-    return re.sub(r"([()\\])", r"\\\1", clean)
+    return _COMMENT_SPECIAL.sub(r"\\\1", clean)
 
 
 def _atom(text: str) -> str:

@@ -252,7 +252,7 @@ async def store(
         raise Refusal.temporary_failure(
             "the message could not be stored safely; nothing was kept, please try again later"
         ) from None
-    log.info("event=smtp_stored kind=%s peer=%s id=%s message=%d local=%d remote=%d",
-             session.kind, session.peer_ip, smtp_id, stored.message_id,
+    log.info("event=smtp_stored kind=%s peer=%s id=%s message=%d size=%d local=%d remote=%d",
+             session.kind, session.peer_ip, smtp_id, stored.message_id, len(data),
              len(delivery.local), len(delivery.remote))
     return f"Ok: queued as {smtp_id}"

@@ -150,35 +150,46 @@ async def append_many(conn: AsyncConnection, items: Sequence[NewProof]) -> list[
     # Microsecond precision on both engines, so the hashed time is what is stored.
     created_at = utcnow()
     records: list[ProofRecord] = []
+    stamp = created_at.astimezone(UTC).isoformat(timespec="microseconds")
+    rows: list[dict[str, Any]] = []
     for item in items:
         seq += 1
-        details_text = canonical_json(item.details)
-        digest = record_hash(
-            seq=seq,
-            kind=item.kind,
-            created_at=created_at,
-            message_ref=item.message_ref,
-            content_sha256=item.content_sha256,
-            actor=item.actor,
-            details_text=details_text,
-            prev_hash=prev,
-        )
+        # The JSON form of the details (string keys only), stored as is and hashed as is.
+        details = json.loads(canonical_json(item.details))
+        details_text = canonical_json(details)
+        digest = hashlib.sha256(_record_text(
+            seq, item.kind, stamp, item.message_ref, item.content_sha256, item.actor,
+            details_text, prev,
+        ).encode()).hexdigest()
         records.append(
             ProofRecord(seq, item.kind, created_at, item.message_ref, item.content_sha256,
-                        item.actor, json.loads(details_text), prev, digest)
+                        item.actor, details, prev, digest)
         )
+        rows.append({"seq": seq, "kind": item.kind, "created_at": created_at,
+                     "message_ref": item.message_ref, "content_sha256": item.content_sha256,
+                     "actor": item.actor, "details": details_text, "prev_hash": prev,
+                     "hash": digest})
         prev = digest
-    await conn.execute(
-        proofs.insert(),
-        [
-            {"seq": r.seq, "kind": r.kind, "created_at": r.created_at,
-             "message_ref": r.message_ref, "content_sha256": r.content_sha256,
-             "actor": r.actor, "details": canonical_json(r.details), "prev_hash": r.prev_hash,
-             "hash": r.hash}
-            for r in records
-        ],
-    )
+    await conn.execute(proofs.insert(), rows)
     return records
+
+
+def _record_text(
+    seq: int, kind: str, created_at: str, message_ref: str | None, content_sha256: str | None,
+    actor: str | None, details_text: str, prev_hash: str,
+) -> str:
+    """The canonical text :func:`record_hash` hashes, written directly: keys in sorted order,
+    ``details_text`` embedded as is (it is already canonical JSON with string keys, so it is
+    exactly what serialising the whole document would write), one ``json.dumps`` fewer and
+    no re-parsing per proof on the accept path."""
+    def text(value: str | None) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    return (
+        f'{{"actor":{text(actor)},"content_sha256":{text(content_sha256)},'
+        f'"created_at":{text(created_at)},"details":{details_text},"kind":{text(kind)},'
+        f'"message_ref":{text(message_ref)},"prev_hash":{text(prev_hash)},"seq":{int(seq)}}}'
+    )
 
 
 def _checkpoint_message(seq: int, digest: str) -> bytes:
