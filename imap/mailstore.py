@@ -9,13 +9,15 @@ tells the :class:`~mail.changes.ChangeHub` so other sessions learn of it (RFC 35
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mail.changes import ChangeHub
@@ -100,6 +102,20 @@ class BodyReader(Protocol):
     """Reads decrypted byte ranges of stored bodies inside one read transaction."""
 
     async def read(self, blob_id: int, offset: int, length: int) -> bytes: ...
+
+    async def fetch_rows(
+        self, folder_id: int, ranges: Ranges, *, full: bool, search: bool = False,
+        changed_since: int | None = None, with_flags: Sequence[str] = (),
+        without_flags: Sequence[str] = (),
+    ) -> list[MessageRow]:
+        """Live rows in ``ranges`` (see :meth:`MailStore.fetch_rows`); ``with_flags`` and
+        ``without_flags`` narrow them in SQL (SEARCH on flags)."""
+        ...
+
+    async def prefetch(self, spans: Sequence[tuple[int, int, int]]) -> None:
+        """Loads ``(blob_id, start, end)`` spans with one query; later :meth:`read` calls
+        inside a loaded span are answered from memory until the next prefetch."""
+        ...
 
 
 class MailStore(Protocol):
@@ -193,12 +209,155 @@ _FOLDER_COLUMNS = (
 _LIVE = folder_messages.c.expunged_modseq.is_(None)
 
 
+def _has_flag(flag: str) -> Any:
+    """Rows holding ``flag`` (case-insensitive, RFC 9051 §2.3.2), by whole space-separated
+    word: flags are atoms, so a word match is exact."""
+    flags = func.coalesce(folder_messages.c.flags, literal(""))
+    padded = func.lower(literal(" ") + flags + literal(" "))
+    return padded.contains(f" {flag.lower()} ", autoescape=True)
+
+
+async def _fetch_rows(
+    conn: AsyncConnection, folder_id: int, ranges: Ranges, *, full: bool, search: bool,
+    changed_since: int | None, with_flags: Sequence[str] = (),
+    without_flags: Sequence[str] = (),
+) -> list[MessageRow]:
+    """The query of :meth:`SqlMailStore.fetch_rows` on an open read transaction.
+
+    Rows come back as plain tuples and are unpacked by position in one loop: a
+    ``UID FETCH 1:* (UID FLAGS)`` of a 100,000 message folder builds nothing else per row.
+    """
+    fm = folder_messages
+    cols: list[Any] = [fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.internal_date]
+    if full or search:
+        cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id]
+    if full:
+        cols.append(messages.c.view)
+    if search:
+        cols += [messages.c.subject, messages.c.from_addr, messages.c.to_addr,
+                 messages.c.cc_addr, messages.c.date_header]
+    out: list[MessageRow] = []
+    append = out.append
+    # A folder holds few distinct flag texts: each is split once, and rows share the tuple.
+    parsed: dict[str | None, tuple[str, ...]] = {None: (), "": ()}
+
+    def flags_of(text: str | None) -> tuple[str, ...]:
+        got = parsed.get(text)
+        if got is None:
+            got = parsed[text] = tuple(text.split()) if text else ()
+        return got
+
+    for chunk in _chunks(ranges):
+        cond = [fm.c.folder_id == folder_id, _LIVE, _in_ranges(chunk)]
+        if changed_since is not None:
+            cond.append(fm.c.modseq > changed_since)  # RFC 7162 §3.1.4.1
+        cond += [_has_flag(f) for f in with_flags]
+        cond += [~_has_flag(f) for f in without_flags]
+        stmt = select(*cols).where(*cond).order_by(fm.c.uid)
+        if full or search:
+            stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
+        result = (await conn.execute(stmt)).all()
+        if not (full or search):
+            for uid, modseq, flags, date in result:
+                append(MessageRow(uid, modseq, flags_of(flags), date))
+            continue
+        for r in result:
+            row = MessageRow(r[0], r[1], flags_of(r[2]), r[3],
+                             int(r[4]), int(r[5]), r[6], int(r[7]))
+            if full:
+                row.view = r[8]
+            if search:
+                k = 9 if full else 8
+                (row.subject, row.from_addr, row.to_addr, row.cc_addr,
+                 row.date_header) = r[k : k + 5]
+            append(row)
+    return out
+
+
+class SpanCache:
+    """Decrypted small spans (typically header blocks) of recently fetched bodies.
+
+    A stored body never changes (content-addressed, one blob per content), so a span read
+    once answers every later FETCH of the same items — the common case of clients paging
+    through headers. Only spans up to ``max_span`` octets are kept, and at most
+    ``max_bytes`` in all, least recently used first out.
+    """
+
+    def __init__(self, max_bytes: int = 8 * 1024 * 1024, max_span: int = 16 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.max_span = max_span
+        self.size = 0
+        self._spans: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+
+    def get(self, key: tuple[int, int, int]) -> bytes | None:
+        data = self._spans.get(key)
+        if data is not None:
+            self._spans.move_to_end(key)
+        return data
+
+    def put(self, key: tuple[int, int, int], data: bytes) -> None:
+        if len(data) > self.max_span or key in self._spans:
+            return
+        self._spans[key] = data
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            _, old = self._spans.popitem(last=False)
+            self.size -= len(old)
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+
 class _Reader:
-    def __init__(self, db: Database, conn: AsyncConnection) -> None:
+    """Body reads of one FETCH or SEARCH; spans prefetched in one query serve later reads.
+
+    Only the last prefetched batch is kept, so memory stays bounded by what the caller
+    asks for at once (the FETCH batches by size).
+    """
+
+    def __init__(self, db: Database, conn: AsyncConnection, cache: SpanCache) -> None:
         self._db = db
         self._conn = conn
+        self._cache = cache
+        self._spans: dict[int, tuple[int, bytes]] = {}
+
+    async def fetch_rows(
+        self, folder_id: int, ranges: Ranges, *, full: bool, search: bool = False,
+        changed_since: int | None = None, with_flags: Sequence[str] = (),
+        without_flags: Sequence[str] = (),
+    ) -> list[MessageRow]:
+        """:meth:`SqlMailStore.fetch_rows` in this read transaction (one less transaction
+        for a FETCH or SEARCH that changes nothing)."""
+        if not ranges:
+            return []
+        return await _fetch_rows(self._conn, folder_id, ranges, full=full, search=search,
+                                 changed_since=changed_since, with_flags=with_flags,
+                                 without_flags=without_flags)
+
+    async def prefetch(self, spans: Sequence[tuple[int, int, int]]) -> None:
+        self._spans = {}
+        cache = self._cache
+        wanted: list[tuple[int, int, int | None]] = []
+        for blob_id, start, end in spans:
+            held = cache.get((blob_id, start, end))
+            if held is not None:
+                self._spans[blob_id] = (start, held)
+            else:
+                wanted.append((blob_id, start, max(0, end - start)))
+        if not wanted:
+            return
+        for (blob_id, start, length), data in zip(
+            wanted, await self._db.blobs.read_many(self._conn, wanted), strict=True
+        ):
+            self._spans[blob_id] = (start, data)
+            cache.put((blob_id, start, start + (length or 0)), data)
 
     async def read(self, blob_id: int, offset: int, length: int) -> bytes:
+        held = self._spans.get(blob_id)
+        if held is not None:
+            start, data = held
+            if start <= offset and offset + length <= start + len(data):
+                return data[offset - start : offset - start + length]
         return await self._db.blobs.read(self._conn, blob_id, offset, length)
 
 
@@ -208,6 +367,13 @@ class SqlMailStore:
     def __init__(self, db: Database, changes: ChangeHub) -> None:
         self._db = db
         self._changes = changes
+        # (folder, since-modseq, hub generation) → the query in flight, shared by every
+        # session woken by the same change (10,000 IDLE sessions cost one query, not 10,000).
+        self._inflight: dict[tuple[int, int, int], asyncio.Task[tuple[int, list[Change]]]] = {}
+        # Folder → the highest \Recent mark seen; the mark only grows (see claim_recent).
+        self._recent_marks: dict[int, int] = {}
+        self._claim_lock = asyncio.Lock()
+        self.spans = SpanCache()
 
     # -- folders -------------------------------------------------------------------
     async def list_folders(self, account_id: int) -> list[FolderInfo]:
@@ -266,6 +432,7 @@ class SqlMailStore:
                     lost_subscriptions.c.name == row.name))
                 await conn.execute(lost_subscriptions.insert().values(
                     account_id=row.account_id, name=row.name))
+        self._recent_marks.pop(folder_id, None)  # SQLite may give the id to a new folder
         self._changes.changed([folder_id])
 
     async def rename_folder(self, folder_id: int, new_name: str) -> None:
@@ -324,7 +491,22 @@ class SqlMailStore:
             return _info(row), [(int(u), f) for u, f in rows]
 
     async def changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]:
-        """The folder's HIGHESTMODSEQ and every row (tombstones too) changed after ``modseq``."""
+        """The folder's HIGHESTMODSEQ and every row (tombstones too) changed after ``modseq``.
+
+        Sessions asking the same question after the same wake-up share one query: a query is
+        joined only if it started after the latest change notification, so no session gets
+        an answer older than the change it was woken for. The result is read-only.
+        """
+        key = (folder_id, modseq, self._changes.generation)
+        task = self._inflight.get(key)
+        if task is None:
+            # A task of its own: a session that goes away does not cancel the others' answer.
+            task = asyncio.ensure_future(self._changes_since(folder_id, modseq))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]:
         fm = folder_messages
         async with self._db.read() as conn:
             highest = (
@@ -359,51 +541,16 @@ class SqlMailStore:
 
         Ranges are sent in chunks so that a fragmented set does not build a huge statement.
         """
-        fm = folder_messages
-        cols: list[Any] = [fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.internal_date]
-        if full or search:
-            cols += [messages.c.size, messages.c.header_size, messages.c.blob_id,
-                     fm.c.message_id]
-        if full:
-            cols.append(messages.c.view)
-        if search:
-            cols += [messages.c.subject, messages.c.from_addr, messages.c.to_addr,
-                     messages.c.cc_addr, messages.c.date_header]
-        out: list[MessageRow] = []
         if not ranges:
-            return out
+            return []
         async with self._db.read() as conn:
-            for chunk in _chunks(ranges):
-                cond = [fm.c.folder_id == folder_id, _LIVE, _in_ranges(chunk)]
-                if changed_since is not None:
-                    cond.append(fm.c.modseq > changed_since)  # RFC 7162 §3.1.4.1
-                stmt = select(*cols).where(*cond).order_by(fm.c.uid)
-                if full or search:
-                    stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
-                for r in await conn.execute(stmt):
-                    m = r._mapping
-                    row = MessageRow(uid=int(m["uid"]), modseq=int(m["modseq"]),
-                                     flags=_flags(m["flags"]), internal_date=m["internal_date"])
-                    if full or search:
-                        row.size = int(m["size"])
-                        row.header_size = int(m["header_size"])
-                        row.blob_id = m["blob_id"]
-                        row.message_id = int(m["message_id"])
-                    if full:
-                        row.view = m["view"]
-                    if search:
-                        row.subject = m["subject"]
-                        row.from_addr = m["from_addr"]
-                        row.to_addr = m["to_addr"]
-                        row.cc_addr = m["cc_addr"]
-                        row.date_header = m["date_header"]
-                    out.append(row)
-        return out
+            return await _fetch_rows(conn, folder_id, ranges, full=full, search=search,
+                                     changed_since=changed_since)
 
     @asynccontextmanager
     async def _body_reader(self) -> AsyncIterator[BodyReader]:
         async with self._db.read() as conn:
-            yield _Reader(self._db, conn)
+            yield _Reader(self._db, conn, self.spans)
 
     def body_reader(self) -> AbstractAsyncContextManager[BodyReader]:
         """One read transaction for every body range of a FETCH or SEARCH."""
@@ -557,6 +704,22 @@ class SqlMailStore:
         the folder row and moves with a compare-and-set, so two sessions (on any node)
         never both win the same UIDs, and a restart does not make old mail recent again.
         """
+        known = self._recent_marks.get(folder_id, -1)
+        if up_to_uid <= known:
+            # Every UID asked about is at or below a mark already seen, hence at or below the
+            # current one (it only grows): no write, and the same answer for those UIDs.
+            return known
+        async with self._claim_lock:
+            previous = await self._claim_recent(folder_id, up_to_uid)
+        mark = max(previous, up_to_uid)
+        if mark > self._recent_marks.get(folder_id, -1):
+            self._recent_marks[folder_id] = mark
+        return previous
+
+    async def _claim_recent(self, folder_id: int, up_to_uid: int) -> int:
+        known = self._recent_marks.get(folder_id, -1)
+        if up_to_uid <= known:
+            return known  # another session of this process moved it while we waited
         while True:
             async with self._db.begin() as conn:
                 previous = int((await conn.execute(
@@ -609,5 +772,6 @@ __all__ = [
     "MailStore",
     "MessageRow",
     "SharedFolder",
+    "SpanCache",
     "SqlMailStore",
 ]

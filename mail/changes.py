@@ -27,6 +27,10 @@ class ChangeHub:
     def __init__(self) -> None:
         self._watchers: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
         self._publishers: list[Publisher] = []
+        self.generation = 0
+        """Counts wake-ups: a read started under an older generation may predate a change,
+        so readers shared between sessions (:class:`imap.mailstore.SqlMailStore`) are only
+        joined within one generation."""
 
     def watch(self, folder_id: int) -> asyncio.Event:
         """An event set whenever ``folder_id`` changes; pass it to :meth:`unwatch` when done."""
@@ -59,12 +63,14 @@ class ChangeHub:
 
     def wake(self, folder_ids: Iterable[int]) -> None:
         """Wakes the local watchers only (what a remote node reported)."""
+        self.generation += 1
         for folder_id in set(folder_ids):
             for event in self._watchers.get(folder_id, ()):
                 event.set()
 
     def wake_all(self) -> None:
         """Wakes every watcher: after notifications may have been missed (reconnection)."""
+        self.generation += 1
         for watchers in self._watchers.values():
             for event in watchers:
                 event.set()

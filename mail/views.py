@@ -13,6 +13,7 @@ Rendered strings (envelope, body, bodystructure) are IMAP text decoded with UTF-
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
 from email.errors import HeaderParseError
@@ -354,3 +355,37 @@ def build_view(raw: bytes) -> MessageView:
         parts=parts,
         search=_search_fields(message.header, message.text_start, found),
     )
+
+
+class ViewCache:
+    """Decoded views of recently fetched messages, keyed by their stored JSON, bounded.
+
+    Decoding the JSON again for each message of each FETCH costs more than serving the
+    answer. The key is the stored text itself (hashing and comparing it is far cheaper than
+    decoding it), so an entry can never answer for another message or another database.
+    Least recently used entries go first.
+    """
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self.capacity = capacity
+        self._views: OrderedDict[str, MessageView] = OrderedDict()
+
+    def get(self, text: str) -> MessageView:
+        """The view stored as ``text``, decoded only when not already held."""
+        views = self._views
+        view = views.get(text)
+        if view is not None:
+            views.move_to_end(text)
+            return view
+        view = MessageView.from_json(text)
+        views[text] = view
+        if len(views) > self.capacity:
+            views.popitem(last=False)
+        return view
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+
+VIEWS = ViewCache()
+"""The process-wide cache used by the IMAP server."""

@@ -3,12 +3,16 @@
 Everything is served from the view precomputed at delivery (ENVELOPE, BODY, BODYSTRUCTURE,
 part offsets) and from ranged reads of the encrypted body, which decrypt only the segments
 touched: a FETCH never re-parses a message. One query per run of UIDs, with only the
-columns the items need.
+columns the items need; then the byte spans every message's items need are read for a whole
+batch of messages with one query (:meth:`storage.blobs.BlobStore.read_many`), and decoded
+views are shared between sessions (:data:`mail.views.VIEWS`). A FETCH that sets no flag
+runs in a single read transaction.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from imap.binary import binary_size, read_binary
 from imap.commands import SELECTED, register
@@ -21,7 +25,7 @@ from imap.selected import SelectedMailbox, uid_ranges
 from imap.session import Done, Session
 from mail import sections
 from mail.imapstring import wire_bytes
-from mail.views import MessageView
+from mail.views import VIEWS, MessageView
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIMPLE = frozenset({"UID", "FLAGS", "INTERNALDATE", "MODSEQ"})
@@ -33,6 +37,12 @@ def internal_date(when: datetime | None) -> bytes:
     when = (when or datetime.now(UTC)).astimezone(UTC)
     return (f'"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} '
             f'{when:%H:%M:%S} +0000"').encode("ascii")
+
+
+@lru_cache(maxsize=256)
+def _response_name(attr: FetchAttr) -> bytes:
+    """The item name as answered, formatted once per distinct item rather than per message."""
+    return attr.response_name().encode("utf-8")
 
 
 def _literal(data: bytes) -> bytes:
@@ -99,13 +109,68 @@ async def _whole(view: MessageView, row: MessageRow, start: int, end: int | None
     return await reader.read(row.blob_id, start, max(0, stop - start))
 
 
+def _simple(session: Session, sel: SelectedMailbox, seq: int, row: MessageRow,
+            items: list[FetchAttr], flags_changed: bool) -> bytes:
+    """:func:`render` for items answered from the row alone (``UID FETCH 1:* (UID FLAGS)``
+    on a large folder), without awaiting per message."""
+    out: list[bytes] = []
+    have_flags = False
+    for attr in items:
+        name = attr.name
+        if name == "UID":
+            out.append(b"UID %d" % row.uid)
+        elif name == "FLAGS":
+            have_flags = True
+            out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
+        elif name == "INTERNALDATE":
+            out.append(b"INTERNALDATE " + internal_date(row.internal_date))
+        elif name == "MODSEQ":
+            out.append(b"MODSEQ (%d)" % row.modseq)  # RFC 7162 §3.1.4.1
+    if flags_changed and not have_flags:
+        out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
+        if session.condstore and not any(a.name == "MODSEQ" for a in items):
+            out.append(b"MODSEQ (%d)" % row.modseq)
+    return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+
+
+async def _uid_flags(session: Session, sel: SelectedMailbox, rows: list[MessageRow],
+                     names: str) -> None:
+    """``FETCH … (UID FLAGS)`` or ``(FLAGS)`` — what clients send to resynchronise a whole
+    folder — in one loop: each distinct flag list is formatted once, and the responses are
+    buffered in blocks rather than flushed per message."""
+    formatted: dict[tuple[tuple[str, ...], bool], bytes] = {}
+    recent = sel.recent
+    block: list[bytes] = []
+    for row in rows:
+        seq = sel.seq_of(row.uid)
+        if seq is None:
+            continue
+        key = (row.flags, row.uid in recent)
+        flags = formatted.get(key)
+        if flags is None:
+            flags = formatted[key] = b"FLAGS " + _flags(*key)
+        if names == "UID FLAGS":
+            block.append(b"* %d FETCH (UID %d %s)\r\n" % (seq, row.uid, flags))
+        elif names == "FLAGS UID":
+            block.append(b"* %d FETCH (%s UID %d)\r\n" % (seq, flags, row.uid))
+        else:
+            block.append(b"* %d FETCH (%s)\r\n" % (seq, flags))
+        if len(block) >= 1024:
+            session.write(b"".join(block))
+            block.clear()
+            await session.flush(force=False)
+    if block:
+        session.write(b"".join(block))
+    await session.flush(force=False)
+
+
 async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageRow,
                  items: list[FetchAttr], reader: BodyReader, flags_changed: bool) -> bytes:
     """One ``* n FETCH (...)`` response, built as bytes (views may hold 8-bit text)."""
     out: list[bytes] = []
     view: MessageView | None = None
     if row.view is not None and any(a.name not in _SIMPLE for a in items):
-        view = MessageView.from_json(row.view)
+        view = VIEWS.get(row.view)
     have_flags = False
     for attr in items:
         name = attr.name
@@ -138,19 +203,117 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
                 await _whole(view, row, view.text_start, None, reader)))
         elif name == "BODY[]":
             data = await _section(view, row, attr, reader)
-            out.append(attr.response_name().encode("utf-8") + b" " + _literal(data))
+            out.append(_response_name(attr) + b" " + _literal(data))
         elif name == "BINARY[]":
             data = await _binary(row, view, attr, reader)
-            out.append(attr.response_name().encode("utf-8") + b" " + _literal(data))
+            out.append(_response_name(attr) + b" " + _literal(data))
         elif name == "BINARY.SIZE[]":
             size = await _binary_size(row, view, attr, reader)
-            out.append(attr.response_name().encode("utf-8") + b" %d" % size)
+            out.append(_response_name(attr) + b" %d" % size)
     if flags_changed and not have_flags:
         # RFC 9051 §6.4.5: setting \Seen as a side effect is reported as FLAGS.
         out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
         if session.condstore and not any(a.name == "MODSEQ" for a in items):
             out.append(b"MODSEQ (%d)" % row.modseq)
     return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+
+
+_BATCH_MESSAGES = 100
+_BATCH_OCTETS = 4 * 1024 * 1024
+"""Bounds of one prefetch: enough to answer a page of headers with one query, small enough
+that a FETCH of many large bodies never holds more than a few MiB at once."""
+
+
+def _span(view: MessageView, attr: FetchAttr) -> tuple[int, int] | None:
+    """The byte span of the stored message an item reads (None: nothing, or not planned).
+
+    The span covers every range the item's answer is built from, so one prefetch serves it;
+    items not planned here (BINARY) read on their own, as before.
+    """
+    name = attr.name
+    if name == "RFC822":
+        return 0, view.size
+    if name == "RFC822.HEADER":
+        return 0, view.text_start
+    if name == "RFC822.TEXT":
+        return view.text_start, view.size
+    if name != "BODY[]" or attr.section is None:
+        return None
+    sec = attr.section
+    spec = sections.Section(sec.part, sec.text or "", sec.fields)
+    ranges = sections.section_ranges(view, spec)
+    if attr.partial is not None and not spec.filters_fields:
+        ranges = sections.partial_ranges(ranges, attr.partial[0], attr.partial[1])
+    if not ranges:
+        return None
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def _reads_body(attr: FetchAttr) -> bool:
+    return attr.name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]")
+
+
+Plan = list[tuple[int, list[tuple[int, int, int]]]]
+
+
+def _plan(rows: list[MessageRow], items: list[FetchAttr]) -> Plan:
+    """Rows cut into batches: index of the first row, and the ``(blob, start, end)`` spans
+    to prefetch for the batch.
+
+    A span larger than a whole batch is left to the per-read path, so memory stays bounded
+    by :data:`_BATCH_OCTETS` whatever the messages.
+    """
+    batches: Plan = []
+    spans: list[tuple[int, int, int]] = []
+    first = count = octets = 0
+    for n, row in enumerate(rows):
+        if count >= _BATCH_MESSAGES or octets >= _BATCH_OCTETS:
+            batches.append((first, spans))
+            spans, first, count, octets = [], n, 0, 0
+        count += 1
+        if row.blob_id is None or row.view is None:
+            continue
+        view = VIEWS.get(row.view)
+        lo = hi = -1
+        for attr in items:
+            span = _span(view, attr)
+            if span is None:
+                continue
+            lo = span[0] if lo < 0 else min(lo, span[0])
+            hi = max(hi, span[1])
+        if lo >= 0 and hi > lo and hi - lo <= _BATCH_OCTETS:
+            spans.append((row.blob_id, lo, hi))
+            octets += hi - lo
+    batches.append((first, spans))
+    return batches
+
+
+async def _answer(session: Session, sel: SelectedMailbox, rows: list[MessageRow],
+                  items: list[FetchAttr], reader: BodyReader, changed: set[int],
+                  full: bool) -> None:
+    """Writes the FETCH responses; bodies are prefetched a batch at a time (see _plan)."""
+    if not full:
+        names = " ".join(a.name for a in items)
+        if names in ("UID FLAGS", "FLAGS UID", "FLAGS") and not changed:
+            await _uid_flags(session, sel, rows, names)
+            return
+        for row in rows:
+            seq = sel.seq_of(row.uid)
+            if seq is not None:
+                session.write(_simple(session, sel, seq, row, items, row.uid in changed))
+                await session.flush(force=False)
+        return
+    rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+    plan = _plan(rows, items) if any(_reads_body(a) for a in items) else []
+    starts = dict(plan)
+    for n, row in enumerate(rows):
+        spans = starts.get(n)
+        if spans:
+            await reader.prefetch(spans)
+        seq = sel.seq_of(row.uid)
+        assert seq is not None
+        session.write(await render(session, sel, seq, row, items, reader, row.uid in changed))
+        await session.flush(force=False)
 
 
 @register(c.Fetch, SELECTED)
@@ -184,12 +347,21 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
     if not uids:
         return None
     full = any(a.name not in _SIMPLE for a in items)
-    rows = await store.fetch_rows(sel.folder_id, uid_ranges(uids), full=full,
+    ranges = uid_ranges(uids)
+    if not any(a.sets_seen for a in items):
+        # Nothing is written and no read is proved: rows and bodies come from one read
+        # transaction.
+        async with store.body_reader() as reader:
+            rows = await reader.fetch_rows(sel.folder_id, ranges, full=full,
+                                           changed_since=cmd.changedsince)
+            await _answer(session, sel, rows, items, reader, set(), full)
+        return None
+    rows = await store.fetch_rows(sel.folder_id, ranges, full=full,
                                   changed_since=cmd.changedsince)
     rows = [r for r in rows if sel.seq_of(r.uid) is not None]
     changed: set[int] = set()
     # RFC 4314 §4: without "s" the implicit \Seen is not set.
-    if not sel.readonly and "s" in session.rights and any(a.sets_seen for a in items):
+    if not sel.readonly and "s" in session.rights:
         unseen = {r.uid: (*r.flags, "\\Seen") for r in rows if "\\Seen" not in r.flags}
         if unseen:
             modseq = await store.store_flags(sel.folder_id, unseen)
@@ -199,11 +371,19 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
                     r.modseq = modseq
                     sel.own_changes[r.uid] = modseq
             changed = set(unseen)
-    if rows and any(a.sets_seen for a in items):
+    if rows:
         # The body is shown (read-only or not): the first reading is proved before it is.
         await record_reads(session, sel.folder_id, [r.uid for r in rows], "fetch")
     async with store.body_reader() as reader:
-        for row in rows:
+        await _answer(session, sel, rows, items, reader, changed, full)
+    return None
+    plan = _plan(rows, items) if any(_reads_body(a) for a in items) else []
+    starts = dict(plan)
+    async with store.body_reader() as reader:
+        for n, row in enumerate(rows):
+            spans = starts.get(n)
+            if spans:
+                await reader.prefetch(spans)
             seq = sel.seq_of(row.uid)
             assert seq is not None
             session.write(await render(session, sel, seq, row, items, reader,

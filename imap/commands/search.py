@@ -33,7 +33,7 @@ from imap.protocol import (
 )
 from imap.protocol import commands as c
 from imap.protocol.response import Value
-from imap.selected import SelectedMailbox, uid_ranges
+from imap.selected import SelectedMailbox
 from imap.session import Done, Session
 from mail.sections import filter_header_fields
 from mail.views import decode_words
@@ -157,15 +157,33 @@ class _Matcher:
         return False
 
 
+def _flag_filters(key: SearchKey) -> tuple[list[str], list[str]]:
+    """Flags every match must have / must not have, from the top-level AND of the criteria.
+
+    They narrow the rows in SQL; every row read is still checked against the whole criteria
+    below, so this only saves work and never changes the answer. ``\\Recent`` is per
+    session and never stored, so it stays in Python.
+    """
+    keys = key.keys if isinstance(key, SearchAnd) else (key,)
+    with_flags: list[str] = []
+    without_flags: list[str] = []
+    for k in keys:
+        if isinstance(k, SearchFlag) and k.flag.lower() != "\\recent":
+            (with_flags if k.present else without_flags).append(k.flag)
+    return with_flags, without_flags
+
+
 async def run_search(session: Session, sel: SelectedMailbox, key: SearchKey) -> list[MessageRow]:
-    uids = list(sel.uids)
-    if not uids:
+    if not sel.uids:
         return []
-    rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(uids), full=False,
-                                              search=True)
-    rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+    with_flags, without_flags = _flag_filters(key)
     found: list[MessageRow] = []
+    # One read transaction for the rows and any body the criteria need.
     async with session.ctx.store.body_reader() as reader:
+        rows = await reader.fetch_rows(sel.folder_id, sel.uids.ranges(), full=False,
+                                       search=True, with_flags=with_flags,
+                                       without_flags=without_flags)
+        rows = [r for r in rows if sel.seq_of(r.uid) is not None]
         matcher = _Matcher(sel, reader)
         for row in rows:
             matcher.start(row)

@@ -3,8 +3,6 @@ RFC 3691, RFC 5161, RFC 7162 CONDSTORE/QRESYNC)."""
 
 from __future__ import annotations
 
-from array import array
-
 from imap.commands import AUTHENTICATED, SELECTED, register
 from imap.commands.mailboxes import require_access
 from imap.protocol import (
@@ -18,7 +16,7 @@ from imap.protocol import (
 )
 from imap.protocol import commands as c
 from imap.protocol.response import fetch_response
-from imap.selected import SelectedMailbox, flags_value, uid_ranges
+from imap.selected import SelectedMailbox, UidList, flags_value
 from imap.session import Done, Session
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -58,14 +56,14 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         session.enabled.add("CONDSTORE")  # RFC 7162 §3.1.8
     event = session.ctx.changes.watch(folder.id)
     info, rows = await store.snapshot(folder.id)
-    uids = array("L", (u for u, _ in rows))
+    uids = UidList(u for u, _ in rows)
     top = uids[-1] if uids else 0
     if session.rev2:
         recent: set[int] = set()  # RFC 9051 §2.3.2: no \Recent in IMAP4rev2; none claimed
     else:
         # RFC 3501 §2.3.2: EXAMINE only looks; SELECT claims the recent UIDs for itself.
         floor = info.recent_uid if cmd.readonly else await store.claim_recent(folder.id, top)
-        recent = {u for u in uids if u > floor}
+        recent = set(uids[uids.first_at_or_above(floor + 1):])
     sel = SelectedMailbox(
         folder_id=folder.id, name=folder.name, uidvalidity=info.uidvalidity,
         readonly=cmd.readonly, uids=uids, modseq=info.highestmodseq, event=event,
@@ -77,7 +75,9 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         # (its canonical spelling, as LIST would show it).
         session.write(untagged_data("LIST", [], b"/", Atom(encode_mailbox(
             folder.name, utf8=True).decode("utf-8", "surrogateescape"))))
-    keywords = sorted({f for _, text in rows for f in text.split() if not f.startswith("\\")})
+    # Few distinct flag texts in a folder: split each once, not once per message.
+    texts = {text for _, text in rows if text}
+    keywords = sorted({f for text in texts for f in text.split() if not f.startswith("\\")})
     flags = [Atom(f) for f in (*SYSTEM_FLAGS, *keywords)]
     session.write(untagged_data("FLAGS", flags))
     if cmd.readonly:
@@ -128,7 +128,7 @@ async def _qresync(session: Session, sel: SelectedMailbox, q: c.QResync) -> None
     if vanished:
         session.write(untagged_data("VANISHED", Atom("(EARLIER)"),
                                     SequenceSet.from_ints(vanished)))
-    ranges = uid_ranges(list(sel.uids))
+    ranges = sel.uids.ranges()
     rows = await store.fetch_rows(sel.folder_id, ranges, full=False, changed_since=q.modseq)
     for row in rows:
         seq = sel.seq_of(row.uid)
@@ -152,7 +152,7 @@ async def close(session: Session, cmd: c.Close) -> Done | None:
     sel = session.selected
     assert sel is not None
     if not sel.readonly and "e" in session.rights:  # RFC 4314 §4: no "e", no expunge
-        rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(list(sel.uids)),
+        rows = await session.ctx.store.fetch_rows(sel.folder_id, sel.uids.ranges(),
                                                   full=False)
         deleted = [r.uid for r in rows if "\\Deleted" in r.flags]
         if deleted:
