@@ -109,28 +109,36 @@ async def _whole(view: MessageView, row: MessageRow, start: int, end: int | None
     return await reader.read(row.blob_id, start, max(0, stop - start))
 
 
-def _simple(session: Session, sel: SelectedMailbox, seq: int, row: MessageRow,
-            items: list[FetchAttr], flags_changed: bool) -> bytes:
-    """:func:`render` for items answered from the row alone (``UID FETCH 1:* (UID FLAGS)``
-    on a large folder), without awaiting per message."""
-    out: list[bytes] = []
-    have_flags = False
-    for attr in items:
-        name = attr.name
-        if name == "UID":
-            out.append(b"UID %d" % row.uid)
-        elif name == "FLAGS":
-            have_flags = True
-            out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
-        elif name == "INTERNALDATE":
-            out.append(b"INTERNALDATE " + internal_date(row.internal_date))
-        elif name == "MODSEQ":
-            out.append(b"MODSEQ (%d)" % row.modseq)  # RFC 7162 §3.1.4.1
-    if flags_changed and not have_flags:
+def _row_item(name: str, row: MessageRow, sel: SelectedMailbox) -> bytes | None:
+    """An item answered from the mailbox row alone, or None for the others."""
+    if name == "UID":
+        return b"UID %d" % row.uid
+    if name == "FLAGS":
+        return b"FLAGS " + _flags(row.flags, row.uid in sel.recent)
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + internal_date(row.internal_date)
+    if name == "MODSEQ":
+        return b"MODSEQ (%d)" % row.modseq  # RFC 7162 §3.1.4.1
+    return None
+
+
+def _finish(session: Session, sel: SelectedMailbox, seq: int, row: MessageRow,
+            items: list[FetchAttr], out: list[bytes], flags_changed: bool) -> bytes:
+    """Closes one FETCH response; a \\Seen set as a side effect is reported as FLAGS."""
+    if flags_changed and not any(a.name == "FLAGS" for a in items):
+        # RFC 9051 §6.4.5: setting \Seen as a side effect is reported as FLAGS.
         out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
         if session.condstore and not any(a.name == "MODSEQ" for a in items):
             out.append(b"MODSEQ (%d)" % row.modseq)
     return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+
+
+def _simple(session: Session, sel: SelectedMailbox, seq: int, row: MessageRow,
+            items: list[FetchAttr], flags_changed: bool) -> bytes:
+    """:func:`render` for items answered from the row alone (``UID FETCH 1:* (UID FLAGS)``
+    on a large folder), without awaiting per message."""
+    out = [item for a in items if (item := _row_item(a.name, row, sel)) is not None]
+    return _finish(session, sel, seq, row, items, out, flags_changed)
 
 
 async def _uid_flags(session: Session, sel: SelectedMailbox, rows: list[MessageRow],
@@ -171,18 +179,11 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
     view: MessageView | None = None
     if row.view is not None and any(a.name not in _SIMPLE for a in items):
         view = VIEWS.get(row.view)
-    have_flags = False
     for attr in items:
         name = attr.name
-        if name == "UID":
-            out.append(b"UID %d" % row.uid)
-        elif name == "FLAGS":
-            have_flags = True
-            out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
-        elif name == "INTERNALDATE":
-            out.append(b"INTERNALDATE " + internal_date(row.internal_date))
-        elif name == "MODSEQ":
-            out.append(b"MODSEQ (%d)" % row.modseq)  # RFC 7162 §3.1.4.1
+        simple = _row_item(name, row, sel)
+        if simple is not None:
+            out.append(simple)
         elif name == "RFC822.SIZE":
             out.append(b"RFC822.SIZE %d" % row.size)
         elif view is None:
@@ -210,12 +211,7 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
         elif name == "BINARY.SIZE[]":
             size = await _binary_size(row, view, attr, reader)
             out.append(_response_name(attr) + b" %d" % size)
-    if flags_changed and not have_flags:
-        # RFC 9051 §6.4.5: setting \Seen as a side effect is reported as FLAGS.
-        out.append(b"FLAGS " + _flags(row.flags, row.uid in sel.recent))
-        if session.condstore and not any(a.name == "MODSEQ" for a in items):
-            out.append(b"MODSEQ (%d)" % row.modseq)
-    return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+    return _finish(session, sel, seq, row, items, out, flags_changed)
 
 
 _BATCH_MESSAGES = 100
