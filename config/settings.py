@@ -171,6 +171,10 @@ class ImapSettings:
     max_connections_per_address: int = opt(
         200, "simultaneous IMAP connections from one client address", min=1
     )
+    index_cache_messages: int = opt(
+        500_000, "messages kept in the in-memory folder indexes (about 200 octets each)",
+        min=1000,
+    )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imap.folderindex import FolderIndex, FolderIndexes, HeaderFields
 from mail.changes import ChangeHub
 from storage import delegations as delegation_rows
 from storage import folders as folder_rows
@@ -137,7 +138,17 @@ class MailStore(Protocol):
 
     async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts: ...
 
-    async def snapshot(self, folder_id: int) -> tuple[FolderInfo, list[tuple[int, str]]]: ...
+    async def snapshot(
+        self, folder_id: int
+    ) -> tuple[FolderInfo, list[tuple[int, tuple[str, ...]]]]: ...
+
+    async def index_rows(
+        self, folder_id: int, ranges: Ranges, *, changed_since: int | None = None,
+        headers: bool = False,
+    ) -> list[MessageRow]:
+        """Live rows in ``ranges`` with UID, MODSEQ and flags only (``headers``: also the
+        decoded Subject/From/To/Cc), answered from the folder's in-memory index."""
+        ...
 
     async def changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]: ...
 
@@ -364,9 +375,12 @@ class _Reader:
 class SqlMailStore:
     """:class:`MailStore` over the project database (SQLite or PostgreSQL)."""
 
-    def __init__(self, db: Database, changes: ChangeHub) -> None:
+    def __init__(self, db: Database, changes: ChangeHub, *, index_messages: int = 500_000,
+                 header_fields: int = 200_000) -> None:
         self._db = db
         self._changes = changes
+        self.indexes = FolderIndexes(db, changes, index_messages)
+        self.header_fields = HeaderFields(db, header_fields)
         # (folder, since-modseq, hub generation) → the query in flight, shared by every
         # session woken by the same change (10,000 IDLE sessions cost one query, not 10,000).
         self._inflight: dict[tuple[int, int, int], asyncio.Task[tuple[int, list[Change]]]] = {}
@@ -433,6 +447,7 @@ class SqlMailStore:
                 await conn.execute(lost_subscriptions.insert().values(
                     account_id=row.account_id, name=row.name))
         self._recent_marks.pop(folder_id, None)  # SQLite may give the id to a new folder
+        self.indexes.drop(folder_id)
         self._changes.changed([folder_id])
 
     async def rename_folder(self, folder_id: int, new_name: str) -> None:
@@ -477,18 +492,49 @@ class SqlMailStore:
                             deleted=int(row[3]), recent=int(row[4]))
 
     # -- selected mailbox state ----------------------------------------------------
-    async def snapshot(self, folder_id: int) -> tuple[FolderInfo, list[tuple[int, str]]]:
-        """The folder row and ``(uid, flags)`` of every live message, read consistently."""
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(select(*_FOLDER_COLUMNS).where(folders.c.id == folder_id))
-            ).one()
-            rows = await conn.execute(
-                select(folder_messages.c.uid, folder_messages.c.flags)
-                .where(folder_messages.c.folder_id == folder_id, _LIVE)
-                .order_by(folder_messages.c.uid)
-            )
-            return _info(row), [(int(u), f) for u, f in rows]
+    async def _index(self, folder_id: int) -> FolderIndex:
+        index = await self.indexes.get(folder_id)
+        if index is None:
+            raise LookupError(f"folder {folder_id} does not exist")
+        return index
+
+    async def snapshot(
+        self, folder_id: int
+    ) -> tuple[FolderInfo, list[tuple[int, tuple[str, ...]]]]:
+        """The folder row and ``(uid, flags)`` of every live message, read consistently
+        (from the folder's index, brought up to date first)."""
+        index = await self._index(folder_id)
+        info = _info(index.row)
+        entries = index.entries
+        last = next(reversed(entries), 0)
+        # The rows may have been read after the folder row (PostgreSQL): never announce a
+        # HIGHESTMODSEQ or UIDNEXT below what the rows show.
+        # The \Recent mark moves without a MODSEQ: this process's claims are known here.
+        recent = max(info.recent_uid, self._recent_marks.get(folder_id, 0))
+        if (index.modseq > info.highestmodseq or last >= info.uidnext
+                or recent != info.recent_uid):
+            info = FolderInfo(
+                id=info.id, name=info.name, special_use=info.special_use,
+                uidvalidity=info.uidvalidity, uidnext=max(info.uidnext, last + 1),
+                highestmodseq=max(info.highestmodseq, index.modseq),
+                subscribed=info.subscribed, recent_uid=recent)
+        return info, [(uid, entry[1]) for uid, entry in entries.items()]
+
+    async def index_rows(
+        self, folder_id: int, ranges: Ranges, *, changed_since: int | None = None,
+        headers: bool = False,
+    ) -> list[MessageRow]:
+        if not ranges:
+            return []
+        index = await self._index(folder_id)
+        found = index.in_ranges(ranges, changed_since)
+        rows = [MessageRow(uid, modseq, flags, message_id=mid)
+                for uid, (modseq, flags, mid) in found]
+        if headers and rows:
+            fields = await self.header_fields.many([r.message_id for r in rows])
+            for row in rows:
+                row.subject, row.from_addr, row.to_addr, row.cc_addr = fields[row.message_id]
+        return rows
 
     async def changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]:
         """The folder's HIGHESTMODSEQ and every row (tombstones too) changed after ``modseq``.

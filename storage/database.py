@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from config.settings import Settings
 from storage import meta
 from storage.blobs import BlobStore, any_blob_stored
-from storage.engine import check_database, create_engine, read_only
+from storage.engine import check_database, create_engine, create_read_engine
 from storage.errors import KeyFileMissing
 from storage.keys import Keyring, load_or_create_keyring
 from storage.migrate import migrate
+
+_IN_WRITE: ContextVar[bool] = ContextVar("mssante_in_write_transaction", default=False)
 
 
 @dataclass
@@ -32,21 +35,48 @@ class Database:
     engine: AsyncEngine
     keyring: Keyring
     blobs: BlobStore
+    reader: AsyncEngine
+    """Read-only transactions (inline SQLite connections, or ``engine`` on PostgreSQL)."""
+    _write_lock: asyncio.Lock | None = field(default=None, repr=False)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A read-write transaction, committed on success, rolled back on error."""
-        async with self.engine.begin() as conn:
-            yield conn
+        """A read-write transaction, committed on success, rolled back on error.
+
+        On SQLite, the write transactions of this process take turns on an asyncio lock
+        before ``BEGIN IMMEDIATE``. SQLite has one writer at a time anyway, and a
+        connection that finds the write lock taken sleeps in its busy handler (1 ms, then
+        up to 100 ms at a time), so writers left to race each other spend most of their
+        time asleep; queued here they wait exactly as long as the writer before them.
+        Other processes (command-line tools) still meet the busy timeout.
+        """
+        if self.engine.dialect.name != "sqlite":
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        if _IN_WRITE.get():
+            # A second SQLite writer inside the first would wait for it forever.
+            raise RuntimeError("nested write transaction: SQLite has a single writer")
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock:
+            token = _IN_WRITE.set(True)
+            try:
+                async with self.engine.begin() as conn:
+                    yield conn
+            finally:
+                _IN_WRITE.reset(token)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction that never waits behind writers (SQLite WAL)."""
-        async with read_only(self.engine).begin() as conn:
+        async with self.reader.begin() as conn:
             yield conn
 
     async def close(self) -> None:
         """Closes every pooled connection."""
+        if self.reader.dialect.name == "sqlite":  # its own pool; on PostgreSQL it is shared
+            await self.reader.dispose()
         await self.engine.dispose()
 
 
@@ -85,4 +115,5 @@ async def open_database(settings: Settings, *, may_create_key: bool) -> Database
         engine=engine,
         keyring=keyring,
         blobs=BlobStore(keyring, settings.storage.segment_size),
+        reader=create_read_engine(settings, engine),
     )

@@ -7,7 +7,9 @@ SQLite transactions: every transaction opened on the SQLite engine starts with
 ``BEGIN IMMEDIATE``, so a transaction that reads and then writes takes the write lock up
 front and waits (``busy_timeout``) instead of failing with ``SQLITE_BUSY`` half-way through.
 Read-only work that must not queue behind writers can use :func:`read_only`, which opens
-plain deferred transactions (WAL readers never block writers).
+plain deferred transactions (WAL readers never block writers). On SQLite,
+:func:`create_read_engine` goes further: its connections run on the event loop thread
+(:mod:`storage.sqlite_inline`), are ``query_only`` and share the file through ``mmap``.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from sqlalchemy.sql.dml import Insert
 
 from config.settings import Settings
 from storage.errors import DatabaseUnavailable
+from storage.sqlite_inline import inline_connector
 
 CHECK_DEADLINE = 10.0
 """Upper bound, in seconds, of :func:`check_database` whatever the configured timeout."""
 
 _READ_ONLY = "mssante_read_only"
+
+READ_POOL_SIZE = 16
+"""SQLite read connections kept open; as many again may be opened under load."""
 
 
 def mask_url(url: str) -> str:
@@ -67,6 +73,46 @@ def create_engine(settings: Settings) -> AsyncEngine:
         f"unsupported database URL {mask_url(settings.database_url)!r}: "
         "use sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host/db"
     )
+
+
+def create_read_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
+    """The engine of read-only transactions (:meth:`storage.database.Database.read`).
+
+    PostgreSQL: ``engine`` itself (asyncpg is asynchronous all the way down). SQLite: a
+    second engine whose connections run inline on the loop thread — a read transaction in
+    WAL mode never waits for a writer, so a thread hand-off per statement (aiosqlite) costs
+    far more than the statement. Those connections are ``query_only``: a write through
+    them fails instead of taking the write lock on the loop thread.
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        return read_only(engine)
+    db = settings.database
+    reader = create_async_engine(
+        url,
+        async_creator=inline_connector(str(url.database), db.busy_timeout_ms / 1000),
+        pool_size=READ_POOL_SIZE,
+        max_overflow=READ_POOL_SIZE * 4,
+        pool_timeout=db.busy_timeout_ms / 1000 or 1.0,
+    )
+
+    @event.listens_for(reader.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(db.busy_timeout_ms)}")
+            cur.execute("PRAGMA query_only=ON")
+            # Pages mapped from the file: no copy per connection of what the OS caches.
+            cur.execute("PRAGMA mmap_size=268435456")
+        finally:
+            cur.close()
+
+    @event.listens_for(reader.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return reader
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:

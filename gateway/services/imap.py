@@ -27,7 +27,8 @@ class ImapService:
         settings = gateway.settings
         self.context = ImapContext(
             settings=settings,
-            store=SqlMailStore(gateway.db, gateway.changes),
+            store=SqlMailStore(gateway.db, gateway.changes,
+                               index_messages=gateway.settings.imap.index_cache_messages),
             authenticator=gateway.authenticator,
             changes=gateway.changes,
             pipeline=gateway.pipeline,

@@ -29,6 +29,8 @@ from mail.views import VIEWS, MessageView
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIMPLE = frozenset({"UID", "FLAGS", "INTERNALDATE", "MODSEQ"})
+_INDEXED = frozenset({"UID", "FLAGS", "MODSEQ"})
+"""Items the in-memory folder index answers (see :mod:`imap.folderindex`)."""
 _UNSUPPORTED = frozenset({"SAVEDATE", "EMAILID", "THREADID"})
 
 
@@ -284,20 +286,26 @@ def _plan(rows: list[MessageRow], items: list[FetchAttr]) -> Plan:
     return batches
 
 
+async def _answer_rows(session: Session, sel: SelectedMailbox, rows: list[MessageRow],
+                       items: list[FetchAttr], changed: set[int]) -> None:
+    """Writes FETCH responses made of row items only (no view, no body)."""
+    names = " ".join(a.name for a in items)
+    if names in ("UID FLAGS", "FLAGS UID", "FLAGS") and not changed:
+        await _uid_flags(session, sel, rows, names)
+        return
+    for row in rows:
+        seq = sel.seq_of(row.uid)
+        if seq is not None:
+            session.write(_simple(session, sel, seq, row, items, row.uid in changed))
+            await session.flush(force=False)
+
+
 async def _answer(session: Session, sel: SelectedMailbox, rows: list[MessageRow],
                   items: list[FetchAttr], reader: BodyReader, changed: set[int],
                   full: bool) -> None:
     """Writes the FETCH responses; bodies are prefetched a batch at a time (see _plan)."""
     if not full:
-        names = " ".join(a.name for a in items)
-        if names in ("UID FLAGS", "FLAGS UID", "FLAGS") and not changed:
-            await _uid_flags(session, sel, rows, names)
-            return
-        for row in rows:
-            seq = sel.seq_of(row.uid)
-            if seq is not None:
-                session.write(_simple(session, sel, seq, row, items, row.uid in changed))
-                await session.flush(force=False)
+        await _answer_rows(session, sel, rows, items, changed)
         return
     rows = [r for r in rows if sel.seq_of(r.uid) is not None]
     plan = _plan(rows, items) if any(_reads_body(a) for a in items) else []
@@ -344,6 +352,11 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
         return None
     full = any(a.name not in _SIMPLE for a in items)
     ranges = uid_ranges(uids)
+    if all(a.name in _INDEXED for a in items):
+        # UID, FLAGS and MODSEQ only (a client resynchronising a folder): the folder index.
+        rows = await store.index_rows(sel.folder_id, ranges, changed_since=cmd.changedsince)
+        await _answer_rows(session, sel, rows, items, set())
+        return None
     if not any(a.sets_seen for a in items):
         # Nothing is written and no read is proved: rows and bodies come from one read
         # transaction.

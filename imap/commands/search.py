@@ -56,7 +56,7 @@ def _uses_modseq(key: SearchKey) -> bool:
 class _Matcher:
     """Evaluates a criteria tree against one message row, reading the body only if asked."""
 
-    def __init__(self, sel: SelectedMailbox, reader: BodyReader) -> None:
+    def __init__(self, sel: SelectedMailbox, reader: BodyReader | None) -> None:
         self.sel = sel
         self.reader = reader
         self.now = datetime.now(UTC)
@@ -71,7 +71,7 @@ class _Matcher:
 
     async def header(self) -> bytes:
         row = self._row
-        assert row is not None
+        assert row is not None and self.reader is not None
         if self._header is None:
             self._header = b"" if row.blob_id is None else await self.reader.read(
                 row.blob_id, 0, row.header_size)
@@ -79,7 +79,7 @@ class _Matcher:
 
     async def whole(self) -> str:
         row = self._row
-        assert row is not None
+        assert row is not None and self.reader is not None
         if self._text is None:
             raw = b"" if row.blob_id is None else await self.reader.read(row.blob_id, 0, row.size)
             self._text = raw.decode("utf-8", "replace").casefold()
@@ -173,9 +173,42 @@ def _flag_filters(key: SearchKey) -> tuple[list[str], list[str]]:
     return with_flags, without_flags
 
 
+def _index_needs(key: SearchKey) -> tuple[bool, bool]:
+    """(the folder index can answer, Subject/From/To/Cc are needed): criteria on flags,
+    numbers, MODSEQ and those four headers need neither dates, sizes nor bodies."""
+    if isinstance(key, SearchAll | SearchFlag | SearchSequence | SearchModseq):
+        return True, False
+    if isinstance(key, SearchHeader):
+        return key.name.lower() in _COLUMNS, True
+    subkeys: tuple[SearchKey, ...]
+    if isinstance(key, SearchNot):
+        subkeys = (key.key,)
+    elif isinstance(key, SearchOr):
+        subkeys = (key.left, key.right)
+    elif isinstance(key, SearchAnd):
+        subkeys = tuple(key.keys)
+    else:
+        return False, False
+    answers = [_index_needs(k) for k in subkeys]
+    return all(a for a, _ in answers), any(h for _, h in answers)
+
+
 async def run_search(session: Session, sel: SelectedMailbox, key: SearchKey) -> list[MessageRow]:
     if not sel.uids:
         return []
+    indexed, headers = _index_needs(key)
+    if indexed:
+        rows = await session.ctx.store.index_rows(sel.folder_id, sel.uids.ranges(),
+                                                  headers=headers)
+        matcher = _Matcher(sel, None)  # no criterion here reads a body
+        hits: list[MessageRow] = []
+        for row in rows:
+            if sel.seq_of(row.uid) is None:
+                continue
+            matcher.start(row)
+            if await matcher.match(key, row):
+                hits.append(row)
+        return hits
     with_flags, without_flags = _flag_filters(key)
     found: list[MessageRow] = []
     # One read transaction for the rows and any body the criteria need.

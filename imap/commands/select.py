@@ -76,8 +76,8 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         session.write(untagged_data("LIST", [], b"/", Atom(encode_mailbox(
             folder.name, utf8=True).decode("utf-8", "surrogateescape"))))
     # Few distinct flag texts in a folder: split each once, not once per message.
-    texts = {text for _, text in rows if text}
-    keywords = sorted({f for text in texts for f in text.split() if not f.startswith("\\")})
+    distinct = {flags for _, flags in rows if flags}
+    keywords = sorted({f for flags in distinct for f in flags if not f.startswith("\\")})
     flags = [Atom(f) for f in (*SYSTEM_FLAGS, *keywords)]
     session.write(untagged_data("FLAGS", flags))
     if cmd.readonly:
@@ -89,7 +89,7 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     session.write(untagged_data(len(uids), "EXISTS"))
     if not session.rev2:
         session.write(untagged_data(len(sel.recent), "RECENT"))
-        first_unseen = next((i + 1 for i, (_, t) in enumerate(rows) if "\\Seen" not in t.split()),
+        first_unseen = next((i + 1 for i, (_, f) in enumerate(rows) if "\\Seen" not in f),
                             None)
         if first_unseen is not None:
             session.write(untagged("OK", "First unseen message",
@@ -129,7 +129,7 @@ async def _qresync(session: Session, sel: SelectedMailbox, q: c.QResync) -> None
         session.write(untagged_data("VANISHED", Atom("(EARLIER)"),
                                     SequenceSet.from_ints(vanished)))
     ranges = sel.uids.ranges()
-    rows = await store.fetch_rows(sel.folder_id, ranges, full=False, changed_since=q.modseq)
+    rows = await store.index_rows(sel.folder_id, ranges, changed_since=q.modseq)
     for row in rows:
         seq = sel.seq_of(row.uid)
         if seq is None:
@@ -152,8 +152,7 @@ async def close(session: Session, cmd: c.Close) -> Done | None:
     sel = session.selected
     assert sel is not None
     if not sel.readonly and "e" in session.rights:  # RFC 4314 §4: no "e", no expunge
-        rows = await session.ctx.store.fetch_rows(sel.folder_id, sel.uids.ranges(),
-                                                  full=False)
+        rows = await session.ctx.store.index_rows(sel.folder_id, sel.uids.ranges())
         deleted = [r.uid for r in rows if "\\Deleted" in r.flags]
         if deleted:
             await session.ctx.store.expunge(sel.folder_id, deleted)

@@ -64,8 +64,7 @@ async def store(session: Session, cmd: c.Store) -> Done | None:
     uids = sel.resolve(cmd.sequence_set, cmd.uid)
     if cmd.unchangedsince is not None:
         session.enabled.add("CONDSTORE")
-    rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(uids), full=False) \
-        if uids else []
+    rows = await session.ctx.store.index_rows(sel.folder_id, uid_ranges(uids)) if uids else []
     rows = [r for r in rows if sel.seq_of(r.uid) is not None]
     modified: list[int] = []
     changes: dict[int, tuple[str, ...]] = {}
@@ -137,7 +136,7 @@ async def expunge(session: Session, cmd: c.Expunge) -> Done | None:
         uids = sel.resolve(cmd.uid_set, True)  # RFC 4315 §2.1 UID EXPUNGE
     if not uids:
         return None
-    rows = await session.ctx.store.fetch_rows(sel.folder_id, uid_ranges(uids), full=False)
+    rows = await session.ctx.store.index_rows(sel.folder_id, uid_ranges(uids))
     deleted = [r.uid for r in rows if "\\Deleted" in r.flags]
     if deleted:
         modseq = await session.ctx.store.expunge(sel.folder_id, deleted)

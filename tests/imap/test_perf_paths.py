@@ -75,11 +75,15 @@ def counted(env: ImapEnv) -> Iterator[list[str]]:
     def on_execute(_c: object, _cur: object, stmt: str, *_a: object) -> None:
         seen.append(stmt)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    # Writes go through db.engine, reads through db.reader (its own engine on SQLite).
+    engines = {id(e.sync_engine): e.sync_engine for e in (db.engine, db.reader)}.values()
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", on_execute)
     try:
         yield seen
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", on_execute)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", on_execute)
 
 
 async def test_fetch_of_many_bodies_reads_them_in_one_query(imap_env: ImapEnv) -> None:

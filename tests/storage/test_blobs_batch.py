@@ -30,7 +30,7 @@ async def test_read_many_matches_single_reads_in_one_query(database: Database) -
     def count(_conn: object, _cursor: object, stmt: str, *_a: object) -> None:
         statements.append(stmt)
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    event.listen(database.reader.sync_engine, "before_cursor_execute", count)
     try:
         async with database.read() as conn:
             before = len(statements)
@@ -38,7 +38,7 @@ async def test_read_many_matches_single_reads_in_one_query(database: Database) -
             used = len(statements) - before
             expected = [await database.blobs.read(conn, b, o, n) for b, o, n in requests]
     finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+        event.remove(database.reader.sync_engine, "before_cursor_execute", count)
     assert got == expected
     assert used == 1
     by_id = {ref.id: body for ref, body in zip(refs, bodies, strict=True)}

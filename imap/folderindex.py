@@ -1,0 +1,226 @@
+"""In-memory indexes of folders: UID, MODSEQ, flags and message of every live message.
+
+Why: the commands clients send most — SELECT, ``UID FETCH 1:* (FLAGS)``, SEARCH on flags
+and on the usual headers — each need every row of the folder. Reading 5,000 rows per
+command from the database made the server spend its time converting rows. Mature IMAP
+servers keep such an index per mailbox and bring it up to date from a change log; here the
+change log is already in the database: every write to a folder's messages (new, flags,
+expunge, move, retention) gives the rows it touches a new MODSEQ and raises the folder's
+HIGHESTMODSEQ in the same transaction (RFC 7162). So an index is exact as of the
+HIGHESTMODSEQ it was read at, and bringing it up to date is one query for the rows above it.
+
+A folder's index is checked (one primary-key read of the folder row) whenever a change to
+it was notified through the :class:`~mail.changes.ChangeHub`, and otherwise at most once per
+:data:`QUIET_RECHECK` seconds, so a write by another process is seen as quickly as the
+sessions see it (:mod:`imap.selected`). Memory is bounded: least recently used folders are
+dropped beyond ``max_messages`` messages in all.
+
+Message headers never change once stored, so :class:`HeaderFields` keeps the decoded
+Subject/From/To/Cc of messages for SEARCH without any coherence question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mail.changes import ChangeHub
+from storage.database import Database
+from storage.schema import folder_messages, folders, messages
+
+QUIET_RECHECK = 1.0
+"""Seconds an index is trusted without a check when no change to its folder was notified."""
+
+Entry = tuple[int, tuple[str, ...], int]
+"""``(modseq, flags, message id)`` of one live message."""
+
+_FOLDER_COLUMNS = (
+    folders.c.id, folders.c.name, folders.c.special_use, folders.c.uidvalidity,
+    folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed, folders.c.recent_uid,
+)
+
+
+class FolderIndex:
+    """The live messages of one folder, ascending by UID, as of ``modseq``.
+
+    ``entries`` maps UID → :data:`Entry`; UIDs only grow, so insertion order is UID order.
+    ``row`` is the folder row read at the last check (UIDNEXT, HIGHESTMODSEQ, …).
+    """
+
+    __slots__ = ("checked_at", "entries", "event", "folder_id", "lock", "modseq", "row")
+
+    def __init__(self, folder_id: int, event: asyncio.Event) -> None:
+        self.folder_id = folder_id
+        self.event = event
+        self.entries: dict[int, Entry] = {}
+        self.modseq = 0
+        self.row: Any = None
+        self.checked_at = -1e9
+        self.lock = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def in_ranges(self, ranges: Sequence[tuple[int, int]],
+                  changed_since: int | None = None) -> list[tuple[int, Entry]]:
+        """``(uid, entry)`` of the live messages whose UID is in ``ranges`` (ascending,
+        inclusive), optionally only those changed after ``changed_since``."""
+        entries = self.entries
+        out: list[tuple[int, Entry]] = []
+        append = out.append
+        last = next(reversed(entries), 0)
+        if len(ranges) == 1 and ranges[0][0] <= 1 and ranges[0][1] >= last:
+            items: Iterable[tuple[int, Entry]] = entries.items()
+            if changed_since is None:
+                return list(items)
+            return [(u, e) for u, e in items if e[0] > changed_since]
+        get = entries.get
+        for a, b in ranges:
+            if b - a > len(entries):
+                # A wide range over a sparse folder: walk the entries, not the numbers.
+                for uid, entry in entries.items():
+                    if a <= uid <= b and (changed_since is None or entry[0] > changed_since):
+                        append((uid, entry))
+                continue
+            for uid in range(a, b + 1):
+                got = get(uid)
+                if got is not None and (changed_since is None or got[0] > changed_since):
+                    append((uid, got))
+        if len(ranges) > 1:
+            out.sort(key=lambda item: item[0])
+        return out
+
+
+class FolderIndexes:
+    """Folder id → :class:`FolderIndex`, least recently used dropped beyond a budget."""
+
+    def __init__(self, db: Database, changes: ChangeHub, max_messages: int) -> None:
+        self._db = db
+        self._changes = changes
+        self.max_messages = max_messages
+        self._indexes: OrderedDict[int, FolderIndex] = OrderedDict()
+        self._flag_tuples: dict[str, tuple[str, ...]] = {"": ()}
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    @property
+    def messages(self) -> int:
+        """Messages held in all indexes."""
+        return sum(len(i) for i in self._indexes.values())
+
+    def drop(self, folder_id: int) -> None:
+        """Forgets a folder (deleted: SQLite may give its id to a new folder)."""
+        index = self._indexes.pop(folder_id, None)
+        if index is not None:
+            self._changes.unwatch(folder_id, index.event)
+
+    async def get(self, folder_id: int) -> FolderIndex | None:
+        """The index of ``folder_id`` brought up to date, or None if the folder is gone."""
+        index = self._indexes.get(folder_id)
+        loop_time = asyncio.get_running_loop().time()
+        if index is not None:
+            self._indexes.move_to_end(folder_id)
+            if not index.event.is_set() and loop_time - index.checked_at < QUIET_RECHECK:
+                return index
+        else:
+            index = FolderIndex(folder_id, self._changes.watch(folder_id))
+            self._indexes[folder_id] = index
+        async with index.lock:
+            if index.event.is_set() or loop_time - index.checked_at >= QUIET_RECHECK:
+                # Cleared before reading: a change committed meanwhile sets it again.
+                index.event.clear()
+                async with self._db.read() as conn:
+                    present = await self._refresh(conn, index)
+                index.checked_at = loop_time
+                if not present:
+                    self.drop(folder_id)
+                    return None
+        self._evict(keep=folder_id)
+        return index
+
+    async def _refresh(self, conn: AsyncConnection, index: FolderIndex) -> bool:
+        row = (await conn.execute(
+            select(*_FOLDER_COLUMNS).where(folders.c.id == index.folder_id))).first()
+        if row is None:
+            return False
+        highest = int(row.highestmodseq)
+        if highest > index.modseq:
+            fm = folder_messages
+            cond = [fm.c.folder_id == index.folder_id, fm.c.modseq > index.modseq]
+            if index.modseq == 0:
+                cond.append(fm.c.expunged_modseq.is_(None))  # first load: no tombstones
+            result = await conn.execute(
+                select(fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.expunged_modseq,
+                       fm.c.message_id).where(*cond).order_by(fm.c.uid))
+            entries = index.entries
+            tuples = self._flag_tuples
+            top = highest
+            for uid, modseq, text, expunged, message_id in result.all():
+                if modseq > top:
+                    top = modseq  # committed after the folder row was read (PostgreSQL)
+                if expunged is not None:
+                    entries.pop(uid, None)
+                    continue
+                flags = tuples.get(text or "")
+                if flags is None:
+                    flags = tuples[text] = tuple(text.split())
+                entries[uid] = (modseq, flags, message_id)
+            index.modseq = top
+        index.row = row
+        return True
+
+    def _evict(self, keep: int) -> None:
+        total = self.messages
+        while total > self.max_messages and len(self._indexes) > 1:
+            folder_id, oldest = next(iter(self._indexes.items()))
+            if folder_id == keep:
+                self._indexes.move_to_end(folder_id)
+                continue
+            total -= len(oldest)
+            self.drop(folder_id)
+
+
+class HeaderFields:
+    """Message id → decoded ``(subject, from, to, cc)``, oldest entries dropped first.
+
+    Stored messages never change, so an entry is valid for as long as it is kept.
+    """
+
+    def __init__(self, db: Database, max_entries: int) -> None:
+        self._db = db
+        self.max_entries = max_entries
+        self._fields: OrderedDict[int, tuple[str, str, str, str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    async def many(self, message_ids: Sequence[int]) -> dict[int, tuple[str, str, str, str]]:
+        """The fields of every message in ``message_ids`` (missing ones read in chunks)."""
+        fields = self._fields
+        out: dict[int, tuple[str, str, str, str]] = {}
+        missing: list[int] = []
+        for mid in message_ids:
+            got = fields.get(mid)
+            if got is None:
+                missing.append(mid)
+            else:
+                out[mid] = got
+        if missing:
+            m = messages
+            async with self._db.read() as conn:
+                for i in range(0, len(missing), 500):
+                    rows = await conn.execute(
+                        select(m.c.id, m.c.subject, m.c.from_addr, m.c.to_addr, m.c.cc_addr)
+                        .where(m.c.id.in_(missing[i : i + 500])))
+                    for mid, subject, from_, to, cc in rows:
+                        value = (subject or "", from_ or "", to or "", cc or "")
+                        out[mid] = fields[mid] = value
+            while len(fields) > self.max_entries:
+                fields.popitem(last=False)
+        return out

@@ -1,0 +1,156 @@
+"""SQLite read connections that run on the event loop thread, for SQLAlchemy's asyncio layer.
+
+Why: aiosqlite gives every connection its own thread and crosses to it for every call
+(cursor, execute, fetch, commit), each crossing a queue put, a thread wake-up and a
+``call_soon_threadsafe`` back. A primary-key lookup costs about 2 ms that way, a hundred
+times what SQLite itself needs, and that overhead bounds IMAP throughput (every command
+reads the folder and its rows).
+
+Reads of a WAL database never wait for writers: a deferred ``BEGIN`` takes a snapshot and
+SQLite answers from the page cache in microseconds, so running them inline is cheaper than
+any hand-off. These objects give SQLAlchemy the coroutine interface it expects from an
+asyncio driver (the shape of aiosqlite's), but each coroutine completes without
+suspending. They are used only for read-only transactions (:func:`storage.engine
+.create_read_engine`); writes keep aiosqlite's threads, since a commit's fsync and a wait
+for another process's write lock must never stall the loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+class InlineCursor:
+    """An ``aiosqlite.Cursor``-shaped wrapper whose coroutines finish at once."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    async def __aenter__(self) -> InlineCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
+        if parameters is None:
+            self._cursor.execute(sql)
+        else:
+            self._cursor.execute(sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> InlineCursor:
+        self._cursor.executemany(sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+    async def nextset(self) -> None:
+        return None
+
+    async def setinputsizes(self, *sizes: Any) -> None:
+        return None
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+
+class InlineConnection:
+    """An ``aiosqlite.Connection``-shaped wrapper around one :mod:`sqlite3` connection.
+
+    ``_connection`` and ``_conn`` mirror aiosqlite's attributes that SQLAlchemy's dialect
+    looks at (is the connection open; the raw connection).
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn: sqlite3.Connection | None = conn
+
+    @property
+    def _connection(self) -> sqlite3.Connection | None:
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ValueError("no active connection")
+        return self._conn
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._open().isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: Any) -> None:
+        self._open().isolation_level = value
+
+    def cursor(self) -> InlineCursor:
+        return InlineCursor(self._open().cursor())
+
+    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
+        cursor = self.cursor()
+        return await cursor.execute(sql, parameters)
+
+    async def commit(self) -> None:
+        self._open().commit()
+
+    async def rollback(self) -> None:
+        self._open().rollback()
+
+    async def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self._open().create_function(*args, **kwargs)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def stop(self) -> None:
+        """Closes at once (SQLAlchemy's forced terminate)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def inline_connector(path: str, timeout_s: float) -> Any:
+    """An ``async_creator`` for :func:`sqlalchemy.ext.asyncio.create_async_engine`.
+
+    ``check_same_thread`` is off only so that the pool may close a connection from a
+    garbage-collection callback; every statement runs on the loop thread.
+    """
+
+    async def connect() -> InlineConnection:
+        conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None,
+                               check_same_thread=False)
+        return InlineConnection(conn)
+
+    return connect

@@ -1,0 +1,183 @@
+"""The in-memory folder index (imap/folderindex.py): always the same answer as the database,
+brought up to date by MODSEQ, no query while nothing changed, bounded memory, and SEARCH
+answered from it exactly as from the stored rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, update
+
+import imap.folderindex as folderindex
+from imap.mailstore import MessageRow, SqlMailStore
+from storage import folders as folder_rows
+from storage.schema import folder_messages
+from tests.fixtures.imap import ALICE, ImapEnv, message
+from tests.imap.test_perf_paths import connect
+
+
+def _store(env: ImapEnv, **kw: int) -> SqlMailStore:
+    db = env.gateway.db
+    assert db is not None
+    return SqlMailStore(db, env.gateway.changes, **kw)
+
+
+@contextmanager
+def counted(env: ImapEnv) -> Iterator[list[str]]:
+    """Every SQL statement run on the read engine inside the block."""
+    db = env.gateway.db
+    assert db is not None
+    seen: list[str] = []
+
+    def on_execute(_c: object, _cur: object, stmt: str, *_a: object) -> None:
+        seen.append(stmt)
+
+    event.listen(db.reader.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(db.reader.sync_engine, "before_cursor_execute", on_execute)
+
+
+def _key(rows: list[MessageRow]) -> list[tuple[int, int, tuple[str, ...]]]:
+    return [(r.uid, r.modseq, tuple(sorted(r.flags))) for r in rows]
+
+
+async def _same_as_database(store: SqlMailStore, fid: int) -> list[int]:
+    from_db = await store.fetch_rows(fid, [(1, 10**9)], full=False)
+    from_index = await store.index_rows(fid, [(1, 10**9)])
+    assert _key(from_index) == _key(from_db)
+    return [r.uid for r in from_index]
+
+
+async def test_index_follows_every_kind_of_change(imap_env: ImapEnv) -> None:
+    for n in range(1, 11):
+        await imap_env.deliver(message(n))
+    fid = await imap_env.folder_id(ALICE, "INBOX")
+    archive = await imap_env.folder_id(ALICE, "Archive")
+    store = _store(imap_env)
+    assert await _same_as_database(store, fid) == list(range(1, 11))
+
+    await store.store_flags(fid, {2: ("\\Seen",), 3: ("\\Flagged", "$Label1")})
+    await store.expunge(fid, [4, 5])
+    await store.copy(fid, [6], archive, move=True)
+    await store.copy(fid, [7], archive)
+    await imap_env.deliver(message(11))
+    assert await _same_as_database(store, fid) == [1, 2, 3, 7, 8, 9, 10, 11]
+    assert await _same_as_database(store, archive) == [1, 2]
+
+    info, rows = await store.snapshot(fid)
+    assert [u for u, _ in rows] == [1, 2, 3, 7, 8, 9, 10, 11]
+    assert dict(rows)[3] == ("$Label1", "\\Flagged")
+    assert info.uidnext == 12
+    async with imap_env.gateway.db.read() as conn:  # type: ignore[union-attr]
+        row = await folder_rows.get(conn, 1, "INBOX")
+    assert row is not None and info.highestmodseq == row.highestmodseq
+
+    # Ranges, sparse ranges and CHANGEDSINCE give what the stored rows give.
+    for ranges in ([(2, 3)], [(1, 1), (8, 9)], [(5, 6)], [(11, 500)], [(3, 3), (10, 10)]):
+        got = await store.index_rows(fid, ranges)
+        want = await store.fetch_rows(fid, ranges, full=False)
+        assert _key(got) == _key(want), ranges
+    since = info.highestmodseq - 3
+    got = await store.index_rows(fid, [(1, 10**9)], changed_since=since)
+    want = await store.fetch_rows(fid, [(1, 10**9)], full=False, changed_since=since)
+    assert _key(got) == _key(want) and got
+
+
+async def test_unchanged_folder_costs_no_query(imap_env: ImapEnv) -> None:
+    for n in range(1, 6):
+        await imap_env.deliver(message(n))
+    fid = await imap_env.folder_id(ALICE, "INBOX")
+    store = _store(imap_env)
+    await store.index_rows(fid, [(1, 5)])
+    with counted(imap_env) as statements:
+        for _ in range(20):
+            assert len(await store.index_rows(fid, [(1, 5)])) == 5
+    assert statements == []
+
+    # A notified change: one look at the folder row and one for the rows above the MODSEQ.
+    await store.store_flags(fid, {1: ("\\Seen",)})
+    with counted(imap_env) as statements:
+        rows = await store.index_rows(fid, [(1, 5)])
+    assert rows[0].flags == ("\\Seen",)
+    queries = [s for s in statements if s.startswith("SELECT")]
+    assert len(queries) == 2
+    assert "modseq >" in queries[1]
+
+
+async def test_change_not_notified_is_seen_after_the_recheck_delay(
+    imap_env: ImapEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (an offline tool) writes without telling this one."""
+    monkeypatch.setattr(folderindex, "QUIET_RECHECK", 0.2)
+    await imap_env.deliver(message(1))
+    fid = await imap_env.folder_id(ALICE, "INBOX")
+    store = _store(imap_env)
+    assert (await store.index_rows(fid, [(1, 1)]))[0].flags == ()
+    db = imap_env.gateway.db
+    assert db is not None
+    async with db.begin() as conn:
+        modseq = await folder_rows.next_modseq(conn, fid)
+        await conn.execute(update(folder_messages).where(
+            folder_messages.c.folder_id == fid, folder_messages.c.uid == 1,
+        ).values(flags="\\Answered", modseq=modseq))
+    assert (await store.index_rows(fid, [(1, 1)]))[0].flags == ()  # not told yet
+    await asyncio.sleep(0.3)
+    rows = await store.index_rows(fid, [(1, 1)])
+    assert rows[0].flags == ("\\Answered",) and rows[0].modseq == modseq
+
+
+async def test_memory_is_bounded_and_deleted_folders_are_dropped(imap_env: ImapEnv) -> None:
+    store = _store(imap_env, index_messages=1000)
+    ids = []
+    for i in range(4):
+        created = await store.create_folder(1, f"Dossier{i}")
+        ids.append(created.id)
+    db = imap_env.gateway.db
+    assert db is not None
+    for fid in ids:
+        for n in range(400):
+            await imap_env.deliver(message(n), folder=f"Dossier{ids.index(fid)}")
+        assert len(await store.index_rows(fid, [(1, 10**9)])) == 400
+        assert store.indexes.messages <= 1000 or len(store.indexes) == 1
+    assert store.indexes.messages <= 1000
+    assert len(store.indexes) == 2  # the two most recently used
+    # An evicted folder comes back whole.
+    assert len(await store.index_rows(ids[0], [(1, 10**9)])) == 400
+
+    await store.delete_folder(ids[0])
+    with pytest.raises(LookupError):
+        await store.index_rows(ids[0], [(1, 10**9)])
+    assert ids[0] not in store.indexes._indexes
+
+
+async def test_search_answered_from_the_index_matches_stored_rows(imap_env: ImapEnv) -> None:
+    subjects = ["Avis cardiologie", "Compte rendu", "RÉSULTATS biologie", "avis urgent"]
+    for n, subject in enumerate(subjects, 1):
+        await imap_env.deliver(message(n, subject=subject))
+    fid = await imap_env.folder_id(ALICE, "INBOX")
+    store = _store(imap_env)
+    await store.store_flags(fid, {1: ("\\Flagged",), 3: ("\\Seen", "\\Flagged")})
+    async with connect(imap_env) as client:
+        await client.command("SELECT INBOX")
+        cases = {
+            'SEARCH SUBJECT "avis"': b"* SEARCH 1 4\r\n",
+            'SEARCH SUBJECT "résultats"': b"* SEARCH 3\r\n",
+            "SEARCH UNSEEN FLAGGED": b"* SEARCH 1\r\n",
+            'SEARCH OR FLAGGED SUBJECT "urgent"': b"* SEARCH 1 3 4\r\n",
+            'SEARCH NOT FROM "bob" ALL': b"* SEARCH\r\n",
+            'SEARCH FROM "Dr Bob" 2:4 UNSEEN': b"* SEARCH 2 4\r\n",
+            # Not answerable from the index (dates, body): the stored rows answer.
+            'SEARCH BODY "document 2"': b"* SEARCH 2\r\n",
+            'SEARCH SUBJECT "avis" SENTBEFORE 1-Jan-2030': b"* SEARCH 1 4\r\n",
+        }
+        for command, expected in cases.items():
+            reply = await client.command(command)
+            assert reply.splitlines(keepends=True)[0] == expected, command
+    fields = await store.header_fields.many([1, 2])
+    assert fields[1][0] == "Avis cardiologie"
+    assert "bob@mssante.test" in fields[1][1]
