@@ -5,41 +5,22 @@ answered from it exactly as from the stored rows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 import imap.folderindex as folderindex
 from imap.mailstore import MessageRow, SqlMailStore
 from storage import folders as folder_rows
 from storage.schema import folder_messages
 from tests.fixtures.imap import ALICE, ImapEnv, message
-from tests.imap.test_perf_paths import connect
+from tests.imap.test_perf_paths import connect, counted
 
 
 def _store(env: ImapEnv, **kw: int) -> SqlMailStore:
     db = env.gateway.db
     assert db is not None
     return SqlMailStore(db, env.gateway.changes, **kw)
-
-
-@contextmanager
-def counted(env: ImapEnv) -> Iterator[list[str]]:
-    """Every SQL statement run on the read engine inside the block."""
-    db = env.gateway.db
-    assert db is not None
-    seen: list[str] = []
-
-    def on_execute(_c: object, _cur: object, stmt: str, *_a: object) -> None:
-        seen.append(stmt)
-
-    event.listen(db.reader.sync_engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(db.reader.sync_engine, "before_cursor_execute", on_execute)
 
 
 def _key(rows: list[MessageRow]) -> list[tuple[int, int, tuple[str, ...]]]:
