@@ -39,6 +39,9 @@ QUIET_RECHECK = 1.0
 Entry = tuple[int, tuple[str, ...], int]
 """``(modseq, flags, message id)`` of one live message."""
 
+HeaderTuple = tuple[str, str, str, str]
+"""Casefolded decoded ``(subject, from, to, cc)`` of one message."""
+
 _FOLDER_COLUMNS = (
     folders.c.id, folders.c.name, folders.c.special_use, folders.c.uidvalidity,
     folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed, folders.c.recent_uid,
@@ -187,23 +190,24 @@ class FolderIndexes:
 
 
 class HeaderFields:
-    """Message id → decoded ``(subject, from, to, cc)``, oldest entries dropped first.
+    """Message id → casefolded decoded ``(subject, from, to, cc)``, oldest dropped first.
 
-    Stored messages never change, so an entry is valid for as long as it is kept.
+    Stored messages never change, so an entry is valid for as long as it is kept. Values
+    are casefolded once here, as SEARCH compares them (RFC 9051 §6.4.4: case-insensitive).
     """
 
     def __init__(self, db: Database, max_entries: int) -> None:
         self._db = db
         self.max_entries = max_entries
-        self._fields: OrderedDict[int, tuple[str, str, str, str]] = OrderedDict()
+        self._fields: OrderedDict[int, HeaderTuple] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._fields)
 
-    async def many(self, message_ids: Sequence[int]) -> dict[int, tuple[str, str, str, str]]:
+    async def many(self, message_ids: Sequence[int]) -> dict[int, HeaderTuple]:
         """The fields of every message in ``message_ids`` (missing ones read in chunks)."""
         fields = self._fields
-        out: dict[int, tuple[str, str, str, str]] = {}
+        out: dict[int, HeaderTuple] = {}
         missing: list[int] = []
         for mid in message_ids:
             got = fields.get(mid)
@@ -219,7 +223,8 @@ class HeaderFields:
                         select(m.c.id, m.c.subject, m.c.from_addr, m.c.to_addr, m.c.cc_addr)
                         .where(m.c.id.in_(missing[i : i + 500])))
                     for mid, subject, from_, to, cc in rows:
-                        value = (subject or "", from_ or "", to or "", cc or "")
+                        value = ((subject or "").casefold(), (from_ or "").casefold(),
+                                 (to or "").casefold(), (cc or "").casefold())
                         out[mid] = fields[mid] = value
             while len(fields) > self.max_entries:
                 fields.popitem(last=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imap.folderindex import FolderIndex, FolderIndexes, HeaderFields
+from imap.folderindex import Entry, FolderIndex, FolderIndexes, HeaderFields, HeaderTuple
 from mail.changes import ChangeHub
 from storage import delegations as delegation_rows
 from storage import folders as folder_rows
@@ -148,6 +148,15 @@ class MailStore(Protocol):
     ) -> list[MessageRow]:
         """Live rows in ``ranges`` with UID, MODSEQ and flags only (``headers``: also the
         decoded Subject/From/To/Cc), answered from the folder's in-memory index."""
+        ...
+
+    async def index_entries(self, folder_id: int) -> Mapping[int, Entry]:
+        """UID → ``(modseq, flags, message id)`` of every live message, from the folder's
+        index brought up to date: a live read-only view, to use before the next await."""
+        ...
+
+    async def header_fields(self, message_ids: Sequence[int]) -> dict[int, HeaderTuple]:
+        """Message id → casefolded ``(subject, from, to, cc)`` (SEARCH on those headers)."""
         ...
 
     async def changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]: ...
@@ -380,7 +389,7 @@ class SqlMailStore:
         self._db = db
         self._changes = changes
         self.indexes = FolderIndexes(db, changes, index_messages)
-        self.header_fields = HeaderFields(db, header_fields)
+        self.fields = HeaderFields(db, header_fields)
         # (folder, since-modseq, hub generation) → the query in flight, shared by every
         # session woken by the same change (10,000 IDLE sessions cost one query, not 10,000).
         self._inflight: dict[tuple[int, int, int], asyncio.Task[tuple[int, list[Change]]]] = {}
@@ -531,10 +540,16 @@ class SqlMailStore:
         rows = [MessageRow(uid, modseq, flags, message_id=mid)
                 for uid, (modseq, flags, mid) in found]
         if headers and rows:
-            fields = await self.header_fields.many([r.message_id for r in rows])
+            fields = await self.fields.many([r.message_id for r in rows])
             for row in rows:
                 row.subject, row.from_addr, row.to_addr, row.cc_addr = fields[row.message_id]
         return rows
+
+    async def index_entries(self, folder_id: int) -> Mapping[int, Entry]:
+        return (await self._index(folder_id)).entries
+
+    async def header_fields(self, message_ids: Sequence[int]) -> dict[int, HeaderTuple]:
+        return await self.fields.many(message_ids)
 
     async def changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]:
         """The folder's HIGHESTMODSEQ and every row (tombstones too) changed after ``modseq``.

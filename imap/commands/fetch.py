@@ -11,11 +11,13 @@ runs in a single read transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from imap.binary import binary_size, read_binary
 from imap.commands import SELECTED, register
+from imap.folderindex import Entry
 from imap.mailstore import BodyReader, MessageRow
 from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
 from imap.protocol import commands as c
@@ -143,26 +145,30 @@ def _simple(session: Session, sel: SelectedMailbox, seq: int, row: MessageRow,
     return _finish(session, sel, seq, row, items, out, flags_changed)
 
 
-async def _uid_flags(session: Session, sel: SelectedMailbox, rows: list[MessageRow],
-                     names: str) -> None:
+async def _uid_flags(session: Session, sel: SelectedMailbox, uids: list[int],
+                     entries: Mapping[int, Entry], names: str) -> None:
     """``FETCH … (UID FLAGS)`` or ``(FLAGS)`` — what clients send to resynchronise a whole
-    folder — in one loop: each distinct flag list is formatted once, and the responses are
-    buffered in blocks rather than flushed per message."""
+    folder — from the folder index in one loop: each distinct flag list is formatted once,
+    sequence numbers are counted rather than looked up when every known message is asked
+    for, and the responses are buffered in blocks rather than flushed per message."""
     formatted: dict[tuple[tuple[str, ...], bool], bytes] = {}
     recent = sel.recent
     block: list[bytes] = []
-    for row in rows:
-        seq = sel.seq_of(row.uid)
-        if seq is None:
-            continue
-        key = (row.flags, row.uid in recent)
+    numbered: Iterable[tuple[int | None, int]] = (
+        enumerate(uids, 1) if len(uids) == len(sel.uids) else
+        ((sel.seq_of(uid), uid) for uid in uids))
+    for seq, uid in numbered:
+        entry = entries.get(uid)
+        if seq is None or entry is None:
+            continue  # expunged meanwhile: nothing to say about it (RFC 9051 §6.4.5)
+        key = (entry[1], uid in recent)
         flags = formatted.get(key)
         if flags is None:
             flags = formatted[key] = b"FLAGS " + _flags(*key)
         if names == "UID FLAGS":
-            block.append(b"* %d FETCH (UID %d %s)\r\n" % (seq, row.uid, flags))
+            block.append(b"* %d FETCH (UID %d %s)\r\n" % (seq, uid, flags))
         elif names == "FLAGS UID":
-            block.append(b"* %d FETCH (%s UID %d)\r\n" % (seq, flags, row.uid))
+            block.append(b"* %d FETCH (%s UID %d)\r\n" % (seq, flags, uid))
         else:
             block.append(b"* %d FETCH (%s)\r\n" % (seq, flags))
         if len(block) >= 1024:
@@ -289,10 +295,6 @@ def _plan(rows: list[MessageRow], items: list[FetchAttr]) -> Plan:
 async def _answer_rows(session: Session, sel: SelectedMailbox, rows: list[MessageRow],
                        items: list[FetchAttr], changed: set[int]) -> None:
     """Writes FETCH responses made of row items only (no view, no body)."""
-    names = " ".join(a.name for a in items)
-    if names in ("UID FLAGS", "FLAGS UID", "FLAGS") and not changed:
-        await _uid_flags(session, sel, rows, names)
-        return
     for row in rows:
         seq = sel.seq_of(row.uid)
         if seq is not None:
@@ -354,6 +356,11 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
     ranges = uid_ranges(uids)
     if all(a.name in _INDEXED for a in items):
         # UID, FLAGS and MODSEQ only (a client resynchronising a folder): the folder index.
+        names = " ".join(a.name for a in items)
+        if names in ("UID FLAGS", "FLAGS UID", "FLAGS") and cmd.changedsince is None:
+            await _uid_flags(session, sel, uids, await store.index_entries(sel.folder_id),
+                             names)
+            return None
         rows = await store.index_rows(sel.folder_id, ranges, changed_since=cmd.changedsince)
         await _answer_rows(session, sel, rows, items, set())
         return None

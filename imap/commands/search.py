@@ -9,9 +9,11 @@ base64 or quoted-printable parts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from imap.commands import SELECTED, register
+from imap.folderindex import HeaderTuple
 from imap.mailstore import BodyReader, MessageRow
 from imap.protocol import (
     Atom,
@@ -56,7 +58,7 @@ def _uses_modseq(key: SearchKey) -> bool:
 class _Matcher:
     """Evaluates a criteria tree against one message row, reading the body only if asked."""
 
-    def __init__(self, sel: SelectedMailbox, reader: BodyReader | None) -> None:
+    def __init__(self, sel: SelectedMailbox, reader: BodyReader) -> None:
         self.sel = sel
         self.reader = reader
         self.now = datetime.now(UTC)
@@ -71,7 +73,7 @@ class _Matcher:
 
     async def header(self) -> bytes:
         row = self._row
-        assert row is not None and self.reader is not None
+        assert row is not None
         if self._header is None:
             self._header = b"" if row.blob_id is None else await self.reader.read(
                 row.blob_id, 0, row.header_size)
@@ -79,7 +81,7 @@ class _Matcher:
 
     async def whole(self) -> str:
         row = self._row
-        assert row is not None and self.reader is not None
+        assert row is not None
         if self._text is None:
             raw = b"" if row.blob_id is None else await self.reader.read(row.blob_id, 0, row.size)
             self._text = raw.decode("utf-8", "replace").casefold()
@@ -193,22 +195,91 @@ def _index_needs(key: SearchKey) -> tuple[bool, bool]:
     return all(a for a, _ in answers), any(h for _, h in answers)
 
 
+Predicate = Callable[[int, int, int, tuple[str, ...], HeaderTuple], bool]
+"""``(uid, seq, modseq, flags, casefolded headers) → match`` for the folder index path."""
+
+_NO_HEADERS: HeaderTuple = ("", "", "", "")
+_HEADER_INDEX = {"subject": 0, "from": 1, "to": 2, "cc": 3}
+
+
+def _compile(key: SearchKey, sel: SelectedMailbox) -> Predicate:  # noqa: C901, PLR0911
+    """A plain function for an index-answerable criteria tree (see :func:`_index_needs`):
+    the tree is walked once per SEARCH instead of once per message, with the same
+    semantics as :class:`_Matcher`."""
+    if isinstance(key, SearchAll):
+        return lambda u, s, m, f, h: True
+    if isinstance(key, SearchAnd):
+        parts = [_compile(k, sel) for k in key.keys]
+
+        def all_of(u: int, s: int, m: int, f: tuple[str, ...], h: HeaderTuple) -> bool:
+            return all(p(u, s, m, f, h) for p in parts)
+        return all_of
+    if isinstance(key, SearchOr):
+        left, right = _compile(key.left, sel), _compile(key.right, sel)
+        return lambda u, s, m, f, h: left(u, s, m, f, h) or right(u, s, m, f, h)
+    if isinstance(key, SearchNot):
+        inner = _compile(key.key, sel)
+        return lambda u, s, m, f, h: not inner(u, s, m, f, h)
+    if isinstance(key, SearchFlag):
+        present = key.present
+        if key.flag.lower() == "\\recent":
+            recent = sel.recent
+            return lambda u, s, m, f, h: (u in recent) == present
+        wanted = key.flag.lower()
+        # Flag tuples are shared between messages: each is lowered once.
+        lowered: dict[tuple[str, ...], bool] = {}
+
+        def has_flag(u: int, s: int, m: int, f: tuple[str, ...], h: HeaderTuple) -> bool:
+            got = lowered.get(f)
+            if got is None:
+                got = lowered[f] = wanted in (x.lower() for x in f)
+            return got == present
+        return has_flag
+    if isinstance(key, SearchSequence):
+        seqset = key.set
+        if seqset.saved:
+            saved = set(sel.saved or ())
+            return lambda u, s, m, f, h: u in saved
+        if key.uid:
+            top = sel.uids[-1] if sel.uids else 0
+            return lambda u, s, m, f, h: seqset.contains(u, top)
+        count = len(sel.uids)
+        return lambda u, s, m, f, h: seqset.contains(s, count)
+    if isinstance(key, SearchModseq):
+        floor = key.modseq
+        return lambda u, s, m, f, h: m >= floor
+    if isinstance(key, SearchHeader):
+        needle = key.value.casefold()
+        at = _HEADER_INDEX[key.name.lower()]
+        return lambda u, s, m, f, h: needle in h[at]
+    raise TypeError(f"{type(key).__name__} is not answered from the folder index")
+
+
+async def _search_index(session: Session, sel: SelectedMailbox, key: SearchKey,
+                        headers: bool) -> list[MessageRow]:
+    """SEARCH over the folder index: no row is read from the database, and the headers
+    (when asked for) come from the message field cache."""
+    store = session.ctx.store
+    entries = await store.index_entries(sel.folder_id)
+    known = [(seq, uid, entry) for seq, uid in enumerate(sel.uids, 1)
+             if (entry := entries.get(uid)) is not None]
+    fields: dict[int, HeaderTuple] = {}
+    if headers:
+        fields = await store.header_fields([e[2] for _, _, e in known])
+    test = _compile(key, sel)
+    hits: list[MessageRow] = []
+    for seq, uid, (modseq, flags, mid) in known:
+        if test(uid, seq, modseq, flags, fields.get(mid, _NO_HEADERS)):
+            hits.append(MessageRow(uid, modseq, flags, message_id=mid))
+    return hits
+
+
 async def run_search(session: Session, sel: SelectedMailbox, key: SearchKey) -> list[MessageRow]:
     if not sel.uids:
         return []
     indexed, headers = _index_needs(key)
     if indexed:
-        rows = await session.ctx.store.index_rows(sel.folder_id, sel.uids.ranges(),
-                                                  headers=headers)
-        matcher = _Matcher(sel, None)  # no criterion here reads a body
-        hits: list[MessageRow] = []
-        for row in rows:
-            if sel.seq_of(row.uid) is None:
-                continue
-            matcher.start(row)
-            if await matcher.match(key, row):
-                hits.append(row)
-        return hits
+        return await _search_index(session, sel, key, headers)
     with_flags, without_flags = _flag_filters(key)
     found: list[MessageRow] = []
     # One read transaction for the rows and any body the criteria need.
