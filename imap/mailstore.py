@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import Text, and_, delete, func, literal, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imap.folderindex import Entry, FolderIndex, FolderIndexes, HeaderFields, HeaderTuple
@@ -59,7 +59,7 @@ class MessageRow:
     header_size: int = 0
     blob_id: int | None = None
     message_id: int = 0
-    view: str | None = None
+    view: str | None = None  # the messages.view column as stored (JSON string literal)
     subject: str | None = None
     from_addr: str | None = None
     to_addr: str | None = None
@@ -252,7 +252,9 @@ async def _fetch_rows(
     if full or search:
         cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id]
     if full:
-        cols.append(messages.c.view)
+        # As stored (a JSON string literal): the view cache is keyed by it, so a view held
+        # in memory is never unescaped nor decoded again (mail.views.ViewCache.get_stored).
+        cols.append(type_coerce(messages.c.view, Text))
     if search:
         cols += [messages.c.subject, messages.c.from_addr, messages.c.to_addr,
                  messages.c.cc_addr, messages.c.date_header]

@@ -383,6 +383,21 @@ class ViewCache:
             views.popitem(last=False)
         return view
 
+    def get_stored(self, stored: str) -> MessageView:
+        """The view of a ``messages.view`` column read as it is stored (a JSON string
+        literal, see :class:`storage.types.JSONText`): a cached view costs neither
+        unescaping the literal nor decoding it."""
+        views = self._views
+        view = views.get(stored)
+        if view is not None:
+            views.move_to_end(stored)
+            return view
+        view = MessageView.from_json(json.loads(stored))
+        views[stored] = view
+        if len(views) > self.capacity:
+            views.popitem(last=False)
+        return view
+
     def __len__(self) -> int:
         return len(self._views)
 

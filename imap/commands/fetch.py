@@ -186,7 +186,7 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
     out: list[bytes] = []
     view: MessageView | None = None
     if row.view is not None and any(a.name not in _SIMPLE for a in items):
-        view = VIEWS.get(row.view)
+        view = VIEWS.get_stored(row.view)
     for attr in items:
         name = attr.name
         simple = _row_item(name, row, sel)
@@ -277,7 +277,7 @@ def _plan(rows: list[MessageRow], items: list[FetchAttr]) -> Plan:
         count += 1
         if row.blob_id is None or row.view is None:
             continue
-        view = VIEWS.get(row.view)
+        view = VIEWS.get_stored(row.view)
         lo = hi = -1
         for attr in items:
             span = _span(view, attr)

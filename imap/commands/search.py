@@ -210,9 +210,17 @@ def _compile(key: SearchKey, sel: SelectedMailbox) -> Predicate:  # noqa: C901, 
         return lambda u, s, m, f, h: True
     if isinstance(key, SearchAnd):
         parts = [_compile(k, sel) for k in key.keys]
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            first, second = parts
+            return lambda u, s, m, f, h: first(u, s, m, f, h) and second(u, s, m, f, h)
 
         def all_of(u: int, s: int, m: int, f: tuple[str, ...], h: HeaderTuple) -> bool:
-            return all(p(u, s, m, f, h) for p in parts)
+            for part in parts:
+                if not part(u, s, m, f, h):
+                    return False
+            return True
         return all_of
     if isinstance(key, SearchOr):
         left, right = _compile(key.left, sel), _compile(key.right, sel)
@@ -260,15 +268,21 @@ async def _search_index(session: Session, sel: SelectedMailbox, key: SearchKey,
     """SEARCH over the folder index: no row is read from the database, and the headers
     (when asked for) come from the message field cache."""
     store = session.ctx.store
-    entries = await store.index_entries(sel.folder_id)
-    known = [(seq, uid, entry) for seq, uid in enumerate(sel.uids, 1)
-             if (entry := entries.get(uid)) is not None]
     fields: dict[int, HeaderTuple] = {}
     if headers:
-        fields = await store.header_fields([e[2] for _, _, e in known])
+        entries = await store.index_entries(sel.folder_id)
+        fields = await store.header_fields(
+            [e[2] for uid in sel.uids if (e := entries.get(uid)) is not None])
+    # Taken again after the last await: the index may have moved on meanwhile.
+    entries = await store.index_entries(sel.folder_id)
     test = _compile(key, sel)
     hits: list[MessageRow] = []
-    for seq, uid, (modseq, flags, mid) in known:
+    get = entries.get
+    for seq, uid in enumerate(sel.uids, 1):
+        entry = get(uid)
+        if entry is None:
+            continue
+        modseq, flags, mid = entry
         if test(uid, seq, modseq, flags, fields.get(mid, _NO_HEADERS)):
             hits.append(MessageRow(uid, modseq, flags, message_id=mid))
     return hits
