@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Text, and_, delete, func, literal, or_, select, type_coerce, update
+from sqlalchemy import (
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imap.folderindex import Entry, FolderIndex, FolderIndexes, HeaderFields, HeaderTuple
@@ -138,9 +149,10 @@ class MailStore(Protocol):
 
     async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts: ...
 
-    async def snapshot(
-        self, folder_id: int
-    ) -> tuple[FolderInfo, list[tuple[int, tuple[str, ...]]]]: ...
+    async def snapshot(self, folder_id: int) -> tuple[FolderInfo, Mapping[int, Entry]]:
+        """The folder row and UID → ``(modseq, flags, message id)`` of every live message,
+        consistent with each other (a live read-only view, to use before the next await)."""
+        ...
 
     async def index_rows(
         self, folder_id: int, ranges: Ranges, *, changed_since: int | None = None,
@@ -237,6 +249,26 @@ def _has_flag(flag: str) -> Any:
     return padded.contains(f" {flag.lower()} ", autoescape=True)
 
 
+def _one_range(full: bool) -> Any:
+    """Rows of one UID range of one folder, with bound parameters (see :func:`_fetch_rows`)."""
+    fm = folder_messages
+    cols: list[Any] = [fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.internal_date]
+    if full:
+        cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id,
+                 type_coerce(messages.c.view, Text)]
+    stmt = select(*cols).where(
+        fm.c.folder_id == bindparam("folder"), _LIVE,
+        fm.c.uid >= bindparam("lo"), fm.c.uid <= bindparam("hi"),
+    ).order_by(fm.c.uid)
+    if full:
+        stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
+    return stmt
+
+
+_ONE_RANGE = _one_range(full=False)
+_ONE_RANGE_FULL = _one_range(full=True)
+
+
 async def _fetch_rows(
     conn: AsyncConnection, folder_id: int, ranges: Ranges, *, full: bool, search: bool,
     changed_since: int | None, with_flags: Sequence[str] = (),
@@ -269,6 +301,21 @@ async def _fetch_rows(
             got = parsed[text] = tuple(text.split()) if text else ()
         return got
 
+    if (len(ranges) == 1 and changed_since is None and not with_flags and not without_flags
+            and not search):
+        # The common shape (one range: a page of headers, one message) as a statement built
+        # once: building and keying a new statement cost more than running it.
+        stmt = _ONE_RANGE_FULL if full else _ONE_RANGE
+        lo, hi = ranges[0]
+        ranges = ()
+        result = (await conn.execute(stmt, {"folder": folder_id, "lo": lo, "hi": hi})).all()
+        if full:
+            for r in result:
+                append(MessageRow(r[0], r[1], flags_of(r[2]), r[3],
+                                  int(r[4]), int(r[5]), r[6], int(r[7]), r[8]))
+        else:
+            for uid, modseq, flags, date in result:
+                append(MessageRow(uid, modseq, flags_of(flags), date))
     for chunk in _chunks(ranges):
         cond = [fm.c.folder_id == folder_id, _LIVE, _in_ranges(chunk)]
         if changed_since is not None:
@@ -509,11 +556,8 @@ class SqlMailStore:
             raise LookupError(f"folder {folder_id} does not exist")
         return index
 
-    async def snapshot(
-        self, folder_id: int
-    ) -> tuple[FolderInfo, list[tuple[int, tuple[str, ...]]]]:
-        """The folder row and ``(uid, flags)`` of every live message, read consistently
-        (from the folder's index, brought up to date first)."""
+    async def snapshot(self, folder_id: int) -> tuple[FolderInfo, Mapping[int, Entry]]:
+        """From the folder's index, brought up to date first."""
         index = await self._index(folder_id)
         info = _info(index.row)
         entries = index.entries
@@ -529,7 +573,7 @@ class SqlMailStore:
                 uidvalidity=info.uidvalidity, uidnext=max(info.uidnext, last + 1),
                 highestmodseq=max(info.highestmodseq, index.modseq),
                 subscribed=info.subscribed, recent_uid=recent)
-        return info, [(uid, entry[1]) for uid, entry in entries.items()]
+        return info, entries
 
     async def index_rows(
         self, folder_id: int, ranges: Ranges, *, changed_since: int | None = None,

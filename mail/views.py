@@ -363,10 +363,11 @@ class ViewCache:
     Decoding the JSON again for each message of each FETCH costs more than serving the
     answer. The key is the stored text itself (hashing and comparing it is far cheaper than
     decoding it), so an entry can never answer for another message or another database.
-    Least recently used entries go first.
+    Least recently used entries go first; a simple message's view takes about 3 KB, so
+    the default holds a large mailbox being paged through for some 50 MB.
     """
 
-    def __init__(self, capacity: int = 2048) -> None:
+    def __init__(self, capacity: int = 16384) -> None:
         self.capacity = capacity
         self._views: OrderedDict[str, MessageView] = OrderedDict()
 

@@ -293,8 +293,7 @@ async def rename(session: Session, cmd: c.Rename) -> Done | None:
         # RFC 3501 §6.3.5: renaming INBOX moves its messages to the new name; INBOX stays,
         # empty, and its sub-folders are not renamed.
         target = await store.create_folder(session.identity.account_id, new)
-        snapshot = await store.snapshot(folder.id)
-        uids = [u for u, _ in snapshot[1]]
+        uids = list((await store.snapshot(folder.id))[1])
         if uids:
             await store.copy(folder.id, uids, target.id, move=True)
         return None

@@ -55,8 +55,12 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     if cmd.condstore:
         session.enabled.add("CONDSTORE")  # RFC 7162 §3.1.8
     event = session.ctx.changes.watch(folder.id)
-    info, rows = await store.snapshot(folder.id)
-    uids = UidList(u for u, _ in rows)
+    info, entries = await store.snapshot(folder.id)
+    uids = UidList(entries)
+    # Taken now: the index may move on at the next await (claim_recent).
+    distinct = {entry[1] for entry in entries.values()}
+    first_unseen = None if session.rev2 else next(
+        (i + 1 for i, entry in enumerate(entries.values()) if "\\Seen" not in entry[1]), None)
     top = uids[-1] if uids else 0
     if session.rev2:
         recent: set[int] = set()  # RFC 9051 §2.3.2: no \Recent in IMAP4rev2; none claimed
@@ -75,8 +79,6 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         # (its canonical spelling, as LIST would show it).
         session.write(untagged_data("LIST", [], b"/", Atom(encode_mailbox(
             folder.name, utf8=True).decode("utf-8", "surrogateescape"))))
-    # Few distinct flag texts in a folder: split each once, not once per message.
-    distinct = {flags for _, flags in rows if flags}
     keywords = sorted({f for flags in distinct for f in flags if not f.startswith("\\")})
     flags = [Atom(f) for f in (*SYSTEM_FLAGS, *keywords)]
     session.write(untagged_data("FLAGS", flags))
@@ -89,8 +91,6 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     session.write(untagged_data(len(uids), "EXISTS"))
     if not session.rev2:
         session.write(untagged_data(len(sel.recent), "RECENT"))
-        first_unseen = next((i + 1 for i, (_, f) in enumerate(rows) if "\\Seen" not in f),
-                            None)
         if first_unseen is not None:
             session.write(untagged("OK", "First unseen message",
                                    ResponseCode("UNSEEN", str(first_unseen))))

@@ -50,9 +50,9 @@ async def test_index_follows_every_kind_of_change(imap_env: ImapEnv) -> None:
     assert await _same_as_database(store, fid) == [1, 2, 3, 7, 8, 9, 10, 11]
     assert await _same_as_database(store, archive) == [1, 2]
 
-    info, rows = await store.snapshot(fid)
-    assert [u for u, _ in rows] == [1, 2, 3, 7, 8, 9, 10, 11]
-    assert dict(rows)[3] == ("$Label1", "\\Flagged")
+    info, entries = await store.snapshot(fid)
+    assert list(entries) == [1, 2, 3, 7, 8, 9, 10, 11]
+    assert entries[3][1] == ("$Label1", "\\Flagged")
     assert info.uidnext == 12
     async with imap_env.gateway.db.read() as conn:  # type: ignore[union-attr]
         row = await folder_rows.get(conn, 1, "INBOX")
