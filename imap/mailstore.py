@@ -449,7 +449,7 @@ class SqlMailStore:
 
     # -- folders -------------------------------------------------------------------
     async def list_folders(self, account_id: int) -> list[FolderInfo]:
-        async with self._db.read() as conn:
+        async with self._db.scan() as conn:
             rows = await conn.execute(
                 select(*_FOLDER_COLUMNS).where(folders.c.account_id == account_id)
                 .order_by(folders.c.name)
@@ -457,7 +457,7 @@ class SqlMailStore:
             return [_info(r) for r in rows]
 
     async def get_folder(self, account_id: int, name: str) -> FolderInfo | None:
-        async with self._db.read() as conn:
+        async with self._db.scan() as conn:
             row = (
                 await conn.execute(
                     select(*_FOLDER_COLUMNS).where(

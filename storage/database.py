@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -19,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from config.settings import Settings
 from storage import meta
 from storage.blobs import BlobStore, any_blob_stored
-from storage.engine import check_database, create_engine, create_read_engine
+from storage.engine import (
+    check_database,
+    create_engine,
+    create_read_engine,
+    create_write_engine,
+    read_only,
+)
 from storage.errors import KeyFileMissing
 from storage.keys import Keyring, load_or_create_keyring
 from storage.migrate import migrate
@@ -37,6 +44,10 @@ class Database:
     blobs: BlobStore
     reader: AsyncEngine
     """Read-only transactions (inline SQLite connections, or ``engine`` on PostgreSQL)."""
+    writer: AsyncEngine
+    """Read-write transactions (inline SQLite connections committing in ``_offload``, or
+    ``engine`` on PostgreSQL)."""
+    _offload: ThreadPoolExecutor | None = field(default=None, repr=False)
     _write_lock: asyncio.Lock | None = field(default=None, repr=False)
 
     @asynccontextmanager
@@ -51,7 +62,7 @@ class Database:
         Other processes (command-line tools) still meet the busy timeout.
         """
         if self.engine.dialect.name != "sqlite":
-            async with self.engine.begin() as conn:
+            async with self.writer.begin() as conn:
                 yield conn
             return
         if _IN_WRITE.get():
@@ -62,7 +73,7 @@ class Database:
         async with self._write_lock:
             token = _IN_WRITE.set(True)
             try:
-                async with self.engine.begin() as conn:
+                async with self.writer.begin() as conn:
                     yield conn
             finally:
                 _IN_WRITE.reset(token)
@@ -73,10 +84,22 @@ class Database:
         async with self.reader.begin() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def scan(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction for a query that visits many rows (an aggregate over a
+        mailbox): on SQLite it runs in a driver thread, where SQLite releases the GIL, so a
+        long scan uses another core instead of holding up the event loop like
+        :meth:`read`'s inline connections would."""
+        async with read_only(self.engine).begin() as conn:
+            yield conn
+
     async def close(self) -> None:
         """Closes every pooled connection."""
-        if self.reader.dialect.name == "sqlite":  # its own pool; on PostgreSQL it is shared
+        if self.reader.dialect.name == "sqlite":  # own pools; on PostgreSQL they are shared
             await self.reader.dispose()
+            await self.writer.dispose()
+        if self._offload is not None:
+            self._offload.shutdown(wait=True)
         await self.engine.dispose()
 
 
@@ -110,10 +133,14 @@ async def open_database(settings: Settings, *, may_create_key: bool) -> Database
     except BaseException:
         await engine.dispose()
         raise
+    # BEGIN IMMEDIATE and COMMIT of SQLite writers (one writer at a time: one thread).
+    offload = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
     return Database(
         settings=settings,
         engine=engine,
         keyring=keyring,
         blobs=BlobStore(keyring, settings.storage.segment_size),
         reader=create_read_engine(settings, engine),
+        writer=create_write_engine(settings, engine, offload),
+        _offload=offload,
     )

@@ -10,25 +10,44 @@ Reads of a WAL database never wait for writers: a deferred ``BEGIN`` takes a sna
 SQLite answers from the page cache in microseconds, so running them inline is cheaper than
 any hand-off. These objects give SQLAlchemy the coroutine interface it expects from an
 asyncio driver (the shape of aiosqlite's), but each coroutine completes without
-suspending. They are used only for read-only transactions (:func:`storage.engine
-.create_read_engine`); writes keep aiosqlite's threads, since a commit's fsync and a wait
-for another process's write lock must never stall the loop.
+suspending.
+
+Writers get the same connections with an ``offload`` executor: the two steps that may wait
+— ``BEGIN IMMEDIATE`` (another process may hold the write lock: the busy timeout) and
+``COMMIT`` (fsync, and the WAL checkpoint it may run) — go to that thread, and the
+statements between them run inline. Writers of this process never wait for each other in
+SQLite: :meth:`storage.database.Database.begin` queues them first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 from typing import Any
+
+
+async def _offloaded(executor: Executor, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in ``executor``; if the caller is cancelled meanwhile, the call is
+    still waited for, so that nothing else (a rollback) touches the connection while it
+    runs in the other thread."""
+    future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
 class InlineCursor:
     """An ``aiosqlite.Cursor``-shaped wrapper whose coroutines finish at once."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ("_cursor", "_offload")
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, offload: Executor | None = None) -> None:
         self._cursor = cursor
+        self._offload = offload
 
     async def __aenter__(self) -> InlineCursor:
         return self
@@ -37,7 +56,10 @@ class InlineCursor:
         self._cursor.close()
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
-        if parameters is None:
+        if self._offload is not None and sql[:5].upper() == "BEGIN":
+            # May sleep in SQLite's busy handler while another process writes.
+            await _offloaded(self._offload, self._cursor.execute, sql)
+        elif parameters is None:
             self._cursor.execute(sql)
         else:
             self._cursor.execute(sql, parameters)
@@ -93,8 +115,9 @@ class InlineConnection:
     looks at (is the connection open; the raw connection).
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, offload: Executor | None = None) -> None:
         self._conn: sqlite3.Connection | None = conn
+        self._offload = offload
 
     @property
     def _connection(self) -> sqlite3.Connection | None:
@@ -114,14 +137,19 @@ class InlineConnection:
         self._open().isolation_level = value
 
     def cursor(self) -> InlineCursor:
-        return InlineCursor(self._open().cursor())
+        return InlineCursor(self._open().cursor(), self._offload)
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
         cursor = self.cursor()
         return await cursor.execute(sql, parameters)
 
     async def commit(self) -> None:
-        self._open().commit()
+        conn = self._open()
+        if self._offload is None:
+            conn.commit()
+        else:
+            # fsync (synchronous=FULL) and any automatic WAL checkpoint happen here.
+            await _offloaded(self._offload, conn.commit)
 
     async def rollback(self) -> None:
         self._open().rollback()
@@ -141,16 +169,17 @@ class InlineConnection:
             self._conn = None
 
 
-def inline_connector(path: str, timeout_s: float) -> Any:
+def inline_connector(path: str, timeout_s: float, offload: Executor | None = None) -> Any:
     """An ``async_creator`` for :func:`sqlalchemy.ext.asyncio.create_async_engine`.
 
-    ``check_same_thread`` is off only so that the pool may close a connection from a
-    garbage-collection callback; every statement runs on the loop thread.
+    ``check_same_thread`` is off so that ``offload`` may run ``BEGIN`` and ``COMMIT`` (and
+    the pool may close a connection from a garbage-collection callback); a connection is
+    only ever used by one transaction at a time.
     """
 
     async def connect() -> InlineConnection:
         conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None,
                                check_same_thread=False)
-        return InlineConnection(conn)
+        return InlineConnection(conn, offload)
 
     return connect

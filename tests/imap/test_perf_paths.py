@@ -75,8 +75,9 @@ def counted(env: ImapEnv) -> Iterator[list[str]]:
     def on_execute(_c: object, _cur: object, stmt: str, *_a: object) -> None:
         seen.append(stmt)
 
-    # Writes go through db.engine, reads through db.reader (its own engine on SQLite).
-    engines = {id(e.sync_engine): e.sync_engine for e in (db.engine, db.reader)}.values()
+    # Writes go through db.writer, reads through db.reader (engines of their own on SQLite).
+    engines = {id(e.sync_engine): e.sync_engine
+               for e in (db.engine, db.reader, db.writer)}.values()
     for engine in engines:
         event.listen(engine, "before_cursor_execute", on_execute)
     try:

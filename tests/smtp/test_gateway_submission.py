@@ -246,13 +246,14 @@ async def test_remote_trusted_recipient_is_queued_with_dsn_parameters(
         rcpt_options=["NOTIFY=SUCCESS,FAILURE", f"ORCPT=rfc822;{remote}"],
     )
     [row] = await gateway.queue_rows()
-    assert (row["recipient"], row["domain"], row["state"]) == (
-        remote, "ch-exemple.mssante.fr", "queued")
+    assert (row["recipient"], row["domain"]) == (remote, "ch-exemple.mssante.fr")
+    # The outbound worker may already hold it (or have deferred it: no such host here).
+    assert row["state"] in ("queued", "inflight", "deferred")
     assert row["notify"] == "FAILURE,SUCCESS"
     assert row["orcpt"] == f"rfc822;{remote}"
     assert (row["ret"], row["envid"], row["sender"]) == ("HDRS", "env-42", gateway.demo_address)
     kinds = [p["kind"] for p in await gateway.proofs_for("<remote.1@client.test>")]
-    assert kinds == ["submitted"]
+    assert kinds[0] == "submitted" and set(kinds) <= {"submitted", "deferred"}
 
 
 async def test_unicode_domain_in_trust_space_is_accepted(gateway: RunningGateway) -> None:
