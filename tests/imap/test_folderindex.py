@@ -34,7 +34,8 @@ async def _same_as_database(store: SqlMailStore, fid: int) -> list[int]:
     return [r.uid for r in from_index]
 
 
-async def test_index_follows_every_kind_of_change(imap_env: ImapEnv) -> None:
+async def test_index_follows_every_kind_of_change(imap_env_any_db: ImapEnv) -> None:
+    imap_env = imap_env_any_db
     for n in range(1, 11):
         await imap_env.deliver(message(n))
     fid = await imap_env.folder_id(ALICE, "INBOX")
@@ -136,7 +137,10 @@ async def test_memory_is_bounded_and_deleted_folders_are_dropped(imap_env: ImapE
     assert ids[0] not in store.indexes._indexes
 
 
-async def test_search_answered_from_the_index_matches_stored_rows(imap_env: ImapEnv) -> None:
+async def test_search_answered_from_the_index_matches_stored_rows(
+    imap_env_any_db: ImapEnv,
+) -> None:
+    imap_env = imap_env_any_db
     subjects = ["Avis cardiologie", "Compte rendu", "RÉSULTATS biologie", "avis urgent"]
     for n, subject in enumerate(subjects, 1):
         await imap_env.deliver(message(n, subject=subject))
