@@ -108,6 +108,7 @@ class FolderIndexes:
         self.max_messages = max_messages
         self._indexes: OrderedDict[int, FolderIndex] = OrderedDict()
         self._flag_tuples: dict[str, tuple[str, ...]] = {"": ()}
+        self._total = 0  # messages in all indexes, kept as they change
 
     def __len__(self) -> int:
         return len(self._indexes)
@@ -115,12 +116,13 @@ class FolderIndexes:
     @property
     def messages(self) -> int:
         """Messages held in all indexes."""
-        return sum(len(i) for i in self._indexes.values())
+        return self._total
 
     def drop(self, folder_id: int) -> None:
         """Forgets a folder (deleted: SQLite may give its id to a new folder)."""
         index = self._indexes.pop(folder_id, None)
         if index is not None:
+            self._total -= len(index)
             self._changes.unwatch(folder_id, index.event)
 
     async def get(self, folder_id: int) -> FolderIndex | None:
@@ -138,8 +140,13 @@ class FolderIndexes:
             if index.event.is_set() or loop_time - index.checked_at >= QUIET_RECHECK:
                 # Cleared before reading: a change committed meanwhile sets it again.
                 index.event.clear()
-                async with self._db.read() as conn:
-                    present = await self._refresh(conn, index)
+                before = len(index)
+                try:
+                    async with self._db.read() as conn:
+                        present = await self._refresh(conn, index)
+                finally:
+                    if self._indexes.get(folder_id) is index:
+                        self._total += len(index) - before
                 index.checked_at = loop_time
                 if not present:
                     self.drop(folder_id)
@@ -179,13 +186,11 @@ class FolderIndexes:
         return True
 
     def _evict(self, keep: int) -> None:
-        total = self.messages
-        while total > self.max_messages and len(self._indexes) > 1:
-            folder_id, oldest = next(iter(self._indexes.items()))
+        while self._total > self.max_messages and len(self._indexes) > 1:
+            folder_id = next(iter(self._indexes))
             if folder_id == keep:
                 self._indexes.move_to_end(folder_id)
                 continue
-            total -= len(oldest)
             self.drop(folder_id)
 
 

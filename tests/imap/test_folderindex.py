@@ -127,10 +127,14 @@ async def test_memory_is_bounded_and_deleted_folders_are_dropped(imap_env: ImapE
         assert len(await store.index_rows(fid, [(1, 10**9)])) == 400
         assert store.indexes.messages <= 1000 or len(store.indexes) == 1
     assert store.indexes.messages <= 1000
+    assert store.indexes.messages == sum(len(i) for i in store.indexes._indexes.values())
     assert len(store.indexes) == 2  # the two most recently used
     # An evicted folder comes back whole.
     assert len(await store.index_rows(ids[0], [(1, 10**9)])) == 400
 
+    await store.expunge(ids[0], [1, 2, 3])
+    assert len(await store.index_rows(ids[0], [(1, 10**9)])) == 397
+    assert store.indexes.messages == sum(len(i) for i in store.indexes._indexes.values())
     await store.delete_folder(ids[0])
     with pytest.raises(LookupError):
         await store.index_rows(ids[0], [(1, 10**9)])
