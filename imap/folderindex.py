@@ -36,6 +36,9 @@ from storage.schema import folder_messages, folders, messages
 QUIET_RECHECK = 1.0
 """Seconds an index is trusted without a check when no change to its folder was notified."""
 
+_MAX_FLAG_TEXTS = 10_000
+"""Distinct flag lists shared between entries (clients may invent many keyword sets)."""
+
 Entry = tuple[int, tuple[str, ...], int]
 """``(modseq, flags, message id)`` of one live message."""
 
@@ -169,6 +172,8 @@ class FolderIndexes:
                 select(fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.expunged_modseq,
                        fm.c.message_id).where(*cond).order_by(fm.c.uid))
             entries = index.entries
+            if len(self._flag_tuples) > _MAX_FLAG_TEXTS:
+                self._flag_tuples = {"": ()}  # sharing is only an economy: start again
             tuples = self._flag_tuples
             top = highest
             for uid, modseq, text, expunged, message_id in result.all():
