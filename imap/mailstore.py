@@ -444,12 +444,14 @@ class SqlMailStore:
         self._inflight: dict[tuple[int, int, int], asyncio.Task[tuple[int, list[Change]]]] = {}
         # Folder → the highest \Recent mark seen; the mark only grows (see claim_recent).
         self._recent_marks: dict[int, int] = {}
+        # Folder → ((UIDVALIDITY, HIGHESTMODSEQ) summed at, octets): see storage_used.
+        self._folder_sizes: dict[int, tuple[tuple[int, int], int]] = {}
         self._claim_lock = asyncio.Lock()
         self.spans = SpanCache()
 
     # -- folders -------------------------------------------------------------------
     async def list_folders(self, account_id: int) -> list[FolderInfo]:
-        async with self._db.scan() as conn:
+        async with self._db.read() as conn:
             rows = await conn.execute(
                 select(*_FOLDER_COLUMNS).where(folders.c.account_id == account_id)
                 .order_by(folders.c.name)
@@ -457,7 +459,7 @@ class SqlMailStore:
             return [_info(r) for r in rows]
 
     async def get_folder(self, account_id: int, name: str) -> FolderInfo | None:
-        async with self._db.scan() as conn:
+        async with self._db.read() as conn:
             row = (
                 await conn.execute(
                     select(*_FOLDER_COLUMNS).where(
@@ -505,6 +507,7 @@ class SqlMailStore:
                 await conn.execute(lost_subscriptions.insert().values(
                     account_id=row.account_id, name=row.name))
         self._recent_marks.pop(folder_id, None)  # SQLite may give the id to a new folder
+        self._folder_sizes.pop(folder_id, None)
         self.indexes.drop(folder_id)
         self._changes.changed([folder_id])
 
@@ -527,7 +530,7 @@ class SqlMailStore:
 
     async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts:
         fm = folder_messages
-        async with self._db.read() as conn:
+        async with self._db.scan() as conn:
             if recent_above is None:
                 recent_above = int((await conn.execute(
                     select(folders.c.recent_uid).where(folders.c.id == folder_id)
@@ -745,21 +748,38 @@ class SqlMailStore:
         return pairs
 
     async def storage_used(self, account_id: int) -> int:
-        """Octets of the live messages of every folder of the account (RFC 9208 STORAGE)."""
-        fm = folder_messages
+        """Octets of the live messages of every folder of the account (RFC 9208 STORAGE).
+
+        Each folder's total is kept with the HIGHESTMODSEQ it was summed at (every change to
+        a folder's messages raises it), so only folders changed since are summed again: an
+        APPEND to INBOX does not re-read a 100,000 message archive. The mark is read before
+        the sum, so a total can only be labelled older than what it counts, never newer.
+        """
         async with self._db.read() as conn:
-            return int(
-                (
-                    await conn.execute(
+            marks = (await conn.execute(
+                select(folders.c.id, folders.c.uidvalidity, folders.c.highestmodseq)
+                .where(folders.c.account_id == account_id))).all()
+        sizes = self._folder_sizes
+        total = 0
+        stale: list[tuple[int, tuple[int, int]]] = []
+        for folder_id, uidvalidity, highest in marks:
+            label = (int(uidvalidity), int(highest))
+            held = sizes.get(folder_id)
+            if held is not None and held[0] == label:
+                total += held[1]
+            else:
+                stale.append((folder_id, label))
+        if stale:
+            fm = folder_messages
+            async with self._db.scan() as conn:
+                for folder_id, label in stale:
+                    size = int((await conn.execute(
                         select(func.coalesce(func.sum(messages.c.size), 0))
-                        .select_from(
-                            fm.join(messages, messages.c.id == fm.c.message_id)
-                            .join(folders, folders.c.id == fm.c.folder_id)
-                        )
-                        .where(folders.c.account_id == account_id, _LIVE)
-                    )
-                ).scalar_one()
-            )
+                        .select_from(fm.join(messages, messages.c.id == fm.c.message_id))
+                        .where(fm.c.folder_id == folder_id, _LIVE))).scalar_one())
+                    sizes[folder_id] = (label, size)
+                    total += size
+        return total
 
     async def acl(self, folder_id: int) -> list[tuple[str, str]]:
         async with self._db.read() as conn:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 import imap.folderindex as folderindex
 from imap.mailstore import MessageRow, SqlMailStore
 from storage import folders as folder_rows
-from storage.schema import folder_messages
+from storage.schema import folder_messages, folders, messages
 from tests.fixtures.imap import ALICE, ImapEnv, message
 from tests.imap.test_perf_paths import connect, counted
 
@@ -170,3 +170,35 @@ async def test_search_answered_from_the_index_matches_stored_rows(
     fields = await store.header_fields([1, 2])
     assert fields[1][0] == "avis cardiologie"  # casefolded once, as SEARCH compares
     assert "bob@mssante.test" in fields[1][1]
+
+
+async def test_storage_used_sums_again_only_changed_folders(imap_env_any_db: ImapEnv) -> None:
+    imap_env = imap_env_any_db
+    for n in range(1, 6):
+        await imap_env.deliver(message(n))
+        await imap_env.deliver(message(100 + n, body="x" * 1000), folder="Archive")
+    inbox = await imap_env.folder_id(ALICE, "INBOX")
+    store = _store(imap_env)
+    db = imap_env.gateway.db
+    assert db is not None
+
+    async def reference() -> int:
+        async with db.read() as conn:
+            rows = await conn.execute(
+                select(func.coalesce(func.sum(messages.c.size), 0))
+                .select_from(folder_messages.join(
+                    messages, messages.c.id == folder_messages.c.message_id))
+                .where(folder_messages.c.folder_id.in_(select(folders.c.id).where(
+                    folders.c.account_id == 1)), folder_messages.c.expunged_modseq.is_(None)))
+            return int(rows.scalar_one())
+
+    assert await store.storage_used(1) == await reference() > 5000
+    await store.expunge(inbox, [1, 2])
+    with counted(imap_env) as statements:
+        used = await store.storage_used(1)
+    assert used == await reference()
+    sums = [s for s in statements if "sum(" in s.lower()]
+    assert len(sums) == 1 and "folder_messages.folder_id = " in sums[0]  # INBOX only
+    with counted(imap_env) as statements:
+        assert await store.storage_used(1) == used
+    assert not [s for s in statements if "sum(" in s.lower()]
