@@ -22,6 +22,7 @@ Subject/From/To/Cc of messages for SEARCH without any coherence question.
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,6 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mail.changes import ChangeHub
 from storage.database import Database
 from storage.schema import folder_messages, folders, messages
+
+CHANGE_LOG = 4096
+"""Recent changes kept per folder (at most twice as many): sessions learn what changed since
+they last looked from it instead of the database (see :meth:`FolderIndex.changes_after`)."""
 
 QUIET_RECHECK = 1.0
 """Seconds an index is trusted without a check when no change to its folder was notified."""
@@ -58,7 +63,8 @@ class FolderIndex:
     ``row`` is the folder row read at the last check (UIDNEXT, HIGHESTMODSEQ, …).
     """
 
-    __slots__ = ("checked_at", "entries", "event", "folder_id", "lock", "modseq", "row")
+    __slots__ = ("checked_at", "entries", "event", "folder_id", "lock", "log", "log_floor",
+                 "log_mods", "modseq", "row")
 
     def __init__(self, folder_id: int, event: asyncio.Event) -> None:
         self.folder_id = folder_id
@@ -68,6 +74,48 @@ class FolderIndex:
         self.row: Any = None
         self.checked_at = -1e9
         self.lock = asyncio.Lock()
+        # Changes seen by the refreshes since the first load, ascending MODSEQ: (uid,
+        # expunged) in ``log``, their MODSEQs in ``log_mods``. Complete above ``log_floor``.
+        self.log: list[tuple[int, bool]] = []
+        self.log_mods: list[int] = []
+        self.log_floor = 0
+
+    def record(self, changes: list[tuple[int, int, bool]]) -> None:
+        """Appends ``(modseq, uid, expunged)`` rows of one refresh (all above the previous
+        ones) to the change log, dropping its older half when it grows too long."""
+        changes.sort()
+        for modseq, uid, expunged in changes:
+            self.log.append((uid, expunged))
+            self.log_mods.append(modseq)
+        if len(self.log) > 2 * CHANGE_LOG:
+            cut = len(self.log) - CHANGE_LOG
+            self.log_floor = max(self.log_floor, self.log_mods[cut - 1])
+            del self.log[:cut], self.log_mods[:cut]
+
+    def changes_after(
+        self, modseq: int
+    ) -> tuple[int, list[tuple[int, int, tuple[str, ...], bool]]] | None:
+        """HIGHESTMODSEQ and ``(uid, modseq, flags, expunged)`` of every message changed
+        after ``modseq``, ascending UID (no flags for expunged ones), as a session reports them
+        (RFC 3501 §5.2), or None
+        when the log does not reach back that far (the caller asks the database)."""
+        if modseq < self.log_floor:
+            return None
+        start = bisect_right(self.log_mods, modseq)
+        if start == len(self.log_mods):
+            return self.modseq, []
+        latest: dict[int, int] = {}
+        for i in range(start, len(self.log)):
+            latest[self.log[i][0]] = i
+        out: list[tuple[int, int, tuple[str, ...], bool]] = []
+        entries = self.entries
+        for uid in sorted(latest):
+            entry = entries.get(uid)
+            if entry is not None:
+                out.append((uid, entry[0], entry[1], False))
+            else:
+                out.append((uid, self.log_mods[latest[uid]], (), True))
+        return self.modseq, out
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -121,6 +169,10 @@ class FolderIndexes:
         """Messages held in all indexes."""
         return self._total
 
+    def holds(self, folder_id: int) -> bool:
+        """True when ``folder_id`` has an index in memory (it may need a refresh)."""
+        return folder_id in self._indexes
+
     def drop(self, folder_id: int) -> None:
         """Forgets a folder (deleted: SQLite may give its id to a new folder)."""
         index = self._indexes.pop(folder_id, None)
@@ -172,6 +224,8 @@ class FolderIndexes:
                 select(fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.expunged_modseq,
                        fm.c.message_id).where(*cond).order_by(fm.c.uid))
             entries = index.entries
+            first_load = index.modseq == 0
+            changes: list[tuple[int, int, bool]] = []
             if len(self._flag_tuples) > _MAX_FLAG_TEXTS:
                 self._flag_tuples = {"": ()}  # sharing is only an economy: start again
             tuples = self._flag_tuples
@@ -179,6 +233,7 @@ class FolderIndexes:
             for uid, modseq, text, expunged, message_id in result.all():
                 if modseq > top:
                     top = modseq  # committed after the folder row was read (PostgreSQL)
+                changes.append((modseq, uid, expunged is not None))
                 if expunged is not None:
                     entries.pop(uid, None)
                     continue
@@ -187,6 +242,10 @@ class FolderIndexes:
                     flags = tuples[text] = tuple(text.split())
                 entries[uid] = (modseq, flags, message_id)
             index.modseq = top
+            if first_load:
+                index.log_floor = top  # the first load skipped tombstones
+            else:
+                index.record(changes)
         index.row = row
         return True
 

@@ -607,6 +607,13 @@ class SqlMailStore:
         joined only if it started after the latest change notification, so no session gets
         an answer older than the change it was woken for. The result is read-only.
         """
+        if self.indexes.holds(folder_id):
+            # The folder index keeps a log of recent changes: usually no query at all.
+            index = await self.indexes.get(folder_id)
+            answer = index.changes_after(modseq) if index is not None else None
+            if answer is not None:
+                highest, rows = answer
+                return highest, [Change(u, m, f, e) for u, m, f, e in rows]
         key = (folder_id, modseq, self._changes.generation)
         task = self._inflight.get(key)
         if task is None:

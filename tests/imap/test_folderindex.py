@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 import imap.folderindex as folderindex
-from imap.mailstore import MessageRow, SqlMailStore
+from imap.mailstore import Change, MessageRow, SqlMailStore
 from storage import folders as folder_rows
 from storage.schema import folder_messages, folders, messages
 from tests.fixtures.imap import ALICE, ImapEnv, message
@@ -202,3 +202,51 @@ async def test_storage_used_sums_again_only_changed_folders(imap_env_any_db: Ima
     with counted(imap_env) as statements:
         assert await store.storage_used(1) == used
     assert not [s for s in statements if "sum(" in s.lower()]
+
+
+async def test_change_log_answers_as_the_database(
+    imap_env_any_db: ImapEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a session is told (RFC 3501 §5.2) is the same from the log as from the rows,
+    for every starting MODSEQ the log reaches, also once it has been cut."""
+    monkeypatch.setattr(folderindex, "CHANGE_LOG", 4)
+    imap_env = imap_env_any_db
+    for n in range(1, 9):
+        await imap_env.deliver(message(n))
+    fid = await imap_env.folder_id(ALICE, "INBOX")
+    archive = await imap_env.folder_id(ALICE, "Archive")
+    store = _store(imap_env)
+    start = (await store.snapshot(fid))[0].highestmodseq
+    assert store.indexes.holds(fid)
+
+    async def check_all() -> None:
+        index = await store.indexes.get(fid)
+        assert index is not None
+        def told(answer: tuple[int, list[Change]]) -> tuple[int, list[tuple[object, ...]]]:
+            # The flags of an expunged message are never reported: not compared.
+            return answer[0], [(c.uid, c.modseq, () if c.expunged else c.flags, c.expunged)
+                               for c in answer[1]]
+
+        for since in range(0, index.modseq + 2):
+            expected = told(await store._changes_since(fid, since))
+            assert told(await store.changes_since(fid, since)) == expected, since
+        assert index.log_floor >= start
+
+    await store.store_flags(fid, {1: ("\\Seen",), 2: ("\\Seen",)})
+    await store.store_flags(fid, {1: ("\\Flagged",)})
+    await store.expunge(fid, [3])
+    await check_all()
+    await store.copy(fid, [4, 5], archive, move=True)
+    await imap_env.deliver(message(9))
+    await store.store_flags(fid, {6: ("\\Answered",), 7: ("\\Draft",), 9: ("\\Seen",)})
+    await store.expunge(fid, [9])
+    await check_all()
+    for i in range(6):  # one change per refresh: the log (4, at most 8) is cut
+        await store.store_flags(fid, {8: ("\\Seen",) if i % 2 else ("\\Flagged",)})
+        await store.indexes.get(fid)
+    await check_all()
+    index = await store.indexes.get(fid)
+    assert index is not None and index.log_floor > start  # cut: older asks go to the rows
+    with counted(imap_env) as statements:
+        await store.changes_since(fid, index.log_floor)
+    assert not [s for s in statements if "folder_messages" in s]
