@@ -13,9 +13,9 @@ asyncio driver (the shape of aiosqlite's), but each coroutine completes without
 suspending.
 
 Writers get the same connections with an ``offload`` executor: the two steps that may wait
-— ``BEGIN IMMEDIATE`` (another process may hold the write lock: the busy timeout) and
-``COMMIT`` (fsync, and the WAL checkpoint it may run) — go to that thread, and the
-statements between them run inline. Writers of this process never wait for each other in
+— ``BEGIN IMMEDIATE`` when another process holds the write lock (the busy timeout), and
+``COMMIT`` (fsync, and the WAL checkpoint it may run) — go to that thread, and the rest
+runs inline. Writers of this process never wait for each other in
 SQLite: :meth:`storage.database.Database.begin` queues them first.
 """
 
@@ -40,6 +40,27 @@ async def _offloaded(executor: Executor, fn: Any, *args: Any) -> Any:
         raise
 
 
+def _begin_without_waiting(cursor: sqlite3.Cursor, sql: str) -> bool:
+    """Runs ``BEGIN …`` inline with the busy timeout off: True when it took the lock.
+
+    The writers of this process are queued before they begin, so the lock is free unless
+    another process (a command-line tool) writes; only then does the caller wait, in the
+    offload thread, with the configured timeout.
+    """
+    conn = cursor.connection
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        cursor.execute(sql)
+        return True
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(timeout)}")
+
+
 class InlineCursor:
     """An ``aiosqlite.Cursor``-shaped wrapper whose coroutines finish at once."""
 
@@ -57,8 +78,9 @@ class InlineCursor:
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
         if self._offload is not None and sql[:5].upper() == "BEGIN":
-            # May sleep in SQLite's busy handler while another process writes.
-            await _offloaded(self._offload, self._cursor.execute, sql)
+            if not _begin_without_waiting(self._cursor, sql):
+                # Another process holds the write lock: wait for it (busy timeout) there.
+                await _offloaded(self._offload, self._cursor.execute, sql)
         elif parameters is None:
             self._cursor.execute(sql)
         else:

@@ -1,0 +1,101 @@
+"""SQLite connections on the loop thread (storage/sqlite_inline.py): reads are query-only,
+writers of this process queue instead of racing in SQLite, and a writer that finds the
+lock held by another process waits for it without stalling the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from storage.database import Database
+
+
+def _path(db: Database) -> str:
+    return str(make_url(db.settings.database_url).database)
+
+
+async def test_reads_cannot_write(sqlite_database: Database) -> None:
+    with pytest.raises(Exception, match="readonly|read-only|query_only|attempt to write"):
+        async with sqlite_database.read() as conn:
+            await conn.execute(text("CREATE TABLE t_readonly (x INTEGER)"))
+
+
+async def test_writers_of_this_process_take_turns(sqlite_database: Database) -> None:
+    db = sqlite_database
+    async with db.begin() as conn:
+        await conn.execute(text("CREATE TABLE t_turns (n INTEGER)"))
+    inside = 0
+    most = 0
+
+    async def writer(n: int) -> None:
+        nonlocal inside, most
+        async with db.begin() as conn:
+            inside += 1
+            most = max(most, inside)
+            await conn.execute(text("INSERT INTO t_turns VALUES (:n)"), {"n": n})
+            await asyncio.sleep(0.001)  # a suspension inside the transaction
+            inside -= 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(writer(n) for n in range(200)))
+    assert time.monotonic() - started < 10  # no busy-handler sleeps
+    assert most == 1
+    async with db.read() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t_turns"))).scalar() == 200
+
+
+async def test_nested_write_transaction_is_refused(sqlite_database: Database) -> None:
+    async with sqlite_database.begin():
+        with pytest.raises(RuntimeError, match="nested write transaction"):
+            async with sqlite_database.begin():
+                pass
+
+
+async def test_lock_held_by_another_process_is_waited_for_off_the_loop(
+    sqlite_database: Database,
+) -> None:
+    db = sqlite_database
+    async with db.begin() as conn:
+        await conn.execute(text("CREATE TABLE t_other (n INTEGER)"))
+    holding = threading.Event()
+
+    def other_process() -> None:
+        other = sqlite3.connect(_path(db), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO t_other VALUES (1)")
+        holding.set()
+        time.sleep(0.6)
+        other.execute("COMMIT")
+        other.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    await asyncio.to_thread(holding.wait)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.02)
+            ticks += 1
+
+    ticking = asyncio.ensure_future(ticker())
+    started = time.monotonic()
+    try:
+        async with db.begin() as conn:
+            waited = time.monotonic() - started
+            await conn.execute(text("INSERT INTO t_other VALUES (2)"))
+    finally:
+        ticking.cancel()
+        thread.join()
+    assert waited >= 0.4  # it did wait for the other writer
+    assert ticks >= 10  # and the loop kept running meanwhile
+    async with db.read() as conn:
+        rows = (await conn.execute(text("SELECT n FROM t_other ORDER BY n"))).scalars().all()
+    assert rows == [1, 2]
