@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,10 +27,9 @@ from storage.engine import (
     read_only,
 )
 from storage.errors import KeyFileMissing
+from storage.group_commit import WriteGroups
 from storage.keys import Keyring, load_or_create_keyring
 from storage.migrate import migrate
-
-_IN_WRITE: ContextVar[bool] = ContextVar("mssante_in_write_transaction", default=False)
 
 
 @dataclass
@@ -48,35 +46,27 @@ class Database:
     """Read-write transactions (inline SQLite connections committing in ``_offload``, or
     ``engine`` on PostgreSQL)."""
     _offload: ThreadPoolExecutor | None = field(default=None, repr=False)
-    _write_lock: asyncio.Lock | None = field(default=None, repr=False)
+    _groups: WriteGroups | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.writer.dialect.name == "sqlite":
+            self._groups = WriteGroups(self.writer)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A read-write transaction, committed on success, rolled back on error.
 
-        On SQLite, the write transactions of this process take turns on an asyncio lock
-        before ``BEGIN IMMEDIATE``. SQLite has one writer at a time anyway, and a
-        connection that finds the write lock taken sleeps in its busy handler (1 ms, then
-        up to 100 ms at a time), so writers left to race each other spend most of their
-        time asleep; queued here they wait exactly as long as the writer before them.
-        Other processes (command-line tools) still meet the busy timeout.
+        On SQLite the write transactions of this process are committed in groups
+        (:mod:`storage.group_commit`): SQLite has one writer at a time, and small
+        transactions committed one by one leave writers queueing far longer than they
+        work. Either way the block's work is durable when the ``async with`` returns.
         """
-        if self.engine.dialect.name != "sqlite":
+        if self._groups is None:
             async with self.writer.begin() as conn:
                 yield conn
             return
-        if _IN_WRITE.get():
-            # A second SQLite writer inside the first would wait for it forever.
-            raise RuntimeError("nested write transaction: SQLite has a single writer")
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
-        async with self._write_lock:
-            token = _IN_WRITE.set(True)
-            try:
-                async with self.writer.begin() as conn:
-                    yield conn
-            finally:
-                _IN_WRITE.reset(token)
+        async with self._groups.transaction() as conn:
+            yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -95,6 +85,8 @@ class Database:
 
     async def close(self) -> None:
         """Closes every pooled connection."""
+        if self._groups is not None:
+            await self._groups.wait_idle()
         if self.reader.dialect.name == "sqlite":  # own pools; on PostgreSQL they are shared
             await self.reader.dispose()
             await self.writer.dispose()
