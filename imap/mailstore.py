@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +42,9 @@ from storage.schema import folder_acl, folder_messages, folders, lost_subscripti
 
 DELIMITER = folder_rows.DELIMITER
 Ranges = Sequence[tuple[int, int]]
+Flags = tuple[str, ...]
+FlagChange = Callable[[int, int, Flags], Flags | None]
+"""``(uid, modseq, current flags) → new flags`` or None to leave the message alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,14 @@ class MailStore(Protocol):
 
     def body_reader(self) -> AbstractAsyncContextManager[BodyReader]: ...
 
-    async def store_flags(self, folder_id: int, new_flags: dict[int, tuple[str, ...]]) -> int: ...
+    async def store_flags(self, folder_id: int, new_flags: dict[int, tuple[str, ...]]) -> int:
+        """Sets the flags of several UIDs under one new MODSEQ (returned)."""
+        ...
+
+    async def change_flags(self, folder_id: int, uids: Sequence[int],
+                           compute: FlagChange) -> tuple[int, dict[int, tuple[int, Flags]]]:
+        """Read-modify-write of flags in one write transaction (see SqlMailStore)."""
+        ...
 
     async def expunge(self, folder_id: int, uids: Sequence[int]) -> int: ...
 
@@ -678,20 +688,66 @@ class SqlMailStore:
         """Sets the flags of several UIDs under ONE new mod-sequence (RFC 7162 §3.1.3)."""
         if not new_flags:
             return 0
+        async with self._db.begin() as conn:
+            modseq = await self._write_flags(conn, folder_id, new_flags)
+        self._changes.changed([folder_id])
+        return modseq
+
+    async def change_flags(self, folder_id: int, uids: Sequence[int],
+                           compute: FlagChange) -> tuple[int, dict[int, tuple[int, Flags]]]:
+        """Reads the flags of ``uids`` and writes ``compute(uid, modseq, flags)`` where it
+        returns new flags (None: leave the message alone), in ONE write transaction.
+
+        STORE and the implicit \\Seen of FETCH compute new flags from the current ones;
+        done apart, another session's change made between the read and the write would be
+        lost (two clients adding different flags to one message), and STORE UNCHANGEDSINCE
+        would not be atomic (RFC 7162 §3.1.3). Inside the transaction the rows cannot
+        change (SQLite's write lock; ``FOR UPDATE`` on PostgreSQL). ``compute`` may raise
+        to refuse the whole command: nothing is written. Returns the new MODSEQ (0 when
+        nothing changed) and UID → (MODSEQ, flags) as stored after, for the live messages.
+        """
+        fm = folder_messages
+        state: dict[int, tuple[int, Flags]] = {}
+        new_flags: dict[int, Flags] = {}
+        modseq = 0
+        async with self._db.begin() as conn:
+            wanted = list(uids)
+            for i in range(0, len(wanted), 500):
+                stmt = select(fm.c.uid, fm.c.modseq, fm.c.flags).where(
+                    fm.c.folder_id == folder_id, fm.c.uid.in_(wanted[i : i + 500]), _LIVE)
+                if conn.dialect.name == "postgresql":
+                    stmt = stmt.with_for_update()
+                for uid, current_modseq, text in await conn.execute(stmt):
+                    current = _flags(text)
+                    state[int(uid)] = (int(current_modseq), current)
+            for uid in sorted(state):
+                current_modseq, current = state[uid]
+                new = compute(uid, current_modseq, current)
+                if new is not None and set(new) != set(current):
+                    new_flags[uid] = tuple(sorted(set(new)))
+            if new_flags:
+                modseq = await self._write_flags(conn, folder_id, new_flags)
+                for uid, flags in new_flags.items():
+                    state[uid] = (modseq, flags)
+        if new_flags:
+            self._changes.changed([folder_id])
+        return modseq, state
+
+    @staticmethod
+    async def _write_flags(conn: AsyncConnection, folder_id: int,
+                           new_flags: dict[int, Flags]) -> int:
         by_text: dict[str, list[int]] = {}
         for uid, flags in new_flags.items():
             by_text.setdefault(flags_text(flags), []).append(uid)
-        async with self._db.begin() as conn:
-            modseq = await folder_rows.next_modseq(conn, folder_id)
-            for text, uids in by_text.items():
-                for i in range(0, len(uids), 500):
-                    await conn.execute(
-                        update(folder_messages)
-                        .where(folder_messages.c.folder_id == folder_id,
-                               folder_messages.c.uid.in_(uids[i : i + 500]), _LIVE)
-                        .values(flags=text, modseq=modseq)
-                    )
-        self._changes.changed([folder_id])
+        modseq = await folder_rows.next_modseq(conn, folder_id)
+        for text, uids in by_text.items():
+            for i in range(0, len(uids), 500):
+                await conn.execute(
+                    update(folder_messages)
+                    .where(folder_messages.c.folder_id == folder_id,
+                           folder_messages.c.uid.in_(uids[i : i + 500]), _LIVE)
+                    .values(flags=text, modseq=modseq)
+                )
         return modseq
 
     async def expunge(self, folder_id: int, uids: Sequence[int]) -> int:

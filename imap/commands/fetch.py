@@ -322,6 +322,28 @@ async def _answer(session: Session, sel: SelectedMailbox, rows: list[MessageRow]
         await session.flush(force=False)
 
 
+async def _mark_seen(session: Session, sel: SelectedMailbox, rows: list[MessageRow]
+                     ) -> set[int]:
+    """Adds \\Seen where it lacks (RFC 9051 §6.4.5) to the flags as they are when written,
+    not as they were read (another session may have changed them meanwhile: see
+    :meth:`imap.mailstore.MailStore.change_flags`); the rows get the stored flags. Returns
+    the UIDs whose flags this FETCH changed."""
+    def add_seen(uid: int, modseq: int, flags: tuple[str, ...]) -> tuple[str, ...] | None:
+        return None if "\\Seen" in flags else (*flags, "\\Seen")
+
+    uids = [r.uid for r in rows if "\\Seen" not in r.flags]
+    if not uids:
+        return set()
+    modseq, state = await session.ctx.store.change_flags(sel.folder_id, uids, add_seen)
+    changed = {uid for uid, (m, _) in state.items() if modseq and m == modseq}
+    for row in rows:
+        if row.uid in state:
+            row.modseq, row.flags = state[row.uid]
+        if row.uid in changed:
+            sel.own_changes[row.uid] = modseq
+    return changed
+
+
 @register(c.Fetch, SELECTED)
 async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
     sel = session.selected
@@ -378,31 +400,10 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
     changed: set[int] = set()
     # RFC 4314 §4: without "s" the implicit \Seen is not set.
     if not sel.readonly and "s" in session.rights:
-        unseen = {r.uid: (*r.flags, "\\Seen") for r in rows if "\\Seen" not in r.flags}
-        if unseen:
-            modseq = await store.store_flags(sel.folder_id, unseen)
-            for r in rows:
-                if r.uid in unseen:
-                    r.flags = tuple(sorted(unseen[r.uid]))
-                    r.modseq = modseq
-                    sel.own_changes[r.uid] = modseq
-            changed = set(unseen)
+        changed = await _mark_seen(session, sel, rows)
     if rows:
         # The body is shown (read-only or not): the first reading is proved before it is.
         await record_reads(session, sel.folder_id, [r.uid for r in rows], "fetch")
     async with store.body_reader() as reader:
         await _answer(session, sel, rows, items, reader, changed, full)
-    return None
-    plan = _plan(rows, items) if any(_reads_body(a) for a in items) else []
-    starts = dict(plan)
-    async with store.body_reader() as reader:
-        for n, row in enumerate(rows):
-            spans = starts.get(n)
-            if spans:
-                await reader.prefetch(spans)
-            seq = sel.seq_of(row.uid)
-            assert seq is not None
-            session.write(await render(session, sel, seq, row, items, reader,
-                                       row.uid in changed))
-            await session.flush(force=False)
     return None

@@ -4,6 +4,7 @@ RFC 7162 §3.1.3 UNCHANGEDSINCE)."""
 from __future__ import annotations
 
 from imap.commands import SELECTED, register
+from imap.mailstore import MessageRow
 from imap.protocol import ImapRefusal, ResponseCode, SequenceSet, fetch_response
 from imap.protocol import commands as c
 from imap.protocol.response import Value
@@ -64,41 +65,41 @@ async def store(session: Session, cmd: c.Store) -> Done | None:
     uids = sel.resolve(cmd.sequence_set, cmd.uid)
     if cmd.unchangedsince is not None:
         session.enabled.add("CONDSTORE")
-    rows = await session.ctx.store.index_rows(sel.folder_id, uid_ranges(uids)) if uids else []
-    rows = [r for r in rows if sel.seq_of(r.uid) is not None]
-    modified: list[int] = []
-    changes: dict[int, tuple[str, ...]] = {}
-    newly_seen: list[int] = []
-    for row in rows:
-        if cmd.unchangedsince is not None and row.modseq > cmd.unchangedsince:
-            modified.append(row.uid if cmd.uid else sel.seq_of(row.uid) or 0)  # RFC 7162 §3.1.3
-            continue
-        current = set(row.flags)
+    unchanged: list[int] = []
+    seen: list[int] = []
+
+    def compute(uid: int, modseq: int, current: tuple[str, ...]) -> tuple[str, ...] | None:
+        # Runs inside the write transaction, on the flags as they are (see change_flags).
+        if cmd.unchangedsince is not None and modseq > cmd.unchangedsince:
+            unchanged.append(uid)  # RFC 7162 §3.1.3
+            return None
+        now = set(current)
         if cmd.mode == "add":
-            new = current | set(flags)
+            new = now | set(flags)
         elif cmd.mode == "remove":
-            new = current - set(flags)
+            new = now - set(flags)
         else:
             new = set(flags)
-        if new != current:
-            changes[row.uid] = tuple(sorted(new))
-            if "\\Seen" in new and "\\Seen" not in current:
-                newly_seen.append(row.uid)
-    if cmd.mode == "replace" and changes:
-        # A replace (FLAGS) needs the rights of every flag it would add or clear.
-        by_uid = {r.uid: set(r.flags) for r in rows}
-        touched = tuple({f for uid, new in changes.items() for f in set(new) ^ by_uid[uid]})
-        missing = "".join(r for r in _needed_rights(touched) if r not in session.rights)
-        if missing:
-            raise _noperm(session, missing, "change these flags")
-    modseq = await session.ctx.store.store_flags(sel.folder_id, changes) if changes else 0
+            # A replace (FLAGS) needs the rights of every flag it would add or clear.
+            missing = "".join(r for r in _needed_rights(tuple(new ^ now))
+                              if r not in session.rights)
+            if missing:
+                raise _noperm(session, missing, "change these flags")
+        if "\\Seen" in new and "\\Seen" not in now:
+            seen.append(uid)
+        return tuple(sorted(new))
+
+    known = [u for u in uids if sel.seq_of(u) is not None]
+    modseq, state = (await session.ctx.store.change_flags(sel.folder_id, known, compute)
+                     if known else (0, {}))
+    changes = {uid for uid, (m, _) in state.items() if modseq and m == modseq}
+    for uid in changes:
+        sel.own_changes[uid] = modseq
+    modified = sorted(u if cmd.uid else sel.seq_of(u) or 0 for u in unchanged)
+    newly_seen = [u for u in seen if u in changes]
     if newly_seen:
         await record_reads(session, sel.folder_id, newly_seen, "store")
-    for row in rows:
-        if row.uid in changes:
-            row.flags = changes[row.uid]
-            row.modseq = modseq
-            sel.own_changes[row.uid] = modseq
+    rows = [MessageRow(uid, *state[uid]) for uid in known if uid in state]
     report_all = not cmd.silent
     for row in rows:
         if (cmd.unchangedsince is not None and row.modseq > cmd.unchangedsince

@@ -250,3 +250,51 @@ async def test_change_log_answers_as_the_database(
     with counted(imap_env) as statements:
         await store.changes_since(fid, index.log_floor)
     assert not [s for s in statements if "folder_messages" in s]
+
+
+async def test_flags_are_computed_from_the_flags_as_written(imap_env: ImapEnv) -> None:
+    """change_flags reads and writes in one transaction: a change made by another session
+    before it is seen, and a refusal raised by the computation writes nothing."""
+    for n in (1, 2):
+        await imap_env.deliver(message(n))
+    fid = await imap_env.folder_id(ALICE, "INBOX")
+    store = _store(imap_env)
+    await store.store_flags(fid, {1: ("\\Flagged",)})  # another session, before
+    seen: list[tuple[int, tuple[str, ...]]] = []
+
+    def add_seen(uid: int, modseq: int, flags: tuple[str, ...]) -> tuple[str, ...] | None:
+        seen.append((uid, flags))
+        return None if uid == 2 else (*flags, "\\Seen")
+
+    modseq, state = await store.change_flags(fid, [1, 2, 99], add_seen)
+    assert seen == [(1, ("\\Flagged",)), (2, ())]
+    assert state[1] == (modseq, ("\\Flagged", "\\Seen")) and state[2][0] < modseq
+    assert 99 not in state
+
+    def refuse(uid: int, modseq: int, flags: tuple[str, ...]) -> tuple[str, ...] | None:
+        if uid == 2:
+            raise PermissionError("no")
+        return ("\\Deleted",)
+
+    with pytest.raises(PermissionError):
+        await store.change_flags(fid, [1, 2], refuse)
+    rows = await store.fetch_rows(fid, [(1, 2)], full=False)
+    assert [r.flags for r in rows] == [("\\Flagged", "\\Seen"), ()]
+
+
+async def test_concurrent_sessions_adding_flags_lose_none(imap_env: ImapEnv) -> None:
+    await imap_env.deliver(message(1))
+
+    async def session(prefix: str) -> None:
+        async with connect(imap_env) as client:
+            await client.command("SELECT INBOX")
+            for n in range(15):
+                await client.command(f"STORE 1 +FLAGS.SILENT (${prefix}{n})")
+
+    await asyncio.gather(session("A"), session("B"), session("C"))
+    async with connect(imap_env) as client:
+        await client.command("SELECT INBOX")
+        reply = await client.command("FETCH 1 (FLAGS)")
+    for prefix in "ABC":
+        for n in range(15):
+            assert f"${prefix}{n}".encode() in reply, (prefix, n)
