@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -366,15 +366,15 @@ class SpanCache:
         self.max_bytes = max_bytes
         self.max_span = max_span
         self.size = 0
-        self._spans: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._spans: OrderedDict[Hashable, bytes] = OrderedDict()
 
-    def get(self, key: tuple[int, int, int]) -> bytes | None:
+    def get(self, key: Hashable) -> bytes | None:
         data = self._spans.get(key)
         if data is not None:
             self._spans.move_to_end(key)
         return data
 
-    def put(self, key: tuple[int, int, int], data: bytes) -> None:
+    def put(self, key: Hashable, data: bytes) -> None:
         if len(data) > self.max_span or key in self._spans:
             return
         self._spans[key] = data

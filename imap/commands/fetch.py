@@ -18,7 +18,7 @@ from functools import lru_cache
 from imap.binary import binary_size, read_binary
 from imap.commands import SELECTED, register
 from imap.folderindex import Entry
-from imap.mailstore import BodyReader, MessageRow
+from imap.mailstore import BodyReader, MessageRow, SpanCache
 from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
 from imap.protocol import commands as c
 from imap.protocol.response import Atom
@@ -33,6 +33,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _SIMPLE = frozenset({"UID", "FLAGS", "INTERNALDATE", "MODSEQ"})
 _INDEXED = frozenset({"UID", "FLAGS", "MODSEQ"})
 """Items the in-memory folder index answers (see :mod:`imap.folderindex`)."""
+_FIELDS = SpanCache(max_bytes=8 * 1024 * 1024, max_span=8 * 1024)
+"""Answers to ``BODY[…HEADER.FIELDS (…)]`` by (blob, section, partial)."""
 _UNSUPPORTED = frozenset({"SAVEDATE", "EMAILID", "THREADID"})
 
 
@@ -102,7 +104,16 @@ async def _section(view: MessageView, row: MessageRow, attr: FetchAttr,
         return await reader.read(blob, start, end - start)
 
     partial = None if attr.partial is None else (attr.partial[0], attr.partial[1])
-    return await sections.aread_section(view, spec, read, partial)
+    if not spec.filters_fields:
+        return await sections.aread_section(view, spec, read, partial)
+    # HEADER.FIELDS of a page of messages, as every client lists a folder: the answer of a
+    # stored body never changes, so it is kept rather than filtered again next time.
+    key = (blob, sec.part, sec.text, tuple(sec.fields or ()), partial)
+    held = _FIELDS.get(key)
+    if held is None:
+        held = await sections.aread_section(view, spec, read, partial)
+        _FIELDS.put(key, held)
+    return held
 
 
 async def _whole(view: MessageView, row: MessageRow, start: int, end: int | None,
