@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mail.changes import ChangeHub
@@ -54,6 +54,18 @@ _FOLDER_COLUMNS = (
     folders.c.id, folders.c.name, folders.c.special_use, folders.c.uidvalidity,
     folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed, folders.c.recent_uid,
 )
+
+
+# Built once: composing and keying a statement per call costs more than running it.
+_FOLDER_ROW = select(*_FOLDER_COLUMNS).where(folders.c.id == bindparam("folder"))
+_CHANGED_ROWS = select(
+    folder_messages.c.uid, folder_messages.c.modseq, folder_messages.c.flags,
+    folder_messages.c.expunged_modseq, folder_messages.c.message_id,
+).where(
+    folder_messages.c.folder_id == bindparam("folder"),
+    folder_messages.c.modseq > bindparam("modseq"),
+).order_by(folder_messages.c.uid)
+_LIVE_ROWS = _CHANGED_ROWS.where(folder_messages.c.expunged_modseq.is_(None))
 
 
 class FolderIndex:
@@ -210,19 +222,15 @@ class FolderIndexes:
         return index
 
     async def _refresh(self, conn: AsyncConnection, index: FolderIndex) -> bool:
-        row = (await conn.execute(
-            select(*_FOLDER_COLUMNS).where(folders.c.id == index.folder_id))).first()
+        row = (await conn.execute(_FOLDER_ROW, {"folder": index.folder_id})).first()
         if row is None:
             return False
         highest = int(row.highestmodseq)
         if highest > index.modseq:
-            fm = folder_messages
-            cond = [fm.c.folder_id == index.folder_id, fm.c.modseq > index.modseq]
-            if index.modseq == 0:
-                cond.append(fm.c.expunged_modseq.is_(None))  # first load: no tombstones
+            # First load: live rows only (tombstones are for the change log).
+            stmt = _CHANGED_ROWS if index.modseq else _LIVE_ROWS
             result = await conn.execute(
-                select(fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.expunged_modseq,
-                       fm.c.message_id).where(*cond).order_by(fm.c.uid))
+                stmt, {"folder": index.folder_id, "modseq": index.modseq})
             entries = index.entries
             first_load = index.modseq == 0
             changes: list[tuple[int, int, bool]] = []

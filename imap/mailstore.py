@@ -259,6 +259,21 @@ def _has_flag(flag: str) -> Any:
     return padded.contains(f" {flag.lower()} ", autoescape=True)
 
 
+# Statements of the hot paths, built once (see _one_range).
+_FOLDER_BY_NAME = select(*_FOLDER_COLUMNS).where(
+    folders.c.account_id == bindparam("account"), folders.c.name == bindparam("name"))
+_FLAGS_OF = select(folder_messages.c.uid, folder_messages.c.modseq, folder_messages.c.flags).where(
+    folder_messages.c.folder_id == bindparam("folder"),
+    folder_messages.c.uid.in_(bindparam("uids", expanding=True)), _LIVE)
+_FLAGS_FOR_UPDATE = _FLAGS_OF.with_for_update()
+_SET_FLAGS = (
+    update(folder_messages)
+    .where(folder_messages.c.folder_id == bindparam("folder"),
+           folder_messages.c.uid.in_(bindparam("uids", expanding=True)), _LIVE)
+    .values(flags=bindparam("text"), modseq=bindparam("modseq"))
+)
+
+
 def _one_range(full: bool) -> Any:
     """Rows of one UID range of one folder, with bound parameters (see :func:`_fetch_rows`)."""
     fm = folder_messages
@@ -470,13 +485,8 @@ class SqlMailStore:
 
     async def get_folder(self, account_id: int, name: str) -> FolderInfo | None:
         async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(*_FOLDER_COLUMNS).where(
-                        folders.c.account_id == account_id, folders.c.name == name
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_FOLDER_BY_NAME, {"account": account_id, "name": name})
+                   ).first()
             return None if row is None else _info(row)
 
     async def create_folder(
@@ -706,18 +716,15 @@ class SqlMailStore:
         to refuse the whole command: nothing is written. Returns the new MODSEQ (0 when
         nothing changed) and UID → (MODSEQ, flags) as stored after, for the live messages.
         """
-        fm = folder_messages
         state: dict[int, tuple[int, Flags]] = {}
         new_flags: dict[int, Flags] = {}
         modseq = 0
         async with self._db.begin() as conn:
             wanted = list(uids)
+            stmt = _FLAGS_FOR_UPDATE if conn.dialect.name == "postgresql" else _FLAGS_OF
             for i in range(0, len(wanted), 500):
-                stmt = select(fm.c.uid, fm.c.modseq, fm.c.flags).where(
-                    fm.c.folder_id == folder_id, fm.c.uid.in_(wanted[i : i + 500]), _LIVE)
-                if conn.dialect.name == "postgresql":
-                    stmt = stmt.with_for_update()
-                for uid, current_modseq, text in await conn.execute(stmt):
+                params = {"folder": folder_id, "uids": wanted[i : i + 500]}
+                for uid, current_modseq, text in await conn.execute(stmt, params):
                     current = _flags(text)
                     state[int(uid)] = (int(current_modseq), current)
             for uid in sorted(state):
@@ -742,12 +749,8 @@ class SqlMailStore:
         modseq = await folder_rows.next_modseq(conn, folder_id)
         for text, uids in by_text.items():
             for i in range(0, len(uids), 500):
-                await conn.execute(
-                    update(folder_messages)
-                    .where(folder_messages.c.folder_id == folder_id,
-                           folder_messages.c.uid.in_(uids[i : i + 500]), _LIVE)
-                    .values(flags=text, modseq=modseq)
-                )
+                await conn.execute(_SET_FLAGS, {"folder": folder_id, "uids": uids[i : i + 500],
+                                                "text": text, "modseq": modseq})
         return modseq
 
     async def expunge(self, folder_id: int, uids: Sequence[int]) -> int:

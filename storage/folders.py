@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -181,16 +181,17 @@ async def allocate_uids(conn: AsyncConnection, folder_id: int, n: int) -> int:
     return int(uidnext) - n
 
 
+_NEXT_MODSEQ = (
+    update(folders)
+    .where(folders.c.id == bindparam("folder"))
+    .values(highestmodseq=folders.c.highestmodseq + 1)
+    .returning(folders.c.highestmodseq)
+)
+
+
 async def next_modseq(conn: AsyncConnection, folder_id: int) -> int:
     """Increments the folder's HIGHESTMODSEQ and returns the new value (RFC 7162 §3.1.1)."""
-    modseq = (
-        await conn.execute(
-            update(folders)
-            .where(folders.c.id == folder_id)
-            .values(highestmodseq=folders.c.highestmodseq + 1)
-            .returning(folders.c.highestmodseq)
-        )
-    ).scalar()
+    modseq = (await conn.execute(_NEXT_MODSEQ, {"folder": folder_id})).scalar()
     if modseq is None:
         raise NotFound(f"folder {folder_id} does not exist")
     return int(modseq)
