@@ -10,10 +10,12 @@ HIGHESTMODSEQ in the same transaction (RFC 7162). So an index is exact as of the
 HIGHESTMODSEQ it was read at, and bringing it up to date is one query for the rows above it.
 
 A folder's index is checked (one primary-key read of the folder row) whenever a change to
-it was notified through the :class:`~mail.changes.ChangeHub`, and otherwise at most once per
-:data:`QUIET_RECHECK` seconds, so a write by another process is seen as quickly as the
-sessions see it (:mod:`imap.selected`). Memory is bounded: least recently used folders are
-dropped beyond ``max_messages`` messages in all.
+it was notified through the :class:`~mail.changes.ChangeHub` (this process, or other nodes
+through PostgreSQL NOTIFY), and otherwise at most once per :data:`QUIET_RECHECK` seconds,
+so a write nobody announced (an offline tool) is seen within that delay. Each index also
+keeps a log of the changes its refreshes saw, from which sessions learn what changed since
+they last looked (RFC 3501 §5.2) without a query. Memory is bounded: least recently used
+folders are dropped beyond ``max_messages`` messages in all.
 
 Message headers never change once stored, so :class:`HeaderFields` keeps the decoded
 Subject/From/To/Cc of messages for SEARCH without any coherence question.
