@@ -52,14 +52,14 @@ Entry = tuple[int, tuple[str, ...], int]
 HeaderTuple = tuple[str, str, str, str]
 """Casefolded decoded ``(subject, from, to, cc)`` of one message."""
 
-_FOLDER_COLUMNS = (
+FOLDER_COLUMNS = (
     folders.c.id, folders.c.name, folders.c.special_use, folders.c.uidvalidity,
     folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed, folders.c.recent_uid,
 )
-
+"""The folder row as the IMAP store reads it (also :mod:`imap.mailstore`)."""
 
 # Built once: composing and keying a statement per call costs more than running it.
-_FOLDER_ROW = select(*_FOLDER_COLUMNS).where(folders.c.id == bindparam("folder"))
+_FOLDER_ROW = select(*FOLDER_COLUMNS).where(folders.c.id == bindparam("folder"))
 _CHANGED_ROWS = select(
     folder_messages.c.uid, folder_messages.c.modseq, folder_messages.c.flags,
     folder_messages.c.expunged_modseq, folder_messages.c.message_id,

@@ -31,7 +31,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imap.folderindex import Entry, FolderIndex, FolderIndexes, HeaderFields, HeaderTuple
+from imap.folderindex import (
+    FOLDER_COLUMNS,
+    Entry,
+    FolderIndex,
+    FolderIndexes,
+    HeaderFields,
+    HeaderTuple,
+)
 from mail.changes import ChangeHub
 from storage import delegations as delegation_rows
 from storage import folders as folder_rows
@@ -244,10 +251,6 @@ def _chunks(ranges: Ranges, size: int = 200) -> Iterable[Ranges]:
         yield ranges[i : i + size]
 
 
-_FOLDER_COLUMNS = (
-    folders.c.id, folders.c.name, folders.c.special_use, folders.c.uidvalidity,
-    folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed, folders.c.recent_uid,
-)
 _LIVE = folder_messages.c.expunged_modseq.is_(None)
 
 
@@ -260,7 +263,7 @@ def _has_flag(flag: str) -> Any:
 
 
 # Statements of the hot paths, built once (see _one_range).
-_FOLDER_BY_NAME = select(*_FOLDER_COLUMNS).where(
+_FOLDER_BY_NAME = select(*FOLDER_COLUMNS).where(
     folders.c.account_id == bindparam("account"), folders.c.name == bindparam("name"))
 _FLAGS_OF = select(folder_messages.c.uid, folder_messages.c.modseq, folder_messages.c.flags).where(
     folder_messages.c.folder_id == bindparam("folder"),
@@ -274,20 +277,38 @@ _SET_FLAGS = (
 )
 
 
+def _columns(full: bool, search: bool) -> list[Any]:
+    """The columns of :func:`_fetch_rows`, in the order its row loop unpacks them."""
+    fm = folder_messages
+    cols: list[Any] = [fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.internal_date]
+    if full or search:
+        cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id]
+    if full:
+        # As stored (a JSON string literal): the view cache is keyed by it, so a view held
+        # in memory is never unescaped nor decoded again (mail.views.ViewCache.get_stored).
+        cols.append(type_coerce(messages.c.view, Text))
+    if search:
+        cols += [messages.c.subject, messages.c.from_addr, messages.c.to_addr,
+                 messages.c.cc_addr, messages.c.date_header]
+    return cols
+
+
+def _rows_of(stmt: Any, full: bool, search: bool) -> Any:
+    """``stmt`` ordered by UID, joined to the messages when their columns are read."""
+    fm = folder_messages
+    stmt = stmt.order_by(fm.c.uid)
+    if full or search:
+        stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
+    return stmt
+
+
 def _one_range(full: bool) -> Any:
     """Rows of one UID range of one folder, with bound parameters (see :func:`_fetch_rows`)."""
     fm = folder_messages
-    cols: list[Any] = [fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.internal_date]
-    if full:
-        cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id,
-                 type_coerce(messages.c.view, Text)]
-    stmt = select(*cols).where(
+    return _rows_of(select(*_columns(full, False)).where(
         fm.c.folder_id == bindparam("folder"), _LIVE,
         fm.c.uid >= bindparam("lo"), fm.c.uid <= bindparam("hi"),
-    ).order_by(fm.c.uid)
-    if full:
-        stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
-    return stmt
+    ), full, False)
 
 
 _ONE_RANGE = _one_range(full=False)
@@ -305,16 +326,6 @@ async def _fetch_rows(
     ``UID FETCH 1:* (UID FLAGS)`` of a 100,000 message folder builds nothing else per row.
     """
     fm = folder_messages
-    cols: list[Any] = [fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.internal_date]
-    if full or search:
-        cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id]
-    if full:
-        # As stored (a JSON string literal): the view cache is keyed by it, so a view held
-        # in memory is never unescaped nor decoded again (mail.views.ViewCache.get_stored).
-        cols.append(type_coerce(messages.c.view, Text))
-    if search:
-        cols += [messages.c.subject, messages.c.from_addr, messages.c.to_addr,
-                 messages.c.cc_addr, messages.c.date_header]
     out: list[MessageRow] = []
     append = out.append
     # A folder holds few distinct flag texts: each is split once, and rows share the tuple.
@@ -326,31 +337,26 @@ async def _fetch_rows(
             got = parsed[text] = tuple(text.split()) if text else ()
         return got
 
+    results: list[Sequence[Any]] = []
     if (len(ranges) == 1 and changed_since is None and not with_flags and not without_flags
             and not search):
         # The common shape (one range: a page of headers, one message) as a statement built
         # once: building and keying a new statement cost more than running it.
-        stmt = _ONE_RANGE_FULL if full else _ONE_RANGE
         lo, hi = ranges[0]
-        ranges = ()
-        result = (await conn.execute(stmt, {"folder": folder_id, "lo": lo, "hi": hi})).all()
-        if full:
-            for r in result:
-                append(MessageRow(r[0], r[1], flags_of(r[2]), r[3],
-                                  int(r[4]), int(r[5]), r[6], int(r[7]), r[8]))
-        else:
-            for uid, modseq, flags, date in result:
-                append(MessageRow(uid, modseq, flags_of(flags), date))
-    for chunk in _chunks(ranges):
-        cond = [fm.c.folder_id == folder_id, _LIVE, _in_ranges(chunk)]
-        if changed_since is not None:
-            cond.append(fm.c.modseq > changed_since)  # RFC 7162 §3.1.4.1
-        cond += [_has_flag(f) for f in with_flags]
-        cond += [~_has_flag(f) for f in without_flags]
-        stmt = select(*cols).where(*cond).order_by(fm.c.uid)
-        if full or search:
-            stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
-        result = (await conn.execute(stmt)).all()
+        stmt = _ONE_RANGE_FULL if full else _ONE_RANGE
+        results.append((await conn.execute(
+            stmt, {"folder": folder_id, "lo": lo, "hi": hi})).all())
+    else:
+        cols = _columns(full, search)
+        for chunk in _chunks(ranges):
+            cond = [fm.c.folder_id == folder_id, _LIVE, _in_ranges(chunk)]
+            if changed_since is not None:
+                cond.append(fm.c.modseq > changed_since)  # RFC 7162 §3.1.4.1
+            cond += [_has_flag(f) for f in with_flags]
+            cond += [~_has_flag(f) for f in without_flags]
+            stmt = _rows_of(select(*cols).where(*cond), full, search)
+            results.append((await conn.execute(stmt)).all())
+    for result in results:
         if not (full or search):
             for uid, modseq, flags, date in result:
                 append(MessageRow(uid, modseq, flags_of(flags), date))
@@ -478,7 +484,7 @@ class SqlMailStore:
     async def list_folders(self, account_id: int) -> list[FolderInfo]:
         async with self._db.read() as conn:
             rows = await conn.execute(
-                select(*_FOLDER_COLUMNS).where(folders.c.account_id == account_id)
+                select(*FOLDER_COLUMNS).where(folders.c.account_id == account_id)
                 .order_by(folders.c.name)
             )
             return [_info(r) for r in rows]
@@ -877,7 +883,7 @@ class SqlMailStore:
             if not found:
                 return []
             rows = await conn.execute(
-                select(*_FOLDER_COLUMNS).where(folders.c.id.in_([f.folder_id for f in found]))
+                select(*FOLDER_COLUMNS).where(folders.c.id.in_([f.folder_id for f in found]))
             )
             infos = {int(r.id): _info(r) for r in rows}
         return [SharedFolder(infos[f.folder_id], f.owner_id, f.owner, f.delegated_rights,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
 from email.errors import HeaderParseError
@@ -373,28 +374,21 @@ class ViewCache:
 
     def get(self, text: str) -> MessageView:
         """The view stored as ``text``, decoded only when not already held."""
-        views = self._views
-        view = views.get(text)
-        if view is not None:
-            views.move_to_end(text)
-            return view
-        view = MessageView.from_json(text)
-        views[text] = view
-        if len(views) > self.capacity:
-            views.popitem(last=False)
-        return view
+        return self._held(text, MessageView.from_json)
 
     def get_stored(self, stored: str) -> MessageView:
         """The view of a ``messages.view`` column read as it is stored (a JSON string
         literal, see :class:`storage.types.JSONText`): a cached view costs neither
         unescaping the literal nor decoding it."""
+        return self._held(stored, lambda literal: MessageView.from_json(json.loads(literal)))
+
+    def _held(self, key: str, decode: Callable[[str], MessageView]) -> MessageView:
         views = self._views
-        view = views.get(stored)
+        view = views.get(key)
         if view is not None:
-            views.move_to_end(stored)
+            views.move_to_end(key)
             return view
-        view = MessageView.from_json(json.loads(stored))
-        views[stored] = view
+        view = views[key] = decode(key)
         if len(views) > self.capacity:
             views.popitem(last=False)
         return view

@@ -76,6 +76,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+def _inline_engine(settings: Settings, *, pool_size: int,
+                   offload: Executor | None = None) -> AsyncEngine:
+    """An engine over :mod:`storage.sqlite_inline` connections to the SQLite file."""
+    url = make_url(settings.database_url)
+    timeout = settings.database.busy_timeout_ms / 1000
+    return create_async_engine(
+        url,
+        async_creator=inline_connector(str(url.database), timeout, offload),
+        pool_size=pool_size,
+        max_overflow=pool_size * 4,
+        pool_timeout=timeout or 1.0,
+    )
+
+
 def create_write_engine(settings: Settings, engine: AsyncEngine,
                         offload: Executor) -> AsyncEngine:
     """The engine of read-write transactions (:meth:`storage.database.Database.begin`).
@@ -89,15 +103,8 @@ def create_write_engine(settings: Settings, engine: AsyncEngine,
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite":
         return engine
-    db = settings.database
-    writer = create_async_engine(
-        url,
-        async_creator=inline_connector(str(url.database), db.busy_timeout_ms / 1000, offload),
-        pool_size=2,
-        max_overflow=8,
-        pool_timeout=db.busy_timeout_ms / 1000 or 1.0,
-    )
-    _install_sqlite_hooks(writer, db.busy_timeout_ms)
+    writer = _inline_engine(settings, pool_size=2, offload=offload)
+    _install_sqlite_hooks(writer, settings.database.busy_timeout_ms)
     return writer
 
 
@@ -114,13 +121,7 @@ def create_read_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
     if url.get_backend_name() != "sqlite":
         return read_only(engine)
     db = settings.database
-    reader = create_async_engine(
-        url,
-        async_creator=inline_connector(str(url.database), db.busy_timeout_ms / 1000),
-        pool_size=READ_POOL_SIZE,
-        max_overflow=READ_POOL_SIZE * 4,
-        pool_timeout=db.busy_timeout_ms / 1000 or 1.0,
-    )
+    reader = _inline_engine(settings, pool_size=READ_POOL_SIZE)
 
     @event.listens_for(reader.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

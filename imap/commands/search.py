@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import cast
 
 from imap.commands import SELECTED, register
 from imap.folderindex import HeaderTuple
@@ -65,11 +66,14 @@ class _Matcher:
         self._header: bytes | None = None
         self._text: str | None = None
         self._row: MessageRow | None = None
+        self._headers: HeaderTuple | None = None  # the row's casefolded _COLUMNS
+        self._leaves: dict[int, Predicate] = {}
 
     def start(self, row: MessageRow) -> None:
         self._row = row
         self._header = None
         self._text = None
+        self._headers = None
 
     async def header(self) -> bytes:
         row = self._row
@@ -99,24 +103,21 @@ class _Matcher:
             return await self.match(key.left, row) or await self.match(key.right, row)
         if isinstance(key, SearchNot):
             return not await self.match(key.key, row)
-        if isinstance(key, SearchFlag):
-            if key.flag.lower() == "\\recent":
-                has = row.uid in self.sel.recent
-            else:
-                has = key.flag.lower() in (f.lower() for f in row.flags)
-            return has == key.present
-        if isinstance(key, SearchSequence):
-            if key.set.saved:
-                return row.uid in set(self.sel.saved or ())
-            if key.uid:
-                top = self.sel.uids[-1] if self.sel.uids else 0
-                return key.set.contains(row.uid, top)
-            seq = self.sel.seq_of(row.uid) or 0
-            return key.set.contains(seq, len(self.sel.uids))
+        if isinstance(key, SearchFlag | SearchSequence | SearchModseq) or (
+                isinstance(key, SearchHeader) and key.name.lower() in _COLUMNS):
+            # The criteria the folder index answers: the same predicates (_compile).
+            test = self._leaves.get(id(key))
+            if test is None:
+                test = self._leaves[id(key)] = _compile(key, self.sel)
+            headers = _NO_HEADERS
+            if isinstance(key, SearchHeader):
+                if self._headers is None:
+                    self._headers = cast(HeaderTuple, tuple(
+                        (getattr(row, column) or "").casefold() for column in _COLUMNS.values()))
+                headers = self._headers
+            return test(row.uid, self.sel.seq_of(row.uid) or 0, row.modseq, row.flags, headers)
         if isinstance(key, SearchSize):
             return row.size > key.size if key.larger else row.size < key.size
-        if isinstance(key, SearchModseq):
-            return row.modseq >= key.modseq
         if isinstance(key, SearchDate):
             if key.sent:
                 if not row.date_header:
@@ -136,10 +137,6 @@ class _Matcher:
             return age >= key.seconds if key.older else age <= key.seconds
         if isinstance(key, SearchHeader):
             needle = key.value.casefold()
-            column = _COLUMNS.get(key.name.lower())
-            if column is not None:
-                value = getattr(row, column) or ""
-                return needle in value.casefold()
             lines = filter_header_fields(await self.header(), [key.name], False)
             if not lines.strip():
                 return False
@@ -199,7 +196,7 @@ Predicate = Callable[[int, int, int, tuple[str, ...], HeaderTuple], bool]
 """``(uid, seq, modseq, flags, casefolded headers) → match`` for the folder index path."""
 
 _NO_HEADERS: HeaderTuple = ("", "", "", "")
-_HEADER_INDEX = {"subject": 0, "from": 1, "to": 2, "cc": 3}
+_HEADER_INDEX = {name: i for i, name in enumerate(_COLUMNS)}  # HeaderTuple's order
 
 
 def _compile(key: SearchKey, sel: SelectedMailbox) -> Predicate:  # noqa: C901, PLR0911
