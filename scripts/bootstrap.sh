@@ -12,7 +12,8 @@ PACKAGES=(
   libldap2-dev libsasl2-dev
   slapd ldap-utils
   postgresql
-  openssl curl testssl.sh swaks isync
+  openssl curl testssl.sh isync
+  swaks libnet-ssleay-perl libio-socket-ssl-perl
 )
 if [ "${1:-}" = "--bench" ]; then
   PACKAGES+=(postfix dovecot-imapd)
@@ -57,5 +58,24 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+
+# A package can be installed and still not work (swaks without Net::SSLeay has no TLS):
+# check each tool the tests drive, and name the missing piece here rather than as a test failure.
+problems=()
+swaks --support 2>&1 | grep -q "^=== TLS supported" \
+  || problems+=("swaks has no TLS (needs libnet-ssleay-perl and libio-socket-ssl-perl)")
+for tool in slapd slapadd ldapsearch mbsync testssl openssl curl; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] \
+    || problems+=("$tool is not on the PATH")
+done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || problems+=("PostgreSQL's initdb is missing (package postgresql)")
+.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop' 2>/dev/null \
+  || problems+=("the Python environment lacks a module (reinstall with: make clean setup)")
+if [ ${#problems[@]} -gt 0 ]; then
+  printf 'bootstrap: %s\n' "${problems[@]}" >&2
+  exit 1
+fi
+
 touch .venv/.installed
 echo "bootstrap: ready (.venv)"

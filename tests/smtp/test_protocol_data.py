@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 
 import pytest
 from hypothesis import given
@@ -205,10 +204,6 @@ async def swaks(*args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode(errors="replace")
 
 
-pytestmark_swaks = pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks missing")
-
-
-@pytestmark_swaks
 async def test_swaks_submission_starttls_auth(smtp_server, protocol_pki):
     async with smtp_server("submission") as (server, policy):
         rc, out = await swaks(
@@ -222,7 +217,6 @@ async def test_swaks_submission_starttls_auth(smtp_server, protocol_pki):
         assert policy.accepted[0].identity.login == "alice@mssante.test"
 
 
-@pytestmark_swaks
 async def test_swaks_relay_with_client_certificate(smtp_server, protocol_pki):
     async with smtp_server("relay") as (server, policy):
         rc, out = await swaks(

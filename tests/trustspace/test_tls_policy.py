@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -148,7 +147,6 @@ def test_context_flags(dev_pki: DevPkiBundle) -> None:
         server_context(dev_pki.settings, "maybe")  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(shutil.which("testssl") is None, reason="Debian testssl.sh not installed")
 async def test_testssl_scan(dev_pki: DevPkiBundle, tmp_path: Path) -> None:
     """testssl.sh (own sockets, not only OpenSSL's list) agrees: 1.2/1.3, ECDHE AEAD only."""
     report = tmp_path / "testssl.json"
