@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import SECTIONS, Settings
+from config.transport import parse_transport
 
 ENV_PREFIX = "MSSANTE_"
 ENV_HOME = "MSSANTE_HOME"
@@ -136,15 +137,22 @@ def _transport(source: str, content: Any) -> dict[str, str]:
         raise ConfigError(source, "transport", content, 'a table of domain = "host:port"')
     out: dict[str, str] = {}
     for domain, target in content.items():
-        if not isinstance(target, str) or not _is_host_port(target):
-            raise ConfigError(source, f"transport.{domain}", target, 'a string "host:port"')
+        if not isinstance(target, str) or not _is_transport(target):
+            raise ConfigError(
+                source, f"transport.{domain}", target,
+                'a string "host:port" or "host:port name=NAME"',
+            )
         out[str(domain).lower()] = target
     return out
 
 
-def _is_host_port(text: str) -> bool:
-    host, sep, port = text.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+def _is_transport(text: str) -> bool:
+    """A port is required in the file (a bare "nohost" is more likely a slip than port 25)."""
+    try:
+        parse_transport(text)
+    except ValueError:
+        return False
+    return ":" in text.split(" ", 1)[0]
 
 
 def _type_name(tp: Any) -> str:

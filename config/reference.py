@@ -20,5 +20,9 @@ def markdown_reference() -> str:
             doc = str(fld.metadata.get("doc", "")).replace("|", "\\|")
             out.append(f"| `{fld.name}` | `{default}` | {doc} |")
         out.append("")
-    out.append('**[transport]** — `"domain" = "host:port"` pairs overriding MX resolution.\n')
+    out.append(
+        '**[transport]** — `"domain" = "host:port"` pairs overriding MX resolution; add '
+        '`name=HOST` after the port to say which name the peer certificate must carry '
+        '(default: the host, or the domain itself when the host is an IP address).\n'
+    )
     return "\n".join(out)

@@ -42,7 +42,9 @@ def render_template() -> str:
             lines.append(f"#{fld.name} = {_toml_value(fld.default)}")
         lines.append("")
     lines += [
-        "# [transport]: domain = \"host:port\" overrides of MX resolution.",
+        "# [transport]: domain = \"host:port\" overrides of MX resolution. The peer",
+        "# certificate must name the host, or the domain when the host is an IP address;",
+        "# \"host:port name=mx.example\" names another.",
         "[transport]",
         '#"hopital-b.mssante.test" = "127.0.0.1:2526"',
         "",

@@ -23,6 +23,7 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from config.transport import parse_transport
 from trustspace.whitelist import InvalidDomain, normalise_domain
 
 SMTP_PORT = 25
@@ -36,6 +37,12 @@ class Destination:
     port: int
     preference: int = 0
     from_transport: bool = False
+    tls_name: str = ""
+    """The name the peer certificate must carry (the host unless a transport entry says)."""
+
+    @property
+    def certificate_name(self) -> str:
+        return self.tls_name or self.host
 
 
 class ResolutionError(Exception):
@@ -46,25 +53,6 @@ class ResolutionError(Exception):
         self.text = text
         self.permanent = permanent
         self.enhanced = enhanced
-
-
-def parse_transport(value: str) -> tuple[str, int]:
-    """``host:port``, ``[ipv6]:port`` or ``host`` (port 25) from a ``[transport]`` entry."""
-    value = value.strip()
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
-    else:
-        host, port_text = value, ""
-    if not host:
-        raise ValueError(f"transport {value!r}: expected host:port")
-    if not port_text:
-        return host, SMTP_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"transport {value!r}: port must be a number from 1 to 65535")
-    return host, int(port_text)
 
 
 def order_mx(records: Iterable[tuple[int, str]], domain: str) -> list[Destination]:
@@ -111,8 +99,11 @@ class MxResolver:
         value = self._transport.get(_a_label(domain))
         if value is None:
             return None
-        host, port = parse_transport(value)
-        return Destination(host=host, port=port, from_transport=True)
+        target = parse_transport(value)
+        return Destination(
+            host=target.host, port=target.port, from_transport=True,
+            tls_name=target.certificate_name(_a_label(domain)),
+        )
 
     async def resolve(self, domain: str) -> list[Destination]:
         """The hosts to try for ``domain``, best first; raises :class:`ResolutionError`."""

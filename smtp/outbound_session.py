@@ -3,8 +3,9 @@
 The connection is opened in clear only to read the EHLO answer; if the peer does not offer
 STARTTLS the connection is dropped before any envelope is sent (MSSanté: never in clear;
 RFC 3207 §4 lets a client refuse to go on without TLS). The peer chain is verified against
-the trust anchors and its name against the host we meant to reach (the MX host or the
-transport host, RFC 6125 via ``check_hostname``), and this gateway presents its server
+the trust anchors and its name against the host we meant to reach (the MX host, or for a
+``[transport]`` entry its host, its ``name=``, or the destination domain when the entry
+names an IP address: RFC 6125 via ``check_hostname``), and this gateway presents its server
 certificate as client certificate. Several transactions reuse one connection, with RSET
 between them (RFC 5321 §4.1.1.5).
 """
@@ -126,7 +127,9 @@ class OutboundSession:
                 "4.7.4",
             )
         try:
-            await smtp.starttls(server_hostname=destination.host, tls_context=tls_context)
+            await smtp.starttls(
+                server_hostname=destination.certificate_name, tls_context=tls_context
+            )
             await smtp.ehlo()
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
             smtp.close()

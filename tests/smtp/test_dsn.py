@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from config.transport import TransportTarget, parse_transport
 from mail.dsn import RecipientReport, build_dsn, parse_notify, wants_dsn
-from smtp.mx import MxResolver, ResolutionError, order_mx, parse_transport
+from smtp.mx import MxResolver, ResolutionError, order_mx
 
 ORIGINAL = b"From: a@x.test\r\nSubject: s\r\nMessage-ID: <o@x.test>\r\n\r\nsecret body\r\n"
 
@@ -56,11 +57,24 @@ def test_mx_order_null_mx_and_transport() -> None:
     with pytest.raises(ResolutionError) as info:
         order_mx([(0, ".")], "y.test")  # RFC 7505 null MX
     assert info.value.permanent and info.value.enhanced == "5.1.10"
-    assert parse_transport("127.0.0.1:2525") == ("127.0.0.1", 2525)
-    assert parse_transport("[::1]:26") == ("::1", 26)
-    assert parse_transport("relay.y.test") == ("relay.y.test", 25)
-    with pytest.raises(ValueError, match="port"):
-        parse_transport("h:99999")
+    assert parse_transport("127.0.0.1:2525") == TransportTarget("127.0.0.1", 2525)
+    assert parse_transport("[::1]:26") == TransportTarget("::1", 26)
+    assert parse_transport("relay.y.test") == TransportTarget("relay.y.test", 25)
+    assert parse_transport("10.0.0.1:25 name=MX.Y.test") == TransportTarget(
+        "10.0.0.1", 25, "mx.y.test")
+    for bad, why in (("h:99999", "port"), ("h:²5", "port"), ("h:25 nom=x", "name="),
+                     ("h:25 name=", "name="), ("[::1]x", "address")):
+        with pytest.raises(ValueError, match=why):
+            parse_transport(bad)
+
+
+def test_certificate_name_of_a_transport_entry() -> None:
+    """An address is not what a certificate names: check the destination domain instead."""
+    assert parse_transport("127.0.0.1:2525").certificate_name("b.test") == "b.test"
+    assert parse_transport("[::1]:2525").certificate_name("b.test") == "b.test"
+    assert parse_transport("mx.b.test:25").certificate_name("b.test") == "mx.b.test"
+    assert parse_transport("127.0.0.1:25 name=mx.b.test").certificate_name("b.test") == \
+        "mx.b.test"
 
 
 async def test_transport_override_wins_and_matches_unicode_domains() -> None:
@@ -68,6 +82,7 @@ async def test_transport_override_wins_and_matches_unicode_domains() -> None:
                           dns_port=9, timeout=0.5)
     [dest] = await resolver.resolve("HÔPITAL-É.mssante.fr")
     assert (dest.host, dest.port, dest.from_transport) == ("127.0.0.1", 2525, True)
+    assert dest.certificate_name == "xn--hpital--hya6g.mssante.fr"
     with pytest.raises(ResolutionError) as info:
         await resolver.resolve("nowhere.invalid-tld-test")  # no DNS answers on port 9
     assert not info.value.permanent and info.value.enhanced == "4.4.3"

@@ -171,12 +171,13 @@ async def sender_gateway(tmp_path: Path, dev_pki: DevPkiBundle) -> AsyncIterator
     """``await sender_gateway(port, host=..., **smtp_overrides)`` → :class:`Sender`."""
     made: list[Sender] = []
 
-    async def make(port: int, host: str = "localhost", **smtp: Any) -> Sender:
+    async def make(port: int, host: str = "localhost", name: str = "", **smtp: Any) -> Sender:
+        target = f"{host}:{port}" + (f" name={name}" if name else "")
         settings = load_settings(
             data_dir=tmp_path / f"a{len(made)}", env={},
             overrides={"tls": dev_pki.tls_overrides(),
                        "smtp": {"retry_schedule": ("1", "2", "4"), **smtp},
-                       "transport": {PEER_DOMAIN: f"{host}:{port}"}},
+                       "transport": {PEER_DOMAIN: target}},
         )
         db = await open_database(settings, may_create_key=True)
         pipeline = Pipeline(db, settings, ChangeHub())
@@ -432,15 +433,29 @@ async def test_peer_certificate_from_unknown_ca_is_deferred(
 async def test_peer_certificate_name_mismatch_is_deferred(
     tmp_path: Path, dev_pki: DevPkiBundle, sender_gateway: SenderFactory
 ) -> None:
-    # The certificate names hopital-b.mssante.test, localhost and 127.0.0.1, not 127.0.0.2.
+    # The certificate names hopital-b.mssante.test, localhost and 127.0.0.1, not this name.
+    async with peer_server(tmp_path, dev_pki, host="127.0.0.2") as (server, policy):
+        a = await sender_gateway(server.port, host="127.0.0.2", name="mx.elsewhere.test")
+        [qid] = await a.submit(message(1), f"bob@{PEER_DOMAIN}")
+        await a.worker().run_once()
+        row = await a.row(qid)
+        assert row.state == "deferred" and row.last_reply.startswith("451 4.7.5")
+        assert "mx.elsewhere.test" in row.last_reply
+        assert policy.accepted == []
+
+
+async def test_transport_by_address_checks_the_certificate_against_the_domain(
+    tmp_path: Path, dev_pki: DevPkiBundle, sender_gateway: SenderFactory
+) -> None:
+    """A transport naming an address the certificate does not carry (127.0.0.2): the
+    certificate is checked against the destination domain, as Postfix's nexthop match."""
     async with peer_server(tmp_path, dev_pki, host="127.0.0.2") as (server, policy):
         a = await sender_gateway(server.port, host="127.0.0.2")
         [qid] = await a.submit(message(1), f"bob@{PEER_DOMAIN}")
         await a.worker().run_once()
         row = await a.row(qid)
-        assert row.state == "deferred" and row.last_reply.startswith("451 4.7.5")
-        assert "127.0.0.2" in row.last_reply
-        assert policy.accepted == []
+        assert row.state == "sent", row.last_reply
+        assert len(policy.accepted) == 1
 
 
 class _Recorder:
