@@ -58,6 +58,9 @@ def _dev_pki(cli: CliContext) -> DevPki:
 @click.option("--name", default=None, help='Person (cps) or service (app) name, "Dr Alice Martin".')
 @click.option("--structure", default=None, help="FINESS (9) or SIRET (14) of the structure (app).")
 @click.option("--domain", default=None, help="Operator domain (server), hopital-b.mssante.test.")
+@click.option("--alt-name", "alt_names", multiple=True, metavar="NAME",
+              help="Another DNS name or IP address the server certificate carries "
+                   "(repeatable): --alt-name mx.hopital-b.example --alt-name 127.0.0.1.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output directory (default: <data dir>/pki/issued).")
 @click.option("--p12-password", default=None,
@@ -66,15 +69,19 @@ def _dev_pki(cli: CliContext) -> DevPki:
 @pass_cli
 def issue(
     cli: CliContext, kind: str, idnat: str | None, name: str | None, structure: str | None,
-    domain: str | None, out_dir: Path | None, p12_password: str | None, expired: bool,
+    domain: str | None, alt_names: tuple[str, ...], out_dir: Path | None,
+    p12_password: str | None, expired: bool,
 ) -> None:
     """Issue a certificate from the local development CA."""
+    if alt_names and kind != "server":
+        fail(f"--alt-name {alt_names[0]!r}: only server certificates carry other names",
+             EXIT_USAGE)
     pki = _dev_pki(cli)
     target = out_dir if out_dir is not None else pki.directory / "issued"
     try:
         files = issue_certificate(
             pki, kind, idnat=idnat, name=name, structure=structure, domain=domain,
-            out_dir=target, password=p12_password, expired=expired,
+            out_dir=target, password=p12_password, expired=expired, extra_names=alt_names,
         )
     except PkiError as exc:
         fail(str(exc), EXIT_USAGE)

@@ -391,6 +391,18 @@ def test_cli_issue_app_and_server_with_password(tmp_path: Path) -> None:
     assert "hopital-b.mssante.test" in san_dns_names(cert)
 
 
+def test_cli_issue_server_with_other_names(tmp_path: Path) -> None:
+    """A peer reached at another host name or an address can carry them (--alt-name)."""
+    out_dir = tmp_path / "out"
+    code, _out, err = _cli(tmp_path, "pki", "issue", "--kind", "server",
+                           "--domain", "hopital-b.mssante.test", "--out", str(out_dir),
+                           "--alt-name", "relay.hopital-b.example", "--alt-name", "127.0.0.2")
+    assert code == 0, err
+    cert = load_certificate(out_dir / "server-hopital-b.mssante.test.pem")
+    assert "relay.hopital-b.example" in san_dns_names(cert)
+    assert "127.0.0.2" in [str(a) for a in san_ip_addresses(cert)]
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -401,6 +413,10 @@ def test_cli_issue_app_and_server_with_password(tmp_path: Path) -> None:
         (["--kind", "server"], "(--domain)"),
         (["--kind", "server", "--domain", "exa mple.test"], "'exa mple.test'"),
         (["--kind", "nurse"], "'nurse'"),
+        (["--kind", "cps", "--idnat", "810001234567", "--name", "X", "--alt-name", "a.test"],
+         "--alt-name 'a.test': only server certificates"),
+        (["--kind", "server", "--domain", "b.test", "--alt-name", "bad name.test"],
+         "'bad name.test'"),
     ],
 )
 def test_cli_issue_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str) -> None:
