@@ -34,9 +34,9 @@ def _when(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else "-"
 
 
-def _short(text: str | None, width: int = 60) -> str:
-    text = " ".join((text or "-").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _one_line(text: str | None) -> str:
+    """The reply on one line, whole: the reason a peer gave is what the operator needs."""
+    return " ".join((text or "-").split())
 
 
 @command.command("list")
@@ -62,8 +62,9 @@ def list_(cli: CliContext, show_all: bool) -> None:
                       "last reply")
         for r in rows:
             table.add_row(str(r.id), r.state, r.sender or "<>", r.recipient, str(r.attempts),
-                          _when(r.next_attempt_at), _short(r.last_reply))
-        Console(width=200).print(table)
+                          _when(r.next_attempt_at), _one_line(r.last_reply))
+        # wide enough that no cell wraps: a long reply stays on one line, whole and greppable
+        Console(width=100_000, soft_wrap=True).print(table)
         click.echo(f"{len(rows)} row(s)")
 
     run_command(run())
@@ -109,7 +110,7 @@ def show(cli: CliContext, item_id: str) -> None:
         for rec in records:
             detail = rec.details.get("reply") or rec.details.get("mailbox") or ""
             click.echo(f"  #{rec.seq} {_when(rec.created_at)} {rec.kind} {rec.actor or '-'} "
-                       f"{_short(str(detail), 80)}")
+                       f"{_one_line(str(detail))}")
 
     try:
         run_command(run())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -78,6 +79,27 @@ def test_list_and_show(tmp_path: Path) -> None:
     assert code == 0
     assert f"id: {qid}" in out and "message-id: <cli@mssante.test>" in out
     assert "state: queued" in out
+
+
+def test_list_shows_the_whole_last_reply(tmp_path: Path) -> None:
+    """An operator reads why a peer deferred the message: the reply is not cut at 60."""
+    [qid] = queued(tmp_path, "bob@hopital-b.mssante.test")
+    reply = ("451 4.7.5 TLS with 127.0.0.1:2525 failed: [SSL: CERTIFICATE_VERIFY_FAILED] "
+             "certificate verify failed: IP address mismatch, certificate is not valid for "
+             "'127.0.0.1'")
+
+    async def defer() -> None:
+        db = await open_database(load_settings(data_dir=tmp_path, env={}), may_create_key=True)
+        try:
+            async with db.begin() as conn:
+                await queue_rows.mark_deferred(conn, qid, reply, datetime.now(UTC))
+        finally:
+            await db.close()
+
+    asyncio.run(defer())
+    code, out, _ = run(tmp_path, "list")
+    assert code == 0
+    assert reply in out
 
 
 def test_unknown_or_malformed_id_exits_2_naming_it(tmp_path: Path) -> None:
