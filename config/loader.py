@@ -8,6 +8,7 @@ one line and exit 2 instead of starting half-configured.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -226,6 +227,14 @@ def _coerce(source: str, section: str, cls: type, key: str, value: Any, *, from_
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(source, where, value, _type_name(tp))
+        if meta.get("networks"):
+            for item in value:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ConfigError(
+                        source, where, item, "IP addresses or networks (10.0.0.0/8, ::1)"
+                    ) from None
         result = tuple(value)
     else:  # pragma: no cover - a field type this loader does not know is a programming error
         raise TypeError(f"unsupported settings type {tp!r} for {where}")

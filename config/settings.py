@@ -206,7 +206,13 @@ class DirectorySettings:
 class WebSettings:
     """[web]: portal, autoconfig, health and metrics over HTTPS."""
 
-    port: int = opt(8443, "HTTPS portal; 443 in production", port=True)
+    port: int = opt(8443, "HTTPS portal, autoconfig, health and metrics; 443 in production",
+                    port=True)
+    enabled: bool = opt(True, "serve the HTTPS side (portal, autoconfig, /healthz, /metrics)")
+    metrics_from: tuple[str, ...] = opt(
+        ("127.0.0.1", "::1"),
+        "addresses or networks allowed to read /metrics (others get 403)", networks=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,143 @@
+"""The HTTPS service: health, metrics and client autoconfiguration on ``[web] port``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+
+from config import Settings
+from gateway.service import Listener
+from storage.database import Database
+from storage.stats import read_stats
+from trustspace.certs import PkiError, load_certificates, load_crl, subject_text
+from trustspace.refresh import TrustSpaceManager
+from trustspace.tls import server_context
+from web.app import WebDeps, build_app, parse_networks
+from web.autoconfig import ClientSettings
+from web.health import Check
+from web.metrics import Expiry, GatewayMetrics, Reading
+from web.server import WebServer
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+ORDER = 40  # after the mail services: ready means they are up
+log = logging.getLogger("mssante.web")
+
+
+def tls_expiries(settings: Settings) -> list[Expiry]:
+    """Expiry of the server certificate, the anchors and the CRLs (unreadable files skipped:
+    the TLS listeners already refuse to start on those)."""
+    out: list[Expiry] = []
+    files = [("server", settings.tls_cert_file)]
+    files += [("anchor", path) for path in settings.tls_anchor_files]
+    for role, path in files:
+        try:
+            certificates = load_certificates(path)
+        except PkiError:
+            continue
+        chain = certificates[:1] if role == "server" else certificates
+        out += [Expiry(role, subject_text(c), c.not_valid_after_utc) for c in chain]
+    for path in settings.tls_crl_files:
+        try:
+            crl = load_crl(path)
+        except PkiError:
+            continue
+        if crl.next_update_utc is not None:
+            out.append(Expiry("crl", crl.issuer.rfc4514_string(), crl.next_update_utc))
+    return out
+
+
+class GatewayReadings:
+    """The gateway's side of :class:`web.metrics.MetricsSource`."""
+
+    def __init__(self, settings: Settings, db: Database, trust: TrustSpaceManager) -> None:
+        self._settings = settings
+        self._db = db
+        self._trust = trust
+
+    async def read(self) -> Reading:
+        async with self._db.read() as conn:
+            stats = await read_stats(conn)
+        space = self._trust.current if self._trust.loaded else None
+        return Reading(
+            store=stats,
+            trust_domains=space.count if space is not None else 0,
+            trust_loaded_at=space.loaded_at if space is not None else None,
+            expiries=await asyncio.to_thread(tls_expiries, self._settings),
+            now=datetime.now(UTC),
+        )
+
+
+def readiness_checks(gateway: Gateway) -> dict[str, Check]:
+    """Database answers, trust space loaded, directory answers (when it is enabled)."""
+    db, trust = gateway.db, gateway.trust
+    assert db is not None and trust is not None
+
+    async def database() -> str | None:
+        async with db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+        return None
+
+    async def trust_space() -> str | None:
+        return None if trust.loaded else "no trust space loaded"
+
+    checks: dict[str, Check] = {"database": database, "trustspace": trust_space}
+    if gateway.settings.directory.enabled:
+        async def directory() -> str | None:
+            if gateway.directory is None:
+                return "directory not started"
+            await gateway.directory.lookup(f"postmaster@{gateway.settings.primary_domain}")
+            return None
+
+        checks["directory"] = directory
+    return checks
+
+
+def bound_ports(gateway: Gateway) -> dict[str, int]:
+    """The ports the mail listeners really bound (they start before this service)."""
+    ports: dict[str, int] = {}
+    for service in gateway.services:
+        if service.name == "smtp":
+            port = service.port  # type: ignore[attr-defined]
+            ports["submissions"] = int(port("submissions"))
+            ports["submission"] = int(port("submission"))
+        elif service.name == "IMAP":
+            server = service.server  # type: ignore[attr-defined]
+            ports["imaps"], ports["imap"] = int(server.tls_port), int(server.port)
+    return ports
+
+
+class WebService:
+    name = "web"
+
+    def __init__(self, gateway: Gateway) -> None:
+        assert gateway.db is not None and gateway.trust is not None
+        settings = gateway.settings
+        deps = WebDeps(
+            client=ClientSettings.from_settings(settings, bound_ports(gateway)),
+            metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust)),
+            readiness=readiness_checks(gateway),
+            metrics_from=parse_networks(settings.web.metrics_from),
+        )
+        self._host = settings.gateway.listen
+        self.server = WebServer(build_app(deps), self._host, settings.web.port,
+                                server_context(settings, "none"))
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    def listeners(self) -> list[Listener]:
+        return [Listener("HTTPS (portal, autoconfig, metrics)", self._host, self.server.port,
+                         "implicit TLS")]
+
+    async def stop(self, grace: float) -> None:
+        await self.server.stop(grace)
+
+
+def build(gateway: Gateway) -> WebService | None:
+    return WebService(gateway) if gateway.settings.web.enabled else None
