@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from accounts.authenticator import Authenticator
 from accounts.mailboxes import add_mailbox
 from config import Settings
 from directory_ldap import Directory
+from gateway.sdnotify import Notifier
 from gateway.service import Listener, Service
 from gateway.startup import StartupError, ensure_config_file, open_storage, prepare_tls
 from mail.changes import ChangeHub
@@ -199,24 +201,31 @@ async def serve(
     settings: Settings, announce: Callable[[Gateway], Awaitable[None] | None] | None = None
 ) -> int:
     """Runs the gateway until SIGTERM or SIGINT; returns the process exit code (0)."""
+    notifier = Notifier()
     gateway = Gateway(settings)
     await gateway.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watchdog = asyncio.create_task(notifier.watchdog(stop), name="sd-watchdog")
     try:
         if announce is not None:
             maybe = announce(gateway)
             if maybe is not None:
                 await maybe
         log.info("gateway_ready", extra={"fields": {"listeners": len(gateway.listeners())}})
+        notifier.send(ready=1, status=f"serving on {len(gateway.listeners())} listeners",
+                      mainpid=os.getpid())
         await stop.wait()
         log.info("gateway_stopping", extra={"fields": {
             "grace_s": settings.gateway.shutdown_grace}})
+        notifier.send(stopping=1, status="stopping: sessions are finishing")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        stop.set()
+        await watchdog
         await gateway.stop()
     log.info("gateway_stopped")
     return 0
