@@ -23,17 +23,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from storage.stats import StoreStats
+from trustspace.expiry import Expiry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-@dataclass(frozen=True)
-class Expiry:
-    """One certificate or CRL the gateway depends on, and when it stops being valid."""
-
-    role: str  # "server", "anchor", "crl"
-    subject: str
-    not_after: datetime
 
 
 @dataclass(frozen=True)

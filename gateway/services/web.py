@@ -13,13 +13,13 @@ from config import Settings
 from gateway.service import Listener
 from storage.database import Database
 from storage.stats import read_stats
-from trustspace.certs import PkiError, load_certificates, load_crl, subject_text
+from trustspace.expiry import tls_expiries
 from trustspace.refresh import TrustSpaceManager
 from trustspace.tls import server_context
 from web.app import WebDeps, build_app, parse_networks
 from web.autoconfig import ClientSettings
 from web.health import Check
-from web.metrics import Expiry, GatewayMetrics, Reading
+from web.metrics import GatewayMetrics, Reading
 from web.server import WebServer
 
 if TYPE_CHECKING:
@@ -27,29 +27,6 @@ if TYPE_CHECKING:
 
 ORDER = 40  # after the mail services: ready means they are up
 log = logging.getLogger("mssante.web")
-
-
-def tls_expiries(settings: Settings) -> list[Expiry]:
-    """Expiry of the server certificate, the anchors and the CRLs (unreadable files skipped:
-    the TLS listeners already refuse to start on those)."""
-    out: list[Expiry] = []
-    files = [("server", settings.tls_cert_file)]
-    files += [("anchor", path) for path in settings.tls_anchor_files]
-    for role, path in files:
-        try:
-            certificates = load_certificates(path)
-        except PkiError:
-            continue
-        chain = certificates[:1] if role == "server" else certificates
-        out += [Expiry(role, subject_text(c), c.not_valid_after_utc) for c in chain]
-    for path in settings.tls_crl_files:
-        try:
-            crl = load_crl(path)
-        except PkiError:
-            continue
-        if crl.next_update_utc is not None:
-            out.append(Expiry("crl", crl.issuer.rfc4514_string(), crl.next_update_utc))
-    return out
 
 
 class GatewayReadings:
