@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from storage.database import open_database
+from storage import proofs as ledger
+from storage.database import Database, open_database
 from storage.schema import proof_checkpoints, proofs
 from tests.fixtures.gateway import RunningGateway, ServeProcess, gateway_settings, running_gateway
 
@@ -109,3 +110,18 @@ async def test_interval_signs_a_few_records(tmp_path: Path) -> None:
         await asyncio.to_thread(
             submit, gw.submission_port, gw.ca_file, gw.demo_address, gw.demo_password, 1)
         await _wait_checkpoint(gw, 2, within=20)
+
+
+async def test_unsigned_records_counts_what_the_newest_checkpoint_misses(
+    database: Database,
+) -> None:
+    """The count the checkpoint job polls, on both engines."""
+    async with database.begin() as conn:
+        assert await ledger.unsigned_records(conn) == 0
+        for n in range(3):
+            await ledger.append(conn, kind="submitted", message_ref=f"<{n}@x>")
+        assert await ledger.unsigned_records(conn) == 3
+        assert await ledger.checkpoint(conn, database.keyring) == 3
+        assert await ledger.unsigned_records(conn) == 0
+        await ledger.append(conn, kind="delivered", message_ref="<0@x>")
+        assert await ledger.unsigned_records(conn) == 1
