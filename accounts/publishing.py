@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from accounts.errors import AccountRefused
 from directory_ldap import Directory, DirectoryEntry, DirectoryError
 from storage import accounts as account_rows
 from storage.accounts import Account
@@ -21,6 +22,12 @@ from storage.database import Database
 from storage.schema import credentials
 
 log = logging.getLogger("mssante.accounts")
+
+LISTE_ROUGE = "liste_rouge"
+"""Key in an account's settings: the holder asked not to be shown to directory users.
+
+Kept with the account, not only in LDAP, because every publication rebuilds the entry from
+the account: a flag set only in the directory would be lost at the next reconciliation."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,45 @@ def directory_entry(account: Account, password_hashes: tuple[str, ...]) -> Direc
         structure_id=account.structure_id or "",
         structure_name=account.structure_name or "",
         origin="local",
+        liste_rouge=bool(account.settings.get(LISTE_ROUGE)),
         password_hashes=password_hashes,
     )
+
+
+async def set_liste_rouge(
+    db: Database, directory: Directory, address: str, hidden: bool
+) -> Account:
+    """Marks (or unmarks) a local mailbox "liste rouge" and re-publishes it at once.
+
+    slapd's access control then hides the entry from every directory user; only the
+    gateway's service identity still finds it. Raises :class:`AccountRefused` naming the
+    address when it is not a mailbox of this operator.
+    """
+    async with db.begin() as conn:
+        account = await account_rows.get_by_address(conn, address)
+        if account is None:
+            raise AccountRefused(
+                f"{address.strip()[:320]} is not a mailbox of this operator; only local "
+                "mailboxes can be hidden or shown (see mssante accounts list)"
+            )
+        settings = {k: v for k, v in account.settings.items() if k != LISTE_ROUGE}
+        if hidden:
+            settings[LISTE_ROUGE] = True
+        await account_rows.update_fields(conn, account.id, settings=settings)
+        account = await account_rows.get_by_address(conn, address)
+        assert account is not None
+        rows = await conn.execute(
+            select(credentials.c.secret_hash).where(
+                credentials.c.account_id == account.id, credentials.c.kind == "app_password",
+                credentials.c.revoked_at.is_(None),
+            )
+        )
+        hashes = tuple(h for (h,) in rows if h)
+    if account.status == "active":
+        await directory.publish(directory_entry(account, hashes))
+    log.info("directory_liste_rouge", extra={"fields": {
+        "address": account.address, "hidden": hidden}})
+    return account
 
 
 async def sync_directory(db: Database, directory: Directory) -> SyncReport:

@@ -93,6 +93,24 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class ProofSettings:
+    """[proofs]: when the proof ledger is signed (Ed25519 checkpoints, DESIGN.md §3)."""
+
+    checkpoint_interval: float = opt(
+        300.0,
+        "seconds between signed checkpoints while unsigned records exist (one is also signed "
+        "at start-up and at shutdown)",
+        min=1, max=86400,
+    )
+    checkpoint_every_records: int = opt(
+        10000,
+        "sign a checkpoint as soon as this many records are unsigned, without waiting for "
+        "checkpoint_interval",
+        min=1, max=10_000_000,
+    )
+
+
+@dataclass(frozen=True)
 class TlsSettings:
     """[tls]: server certificate, trust anchors (IGC-Santé) and revocation lists."""
 
@@ -246,6 +264,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    proofs: ProofSettings = field(default_factory=ProofSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     imap: ImapSettings = field(default_factory=ImapSettings)
@@ -321,6 +340,7 @@ SECTIONS: dict[str, type] = {
     "gateway": GatewaySettings,
     "database": DatabaseSettings,
     "storage": StorageSettings,
+    "proofs": ProofSettings,
     "tls": TlsSettings,
     "smtp": SmtpSettings,
     "imap": ImapSettings,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from accounts.delegations import ALL_RIGHTS
 from imap.mailstore import DELIMITER, FolderInfo, SharedFolder
 from imap.protocol import ImapRefusal
+from storage.accounts import get_by_address
 
 if TYPE_CHECKING:
     from imap.session import Session
@@ -65,6 +66,34 @@ def effective_rights(shared: SharedFolder) -> str:
     letters = shared.acl_rights if shared.acl_rights is not None else (
         shared.delegated_rights or "")
     return "".join(r for r in ALL_RIGHTS if r in letters)
+
+
+async def acl_identifier(session: Session, identifier: str) -> str:
+    """The identifier SETACL may store: the address of an existing local mailbox.
+
+    The rights checks only ever look up a session's own address (RFC 4314 §2 lets a server
+    choose its identifiers), so ``anyone``, ``authenticated``, group names, negative
+    rights (``-address``) and addresses of no local mailbox would be stored and shown by
+    GETACL without ever being honoured, which misleads whoever manages the mailbox.
+    RFC 4314 §3.1 lets the server refuse them, so it does, with ``NO [CANNOT]``.
+    """
+    shown = identifier[:80]
+    if identifier.startswith("-"):
+        raise ImapRefusal("NO", "CANNOT", f"Identifier {shown!r} is refused: negative rights "
+                          "are not supported; grant or remove rights of a local mailbox")
+    if "@" not in identifier:
+        raise ImapRefusal("NO", "CANNOT", f"Identifier {shown!r} is refused: only the address "
+                          "of a mailbox of this operator can be given rights")
+    address = identifier.strip().lower()
+    db = session.ctx.db
+    account = None
+    if db is not None:
+        async with db.read() as conn:
+            account = await get_by_address(conn, address)
+    if account is None:
+        raise ImapRefusal("NO", "CANNOT", f"Identifier {shown!r} is refused: no mailbox of "
+                          "this operator has that address")
+    return account.address
 
 
 def shared_name(owner: str, name: str) -> str:

@@ -39,6 +39,24 @@ class HeaderFacts:
     """Every mailbox of every From field (RFC 5322 §3.6.2), as ``local@domain``."""
     message_id: str | None
     has_date: bool
+    sender_addresses: tuple[tuple[str, str], ...] = ()
+    """``(field name, local@domain)`` for every mailbox of the other fields a reader takes
+    as who sent the message: Sender, Resent-From and Resent-Sender (RFC 5322 §3.6.2,
+    §3.6.6), in the order they appear."""
+
+
+SENDER_FIELDS = {"sender": "Sender", "resent-from": "Resent-From",
+                 "resent-sender": "Resent-Sender"}
+"""The originator fields besides From that mail clients show as the sender or forwarder."""
+
+
+def _mailboxes(value: str) -> list[str]:
+    out = []
+    for _display, _adl, mailbox, host in parse_address_list(value):
+        if mailbox is None or host is None:
+            continue  # RFC 3501 §7.4.2 group start/end markers, not mailboxes
+        out.append(f"{mailbox}@{host}")
+    return out
 
 
 def read_header_facts(raw: bytes) -> HeaderFacts:
@@ -46,19 +64,19 @@ def read_header_facts(raw: bytes) -> HeaderFacts:
     end = find_body_start(raw, 0, len(raw))
     header = parse_header(raw, 0, end)
     addresses: list[str] = []
+    senders: list[tuple[str, str]] = []
     for name, value in header.fields:
-        if name != "from":
-            continue
-        for _display, _adl, mailbox, host in parse_address_list(value):
-            if mailbox is None or host is None:
-                continue  # RFC 3501 §7.4.2 group start/end markers, not mailboxes
-            addresses.append(f"{mailbox}@{host}")
+        if name == "from":
+            addresses += _mailboxes(value)
+        elif name in SENDER_FIELDS:
+            senders += [(SENDER_FIELDS[name], a) for a in _mailboxes(value)]
     message_id = header.get("message-id")
     return HeaderFacts(
         header_end=end,
         from_addresses=tuple(addresses),
         message_id=message_id or None,
         has_date=header.get("date") is not None,
+        sender_addresses=tuple(senders),
     )
 
 

@@ -7,8 +7,9 @@ session writes as ASCII (RFC 6531 §3.7.4.2 allows UTF-8 replies only after SMTP
 is always valid, so accents are dropped, e.g. "MSSante").
 
 Submission (587 STARTTLS / 465 implicit TLS): AUTH PLAIN/LOGIN with an application password,
-EXTERNAL with a verified client certificate; sender and From must be the user or a mailbox
-it may send as; every recipient in the trust space; local ones must exist and be active.
+EXTERNAL with a verified client certificate; sender, From, Sender and Resent-From/-Sender
+must be the user or a mailbox it may send as; every recipient in the trust space; local ones
+must exist and be active.
 
 Relay (25): no AUTH; the client certificate is the authentication (mutual TLS); sender
 domain in the trust space; recipients only local active mailboxes — never an open relay.
@@ -50,6 +51,7 @@ from smtp.policy import (
     PasswordCredentials,
     TokenCredentials,
 )
+from smtp.sender_fields import check_sender_fields
 from trustspace.policy import (
     PeerIdentity,
     check_from_header,
@@ -172,6 +174,9 @@ class SubmissionPolicy:
         # The From header is what the recipient sees as author: same rule as MAIL FROM.
         check_from_header(
             facts.from_addresses, account.address, transaction.may_send_as - {account.address}
+        )
+        check_sender_fields(
+            facts.sender_addresses, account.address, transaction.may_send_as - {account.address}
         )
         smtp_id = new_smtp_id()
         settings = self.gateway.settings

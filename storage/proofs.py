@@ -222,6 +222,24 @@ async def checkpoint(conn: AsyncConnection, keyring: Keyring) -> int | None:
     return int(last.seq)
 
 
+async def unsigned_records(conn: AsyncConnection) -> int:
+    """How many records the newest checkpoint does not cover (0 on an empty ledger).
+
+    Two index lookups (the newest record, the newest checkpoint), cheap enough for the
+    checkpoint job to ask every second so it can sign after N records without waiting.
+    """
+    row = (
+        await conn.execute(
+            select(
+                select(func.max(proofs.c.seq)).scalar_subquery(),
+                select(func.max(proof_checkpoints.c.seq)).scalar_subquery(),
+            )
+        )
+    ).one()
+    head, done = int(row[0] or 0), int(row[1] or 0)
+    return max(0, head - done)
+
+
 async def get_by_message(conn: AsyncConnection, message_ref: str) -> list[ProofRecord]:
     """Every proof about one Message-ID, oldest first."""
     rows = await conn.execute(

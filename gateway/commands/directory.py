@@ -1,4 +1,5 @@
-"""``mssante directory``: import the national extract, search and show entries.
+"""``mssante directory``: import the national extract, search and show entries, hide a local
+mailbox from directory users (liste rouge) or show it again.
 
 In embedded mode the command uses the running managed slapd (``mssante serve``) through its
 ldapi socket, or starts it for the duration of the command when the gateway is not running.
@@ -17,11 +18,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from accounts.errors import AccountRefused
+from accounts.publishing import set_liste_rouge
 from directory_ldap import DirectoryEntry, DirectoryError
 from directory_ldap.extract import ExtractError, ExtractReader
 from directory_ldap.importer import ImportSummary, import_extract
 from directory_ldap.service import Directory
 from gateway.context import EXIT_FAILURE, EXIT_USAGE, CliContext, fail, pass_cli
+from gateway.startup import open_storage
+from storage.accounts import Account
 
 T = TypeVar("T")
 
@@ -147,3 +152,40 @@ def show_cmd(cli: CliContext, address: str) -> None:
     for name, value in vars(entry).items():
         if name != "password_hashes" and value not in ("", 0, False, ()):
             click.echo(f"{name}: {value}")
+
+
+def _set_liste_rouge(cli: CliContext, address: str, hidden: bool) -> Account | None:
+    settings = cli.settings()
+
+    async def work(directory: Directory) -> Account:
+        db = await open_storage(settings)
+        try:
+            return await set_liste_rouge(db, directory, address, hidden)
+        finally:
+            await db.close()
+
+    try:
+        return _with_directory(cli, work)
+    except AccountRefused as exc:
+        fail(str(exc), EXIT_USAGE)
+        return None
+
+
+@command.command("hide")
+@click.argument("address")
+@pass_cli
+def hide_cmd(cli: CliContext, address: str) -> None:
+    """Put the local mailbox ADDRESS on the liste rouge: directory users no longer find it."""
+    account = _set_liste_rouge(cli, address, True)
+    if account is not None:
+        click.echo(f"{account.address} is hidden from directory users (liste rouge)")
+
+
+@command.command("unhide")
+@click.argument("address")
+@pass_cli
+def unhide_cmd(cli: CliContext, address: str) -> None:
+    """Take the local mailbox ADDRESS off the liste rouge: directory users find it again."""
+    account = _set_liste_rouge(cli, address, False)
+    if account is not None:
+        click.echo(f"{account.address} is shown to directory users again")

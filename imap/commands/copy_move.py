@@ -53,7 +53,8 @@ async def move(session: Session, cmd: c.Move) -> Done | None:
     sel = session.selected
     assert sel is not None
     if sel.readonly:
-        raise ImapRefusal("NO", "READ-ONLY", "The mailbox is selected read-only (EXAMINE)")
+        raise ImapRefusal("NO", "READ-ONLY", "The mailbox is selected read-only (EXAMINE, "
+                          "or your rights on it allow no change)")
     missing = "".join(r for r in "te" if r not in session.rights)
     if missing:
         # RFC 6851 §3.3 / RFC 4314 §4: moving out needs "t" and "e" on the source.

@@ -16,7 +16,7 @@ from imap.commands.mailboxes import require_access, require_folder
 from imap.protocol import Atom, ImapRefusal, encode_mailbox, untagged_data
 from imap.protocol import commands as c
 from imap.session import Done, Session
-from imap.shared import Access
+from imap.shared import Access, acl_identifier
 
 _VALID = set(ALL_RIGHTS) | set("0123456789")
 
@@ -121,7 +121,7 @@ async def setacl(session: Session, cmd: c.SetAcl) -> Done | None:
         # RFC 4314 §3.1: unknown rights are a BAD command.
         raise ImapRefusal("BAD", None, f"Unknown rights {''.join(bad)!r}; valid rights are "
                           f"{ALL_RIGHTS}")
-    identifier = cmd.identifier.lower() if "@" in cmd.identifier else cmd.identifier
+    identifier = await acl_identifier(session, cmd.identifier)
     current = dict(await _effective(session, access)).get(identifier, "")
     if mode == "+":
         new = set(current) | set(letters)

@@ -21,6 +21,9 @@ from imap.session import Done, Session
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 _ENABLEABLE = ("CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT")
+# RFC 4314 §4: insert, expunge and the flag rights (\Seen, \Deleted, the others) are the
+# ones that make a selection read-write; "l", "r", "p" and the mailbox rights do not.
+WRITE_RIGHTS = "iestw"
 
 
 @register(c.Enable, AUTHENTICATED)
@@ -50,6 +53,8 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     access.require("r", "read messages")
     folder = access.folder
     session.rights = access.rights
+    # RFC 4314 §4: without a right that changes the mailbox, SELECT is read-only.
+    readonly = cmd.readonly or not set(access.rights) & set(WRITE_RIGHTS)
     if cmd.qresync is not None and not session.qresync:
         raise ImapRefusal("BAD", None, "QRESYNC parameter needs ENABLE QRESYNC first")
     if cmd.condstore:
@@ -66,11 +71,11 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         recent: set[int] = set()  # RFC 9051 §2.3.2: no \Recent in IMAP4rev2; none claimed
     else:
         # RFC 3501 §2.3.2: EXAMINE only looks; SELECT claims the recent UIDs for itself.
-        floor = info.recent_uid if cmd.readonly else await store.claim_recent(folder.id, top)
+        floor = info.recent_uid if readonly else await store.claim_recent(folder.id, top)
         recent = set(uids[uids.first_at_or_above(floor + 1):])
     sel = SelectedMailbox(
         folder_id=folder.id, name=folder.name, uidvalidity=info.uidvalidity,
-        readonly=cmd.readonly, uids=uids, modseq=info.highestmodseq, event=event,
+        readonly=readonly, uids=uids, modseq=info.highestmodseq, event=event,
         recent=recent,
     )
     session.selected = sel
@@ -82,7 +87,7 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     keywords = sorted({f for flags in distinct for f in flags if not f.startswith("\\")})
     flags = [Atom(f) for f in (*SYSTEM_FLAGS, *keywords)]
     session.write(untagged_data("FLAGS", flags))
-    if cmd.readonly:
+    if readonly:
         session.write(untagged("OK", "No permanent flags in read-only mode",
                                ResponseCode.permanentflags(())))
     else:
@@ -101,7 +106,7 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
                            ResponseCode.highestmodseq(info.highestmodseq)))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == info.uidvalidity:
         await _qresync(session, sel, cmd.qresync)
-    code = "READ-ONLY" if cmd.readonly else "READ-WRITE"
+    code = "READ-ONLY" if readonly else "READ-WRITE"
     return Done("Completed", code)
 
 

@@ -48,7 +48,8 @@ def _noperm(session: Session, missing: str, action: str) -> ImapRefusal:
 
 
 def _readonly_refusal() -> ImapRefusal:
-    return ImapRefusal("NO", "READ-ONLY", "The mailbox is selected read-only (EXAMINE)")
+    return ImapRefusal("NO", "READ-ONLY", "The mailbox is selected read-only (EXAMINE, or "
+                       "your rights on it allow no change)")
 
 
 @register(c.Store, SELECTED)
