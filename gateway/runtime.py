@@ -169,6 +169,8 @@ class Gateway:
         if self.pipeline is not None:
             await self.pipeline.stop()
             self.pipeline = None
+        if self.authenticator is not None:
+            await self.authenticator.close()
         if self._change_channel is not None:
             self.changes.detach(self._change_channel.publish)
             await self._change_channel.stop()

@@ -97,6 +97,7 @@ register_mechanism(ExternalMechanism())
 
 def _logged_in(session: Session, identity: Identity) -> Done:
     session.identity = identity
+    session.access_version = session.ctx.authenticator.access.version
     session.auth_failures = 0
     log.info("imap_login", extra=session.log_fields(method=identity.method))
     caps = " ".join(session.capabilities())
