@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +24,27 @@ from cryptography import x509
 from sqlalchemy import select
 
 from accounts.access import AccessWatch
+from accounts.limiter import LoginLimiter
 from accounts.passwords import DUMMY_HASH, verify_secret
+from config.settings import AuthSettings
 from storage import credentials as credential_rows
 from storage.database import Database
 from storage.schema import accounts, credentials, delegations
+from storage.traces import TraceBuffer
 from trustspace.certs import fingerprint_sha256, idnat_from_certificate, structure_from_certificate
 
+log = logging.getLogger("mssante.accounts")
+
 CACHE_TTL = 30.0
+SHOWN_LOGIN = 64
+
+
+def shown_login(login: str) -> str:
+    """A login name as traces and logs show it: at most 64 characters, control characters
+    and non-ASCII escaped (a client chooses it, it must not forge log lines)."""
+    text = login[:SHOWN_LOGIN].encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(ch if 0x20 <= ord(ch) < 0x7F else f"\\x{ord(ch):02x}" for ch in text)
+    return text + ("..." if len(login) > SHOWN_LOGIN else "")
 
 
 @dataclass(frozen=True)
@@ -48,9 +63,12 @@ class Authenticator:
     """Checks credentials against the accounts in the database."""
 
     def __init__(self, db: Database, cache_ttl: float = CACHE_TTL,
-                 access_interval: float | None = None) -> None:
+                 access_interval: float | None = None,
+                 limits: AuthSettings | None = None) -> None:
         self._db = db
         self._ttl = cache_ttl
+        self.limiter = LoginLimiter(limits)
+        self.traces = TraceBuffer(db)
         self.access = AccessWatch(db) if access_interval is None else AccessWatch(
             db, access_interval)
         # Each remembered answer carries the access version it was read under.
@@ -60,8 +78,9 @@ class Authenticator:
         self._refresh: asyncio.Task[int] | None = None
 
     async def close(self) -> None:
-        """Stops watching the access version (gateway stop)."""
+        """Stops watching the access version and writes the last traces (gateway stop)."""
         await self.access.stop()
+        await self.traces.close()
 
     def _fresh(self, expires: float, version: int | None) -> bool:
         return expires > time.monotonic() and version == self.access.version
@@ -86,14 +105,52 @@ class Authenticator:
             with contextlib.suppress(RuntimeError):
                 self._refresh = asyncio.get_running_loop().create_task(self.access.refresh())
 
-    async def check_password(self, address: str, password: str, method: str) -> Identity | None:
-        """An active mailbox whose unrevoked application password is ``password``, or None."""
+    async def check_password(
+        self, address: str, password: str, method: str, *, client: str | None = None,
+        protocol: str = "", session_id: str = "",
+    ) -> Identity | None:
+        """An active mailbox whose unrevoked application password is ``password``, or None.
+
+        ``client`` (the peer's IP address) and ``protocol`` ("smtp", "imap", "web") feed the
+        guessing limits (:mod:`accounts.limiter`) and the trace of the attempt. None is the
+        only failure answer, whatever the reason (unknown, wrong, locked, over budget), so
+        that every front-end gives one reply for all of them.
+        """
         await self.access.start()
-        address = address.strip().lower()
+        login = address.strip().lower()
+        verdict = self.limiter.before(login, client)
+        if verdict.delay:
+            await asyncio.sleep(verdict.delay)
+        if verdict.refused is not None:
+            result = verdict.refused.replace(" ", "_")
+            ident = None
+        else:
+            ident, result = await self._verify_password(login, password, method, client)
+            if ident is not None:
+                self.limiter.succeeded(login, client)
+            else:
+                self.limiter.failed(login, client, name_tried=result != "over_budget")
+        self.traces.add(
+            session_id=session_id, service=protocol or "unknown",
+            event="auth_success" if ident is not None else "auth_failure",
+            detail={"method": method, "login": shown_login(login), "client": client or "",
+                    "result": result, "delay": round(verdict.delay, 3)},
+        )
+        if ident is None:
+            log.info("auth_failed", extra={"fields": {
+                "protocol": protocol, "method": method, "login": shown_login(login),
+                "client": client or "", "result": result}})
+        return ident
+
+    async def _verify_password(self, address: str, password: str, method: str,
+                               client: str | None) -> tuple[Identity | None, str]:
+        """(identity, "ok") or (None, why): "unknown", "wrong_password", "over_budget"."""
         key = self._cache_key(address, password)
         hit = self._cache.get(key)
         if hit and self._fresh(hit[0], hit[1]):
-            return Identity(**{**hit[2].__dict__, "method": method})
+            return Identity(**{**hit[2].__dict__, "method": method}), "ok"
+        if not self.limiter.may_hash(client):
+            return None, "over_budget"  # no argon2 time for this address until it refills
         version = self.access.version
         async with self._db.read() as conn:
             account = (
@@ -116,7 +173,7 @@ class Authenticator:
                 )
         if not hashes:
             await verify_secret(DUMMY_HASH, password)
-            return None
+            return None, "unknown"
         for cred_id, secret_hash in hashes:
             if secret_hash and await verify_secret(secret_hash, password):
                 assert account is not None
@@ -127,11 +184,12 @@ class Authenticator:
                 self._cache[key] = (time.monotonic() + self._ttl, version, ident)
                 async with self._db.begin() as conn:
                     await credential_rows.touch(conn, cred_id)
-                return ident
-        return None
+                return ident, "ok"
+        return None, "wrong_password"
 
     async def check_certificate(
-        self, cert: x509.Certificate | bytes, authzid: str | None, method: str = "EXTERNAL"
+        self, cert: x509.Certificate | bytes, authzid: str | None, method: str = "EXTERNAL",
+        *, client: str | None = None, protocol: str = "", session_id: str = "",
     ) -> Identity | None:
         """The mailbox a verified client certificate stands for (SASL EXTERNAL, RFC 4422 App. A).
 
@@ -184,11 +242,18 @@ class Authenticator:
             row = by_address.get(authzid.strip().lower())
         else:
             row = next(iter(by_address.values())) if len(by_address) == 1 else None
-        if row is None:
-            return None
-        return Identity(
+        ident = None if row is None else Identity(
             account_id=row.id, address=row.address, type=row.type, method=method, idnat=row.idnat
         )
+        self.traces.add(
+            session_id=session_id, service=protocol or "unknown",
+            event="auth_success" if ident is not None else "auth_failure",
+            detail={"method": method, "login": shown_login(ident.address if ident else
+                                                           (authzid or "")),
+                    "client": client or "", "certificate": fingerprint[:16],
+                    "result": "ok" if ident is not None else "no_mailbox"},
+        )
+        return ident
 
     async def sender_addresses(self, identity: Identity) -> set[str]:
         """Addresses ``identity`` may send as: its own and the mailboxes delegating send-as.

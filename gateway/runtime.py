@@ -86,7 +86,7 @@ class Gateway:
         self.db = await open_storage(settings)
         try:
             self.first_start = await self._first_start_accounts(self.db)
-            self.authenticator = Authenticator(self.db)
+            self.authenticator = Authenticator(self.db, limits=settings.auth)
             self.pipeline = Pipeline(self.db, settings, self.changes)
             await self.pipeline.start()
             await self.start_change_channel()

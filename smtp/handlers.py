@@ -107,12 +107,14 @@ class SubmissionPolicy:
             if credentials.authzid and credentials.authzid.lower() != credentials.login.lower():
                 return None
             found = await authenticator.check_password(
-                credentials.login, credentials.password, mechanism
+                credentials.login, credentials.password, mechanism,
+                client=session.peer_ip, protocol="smtp", session_id=session.trace_id,
             )
         elif isinstance(credentials, ExternalCredentials):
             # RFC 4422 appendix A: the TLS layer verified the certificate against the anchors.
             found = await authenticator.check_certificate(
-                credentials.certificate_der, credentials.authzid or None, mechanism
+                credentials.certificate_der, credentials.authzid or None, mechanism,
+                client=session.peer_ip, protocol="smtp", session_id=session.trace_id,
             )
         elif isinstance(credentials, TokenCredentials) and self.token_checker is not None:
             found = await self.token_checker(credentials.login, credentials.token, mechanism)

@@ -15,6 +15,7 @@ import os
 import smtplib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,39 @@ async def test_accounts_status_refuses_unknown_values(gateway: RunningGateway) -
     done = await asyncio.to_thread(mssante, gateway, "accounts", "status",
                                    "ghost@mssante.test", "suspended")
     assert done.returncode == 2 and "'ghost@mssante.test'" in done.stderr, done.stderr
+
+
+async def test_revoked_delegation_ends_idle_pushes(gateway: RunningGateway) -> None:
+    """A delegate IDLE on the owner's INBOX is told at once and sees no later mail."""
+    import imapclient
+
+    alice, alice_pw, bob, bob_pw = await _owner_and_delegate(gateway)
+
+    def idle_start() -> imapclient.IMAPClient:
+        c = imapclient.IMAPClient("127.0.0.1", port=_imap_port(gateway), ssl=True,
+                                  ssl_context=gateway.client_context(), timeout=20)
+        c.login(bob, bob_pw)
+        c.select_folder(f"Shared/{alice}/INBOX")
+        c.idle()
+        return c
+    client = await asyncio.to_thread(idle_start)
+    done = await asyncio.to_thread(mssante, gateway, "delegations", "revoke", alice, bob)
+    assert done.returncode == 0, done.stderr
+
+    def idle_end() -> list[object]:
+        seen: list[object] = []
+        deadline = time.monotonic() + SEEN_WITHIN + 1
+        while time.monotonic() < deadline:
+            seen += client.idle_check(timeout=0.5)
+            if any(b"NOPERM" in repr(r).encode() for r in seen):
+                break
+        # New mail for the owner after the revocation is not pushed to the delegate.
+        with smtp_login(gateway, alice, alice_pw) as s:
+            s.sendmail(alice, [alice], message(alice, alice, "after"))
+        seen += client.idle_check(timeout=1.5)
+        client.idle_done()
+        client.logout()
+        return seen
+    seen = await asyncio.to_thread(idle_end)
+    assert any(b"NOPERM" in repr(r).encode() for r in seen), seen
+    assert not any(b"EXISTS" in repr(r).encode() for r in seen), seen
