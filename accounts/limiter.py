@@ -77,10 +77,12 @@ class LoginLimiter:
         s = self.settings
         name = self._get(self._names, _key(login), now)
         addr = self._get(self._addresses, client, now) if client else None
+        # A locked answer waits as long as the longest delay: it must not come back faster
+        # than a wrong password would (that would show the lock) nor invite a fast loop.
         if name is not None and name.locked_until > now:
-            return Verdict(refused="account locked")
+            return Verdict(delay=s.delay_max, refused="account locked")
         if addr is not None and addr.locked_until > now:
-            return Verdict(refused="address locked")
+            return Verdict(delay=s.delay_max, refused="address locked")
         delay = max(
             self._delay(name, s.delay_after_failures),
             self._delay(addr, s.address_delay_after_failures),

@@ -14,6 +14,7 @@ temporary lock from the first failure, so it is not used).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -21,6 +22,8 @@ import ldap
 import ldap.modlist
 
 from config.settings import AuthSettings
+
+log = logging.getLogger("mssante.directory")
 
 POLICY_RDN = "cn=password-policy"
 
@@ -54,11 +57,17 @@ def ensure_policy(conn: Any, base_dn: str, auth: AuthSettings) -> None:
     dn = policy_dn(base_dn)
     wanted = policy_attributes(auth)
     try:
-        conn.add_s(dn, ldap.modlist.addModlist(wanted))
-    except ldap.ALREADY_EXISTS:
-        changes = [(ldap.MOD_REPLACE, name, values) for name, values in wanted.items()
-                   if name not in ("objectClass", "cn")]
-        conn.modify_s(dn, changes)
+        try:
+            conn.add_s(dn, ldap.modlist.addModlist(wanted))
+        except ldap.ALREADY_EXISTS:
+            changes = [(ldap.MOD_REPLACE, name, values) for name, values in wanted.items()
+                       if name not in ("objectClass", "cn")]
+            conn.modify_s(dn, changes)
+    except ldap.LDAPError as exc:
+        # A slapd started from an older configuration (without the overlay) refuses the
+        # pwdPolicy class: the directory still works, without the lock-out, and says so.
+        log.warning("event=directory_password_policy_missing dn=%s error=%s", dn,
+                    type(exc).__name__)
 
 
 def slapd_lines(base_dn: str) -> str:
