@@ -3,14 +3,19 @@
 Used by SMTP submission (AUTH PLAIN/LOGIN/EXTERNAL), IMAP (LOGIN, AUTHENTICATE) and later
 LDAP pass-through. argon2id runs in a worker thread; a verified credential is remembered for
 a short time (as Dovecot's auth_cache) so that a client opening many connections does not
-pay argon2 each time, and :meth:`Authenticator.forget` drops it when a password is revoked or
-an account suspended. An unknown address costs one argon2 verification too, so response
-times do not reveal which addresses exist.
+pay argon2 each time. What is remembered is only trusted under the access version it was
+read at (:mod:`accounts.access`): a revoked password or delegation, or a suspended account,
+is forgotten within a second everywhere, and :meth:`Authenticator.still_valid` tells open
+sessions that their login no longer holds. An unknown address costs one argon2 verification
+too, so response times do not reveal which addresses exist.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +23,28 @@ from typing import Any
 from cryptography import x509
 from sqlalchemy import select
 
+from accounts.access import AccessWatch
+from accounts.limiter import LoginLimiter
 from accounts.passwords import DUMMY_HASH, verify_secret
+from config.settings import AuthSettings
 from storage import credentials as credential_rows
 from storage.database import Database
 from storage.schema import accounts, credentials, delegations
+from storage.traces import TraceBuffer
 from trustspace.certs import fingerprint_sha256, idnat_from_certificate, structure_from_certificate
 
+log = logging.getLogger("mssante.accounts")
+
 CACHE_TTL = 30.0
+SHOWN_LOGIN = 64
+
+
+def shown_login(login: str) -> str:
+    """A login name as traces and logs show it: at most 64 characters, control characters
+    and non-ASCII escaped (a client chooses it, it must not forge log lines)."""
+    text = login[:SHOWN_LOGIN].encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(ch if 0x20 <= ord(ch) < 0x7F else f"\\x{ord(ch):02x}" for ch in text)
+    return text + ("..." if len(login) > SHOWN_LOGIN else "")
 
 
 @dataclass(frozen=True)
@@ -42,11 +62,28 @@ class Identity:
 class Authenticator:
     """Checks credentials against the accounts in the database."""
 
-    def __init__(self, db: Database, cache_ttl: float = CACHE_TTL) -> None:
+    def __init__(self, db: Database, cache_ttl: float = CACHE_TTL,
+                 access_interval: float | None = None,
+                 limits: AuthSettings | None = None) -> None:
         self._db = db
         self._ttl = cache_ttl
-        self._cache: dict[bytes, tuple[float, Identity]] = {}
-        self._send_as: dict[int, tuple[float, frozenset[str]]] = {}
+        self.limiter = LoginLimiter(limits)
+        self.traces = TraceBuffer(db)
+        self.access = AccessWatch(db) if access_interval is None else AccessWatch(
+            db, access_interval)
+        # Each remembered answer carries the access version it was read under.
+        self._cache: dict[bytes, tuple[float, int | None, Identity]] = {}
+        self._send_as: dict[int, tuple[float, int | None, frozenset[str]]] = {}
+        self._valid: dict[tuple[int, int | None], tuple[int | None, str | None]] = {}
+        self._refresh: asyncio.Task[int] | None = None
+
+    async def close(self) -> None:
+        """Stops watching the access version and writes the last traces (gateway stop)."""
+        await self.access.stop()
+        await self.traces.close()
+
+    def _fresh(self, expires: float, version: int | None) -> bool:
+        return expires > time.monotonic() and version == self.access.version
 
     @staticmethod
     def _cache_key(address: str, password: str) -> bytes:
@@ -54,21 +91,67 @@ class Authenticator:
 
     def forget(self, account_id: int | None = None) -> None:
         """Drops remembered credentials (of one account, or all)."""
+        self._valid.clear()
         if account_id is None:
             self._cache.clear()
             self._send_as.clear()
-            return
-        self._send_as.pop(account_id, None)
-        for key in [k for k, (_, ident) in self._cache.items() if ident.account_id == account_id]:
-            del self._cache[key]
+        else:
+            self._send_as.pop(account_id, None)
+            for key in [k for k, (_, _, ident) in self._cache.items()
+                        if ident.account_id == account_id]:
+                del self._cache[key]
+        # A change made in this process: open sessions need not wait for the next poll.
+        if self.access.running and (self._refresh is None or self._refresh.done()):
+            with contextlib.suppress(RuntimeError):
+                self._refresh = asyncio.get_running_loop().create_task(self.access.refresh())
 
-    async def check_password(self, address: str, password: str, method: str) -> Identity | None:
-        """An active mailbox whose unrevoked application password is ``password``, or None."""
-        address = address.strip().lower()
+    async def check_password(
+        self, address: str, password: str, method: str, *, client: str | None = None,
+        protocol: str = "", session_id: str = "",
+    ) -> Identity | None:
+        """An active mailbox whose unrevoked application password is ``password``, or None.
+
+        ``client`` (the peer's IP address) and ``protocol`` ("smtp", "imap", "web") feed the
+        guessing limits (:mod:`accounts.limiter`) and the trace of the attempt. None is the
+        only failure answer, whatever the reason (unknown, wrong, locked, over budget), so
+        that every front-end gives one reply for all of them.
+        """
+        await self.access.start()
+        login = address.strip().lower()
+        verdict = self.limiter.before(login, client)
+        if verdict.delay:
+            await asyncio.sleep(verdict.delay)
+        if verdict.refused is not None:
+            result = verdict.refused.replace(" ", "_")
+            ident = None
+        else:
+            ident, result = await self._verify_password(login, password, method, client)
+            if ident is not None:
+                self.limiter.succeeded(login, client)
+            else:
+                self.limiter.failed(login, client, name_tried=result != "over_budget")
+        self.traces.add(
+            session_id=session_id, service=protocol or "unknown",
+            event="auth_success" if ident is not None else "auth_failure",
+            detail={"method": method, "login": shown_login(login), "client": client or "",
+                    "result": result, "delay": round(verdict.delay, 3)},
+        )
+        if ident is None:
+            log.info("auth_failed", extra={"fields": {
+                "protocol": protocol, "method": method, "login": shown_login(login),
+                "client": client or "", "result": result}})
+        return ident
+
+    async def _verify_password(self, address: str, password: str, method: str,
+                               client: str | None) -> tuple[Identity | None, str]:
+        """(identity, "ok") or (None, why): "unknown", "wrong_password", "over_budget"."""
         key = self._cache_key(address, password)
         hit = self._cache.get(key)
-        if hit and hit[0] > time.monotonic():
-            return Identity(**{**hit[1].__dict__, "method": method})
+        if hit and self._fresh(hit[0], hit[1]):
+            return Identity(**{**hit[2].__dict__, "method": method}), "ok"
+        if not self.limiter.may_hash(client):
+            return None, "over_budget"  # no argon2 time for this address until it refills
+        version = self.access.version
         async with self._db.read() as conn:
             account = (
                 await conn.execute(
@@ -90,7 +173,7 @@ class Authenticator:
                 )
         if not hashes:
             await verify_secret(DUMMY_HASH, password)
-            return None
+            return None, "unknown"
         for cred_id, secret_hash in hashes:
             if secret_hash and await verify_secret(secret_hash, password):
                 assert account is not None
@@ -98,14 +181,15 @@ class Authenticator:
                     account_id=account.id, address=address, type=account.type, method=method,
                     idnat=account.idnat, credential_id=cred_id,
                 )
-                self._cache[key] = (time.monotonic() + self._ttl, ident)
+                self._cache[key] = (time.monotonic() + self._ttl, version, ident)
                 async with self._db.begin() as conn:
                     await credential_rows.touch(conn, cred_id)
-                return ident
-        return None
+                return ident, "ok"
+        return None, "wrong_password"
 
     async def check_certificate(
-        self, cert: x509.Certificate | bytes, authzid: str | None, method: str = "EXTERNAL"
+        self, cert: x509.Certificate | bytes, authzid: str | None, method: str = "EXTERNAL",
+        *, client: str | None = None, protocol: str = "", session_id: str = "",
     ) -> Identity | None:
         """The mailbox a verified client certificate stands for (SASL EXTERNAL, RFC 4422 App. A).
 
@@ -114,6 +198,7 @@ class Authenticator:
         of an applicative mailbox) or was registered by fingerprint. When it matches several
         mailboxes the client must say which with an authorisation identity.
         """
+        await self.access.start()
         if isinstance(cert, bytes):
             cert = x509.load_der_x509_certificate(cert)
         idnat = idnat_from_certificate(cert)
@@ -157,11 +242,18 @@ class Authenticator:
             row = by_address.get(authzid.strip().lower())
         else:
             row = next(iter(by_address.values())) if len(by_address) == 1 else None
-        if row is None:
-            return None
-        return Identity(
+        ident = None if row is None else Identity(
             account_id=row.id, address=row.address, type=row.type, method=method, idnat=row.idnat
         )
+        self.traces.add(
+            session_id=session_id, service=protocol or "unknown",
+            event="auth_success" if ident is not None else "auth_failure",
+            detail={"method": method, "login": shown_login(ident.address if ident else
+                                                           (authzid or "")),
+                    "client": client or "", "certificate": fingerprint[:16],
+                    "result": "ok" if ident is not None else "no_mailbox"},
+        )
+        return ident
 
     async def sender_addresses(self, identity: Identity) -> set[str]:
         """Addresses ``identity`` may send as: its own and the mailboxes delegating send-as.
@@ -169,8 +261,9 @@ class Authenticator:
         Remembered like verified credentials (asked at every MAIL FROM of a session).
         """
         hit = self._send_as.get(identity.account_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return set(hit[1])
+        if hit is not None and self._fresh(hit[0], hit[1]):
+            return set(hit[2])
+        version = self.access.version
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
@@ -184,5 +277,32 @@ class Authenticator:
                 )
             ).all()
         addresses = frozenset({identity.address, *(r.address for r in rows)})
-        self._send_as[identity.account_id] = (time.monotonic() + self._ttl, addresses)
+        self._send_as[identity.account_id] = (time.monotonic() + self._ttl, version, addresses)
         return set(addresses)
+
+    async def still_valid(self, identity: Identity) -> str | None:
+        """None while the login of an open session still holds; otherwise why not
+        ("suspended", "closed", "pending": the account's status; "revoked": the application
+        password used). Read once per access version, so a session may ask at every command.
+        """
+        key = (identity.account_id, identity.credential_id)
+        version = self.access.version
+        hit = self._valid.get(key)
+        if hit is not None and hit[0] == version and version is not None:
+            return hit[1]
+        async with self._db.read() as conn:
+            status = (await conn.execute(
+                select(accounts.c.status).where(accounts.c.id == identity.account_id)
+            )).scalar()
+            reason = None if status == "active" else str(status or "closed")
+            if reason is None and identity.credential_id is not None:
+                revoked = (await conn.execute(
+                    select(credentials.c.revoked_at).where(
+                        credentials.c.id == identity.credential_id)
+                )).first()
+                if revoked is None or revoked[0] is not None:
+                    reason = "revoked"
+        if len(self._valid) > 100_000:
+            self._valid.clear()
+        self._valid[key] = (version, reason)
+        return reason

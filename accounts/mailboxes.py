@@ -102,3 +102,27 @@ async def add_mailbox(
     except AlreadyExists:
         raise AccountRefused(f"address {address!r} already has a mailbox") from None
     return NewMailbox(account=account, app_password=password)
+
+
+STATUSES = ("active", "suspended", "closed")
+"""What the operator may set; ``pending`` belongs to registration."""
+
+
+async def set_status(db: Database, address: str, status: str) -> Account:
+    """Suspends, closes or reactivates a mailbox; :class:`AccountRefused` names a bad value.
+
+    The change raises the access version (:mod:`storage.access`) in the same transaction:
+    open IMAP and SMTP sessions of the account end within a second on every node, cached
+    logins are forgotten, and its delegates lose its folders and its send-as.
+    """
+    wanted = status.strip().lower()
+    if wanted not in STATUSES:
+        raise AccountRefused(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    async with db.begin() as conn:
+        account = await account_rows.get_by_address(conn, address.strip().lower())
+        if account is None:
+            raise AccountRefused(f"address {address!r} has no mailbox here")
+        await account_rows.set_status(conn, account.id, wanted)
+        found = await account_rows.get_by_address(conn, account.address)
+    assert found is not None
+    return found

@@ -256,6 +256,44 @@ class TrustSpaceSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """[auth]: password guessing: growing delays, temporary locks and an argon2 budget."""
+
+    delay_after_failures: int = opt(
+        3, "failed logins of one account before its answers are delayed", min=1
+    )
+    address_delay_after_failures: int = opt(
+        10, "failed logins from one client address before its answers are delayed", min=1
+    )
+    delay_initial: float = opt(
+        1.0, "first delay, seconds; it doubles with each further failure", min=0, max=60
+    )
+    delay_max: float = opt(16.0, "longest delay before an answer, seconds", min=0, max=600)
+    lock_after_failures: int = opt(
+        10, "failed logins of one account before it is locked for lock_duration", min=1
+    )
+    address_lock_after_failures: int = opt(
+        50, "failed logins from one client address before it is locked for lock_duration",
+        min=1,
+    )
+    lock_duration: float = opt(
+        900.0, "seconds a lock lasts; every login is refused with the usual failure reply",
+        min=0.01, max=86400,
+    )
+    failure_window: float = opt(
+        900.0, "seconds without a failure after which failures are forgotten",
+        min=0.01, max=86400,
+    )
+    address_hash_budget: int = opt(
+        30, "password verifications (argon2) one client address may cause per budget window; "
+        "beyond it, logins fail without being checked", min=1,
+    )
+    hash_budget_window: float = opt(
+        60.0, "seconds of the address_hash_budget window", min=0.01, max=86400
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, plus the data directory and the file they came from."""
 
@@ -271,6 +309,7 @@ class Settings:
     directory: DirectorySettings = field(default_factory=DirectorySettings)
     web: WebSettings = field(default_factory=WebSettings)
     trustspace: TrustSpaceSettings = field(default_factory=TrustSpaceSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     transport: dict[str, str] = field(
         default_factory=dict,
         metadata={
@@ -347,5 +386,6 @@ SECTIONS: dict[str, type] = {
     "directory": DirectorySettings,
     "web": WebSettings,
     "trustspace": TrustSpaceSettings,
+    "auth": AuthSettings,
 }
 """Section name in the TOML file → its dataclass. ``[transport]`` is a free table."""

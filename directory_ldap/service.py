@@ -23,6 +23,7 @@ from directory_ldap.connection import ConnectionPool, Credentials
 from directory_ldap.entry import READ_ATTRIBUTES, DirectoryEntry
 from directory_ldap.errors import DirectoryError, ImmutableAttributeError
 from directory_ldap.managed import ManagedSlapd, free_port
+from directory_ldap.password_policy import ensure_policy
 from directory_ldap.queries import (
     LABEL_ATTRIBUTES,
     Labels,
@@ -102,6 +103,10 @@ class Directory:
         if self.managed is not None and manage:
             await self.managed.start()
         await self.pool.run(self._ensure_tree)
+        if self.layout is not None:
+            # Managed slapd only: an external server's policies are its operator's business.
+            await self.pool.run(
+                lambda conn: ensure_policy(conn, self.base_dn, self.settings.auth))
 
     async def stop(self) -> None:
         self.pool.close()

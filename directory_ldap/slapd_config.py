@@ -16,6 +16,7 @@ from pathlib import Path
 
 from directory_ldap import generations
 from directory_ldap.layout import NATIONAL_BRANCH, branch_dn, service_dn
+from directory_ldap.password_policy import policy_dn, slapd_lines
 
 SCHEMA_DIR = Path("/etc/ldap/schema")
 MODULE_DIR = Path("/usr/lib/ldap")
@@ -138,6 +139,8 @@ access to attrs=userPassword
 \tby * none
 access to attrs=mssanteRowHash
 \tby * none
+access to dn.exact="{policy_dn(base)}"
+\tby * none
 access to filter=(mssanteListeRouge=TRUE)
 \tby * none
 access to dn.subtree="{base}"
@@ -170,6 +173,8 @@ modulepath {MODULE_DIR}
 moduleload back_mdb.so
 # {{ARGON2}} userPassword values: the accounts layer publishes argon2id application passwords.
 moduleload argon2.so
+# Lock-out of LDAP binds after repeated failures (directory_ldap/password_policy.py).
+moduleload ppolicy.so
 
 pidfile {layout.pid_file}
 argsfile {layout.root / 'slapd.args'}
@@ -234,7 +239,8 @@ checkpoint 1024 5
 {nosync}
 {_indexes()}
 
-{_access(base, svc)}"""
+{_access(base, svc)}
+{slapd_lines(base)}"""
 
 
 def write(layout: SlapdLayout) -> None:

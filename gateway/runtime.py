@@ -88,7 +88,7 @@ class Gateway:
         self.db = await open_storage(settings)
         try:
             self.first_start = await self._first_start_accounts(self.db)
-            self.authenticator = Authenticator(self.db)
+            self.authenticator = Authenticator(self.db, limits=settings.auth)
             self.pipeline = Pipeline(self.db, settings, self.changes)
             await self.pipeline.start()
             await self.start_change_channel()
@@ -171,6 +171,8 @@ class Gateway:
         if self.pipeline is not None:
             await self.pipeline.stop()
             self.pipeline = None
+        if self.authenticator is not None:
+            await self.authenticator.close()
         if self._change_channel is not None:
             self.changes.detach(self._change_channel.publish)
             await self._change_channel.stop()

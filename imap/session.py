@@ -102,6 +102,10 @@ class Session:
         self.selected: SelectedMailbox | None = None
         # RFC 4314 rights on the selected mailbox (all of them on one's own folders).
         self.rights = "lrswipkxtecda"
+        # Access version checked last (accounts.access) and the shared mailbox withdrawn
+        # while selected, answered NO [NOPERM] until another is selected (imap.shared).
+        self.access_version: int | None = None
+        self.withdrawn: str | None = None
         self.enabled: set[str] = set()
         self.logout = False
         self.bad_count = 0
@@ -279,6 +283,11 @@ class Session:
             self.write(tagged(cmd.tag, "BAD", f"{cmd.name} is not supported by this server"))
             self._count_bad()
             return
+        if self.identity is not None:
+            from imap.shared import access_gate
+
+            if await access_gate(self, cmd, spec.state):
+                return
         refusal = spec.refusal(self)
         if refusal is not None:
             self.write(refusal.response(cmd.tag))

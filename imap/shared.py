@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from accounts.delegations import ALL_RIGHTS
 from imap.mailstore import DELIMITER, FolderInfo, SharedFolder
-from imap.protocol import ImapRefusal
+from imap.protocol import ImapRefusal, tagged
+from imap.protocol import commands as c
 from storage.accounts import get_by_address
 
 if TYPE_CHECKING:
@@ -140,3 +141,78 @@ async def resolve(session: Session, name: str) -> Access | None:
                 return None
             return access
     return None
+
+
+# -- access withdrawn while a session is open (issue: revocation ends open access) ---------
+
+async def recheck(session: Session) -> ImapRefusal | None:
+    """Takes the session's access decisions again after the access version moved.
+
+    The login itself: a suspended or closed account, or a revoked application password,
+    ends the session (``BYE``). The selected mailbox, when it is another account's: rights
+    are read again; without ``r`` (or without the folder at all) the mailbox is closed and
+    remembered as withdrawn, so that the client's next command on it is answered
+    ``NO [NOPERM]`` instead of serving a single message more (RFC 4314 §4).
+    """
+    identity = session.identity
+    assert identity is not None
+    auth = session.ctx.authenticator
+    session.access_version = auth.access.version
+    reason = await auth.still_valid(identity)
+    if reason is not None:
+        what = ("the application password used by this session was revoked"
+                if reason == "revoked" else f"account {identity.address} is {reason}")
+        return ImapRefusal("BYE", None, f"Closing the session: {what}")
+    sel = session.selected
+    if sel is not None and sel.name.startswith(PREFIX_SLASH):
+        access = await resolve(session, sel.name)
+        if access is None or "r" not in access.rights or access.folder.id != sel.folder_id:
+            session.close_selected()
+            session.withdrawn = sel.name
+        else:
+            session.rights = access.rights
+    return None
+
+
+def _withdrawn(name: str) -> ImapRefusal:
+    return ImapRefusal("NO", "NOPERM", f"Your access to {name[:200]!r} was withdrawn by its "
+                       "owner or the operator: select another mailbox")
+
+
+async def access_gate(session: Session, cmd: c.Command, state: str) -> bool:
+    """Runs before every command of a logged-in session; True when it answered the command.
+
+    Re-checks access when the access version moved since the session last looked
+    (:mod:`accounts.access`), then answers the commands that need the withdrawn mailbox.
+    """
+    if session.access_version != session.ctx.authenticator.access.version:
+        refusal = await recheck(session)
+        if refusal is not None:
+            session.write(refusal.response(cmd.tag))
+            session.logout = True
+            return True
+    name = session.withdrawn
+    if name is None:
+        return False
+    if isinstance(cmd, c.Select):
+        session.withdrawn = None  # SELECT/EXAMINE of any mailbox leaves the withdrawn one
+        return False
+    if state != "selected":
+        return False
+    if isinstance(cmd, c.Close | c.Unselect):
+        session.withdrawn = None  # nothing to expunge: the mailbox is no longer ours to touch
+        session.write(tagged(cmd.tag, "OK", f"{cmd.name} Completed"))
+        return True
+    session.write(_withdrawn(name).response(cmd.tag))
+    return True
+
+
+async def idle_recheck(session: Session) -> None:
+    """IDLE woke on an access change: ``BYE`` (raised) or an untagged ``NO [NOPERM]`` when the
+    selected mailbox was withdrawn, so that nothing more of it is pushed."""
+    before = session.selected
+    refusal = await recheck(session)
+    if refusal is not None:
+        raise refusal
+    if before is not None and session.selected is None and session.withdrawn is not None:
+        session.write(_withdrawn(session.withdrawn).response(None))

@@ -109,12 +109,14 @@ class SubmissionPolicy:
             if credentials.authzid and credentials.authzid.lower() != credentials.login.lower():
                 return None
             found = await authenticator.check_password(
-                credentials.login, credentials.password, mechanism
+                credentials.login, credentials.password, mechanism,
+                client=session.peer_ip, protocol="smtp", session_id=session.trace_id,
             )
         elif isinstance(credentials, ExternalCredentials):
             # RFC 4422 appendix A: the TLS layer verified the certificate against the anchors.
             found = await authenticator.check_certificate(
-                credentials.certificate_der, credentials.authzid or None, mechanism
+                credentials.certificate_der, credentials.authzid or None, mechanism,
+                client=session.peer_ip, protocol="smtp", session_id=session.trace_id,
             )
         elif isinstance(credentials, TokenCredentials) and self.token_checker is not None:
             found = await self.token_checker(credentials.login, credentials.token, mechanism)
@@ -127,11 +129,25 @@ class SubmissionPolicy:
         self, session: GatewaySMTP, envelope: GatewayEnvelope, address: str, params: MailParams
     ) -> None:
         account = _account(session)
-        authenticator = self.gateway.authenticator
-        assert authenticator is not None
-        allowed = frozenset(await authenticator.sender_addresses(account))
+        allowed = await self._may_send_as(account)
         check_submission_sender(address, account.address, allowed - {account.address})
         self._transactions.reset(envelope).may_send_as = allowed
+
+    async def _may_send_as(self, account: AccountIdentity) -> frozenset[str]:
+        """The addresses the session's user may send as now, or a refusal when its login no
+        longer holds. Asked at MAIL and again at the end of DATA: a delegation revoked or an
+        account suspended while the session is open takes effect at once (the answers are
+        remembered only under the current access version, see :mod:`accounts.access`)."""
+        authenticator = self.gateway.authenticator
+        assert authenticator is not None
+        reason = await authenticator.still_valid(account)
+        if reason == "revoked":
+            raise Refusal(550, "5.7.1", "the application password this session logged in "
+                          "with was revoked: it may no longer send; log in again")
+        if reason is not None:
+            raise Refusal(550, "5.7.1", f"the mailbox {account.address} is {reason}: this "
+                          "session may no longer send; contact your administrator")
+        return frozenset(await authenticator.sender_addresses(account))
 
     # -- RCPT ----------------------------------------------------------------------------
     async def check_rcpt(
@@ -171,13 +187,13 @@ class SubmissionPolicy:
         account = _account(session)
         transaction = self._transactions.get(envelope)
         facts = read_header_facts(data)
+        # Access may have been withdrawn since MAIL FROM: decide again with today's rights.
+        allowed = await self._may_send_as(account)
+        check_submission_sender(envelope.mail_from or "", account.address,
+                                allowed - {account.address})
         # The From header is what the recipient sees as author: same rule as MAIL FROM.
-        check_from_header(
-            facts.from_addresses, account.address, transaction.may_send_as - {account.address}
-        )
-        check_sender_fields(
-            facts.sender_addresses, account.address, transaction.may_send_as - {account.address}
-        )
+        check_from_header(facts.from_addresses, account.address, allowed - {account.address})
+        check_sender_fields(facts.sender_addresses, account.address, allowed - {account.address})
         smtp_id = new_smtp_id()
         settings = self.gateway.settings
         tls = tls_facts(session)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import ssl
 from collections import defaultdict
 from collections.abc import Callable
@@ -118,6 +119,7 @@ class GatewaySMTP(SMTP):
         self.policy = policy
         self.limits = limits
         self.identity: Identity | None = None
+        self.trace_id = secrets.token_hex(6)  # names this connection in the auth traces
         self.mechanisms = mechanisms if mechanisms is not None else default_mechanisms()
         self.peer_ip = ""
         self._counter = counter

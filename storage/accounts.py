@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import access
 from storage.errors import AlreadyExists, NotFound
 from storage.schema import ACCOUNT_STATUSES, ACCOUNT_TYPES, accounts
 from storage.types import utcnow
@@ -120,7 +121,9 @@ async def list_accounts(
 
 
 async def set_status(conn: AsyncConnection, account_id: int, status: str) -> None:
-    """Moves an account to ``status`` (pending, active, suspended, closed)."""
+    """Moves an account to ``status`` (pending, active, suspended, closed).
+
+    Raises the access version: open sessions of a suspended or closed account end."""
     _check("status", status, ACCOUNT_STATUSES)
     result = await conn.execute(
         update(accounts)
@@ -129,6 +132,7 @@ async def set_status(conn: AsyncConnection, account_id: int, status: str) -> Non
     )
     if result.rowcount == 0:
         raise NotFound(f"account {account_id} does not exist")
+    await access.bump(conn)
 
 
 async def update_fields(conn: AsyncConnection, account_id: int, **fields: Any) -> None:
@@ -143,3 +147,5 @@ async def update_fields(conn: AsyncConnection, account_id: int, **fields: Any) -
     )
     if result.rowcount == 0:
         raise NotFound(f"account {account_id} does not exist")
+    if "status" in fields:
+        await access.bump(conn)

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import access
 from storage.errors import NotFound
 from storage.schema import CREDENTIAL_KINDS, credentials
 from storage.types import utcnow
@@ -94,7 +95,9 @@ async def list_for_account(
 
 
 async def revoke(conn: AsyncConnection, credential_id: int) -> bool:
-    """Revokes a credential; False if it was already revoked."""
+    """Revokes a credential; False if it was already revoked.
+
+    Raises the access version: sessions opened with it end, caches forget it."""
     result = await conn.execute(
         update(credentials)
         .where(credentials.c.id == credential_id, credentials.c.revoked_at.is_(None))
@@ -103,6 +106,7 @@ async def revoke(conn: AsyncConnection, credential_id: int) -> bool:
     if result.rowcount == 0:
         await get(conn, credential_id)  # raises NotFound for an unknown id
         return False
+    await access.bump(conn)
     return True
 
 

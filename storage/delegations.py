@@ -15,6 +15,7 @@ from sqlalchemy import Row, Select, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
+from storage import access
 from storage.schema import accounts, delegations, folder_acl, folders
 from storage.types import utcnow
 
@@ -65,7 +66,10 @@ def _row(r: Row[Any]) -> Delegation:
 
 async def grant(conn: AsyncConnection, owner_id: int, delegate_id: int, rights: str,
                 can_send_as: bool) -> None:
-    """Creates or replaces the delegation of ``owner_id`` to ``delegate_id``."""
+    """Creates or replaces the delegation of ``owner_id`` to ``delegate_id``.
+
+    Raises the access version: open sessions of the delegate re-check their rights."""
+    await access.bump(conn)
     found = await get(conn, owner_id, delegate_id)
     if found is None:
         await conn.execute(delegations.insert().values(
@@ -81,13 +85,17 @@ async def grant(conn: AsyncConnection, owner_id: int, delegate_id: int, rights: 
 
 async def revoke(conn: AsyncConnection, owner_id: int, delegate_id: int,
                  delegate_address: str) -> bool:
-    """Removes the delegation and the delegate's per-folder rows; False if there was none."""
+    """Removes the delegation and the delegate's per-folder rows; False if there was none.
+
+    Raises the access version, so open sessions of the delegate lose the mailbox at once."""
     result = await conn.execute(
         delete(delegations).where(delegations.c.owner_account_id == owner_id,
                                   delegations.c.delegate_account_id == delegate_id))
     owned = select(folders.c.id).where(folders.c.account_id == owner_id)
     await conn.execute(delete(folder_acl).where(folder_acl.c.folder_id.in_(owned),
                                                 folder_acl.c.identifier == delegate_address))
+    if result.rowcount:
+        await access.bump(conn)
     return bool(result.rowcount)
 
 
@@ -149,7 +157,9 @@ async def folder_rights(conn: AsyncConnection, folder_id: int) -> list[tuple[str
 async def set_folder_rights(conn: AsyncConnection, folder_id: int, identifier: str,
                             rights: str | None) -> None:
     """Replaces the row of ``identifier`` on the folder; None removes it. An empty string
-    is kept as a row: it takes away rights that a delegation would otherwise give."""
+    is kept as a row: it takes away rights that a delegation would otherwise give.
+    Raises the access version (open sessions re-check their rights)."""
+    await access.bump(conn)
     await conn.execute(delete(folder_acl).where(folder_acl.c.folder_id == folder_id,
                                                 folder_acl.c.identifier == identifier))
     if rights is not None:

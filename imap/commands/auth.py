@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from accounts.authenticator import Identity
+from accounts.authenticator import Identity, shown_login
 from imap.commands import ANY, NOT_AUTHENTICATED, register
 from imap.protocol import ImapRefusal, continuation, tagged
 from imap.protocol import commands as c
@@ -28,6 +28,13 @@ Challenge = Callable[[bytes], Awaitable[bytes]]
 
 _FAILED = "Authentication failed: check the address and the application password"
 MAX_AUTH_FAILURES = 3
+
+
+def _attempt(session: Session) -> dict[str, str]:
+    """Who is trying, for the guessing limits and the trace (accounts/limiter.py)."""
+    peer = session.writer.get_extra_info("peername")
+    client = str(peer[0]) if isinstance(peer, tuple) and peer else session.peer
+    return {"client": client, "protocol": "imap", "session_id": session.id}
 
 
 class SaslMechanism(Protocol):
@@ -58,7 +65,8 @@ class PlainMechanism:
             log.info("imap_auth_refused", extra=session.log_fields(
                 reason="authzid differs from authcid", method="PLAIN"))
             return None
-        return await session.ctx.authenticator.check_password(authcid, password, "PLAIN")
+        return await session.ctx.authenticator.check_password(
+            authcid, password, "PLAIN", **_attempt(session))
 
 
 class ExternalMechanism:
@@ -76,7 +84,8 @@ class ExternalMechanism:
                               "EXTERNAL needs a client certificate presented during TLS")
         data = initial if initial is not None else await challenge(b"")
         authzid = data.decode("utf-8", "replace") or None
-        return await session.ctx.authenticator.check_certificate(der, authzid, "EXTERNAL")
+        return await session.ctx.authenticator.check_certificate(
+            der, authzid, "EXTERNAL", **_attempt(session))
 
 
 MECHANISMS: dict[str, SaslMechanism] = {}
@@ -97,6 +106,7 @@ register_mechanism(ExternalMechanism())
 
 def _logged_in(session: Session, identity: Identity) -> Done:
     session.identity = identity
+    session.access_version = session.ctx.authenticator.access.version
     session.auth_failures = 0
     log.info("imap_login", extra=session.log_fields(method=identity.method))
     caps = " ".join(session.capabilities())
@@ -105,8 +115,8 @@ def _logged_in(session: Session, identity: Identity) -> Done:
 
 def _failed(session: Session, method: str, who: str | None) -> ImapRefusal:
     session.auth_failures += 1
-    log.info("imap_auth_failed", extra=session.log_fields(method=method, login=who or "",
-                                                          failures=session.auth_failures))
+    log.info("imap_auth_failed", extra=session.log_fields(
+        method=method, login=shown_login(who or ""), failures=session.auth_failures))
     if session.auth_failures >= MAX_AUTH_FAILURES:
         return ImapRefusal("BYE", "AUTHENTICATIONFAILED",
                            "Too many failed logins, closing the connection")
@@ -134,8 +144,8 @@ async def starttls(session: Session, cmd: c.StartTLS) -> Done | None:
 
 @register(c.Login, NOT_AUTHENTICATED, needs_tls=True)
 async def login(session: Session, cmd: c.Login) -> Done | None:
-    identity = await session.ctx.authenticator.check_password(cmd.username, cmd.password,
-                                                               "LOGIN")
+    identity = await session.ctx.authenticator.check_password(
+        cmd.username, cmd.password, "LOGIN", **_attempt(session))
     if identity is None:
         raise _failed(session, "LOGIN", cmd.username)
     return _logged_in(session, identity)

@@ -14,6 +14,7 @@ from imap.commands import AUTHENTICATED, register
 from imap.protocol import ImapRefusal, continuation, untagged
 from imap.protocol import commands as c
 from imap.session import Done, Session
+from imap.shared import idle_recheck
 
 # RFC 2177 §3: clients re-issue IDLE at least every 29 minutes; a keep-alive OK every few
 # minutes also keeps NAT tables open.
@@ -36,6 +37,10 @@ async def idle(session: Session, cmd: c.Idle) -> Done | None:
             if sel is not None:
                 event_task = asyncio.ensure_future(sel.event.wait())
                 waiters.add(event_task)  # type: ignore[arg-type]
+            # Withdrawn access (revoked delegation, suspended account) ends what IDLE pushes.
+            access = session.ctx.authenticator.access
+            access_task = asyncio.ensure_future(access.changed().wait())
+            waiters.add(access_task)  # type: ignore[arg-type]
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise ImapRefusal("BYE", None, "Autologout: IDLE for too long")
@@ -43,6 +48,8 @@ async def idle(session: Session, cmd: c.Idle) -> Done | None:
                                          return_when=asyncio.FIRST_COMPLETED)
             if event_task is not None and not event_task.done():
                 event_task.cancel()
+            if not access_task.done():
+                access_task.cancel()
             if line_task in done:
                 line = line_task.result()
                 if line is None:
@@ -52,6 +59,9 @@ async def idle(session: Session, cmd: c.Idle) -> Done | None:
                 return None
             if session.closing:
                 return None
+            if session.access_version != access.version:
+                await idle_recheck(session)
+                sel = session.selected
             if sel is not None and sel.event.is_set():
                 await session.report_changes(allow_expunge=True)
             elif not done:

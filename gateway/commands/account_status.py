@@ -1,0 +1,41 @@
+"""``mssante accounts status ADDRESS active|suspended|closed``: suspend, close, reactivate.
+
+Takes effect at once in open sessions too (IMAP ``BYE``, submission refuses the next
+MAIL FROM), on every gateway node using the same database; see :mod:`accounts.access`.
+The command hangs under ``mssante accounts`` (added when the command line loads).
+"""
+
+from __future__ import annotations
+
+import click
+
+from accounts.errors import AccountRefused
+from accounts.mailboxes import set_status
+from gateway.commands import accounts as accounts_command
+from gateway.context import EXIT_USAGE, CliContext, fail, pass_cli, run_command
+from gateway.startup import open_storage
+
+
+@click.command("status")
+@click.argument("address")
+@click.argument("status")
+@pass_cli
+def status(cli: CliContext, address: str, status: str) -> None:
+    """Set the status of ADDRESS: active, suspended or closed."""
+    settings = cli.settings()
+
+    async def run() -> str:
+        db = await open_storage(settings)
+        try:
+            account = await set_status(db, address, status)
+        finally:
+            await db.close()
+        return f"{account.address}: {account.status}"
+
+    try:
+        click.echo(run_command(run()))
+    except AccountRefused as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+accounts_command.command.add_command(status)
