@@ -21,4 +21,9 @@ def markdown_reference() -> str:
             out.append(f"| `{fld.name}` | `{default}` | {doc} |")
         out.append("")
     out.append('**[transport]** — `"domain" = "host:port"` pairs overriding MX resolution.\n')
+    out.append(
+        '**[relay_peers]** — `"certificate DNS name"` or `"sha256:FINGERPRINT"` = '
+        '`["sender.domain", ...]`: more sender domains a relaying peer may use when '
+        '`smtp.relay_sender_binding = "certificate"`.\n'
+    )
     return "\n".join(out)
