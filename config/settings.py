@@ -168,11 +168,12 @@ class SmtpSettings:
     )
 
 
+# The relay accepts operator server certificates only; SASL EXTERNAL opens PER mailboxes with
+# personal certificates and APP mailboxes with applicative ones only. The real IGC-Santé policy
+# OIDs are not shipped as defaults: take them from the published certification policies.
 @dataclass(frozen=True)
 class CertificateSettings:
-    """[certificates]: which certificate policy OIDs make a personal, applicative or server
-    certificate (the relay accepts server certificates only; SASL EXTERNAL opens PER
-    mailboxes with personal ones and APP mailboxes with applicative ones)."""
+    """[certificates]: policy OIDs telling server, applicative and personal certificates apart."""
 
     server_policies: tuple[str, ...] = opt(
         (DEV_SERVER_POLICY,),

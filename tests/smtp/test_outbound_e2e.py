@@ -23,8 +23,14 @@ B_DOMAIN = "hopital-b.mssante.test"
 
 def _settings(tmp: Path, dev_pki: DevPkiBundle, domain: str, other: str, own_port: int,
               other_port: int) -> Any:
+    # Each gateway presents its own server certificate: the relay refuses a peer whose
+    # certificate names only the receiving operator's domains.
+    tls = dev_pki.tls_overrides()
+    if domain == B_DOMAIN:
+        tls |= {"cert_file": str(dev_pki.peer_server.chain_file),
+                "key_file": str(dev_pki.peer_server.key_file)}
     return gateway_settings(
-        tmp, trusted=(other,), tls=dev_pki.tls_overrides(),
+        tmp, trusted=(other,), tls=tls,
         gateway={"domains": (domain,)},
         smtp={"relay_port": own_port},
         directory={"enabled": False},
