@@ -318,7 +318,7 @@ def _check_consistency(settings: Settings, source: str) -> None:
             if not _is_oid(oid):
                 raise ConfigError(
                     source, f"certificates.{key}", oid,
-                    "certificate policy OIDs in dotted form, such as 1.2.250.1.213.1.1",
+                    "certificate policy OIDs in dotted form, such as 1.2.3.4",
                 )
     for s in settings.smtp.retry_schedule:
         try:

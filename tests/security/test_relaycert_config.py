@@ -38,14 +38,14 @@ def test_defaults(tmp_path: Path) -> None:
 def test_relay_peers_table_is_read_and_normalised(tmp_path: Path) -> None:
     settings = _load(tmp_path, (
         '[smtp]\nrelay_sender_binding = "certificate"\n'
-        "[certificates]\nserver_policies = [\"1.2.250.1.213.1.1.1\"]\n"
+        "[certificates]\nserver_policies = [\"2.999.1\"]\n"
         "[relay_peers]\n"
         '"MX.Operateur-B.fr" = ["CH-Exemple.mssante.fr", "hôpital-é.mssante.fr"]\n'
         f'"sha256:{FINGERPRINT}" = "ght-sud.mssante.fr"\n'
     ))
     rules = RelayRules.from_settings(settings)
     assert rules.binding is SenderBinding.CERTIFICATE
-    assert rules.policies.server == frozenset({"1.2.250.1.213.1.1.1"})
+    assert rules.policies.server == frozenset({"2.999.1"})
     assert rules.peers == {
         "mx.operateur-b.fr": ("ch-exemple.mssante.fr", "xn--hpital--hya6g.mssante.fr"),
         "sha256:" + "ab" * 32: ("ght-sud.mssante.fr",),

@@ -74,3 +74,60 @@ def test_old_server_certificate_without_policy_is_reissued(
     assert policy_oids(load_certificate(pki.server_cert_file)) == []
     ensure_dev_pki(settings)
     assert policy_oids(load_certificate(pki.server_cert_file)) == [DEV_SERVER_POLICY]
+
+
+def _crafted(policies: list[str], ekus: list[x509.ObjectIdentifier] | None,
+             signature: bool = True) -> x509.Certificate:
+    """A certificate with exactly these policies and usages (self-signed: only read here)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.hopital-b.mssante.test")])
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.KeyUsage(
+            digital_signature=signature, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=not signature, key_cert_sign=False,
+            crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+    )
+    if policies:
+        builder = builder.add_extension(x509.CertificatePolicies(
+            [x509.PolicyInformation(x509.ObjectIdentifier(p), None) for p in policies]),
+            critical=False)
+    if ekus is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+BOTH = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+
+
+@pytest.mark.parametrize(("policies", "ekus", "signature", "reason"), [
+    ([], BOTH, True, "no certificate policy"),
+    ([DEV_SERVER_POLICY], [ExtendedKeyUsageOID.SERVER_AUTH], True,
+     "does not allow TLS client authentication"),
+    ([DEV_SERVER_POLICY], None, True, "extended key usage does not allow"),
+    ([DEV_SERVER_POLICY, DEV_PERSONAL_POLICY], BOTH, True, "several uses"),
+    ([DEV_SERVER_POLICY], BOTH, False, "does not allow digital signatures"),
+])
+def test_server_looking_certificates_of_no_family(
+    policies: list[str], ekus: list[x509.ObjectIdentifier] | None, signature: bool,
+    reason: str,
+) -> None:
+    """A server-like commonName proves nothing: the policy and key usages decide."""
+    found = classify(_crafted(policies, ekus, signature), PolicyOids())
+    assert found.family is Family.UNKNOWN
+    assert reason in found.reason
+
+
+def test_configured_igc_sante_policy_makes_a_server(tmp_path: Path) -> None:
+    oid = "2.999.1"  # stands for a configured IGC-Santé policy (2.999: X.660 example arc)
+    settings = load_settings(data_dir=tmp_path, env={},
+                             overrides={"certificates": {"server_policies": (oid,)}})
+    assert classify(_crafted([oid], BOTH), PolicyOids.from_settings(settings)).family is (
+        Family.SERVER)
+    assert classify(_crafted([DEV_SERVER_POLICY], BOTH),
+                    PolicyOids.from_settings(settings)).family is Family.UNKNOWN
