@@ -116,7 +116,8 @@ def classify(cert: x509.Certificate, oids: PolicyOids) -> Classification:
     """
     policies = tuple(policy_oids(cert))
     families = oids.families(policies)
-    shown = ", ".join(policies) or "none"
+    # At most three OIDs in a reply line (RFC 5321 §4.5.3.1.5: 512 octets at most).
+    shown = ", ".join(policies[:3]) + (" and more" if len(policies) > 3 else "") or "none"
     if not families:
         return Classification(
             Family.UNKNOWN,

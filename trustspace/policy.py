@@ -166,7 +166,7 @@ class RelayPeer:
         return domain in self.mapped
 
     def describe_domains(self) -> str:
-        return ", ".join(self.domains) or "no domain of the trust space"
+        return _few(self.domains) if self.domains else "no domain of the trust space"
 
 
 def _normalised(domain: str) -> str | None:
@@ -348,7 +348,7 @@ def check_operator_certificate(
             mapped_by = mapped_by or key
             mapped += [d for d in rules.peers[key] if d not in mapped]
     if not domains and not mapped_by:
-        shown = ", ".join(names) or "none"
+        shown = _few(names)
         if ours:
             raise Refusal.certificate_refused(
                 f"its server certificate names only domains of this operator ({shown}), "
@@ -362,6 +362,14 @@ def check_operator_certificate(
         identity=peer, family=found.family, dns_names=names, domains=tuple(domains),
         mapped=tuple(mapped), mapped_by=mapped_by,
     )
+
+
+def _few(values: Sequence[str], limit: int = 4) -> str:
+    """Up to ``limit`` values for a reply line (RFC 5321 §4.5.3.1.5: 512 octets at most)."""
+    if not values:
+        return "none"
+    more = len(values) - limit
+    return ", ".join(values[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 def _trust_space_domain(name: str, trust: TrustSpace) -> str | None:
@@ -397,7 +405,7 @@ def check_relay_sender(
     if sender is None:
         return None
     if trust.is_local(sender.domain):
-        raise Refusal.own_domain_sender(sender.domain, "envelope sender (MAIL FROM)")
+        raise Refusal.own_domain_sender(sender.domain, "as envelope sender (MAIL FROM)")
     if not trust.contains(sender.domain):
         _, domain = split_address(reverse_path)
         raise Refusal.not_in_trust_space(_shown(domain))
@@ -434,7 +442,7 @@ def check_relay_from(
         name = _normalised(raw_domain)
         domain = _trust_space_domain(name, trust) if name is not None else None
         if domain is not None and trust.is_local(domain):
-            raise Refusal.own_domain_sender(domain, "From header")
+            raise Refusal.own_domain_sender(domain, "in the From header")
         if binding is SenderBinding.NONE:
             continue
         if domain is None:

@@ -131,12 +131,16 @@ class Refusal(Exception):
 
     @classmethod
     def own_domain_sender(cls, domain: str, where: str) -> Refusal:
-        """A relaying operator used one of our own domains as sender (forging our users)."""
+        """A relaying operator used one of our own domains as sender (forging our users).
+
+        ``where`` completes the sentence: "as envelope sender (MAIL FROM)", "in the From
+        header".
+        """
         return cls(
             550,
             "5.7.1",
-            f"{domain} is a domain of this operator: another operator may not use it as "
-            f"{where}; mail of its users is only sent through this operator",
+            f"{domain} is a domain of this operator: another operator may not use it {where}; "
+            "mail of its users is only sent through this operator",
         )
 
     @classmethod
