@@ -304,7 +304,9 @@ class RelayPolicy:
         transaction = self._transactions.get(envelope)
         relay_peer = self._peers.get(envelope)
         trust = self.gateway.trust
-        assert trust is not None and relay_peer is not None
+        assert trust is not None
+        if relay_peer is None:  # MAIL FROM always records it; never accept without a judged peer
+            raise Refusal.temporary_failure("the sending operator of this message is not known")
         binding = self.rules.binding
         # From is what the recipient sees as author: bound to the peer like MAIL FROM.
         from_domains = check_relay_from(
