@@ -31,6 +31,7 @@ from storage import credentials as credential_rows
 from storage.database import Database
 from storage.schema import accounts, credentials, delegations
 from storage.traces import TraceBuffer
+from trustspace.certprofiles import FAMILY_WORDS, Family, PolicyOids, classify
 from trustspace.certs import fingerprint_sha256, idnat_from_certificate, structure_from_certificate
 
 log = logging.getLogger("mssante.accounts")
@@ -45,6 +46,24 @@ def shown_login(login: str) -> str:
     text = login[:SHOWN_LOGIN].encode("ascii", "backslashreplace").decode("ascii")
     text = "".join(ch if 0x20 <= ord(ch) < 0x7F else f"\\x{ord(ch):02x}" for ch in text)
     return text + ("..." if len(login) > SHOWN_LOGIN else "")
+
+MAILBOX_FOR_FAMILY = {Family.PERSONAL: "PER", Family.APPLICATION: "APP"}
+"""MSSanté client rules: a professional's personal certificate opens that professional's
+nominative mailbox, an organisation's applicative certificate its applicative mailboxes;
+nothing else opens a mailbox by certificate (organisational mailboxes are reached through
+their members' delegations, server certificates authenticate operators on the relay)."""
+
+_MAILBOX_WORDS = {
+    "PER": "a nominative (PER) mailbox: it accepts only its holder's personal certificate",
+    "APP": "an applicative (APP) mailbox: it accepts only the applicative certificate of its "
+    "organisation",
+    "ORG": "an organisational (ORG) mailbox: its members open it through their own "
+    "mailboxes, not with a certificate",
+}
+
+
+class CertificateNotAccepted(Exception):
+    """A verified certificate that may not open the mailbox asked for; says why, for people."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +83,11 @@ class Authenticator:
 
     def __init__(self, db: Database, cache_ttl: float = CACHE_TTL,
                  access_interval: float | None = None,
-                 limits: AuthSettings | None = None) -> None:
+                 limits: AuthSettings | None = None, *,
+                 policies: PolicyOids | None = None) -> None:
         self._db = db
         self._ttl = cache_ttl
+        self._policies = policies or PolicyOids.from_settings(db.settings)
         self.limiter = LoginLimiter(limits)
         self.traces = TraceBuffer(db)
         self.access = AccessWatch(db) if access_interval is None else AccessWatch(
@@ -191,18 +212,68 @@ class Authenticator:
         self, cert: x509.Certificate | bytes, authzid: str | None, method: str = "EXTERNAL",
         *, client: str | None = None, protocol: str = "", session_id: str = "",
     ) -> Identity | None:
+        """The mailbox a verified client certificate stands for, or None (SASL EXTERNAL).
+
+        Same decision as :meth:`identify_certificate`, for callers that answer every
+        failure alike.
+        """
+        try:
+            return await self.identify_certificate(
+                cert, authzid, method, client=client, protocol=protocol, session_id=session_id
+            )
+        except CertificateNotAccepted:
+            return None
+
+    async def identify_certificate(
+        self, cert: x509.Certificate | bytes, authzid: str | None, method: str = "EXTERNAL",
+        *, client: str | None = None, protocol: str = "", session_id: str = "",
+    ) -> Identity | None:
         """The mailbox a verified client certificate stands for (SASL EXTERNAL, RFC 4422 App. A).
 
         The certificate must already have been verified against the trust anchors by TLS.
-        It names a professional (idNatPS, CPS card), a structure (organisation certificate
-        of an applicative mailbox) or was registered by fingerprint. When it matches several
-        mailboxes the client must say which with an authorisation identity.
+        Its family (policy OID and key usages, :mod:`trustspace.certprofiles`) decides which
+        mailboxes it may open: a personal certificate a PER mailbox of its idNatPS, an
+        applicative certificate an APP mailbox of its structure; either may also have been
+        registered by fingerprint, for a mailbox of the same type only. When it matches
+        several mailboxes the client must say which with an authorisation identity.
+        Returns None when it names no mailbox; raises :class:`CertificateNotAccepted` when
+        the family is wrong for the mailbox (or for any mailbox), with the reason.
         """
         await self.access.start()
         if isinstance(cert, bytes):
             cert = x509.load_der_x509_certificate(cert)
-        idnat = idnat_from_certificate(cert)
-        structure = None if idnat else structure_from_certificate(cert)
+        try:
+            return await self._identify_certificate(
+                cert, authzid, method, client=client, protocol=protocol, session_id=session_id
+            )
+        except CertificateNotAccepted as exc:
+            self.traces.add(
+                session_id=session_id, service=protocol or "unknown", event="auth_failure",
+                detail={"method": method, "login": shown_login(authzid or ""),
+                        "client": client or "",
+                        "certificate": fingerprint_sha256(cert).replace(":", "").lower()[:16],
+                        "result": "certificate_family", "reason": str(exc)[:200]},
+            )
+            raise
+
+    async def _identify_certificate(
+        self, cert: x509.Certificate, authzid: str | None, method: str,
+        *, client: str | None, protocol: str, session_id: str,
+    ) -> Identity | None:
+        found = classify(cert, self._policies)
+        if found.family is Family.UNKNOWN:
+            raise CertificateNotAccepted(f"this certificate opens no mailbox: {found.reason}")
+        mailbox_type = MAILBOX_FOR_FAMILY.get(found.family)
+        if mailbox_type is None:
+            raise CertificateNotAccepted(
+                f"this is {found.words} of an operator's mail server; it opens no mailbox "
+                "(use the professional's personal certificate or the organisation's "
+                "applicative certificate)"
+            )
+        idnat = idnat_from_certificate(cert) if found.family is Family.PERSONAL else None
+        structure = (
+            structure_from_certificate(cert) if found.family is Family.APPLICATION else None
+        )
         fingerprint = fingerprint_sha256(cert).replace(":", "").lower()
         cols = (accounts.c.id, accounts.c.address, accounts.c.type, accounts.c.idnat)
         async with self._db.read() as conn:
@@ -237,11 +308,20 @@ class Authenticator:
                     )
                 )
             ).all()
-        by_address = {r.address: r for r in rows}
+        fitting = {r.address: r for r in rows if r.type == mailbox_type}
+        other = {r.address: r for r in rows if r.type != mailbox_type}
         if authzid:
-            row = by_address.get(authzid.strip().lower())
+            wanted = authzid.strip().lower()
+            row = fitting.get(wanted)
+            if row is None and wanted in other:
+                raise _wrong_family(wanted, other[wanted].type, found.family)
+        elif len(fitting) == 1:
+            row = next(iter(fitting.values()))
+        elif not fitting and len(other) == 1:
+            address, only = next(iter(other.items()))
+            raise _wrong_family(address, only.type, found.family)
         else:
-            row = next(iter(by_address.values())) if len(by_address) == 1 else None
+            row = None
         ident = None if row is None else Identity(
             account_id=row.id, address=row.address, type=row.type, method=method, idnat=row.idnat
         )
@@ -306,3 +386,7 @@ class Authenticator:
             self._valid.clear()
         self._valid[key] = (version, reason)
         return reason
+
+def _wrong_family(address: str, mailbox_type: str, family: Family) -> CertificateNotAccepted:
+    words = _MAILBOX_WORDS.get(mailbox_type, f"a {mailbox_type} mailbox")
+    return CertificateNotAccepted(f"{address} is {words}, and this is {FAMILY_WORDS[family]}")

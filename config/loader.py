@@ -82,11 +82,14 @@ def load_settings(
         if section == "transport":
             values["transport"] = _transport(str(cfile), content)
             continue
+        if section == "relay_peers":
+            values["relay_peers"] = _relay_peers(str(cfile), content)
+            continue
         cls = SECTIONS.get(section)
         if cls is None:
             raise ConfigError(
                 str(cfile), f"[{section}]", "…", "unknown section; known: "
-                + ", ".join(sorted([*SECTIONS, "transport"]))
+                + ", ".join(sorted([*SECTIONS, "relay_peers", "transport"]))
             )
         if not isinstance(content, dict):
             raise ConfigError(str(cfile), section, content, "must be a table [" + section + "]")
@@ -106,6 +109,9 @@ def load_settings(
         if section == "transport":
             values.setdefault("transport", {}).update(content)
             continue
+        if section == "relay_peers":
+            values.setdefault("relay_peers", {}).update(_relay_peers("override", content))
+            continue
         for k, v in content.items():
             values.setdefault(section, {})[k] = _coerce(
                 "override", section, SECTIONS[section], k, v, from_text=isinstance(v, str)
@@ -115,6 +121,7 @@ def load_settings(
     for section, cls in SECTIONS.items():
         kwargs[section] = cls(**values.get(section, {}))
     kwargs["transport"] = dict(values.get("transport", {}))
+    kwargs["relay_peers"] = dict(values.get("relay_peers", {}))
     settings = Settings(**kwargs)
     _check_consistency(settings, str(cfile))
     return settings
@@ -129,7 +136,7 @@ def _env_target(name: str, text: str) -> tuple[str, str]:
         f"environment variable {name}", name, text,
         "unknown variable; use MSSANTE_<SECTION>_<KEY> with a section among "
         + ", ".join(sorted(SECTIONS)) + ", or MSSANTE_HOME / MSSANTE_CONFIG"
-        + " ([transport] is set in the file only)",
+        + " ([transport] and [relay_peers] are set in the file only)",
     )
 
 
@@ -154,6 +161,60 @@ def _is_transport(text: str) -> bool:
     except ValueError:
         return False
     return ":" in text.split(" ", 1)[0]
+
+
+_RELAY_PEERS_RULE = (
+    'a table of "certificate DNS name" or "sha256:<64 hex digits>" = ["sender.domain", ...]'
+)
+
+
+def _relay_peers(source: str, content: Any) -> dict[str, tuple[str, ...]]:
+    """``[relay_peers]``: peer key → sender domains, keys and domains lower-cased.
+
+    A key is a DNS name of the peer's certificate (SAN dNSName) or its SHA-256 fingerprint
+    written ``sha256:`` + 64 hex digits (colons allowed, as ``openssl x509 -fingerprint``
+    prints them), so that an operator can pin one certificate rather than a name.
+    """
+    if not isinstance(content, dict):
+        raise ConfigError(source, "relay_peers", content, _RELAY_PEERS_RULE)
+    out: dict[str, tuple[str, ...]] = {}
+    for raw_key, domains in content.items():
+        key = str(raw_key).strip().lower()
+        where = f"relay_peers.{raw_key}"
+        if key.startswith("sha256:"):
+            digest = key[len("sha256:"):].replace(":", "")
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ConfigError(source, where, raw_key,
+                                  "a fingerprint written sha256: then 64 hex digits")
+            key = "sha256:" + digest
+        elif not _is_dns_name(key):
+            raise ConfigError(source, where, raw_key, _RELAY_PEERS_RULE)
+        if isinstance(domains, str):
+            domains = [domains]
+        if (not isinstance(domains, (list, tuple)) or not domains
+                or not all(isinstance(d, str) and _is_dns_name(d.strip().lower().rstrip("."))
+                           for d in domains)):
+            raise ConfigError(source, where, domains, "a non-empty list of domain names")
+        out[key] = tuple(d.strip().lower().rstrip(".") for d in domains)
+    return out
+
+
+def _is_dns_name(text: str) -> bool:
+    labels = text.split(".")
+    return len(labels) >= 2 and all(
+        0 < len(label) <= 63 and all(c.isalnum() or c in "-_" for c in label)
+        for label in labels
+    )
+
+
+def _is_oid(text: str) -> bool:
+    arcs = text.split(".")
+    return len(arcs) >= 2 and all(a.isascii() and a.isdecimal() for a in arcs)
+
+
+def _is_host_port(text: str) -> bool:
+    host, sep, port = text.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
 
 
 def _type_name(tp: Any) -> str:
@@ -274,6 +335,13 @@ def _check_consistency(settings: Settings, source: str) -> None:
         if port and port in seen:
             raise ConfigError(source, key, port, f"a port not already used by {seen[port]}")
         seen[port] = key
+    for key in ("server_policies", "application_policies", "personal_policies"):
+        for oid in getattr(settings.certificates, key):
+            if not _is_oid(oid):
+                raise ConfigError(
+                    source, f"certificates.{key}", oid,
+                    "certificate policy OIDs in dotted form, such as 1.2.3.4",
+                )
     for s in settings.smtp.retry_schedule:
         try:
             if float(s) <= 0:

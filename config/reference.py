@@ -25,4 +25,9 @@ def markdown_reference() -> str:
         '`name=HOST` after the port to say which name the peer certificate must carry '
         '(default: the host, or the domain itself when the host is an IP address).\n'
     )
+    out.append(
+        '**[relay_peers]** — `"certificate DNS name"` or `"sha256:FINGERPRINT"` = '
+        '`["sender.domain", ...]`: more sender domains a relaying peer may use when '
+        '`smtp.relay_sender_binding = "certificate"`.\n'
+    )
     return "\n".join(out)

@@ -17,6 +17,14 @@ from typing import Any
 
 MiB = 1024 * 1024
 
+DEV_CERT_POLICY_ARC = "2.25.116169463683685016117987542345449155023.3"
+"""Certificate policy OIDs of the development PKI: the project's own UUID arc (the one of the
+LDAP schema, ``directory_ldap/mssante.schema``), branch .3. One policy per certificate kind,
+so that a certificate's use is read from its policy, as IGC-Santé certificates are."""
+DEV_PERSONAL_POLICY = f"{DEV_CERT_POLICY_ARC}.1"
+DEV_APPLICATION_POLICY = f"{DEV_CERT_POLICY_ARC}.2"
+DEV_SERVER_POLICY = f"{DEV_CERT_POLICY_ARC}.3"
+
 
 def opt(default: Any, doc: str, **rules: Any) -> Any:
     """A settings field: default value, one-line documentation and validation rules.
@@ -168,6 +176,36 @@ class SmtpSettings:
     outbound_concurrency_per_destination: int = opt(
         4, "simultaneous connections to one destination", min=1, max=100
     )
+    relay_sender_binding: str = opt(
+        "trust-space",
+        "relay: which sender domains a peer may use (never ours, in MAIL FROM or From:); "
+        "none: envelope sender in the trust space, From: unchecked; trust-space: envelope "
+        "and From: domains in the trust space; certificate: also named by the peer "
+        "certificate or mapped to it in [relay_peers]",
+        choices=("none", "trust-space", "certificate"),
+    )
+
+
+# The relay accepts operator server certificates only; SASL EXTERNAL opens PER mailboxes with
+# personal certificates and APP mailboxes with applicative ones only. The real IGC-Santé policy
+# OIDs are not shipped as defaults: take them from the published certification policies.
+@dataclass(frozen=True)
+class CertificateSettings:
+    """[certificates]: policy OIDs telling server, applicative and personal certificates apart."""
+
+    server_policies: tuple[str, ...] = opt(
+        (DEV_SERVER_POLICY,),
+        "policy OIDs of operator server certificates (add those of the IGC-Santé server "
+        "certificate policy in production; the default is the development PKI's)",
+    )
+    application_policies: tuple[str, ...] = opt(
+        (DEV_APPLICATION_POLICY,),
+        "policy OIDs of organisation certificates for applicative mailboxes (IGC-Santé ORG)",
+    )
+    personal_policies: tuple[str, ...] = opt(
+        (DEV_PERSONAL_POLICY,),
+        "policy OIDs of personal certificates of health professionals (CPS cards, PS)",
+    )
 
 
 @dataclass(frozen=True)
@@ -305,6 +343,7 @@ class Settings:
     proofs: ProofSettings = field(default_factory=ProofSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    certificates: CertificateSettings = field(default_factory=CertificateSettings)
     imap: ImapSettings = field(default_factory=ImapSettings)
     directory: DirectorySettings = field(default_factory=DirectorySettings)
     web: WebSettings = field(default_factory=WebSettings)
@@ -314,6 +353,14 @@ class Settings:
         default_factory=dict,
         metadata={
             "doc": 'transport overrides, domain = "host:port" (like Postfix transport maps)'
+        },
+    )
+    relay_peers: dict[str, tuple[str, ...]] = field(
+        default_factory=dict,
+        metadata={
+            "doc": 'relay peers: "certificate DNS name" or "sha256:FINGERPRINT" = [sender '
+            "domains], more domains a peer may send for with relay_sender_binding = "
+            '"certificate"'
         },
     )
 
@@ -382,10 +429,12 @@ SECTIONS: dict[str, type] = {
     "proofs": ProofSettings,
     "tls": TlsSettings,
     "smtp": SmtpSettings,
+    "certificates": CertificateSettings,
     "imap": ImapSettings,
     "directory": DirectorySettings,
     "web": WebSettings,
     "trustspace": TrustSpaceSettings,
     "auth": AuthSettings,
 }
-"""Section name in the TOML file → its dataclass. ``[transport]`` is a free table."""
+"""Section name in the TOML file → its dataclass. ``[transport]`` and ``[relay_peers]`` are
+free tables."""

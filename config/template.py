@@ -48,6 +48,13 @@ def render_template() -> str:
         "[transport]",
         '#"hopital-b.mssante.test" = "127.0.0.1:2526"',
         "",
+        "# [relay_peers]: more sender domains a relaying peer may use with",
+        '# smtp.relay_sender_binding = "certificate": a DNS name of its certificate, or',
+        '# "sha256:" + the certificate fingerprint, = a list of sender domains.',
+        "[relay_peers]",
+        '#"mx.operateur-b.fr" = ["ch-exemple.mssante.fr", "clinique-du-lac.mssante.fr"]',
+        '#"sha256:0f1e...(64 hex digits)" = ["ght-sud.mssante.fr"]',
+        "",
     ]
     return "\n".join(lines)
 

@@ -11,8 +11,10 @@ EXTERNAL with a verified client certificate; sender, From, Sender and Resent-Fro
 must be the user or a mailbox it may send as; every recipient in the trust space; local ones
 must exist and be active.
 
-Relay (25): no AUTH; the client certificate is the authentication (mutual TLS); sender
-domain in the trust space; recipients only local active mailboxes — never an open relay.
+Relay (25): no AUTH; the client certificate is the authentication (mutual TLS) and must be an
+operator's server certificate naming a trust-space domain; sender (MAIL FROM and From:) never
+one of our domains, bound to the peer as ``[smtp] relay_sender_binding`` says; recipients only
+local active mailboxes — never an open relay.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
+from weakref import WeakKeyDictionary
 
+from cryptography import x509
+
+from accounts.authenticator import CertificateNotAccepted
 from accounts.authenticator import Identity as AccountIdentity
 from mail.headers import (
     ReceivedInfo,
@@ -54,12 +60,17 @@ from smtp.policy import (
 from smtp.sender_fields import check_sender_fields
 from trustspace.policy import (
     PeerIdentity,
+    RelayPeer,
+    RelayRules,
+    binding_decision,
     check_from_header,
+    check_relay_from,
     check_relay_peer,
     check_relay_recipient,
     check_relay_sender,
     check_submission_recipient,
     check_submission_sender,
+    parse_reverse_path,
 )
 from trustspace.refusal import Refusal
 from trustspace.tls import peer_info
@@ -114,10 +125,15 @@ class SubmissionPolicy:
             )
         elif isinstance(credentials, ExternalCredentials):
             # RFC 4422 appendix A: the TLS layer verified the certificate against the anchors.
-            found = await authenticator.check_certificate(
-                credentials.certificate_der, credentials.authzid or None, mechanism,
-                client=session.peer_ip, protocol="smtp", session_id=session.trace_id,
-            )
+            # A certificate of the wrong family for the mailbox (a CPS card for an applicative
+            # mailbox, a server certificate for any) is told why, in 535 5.7.8's sentence.
+            try:
+                found = await authenticator.identify_certificate(
+                    credentials.certificate_der, credentials.authzid or None, mechanism,
+                    client=session.peer_ip, protocol="smtp", session_id=session.trace_id,
+                )
+            except CertificateNotAccepted as refused:
+                raise Refusal(535, "5.7.8", str(refused)) from None
         elif isinstance(credentials, TokenCredentials) and self.token_checker is not None:
             found = await self.token_checker(credentials.login, credentials.token, mechanism)
         if found is None:
@@ -242,9 +258,11 @@ class RelayPolicy:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self.rules = RelayRules.from_settings(gateway.settings)
         self._mailboxes = Mailboxes(gateway)
         self._transactions = TransactionStore()
         self._rdns = ReverseDns()
+        self._peers: WeakKeyDictionary[GatewayEnvelope, RelayPeer] = WeakKeyDictionary()
 
     async def authenticate(
         self, session: GatewaySMTP, mechanism: str, credentials: Credentials
@@ -254,14 +272,20 @@ class RelayPolicy:
 
     def _peer(self, session: GatewaySMTP) -> PeerIdentity | None:
         obj = session.ssl_object
-        if obj is None or session.peer_certificate_der is None:
+        der = session.peer_certificate_der
+        if obj is None or der is None:
             return None
         info = peer_info(obj)
+        try:
+            certificate: x509.Certificate | None = x509.load_der_x509_certificate(der)
+        except ValueError:
+            certificate = None  # refused by the policy as unreadable
         return PeerIdentity(
             verified=session.peer_certificate_verified,
             subject=info.subject or "",
             fingerprint=info.fingerprint_sha256 or "",
             not_after=info.not_after,
+            certificate=certificate,
         )
 
     async def check_mail(
@@ -269,12 +293,24 @@ class RelayPolicy:
     ) -> None:
         # The certificate is judged here rather than in the handshake so that a peer without
         # one is told, in SMTP, what to configure (530 5.7.0) instead of seeing a reset.
-        peer = check_relay_peer(session.tls_active, self._peer(session), datetime.now(UTC))
         trust = self.gateway.trust
         assert trust is not None
-        check_relay_sender(address, trust.current)
+        space = trust.current  # one snapshot for the peer and its sender
+        identity = self._peer(session)
+        try:
+            peer = check_relay_peer(
+                session.tls_active, identity, datetime.now(UTC), space, self.rules
+            )
+            check_relay_sender(address, space, peer, self.rules.binding)
+        except Refusal as refusal:
+            # The fingerprint names the certificate for the operator's investigation; the
+            # refused address is not logged (it may name a patient's correspondent).
+            log.info("event=relay_refused peer=%s fingerprint=%s reply=%s", session.peer_ip,
+                     identity.fingerprint if identity else "", refusal.enhanced)
+            raise
         transaction = self._transactions.reset(envelope)
         transaction.peer = {"subject": peer.subject, "fingerprint": peer.fingerprint}
+        self._peers[envelope] = peer
 
     async def check_rcpt(
         self, session: GatewaySMTP, envelope: GatewayEnvelope, address: str, params: RcptParams
@@ -287,6 +323,19 @@ class RelayPolicy:
 
     async def accept(self, session: GatewaySMTP, envelope: GatewayEnvelope, data: bytes) -> str:
         transaction = self._transactions.get(envelope)
+        relay_peer = self._peers.get(envelope)
+        trust = self.gateway.trust
+        assert trust is not None
+        if relay_peer is None:  # MAIL FROM always records it; never accept without a judged peer
+            raise Refusal.temporary_failure("the sending operator of this message is not known")
+        binding = self.rules.binding
+        # From is what the recipient sees as author: bound to the peer like MAIL FROM.
+        from_domains = check_relay_from(
+            read_header_facts(data).from_addresses, trust.current, relay_peer, binding
+        )
+        sender = parse_reverse_path(envelope.mail_from or "<>")  # checked at MAIL FROM
+        envelope_domains = [sender.domain] if sender is not None else []
+        sender_domains = list(dict.fromkeys([*envelope_domains, *from_domains]))
         smtp_id = new_smtp_id()
         tls = tls_facts(session)
         recipients = [r.address for r in envelope.recipients]
@@ -312,6 +361,11 @@ class RelayPolicy:
             details={
                 "peer_subject": peer.get("subject", ""),
                 "peer_fingerprint": peer.get("fingerprint", ""),
+                "peer_family": relay_peer.family.value,
+                "peer_domains": list(relay_peer.domains),
+                "sender_binding": binding.value,
+                "sender_domains": sender_domains,
+                "binding_decision": binding_decision(relay_peer, binding, sender_domains),
                 "client_ip": session.peer_ip,
                 **tls.as_details(),
                 "mail_from": envelope.mail_from or "",

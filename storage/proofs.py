@@ -36,7 +36,10 @@ _CHECKPOINT_PREFIX = b"mssante-proof-checkpoint/1\n"
 # The events a proof is kept for (SMTP issue "Proofs recorded"; DESIGN.md §1 rule 4).
 PROOF_KINDS = (
     "submitted",  # accepted on submission: who, method, client IP, TLS
-    "received",  # accepted from another operator: peer certificate subject and fingerprint
+    # accepted from another operator: peer certificate subject and SHA-256 fingerprint, its
+    # family and trust-space domains, the sender binding mode, the sender domains (MAIL FROM
+    # and From:) and the sentence saying why they were accepted (binding_decision)
+    "received",
     "delivered",  # filed in a local mailbox
     "relayed",  # handed to the next operator: remote host, reply, TLS, peer fingerprint
     "deferred",  # delivery attempt failed temporarily

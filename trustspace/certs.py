@@ -166,6 +166,41 @@ def san_ip_addresses(cert: x509.Certificate) -> list[str]:
     return [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] if san else []
 
 
+def policy_oids(cert: x509.Certificate) -> list[str]:
+    """The certificate policy OIDs (RFC 5280 §4.2.1.4) in dotted form, in certificate order."""
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound:
+        return []
+    return [p.policy_identifier.dotted_string for p in ext]
+
+
+def extended_key_usages(cert: x509.Certificate) -> set[str] | None:
+    """The extended key usage OIDs, or ``None`` when the extension is absent.
+
+    RFC 5280 §4.2.1.12: without the extension the key is not restricted by purpose; the
+    callers that need a purpose (relay, EXTERNAL) treat ``None`` as "not shown" and refuse.
+    """
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    return {oid.dotted_string for oid in ext}
+
+
+def allows_digital_signature(cert: x509.Certificate) -> bool:
+    """True unless a keyUsage extension is present without digitalSignature.
+
+    TLS client authentication signs the handshake (RFC 8446 §4.4.3), so a key whose usage
+    excludes digitalSignature cannot have authenticated a TLS client legitimately.
+    """
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return bool(usage.digital_signature)
+
+
 def covers_name(cert: x509.Certificate, name: str) -> bool:
     """True when the SAN covers a host name or IP address (exact or one-label wildcard)."""
     try:

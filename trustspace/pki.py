@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from config import Settings
+from config.settings import DEV_APPLICATION_POLICY, DEV_PERSONAL_POLICY, DEV_SERVER_POLICY
 from trustspace.certs import (
     PkiError,
     covers_name,
@@ -49,6 +50,7 @@ from trustspace.certs import (
     load_certificates,
     load_crl,
     load_private_key,
+    policy_oids,
     public_key_matches,
     subject_text,
     verify_chain,
@@ -60,6 +62,7 @@ __all__ = [
     "DevPki",
     "IssuedFiles",
     "PkiError",
+    "KIND_POLICIES",
     "ServerIdentity",
     "ensure_authority",
     "ensure_dev_pki",
@@ -89,6 +92,15 @@ CLOCK_SKEW = timedelta(minutes=5)
 """notBefore is back-dated so that a peer whose clock is slightly late accepts a new cert."""
 
 DEV_CA_NAME = "MSSante Gateway Development Root CA"
+
+KIND_POLICIES = {
+    "cps": DEV_PERSONAL_POLICY,
+    "app": DEV_APPLICATION_POLICY,
+    "server": DEV_SERVER_POLICY,
+}
+"""The certificate policy each kind is issued under, as IGC-Santé issues each family under its
+own policy: the relay and SASL EXTERNAL read a certificate's use from it
+(:mod:`trustspace.certprofiles`), never from the shape of its names."""
 
 
 # -- data -------------------------------------------------------------------------------
@@ -355,6 +367,8 @@ def _server_needs_issue(pki: DevPki, names: Sequence[str]) -> bool:
         return True
     if not public_key_matches(cert, key) or cert.issuer != pki.ca.certificate.subject:
         return True
+    if KIND_POLICIES["server"] not in policy_oids(cert):
+        return True  # issued before certificates carried their policy: peers would refuse it
     if cert.not_valid_after_utc - _now() < RENEW_BEFORE:
         return True
     return not all(covers_name(cert, n) for n in names)
@@ -466,6 +480,9 @@ def _build_leaf(
     if kind == "server":
         # Operators present their server certificate as a client certificate on the relay.
         ekus = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    elif kind == "app":
+        # An organisation's applicative certificate authenticates a system as a TLS client.
+        ekus = [ExtendedKeyUsageOID.CLIENT_AUTH]
     else:
         ekus = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION]
     rsa_key = isinstance(key, rsa.RSAPrivateKey)
@@ -487,6 +504,12 @@ def _build_leaf(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+        .add_extension(
+            x509.CertificatePolicies([
+                x509.PolicyInformation(x509.ObjectIdentifier(KIND_POLICIES[kind]), None)
+            ]),
+            critical=False,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),

@@ -9,11 +9,16 @@ row by row and identical across the relay and submission servers.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from cryptography import x509
+
+from config import Settings
+from trustspace.certprofiles import Family, PolicyOids, classify
+from trustspace.certs import fingerprint_sha256, san_dns_names
 from trustspace.refusal import Refusal
 from trustspace.whitelist import InvalidDomain, TrustSpace, normalise_domain, to_unicode
 
@@ -86,6 +91,96 @@ class PeerIdentity:
     fingerprint: str = ""
     not_after: datetime | None = None
     error: str = ""
+    certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    """The leaf certificate itself, whose policy, key usages and names the relay judges."""
+
+
+class SenderBinding(StrEnum):
+    """``[smtp] relay_sender_binding``: how far a relaying peer is tied to its senders.
+
+    Whatever the mode, a peer never sends as one of our own domains.
+    """
+
+    NONE = "none"
+    """Envelope sender in the trust space (the MSSanté rule); From: not checked further."""
+    TRUST_SPACE = "trust-space"
+    """Envelope sender and every From: domain in the trust space."""
+    CERTIFICATE = "certificate"
+    """And each of them named by the peer certificate or mapped to it in [relay_peers]."""
+
+
+@dataclass(frozen=True)
+class RelayRules:
+    """What the relay needs from the configuration to judge a peer and its senders.
+
+    ``peers`` is the ``[relay_peers]`` table with normalised keys: ``sha256:<hex>`` or a
+    DNS name in A-label form, each mapped to sender domains in A-label form.
+    """
+
+    policies: PolicyOids = field(default_factory=PolicyOids)
+    binding: SenderBinding = SenderBinding.TRUST_SPACE
+    peers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RelayRules:
+        peers: dict[str, tuple[str, ...]] = {}
+        for key, domains in settings.relay_peers.items():
+            peers[_peer_key(key)] = tuple(
+                d for d in (_normalised(x) for x in domains) if d is not None
+            )
+        return cls(
+            policies=PolicyOids.from_settings(settings),
+            binding=SenderBinding(settings.smtp.relay_sender_binding),
+            peers=peers,
+        )
+
+
+@dataclass(frozen=True)
+class RelayPeer:
+    """A relaying peer the relay accepted, and the sender domains it stands for.
+
+    ``domains`` are the trust-space domains its certificate names (a DNS name counts for
+    the trust-space domain it is, or is a host under); ``mapped`` are those ``[relay_peers]``
+    adds, ``mapped_by`` the table key that matched.
+    """
+
+    identity: PeerIdentity
+    family: Family
+    dns_names: tuple[str, ...]
+    domains: tuple[str, ...]
+    mapped: tuple[str, ...] = ()
+    mapped_by: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return self.identity.fingerprint
+
+    @property
+    def subject(self) -> str:
+        return self.identity.subject
+
+    def names_domain(self, domain: str) -> bool:
+        return domain in self.domains
+
+    def maps_domain(self, domain: str) -> bool:
+        return domain in self.mapped
+
+    def describe_domains(self) -> str:
+        return _few(self.domains) if self.domains else "no domain of the trust space"
+
+
+def _normalised(domain: str) -> str | None:
+    try:
+        return normalise_domain(domain)
+    except InvalidDomain:
+        return None
+
+
+def _peer_key(key: str) -> str:
+    text = key.strip().lower()
+    if text.startswith("sha256:"):
+        return "sha256:" + text[len("sha256:"):].replace(":", "")
+    return _normalised(text) or text
 
 
 # -- address parsing -------------------------------------------------------------------------
@@ -178,9 +273,13 @@ def parse_forward_path(value: str, default_domain: str) -> Address:
 
 
 def check_relay_peer(
-    tls_active: bool, peer: PeerIdentity | None, now: datetime
-) -> PeerIdentity:
-    """Decides whether a relaying peer may go on to MAIL FROM; returns its identity.
+    tls_active: bool,
+    peer: PeerIdentity | None,
+    now: datetime,
+    trust: TrustSpace,
+    rules: RelayRules,
+) -> RelayPeer:
+    """Decides whether a relaying peer may go on to MAIL FROM; returns what it stands for.
 
     * no TLS → ``530 5.7.0`` (RFC 3207 §4: must issue STARTTLS first);
     * TLS but no client certificate → ``530 5.7.0``. 530 is RFC 4954 §6's "authentication
@@ -188,7 +287,10 @@ def check_relay_peer(
       peer's administrator is told to configure it, not that the message was bad (550 5.7.1
       would read as a content or address refusal);
     * a certificate TLS could not verify, or past its ``not_after`` → ``550 5.7.1`` with
-      the reason, since retrying with the same certificate can never succeed.
+      the reason, since retrying with the same certificate can never succeed;
+    * a verified certificate that is not an operator's server certificate (a CPS card, an
+      applicative certificate: same anchors, other use) or whose names are outside the
+      trust space → ``550 5.7.1``: see :func:`check_operator_certificate`.
     """
     if not tls_active:
         raise Refusal.starttls_required()
@@ -202,20 +304,190 @@ def check_relay_peer(
         raise Refusal.certificate_refused(
             f"it expired on {peer.not_after.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}"
         )
-    return peer
+    return check_operator_certificate(peer, trust, rules)
 
 
-def check_relay_sender(reverse_path: str, trust: TrustSpace) -> Address | None:
-    """MAIL FROM on the relay: the sender's domain must be in the trust space.
+_ONLY_SERVERS = (
+    "only the server certificate of an MSSanté operator may relay mail between operators"
+)
+
+
+def check_operator_certificate(
+    peer: PeerIdentity, trust: TrustSpace, rules: RelayRules
+) -> RelayPeer:
+    """The relay's rule on a verified certificate: an operator's server certificate only.
+
+    Its family is read from its certificate policy and key usages (never its names); its
+    DNS names (SAN dNSName) must include a domain of the trust space other than ours, or the
+    certificate must be listed in ``[relay_peers]`` (an operator whose MTA host names lie
+    outside its mail domains, admitted by configuration).
+    """
+    cert = peer.certificate
+    if cert is None:
+        raise Refusal.certificate_refused("it could not be read")
+    found = classify(cert, rules.policies)
+    if found.family is Family.UNKNOWN:
+        raise Refusal.certificate_refused(f"{found.reason}; {_ONLY_SERVERS}")
+    if found.family is not Family.SERVER:
+        raise Refusal.certificate_refused(f"it is {found.words}; {_ONLY_SERVERS}")
+    names = tuple(dict.fromkeys(n.lower().rstrip(".") for n in san_dns_names(cert)))
+    domains: list[str] = []
+    ours: list[str] = []
+    for name in names:
+        domain = _trust_space_domain(name, trust)
+        if domain is None:
+            continue
+        target = ours if trust.is_local(domain) else domains
+        if domain not in target:
+            target.append(domain)
+    fingerprint = peer.fingerprint or fingerprint_sha256(cert)
+    mapped: list[str] = []
+    mapped_by = ""
+    for key in (f"sha256:{fingerprint.replace(':', '').lower()}", *names):
+        if key in rules.peers:
+            mapped_by = mapped_by or key
+            mapped += [d for d in rules.peers[key] if d not in mapped]
+    if not domains and not mapped_by:
+        shown = _few(names)
+        if ours:
+            raise Refusal.certificate_refused(
+                f"its server certificate names only domains of this operator ({shown}), "
+                "not another operator of the MSSanté trust space"
+            )
+        raise Refusal.certificate_refused(
+            f"none of the DNS names of its server certificate ({shown}) is a domain of the "
+            "MSSanté trust space"
+        )
+    return RelayPeer(
+        identity=peer, family=found.family, dns_names=names, domains=tuple(domains),
+        mapped=tuple(mapped), mapped_by=mapped_by,
+    )
+
+
+def _few(values: Sequence[str], limit: int = 4) -> str:
+    """Up to ``limit`` values for a reply line (RFC 5321 §4.5.3.1.5: 512 octets at most)."""
+    if not values:
+        return "none"
+    more = len(values) - limit
+    return ", ".join(values[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def _trust_space_domain(name: str, trust: TrustSpace) -> str | None:
+    """The trust-space domain a certificate DNS name is, or is a host under; else None.
+
+    ``mx.hopital-b.mssante.fr`` counts for ``hopital-b.mssante.fr``; a wildcard stands for
+    its parent. Only suffixes of two labels or more are tried, never a bare top-level name.
+    """
+    text = name[2:] if name.startswith("*.") else name
+    labels = text.split(".")
+    for start in range(len(labels) - 1):
+        candidate = ".".join(labels[start:])
+        if trust.contains(candidate):
+            return _normalised(candidate)
+    return None
+
+
+def check_relay_sender(
+    reverse_path: str,
+    trust: TrustSpace,
+    peer: RelayPeer | None = None,
+    binding: SenderBinding = SenderBinding.TRUST_SPACE,
+) -> Address | None:
+    """MAIL FROM on the relay: never our domain, always in the trust space, bound to the peer.
 
     The null reverse-path is accepted: RFC 5321 §4.5.5 requires accepting bounces (DSN,
-    MDN) and the peer is already authenticated by its certificate.
+    MDN) and the peer is already authenticated by its certificate. A sender in one of our
+    own domains is refused in every binding mode: mail of our users leaves through our
+    submission, so another operator presenting it is forging it. In ``certificate`` mode
+    the domain must also be one the peer's certificate names or ``[relay_peers]`` maps.
     """
     sender = parse_reverse_path(reverse_path)
-    if sender is not None and not trust.contains(sender.domain):
+    if sender is None:
+        return None
+    if trust.is_local(sender.domain):
+        raise Refusal.own_domain_sender(sender.domain, "as envelope sender (MAIL FROM)")
+    if not trust.contains(sender.domain):
         _, domain = split_address(reverse_path)
         raise Refusal.not_in_trust_space(_shown(domain))
+    if binding is SenderBinding.CERTIFICATE:
+        _check_bound(sender.domain, peer, "envelope sender (MAIL FROM)")
     return sender
+
+
+def check_relay_from(
+    from_addresses: Sequence[str],
+    trust: TrustSpace,
+    peer: RelayPeer | None = None,
+    binding: SenderBinding = SenderBinding.TRUST_SPACE,
+) -> list[str]:
+    """End of DATA on the relay: the From: domains, by the same rules as MAIL FROM.
+
+    From is what the recipient's client shows as the author, so a peer may no more write
+    one of our domains there than in the envelope (every mode). ``trust-space`` also wants
+    each From: domain in the trust space, ``certificate`` bound to the peer; ``none`` stops
+    at our domains. Returns the From: domains (A-labels), for the proof.
+    """
+    domains: list[str] = []
+    for value in from_addresses:
+        try:
+            _, raw_domain = split_address(value)
+        except ValueError:
+            if binding is SenderBinding.NONE:
+                continue
+            raise Refusal(
+                550, "5.7.1",
+                f"the From header address {value[:64]!r} has no domain that can be checked",
+            ) from None
+        # A host under a domain counts for it: bounces come From MAILER-DAEMON@mx.<domain>.
+        name = _normalised(raw_domain)
+        domain = _trust_space_domain(name, trust) if name is not None else None
+        if domain is not None and trust.is_local(domain):
+            raise Refusal.own_domain_sender(domain, "in the From header")
+        if binding is SenderBinding.NONE:
+            continue
+        if domain is None:
+            raise Refusal(
+                550, "5.7.1",
+                f"the From header names {_shown(raw_domain)}, which is not in the MSSanté "
+                "trust space",
+            )
+        if binding is SenderBinding.CERTIFICATE:
+            _check_bound(domain, peer, "From header")
+        if domain not in domains:
+            domains.append(domain)
+    return domains
+
+
+def _check_bound(domain: str, peer: RelayPeer | None, where: str) -> None:
+    if peer is not None and (peer.names_domain(domain) or peer.maps_domain(domain)):
+        return
+    named = peer.describe_domains() if peer is not None else "no certificate"
+    raise Refusal(
+        550, "5.7.1",
+        f"the {where} domain {domain} is not a domain of the relaying operator: its "
+        f"certificate names {named} and [relay_peers] maps no more domains to it",
+    )
+
+
+def binding_decision(
+    peer: RelayPeer, binding: SenderBinding, sender_domains: Sequence[str]
+) -> str:
+    """One sentence for the ``received`` proof: why these sender domains were accepted."""
+    shown = ", ".join(sender_domains) or "none (null sender, no From domain)"
+    if binding is SenderBinding.NONE:
+        return (f"accepted: envelope sender in the trust space and no sender domain of this "
+                f"operator (From not bound); sender domains {shown}")
+    if binding is SenderBinding.TRUST_SPACE:
+        return (f"accepted: sender domains {shown} are in the trust space and not domains "
+                "of this operator")
+    named = [d for d in sender_domains if peer.names_domain(d)]
+    mapped = [d for d in sender_domains if d not in named]
+    parts = []
+    if named:
+        parts.append(f"{', '.join(named)} named by the peer certificate")
+    if mapped:
+        parts.append(f"{', '.join(mapped)} mapped to it by [relay_peers] {peer.mapped_by}")
+    return "accepted: " + ("; ".join(parts) if parts else f"sender domains {shown}")
 
 
 def check_relay_recipient(forward_path: str, trust: TrustSpace, default_domain: str) -> Address:

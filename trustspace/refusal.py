@@ -130,6 +130,20 @@ class Refusal(Exception):
         return cls(550, "5.7.1", f"your client certificate was refused: {reason}")
 
     @classmethod
+    def own_domain_sender(cls, domain: str, where: str) -> Refusal:
+        """A relaying operator used one of our own domains as sender (forging our users).
+
+        ``where`` completes the sentence: "as envelope sender (MAIL FROM)", "in the From
+        header".
+        """
+        return cls(
+            550,
+            "5.7.1",
+            f"{domain} is a domain of this operator: another operator may not use it {where}; "
+            "mail of its users is only sent through this operator",
+        )
+
+    @classmethod
     def sender_not_allowed(cls, address: str, authenticated: str) -> Refusal:
         """RFC 3463 §3.8 X.7.1: the authenticated user may not send as this address."""
         return cls(

@@ -23,7 +23,8 @@ B_DOMAIN = "hopital-b.mssante.test"
 
 def _settings(tmp: Path, dev_pki: DevPkiBundle, domain: str, other: str, own_port: int,
               other_port: int) -> Any:
-    """Each side presents a certificate naming its own domain; the transport names only an
+    """Each side presents a certificate naming its own domain: the relay refuses a peer whose
+    certificate names only the receiving operator's domains, and the transport names only an
     address, so each checks the other's certificate against the destination domain."""
     tls = dev_pki.tls_overrides()
     if domain == B_DOMAIN:

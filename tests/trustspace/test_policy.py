@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from config.settings import DEV_SERVER_POLICY
+from tests.fixtures.pki import DevPkiBundle
 from tests.fixtures.whitelist import SAMPLE_WHITELIST
+from trustspace.certprofiles import Family, PolicyOids
+from trustspace.certs import fingerprint_sha256
+from trustspace.pki import issue_certificate
 from trustspace.policy import (
     Address,
     MailboxStatus,
     PeerIdentity,
+    RelayRules,
+    SenderBinding,
     check_from_header,
     check_mailbox,
+    check_relay_from,
     check_relay_peer,
     check_relay_recipient,
     check_relay_sender,
@@ -139,39 +148,109 @@ def test_bare_postmaster_is_ours() -> None:
 
 # -- relay: peer --------------------------------------------------------------------------------
 
-GOOD_PEER = PeerIdentity(
-    verified=True, subject="CN=mx.ch-exemple.mssante.fr", fingerprint="ab" * 32,
-    not_after=NOW + timedelta(days=30),
-)
+RULES = RelayRules()
 
 
-def test_relay_peer_without_tls_must_starttls() -> None:
-    r = refusal(check_relay_peer, False, None, NOW)
+@pytest.fixture(scope="module")
+def operator_cert(tmp_path_factory: pytest.TempPathFactory, dev_pki: DevPkiBundle) -> Any:
+    """A dev-PKI server certificate of ch-exemple.mssante.fr (in the sample trust space)."""
+    return issue_certificate(dev_pki.pki, "server", domain="ch-exemple.mssante.fr",
+                             out_dir=tmp_path_factory.mktemp("operator")).certificate
+
+
+def _peer(cert: Any, **kwargs: Any) -> PeerIdentity:
+    return PeerIdentity(verified=True, subject="CN=x", fingerprint=fingerprint_sha256(cert),
+                        not_after=NOW + timedelta(days=30), certificate=cert, **kwargs)
+
+
+def test_relay_peer_without_tls_must_starttls(trust: TrustSpace) -> None:
+    r = refusal(check_relay_peer, False, None, NOW, trust, RULES)
     assert r.smtp_reply() == "530 5.7.0 must issue a STARTTLS command first"
 
 
-def test_relay_peer_without_certificate() -> None:
-    r = refusal(check_relay_peer, True, None, NOW)
+def test_relay_peer_without_certificate(trust: TrustSpace) -> None:
+    r = refusal(check_relay_peer, True, None, NOW, trust, RULES)
     assert (r.smtp_code, r.enhanced) == (530, "5.7.0")
     assert "client certificate" in r.text
 
 
-def test_relay_peer_with_unverified_certificate_says_why() -> None:
+def test_relay_peer_with_unverified_certificate_says_why(trust: TrustSpace) -> None:
     peer = PeerIdentity(verified=False, subject="CN=x", error="unable to get local issuer")
-    r = refusal(check_relay_peer, True, peer, NOW)
+    r = refusal(check_relay_peer, True, peer, NOW, trust, RULES)
     assert (r.smtp_code, r.enhanced) == (550, "5.7.1")
     assert "unable to get local issuer" in r.text
 
 
-def test_relay_peer_with_expired_certificate() -> None:
+def test_relay_peer_with_expired_certificate(trust: TrustSpace) -> None:
     peer = PeerIdentity(verified=True, subject="CN=x", not_after=NOW - timedelta(days=1))
-    r = refusal(check_relay_peer, True, peer, NOW)
+    r = refusal(check_relay_peer, True, peer, NOW, trust, RULES)
     assert (r.smtp_code, r.enhanced) == (550, "5.7.1")
     assert "expired on 2024-05-31" in r.text
 
 
-def test_relay_peer_verified_is_accepted() -> None:
-    assert check_relay_peer(True, GOOD_PEER, NOW) is GOOD_PEER
+def test_relay_peer_operator_server_certificate_is_accepted(
+    trust: TrustSpace, operator_cert: Any
+) -> None:
+    peer = check_relay_peer(True, _peer(operator_cert), NOW, trust, RULES)
+    assert peer.family is Family.SERVER
+    assert peer.domains == ("ch-exemple.mssante.fr",)  # mx.ch-exemple… counts for it
+
+
+@pytest.mark.parametrize(("which", "phrase"), [
+    ("cps", "it is a personal certificate"),
+    ("app", "it is an applicative (organisation) certificate"),
+    # hopital-b.mssante.test is not in the sample list: only a host under our mssante.test.
+    ("peer_server", "not another operator of the MSSanté trust space"),
+])
+def test_relay_peer_other_certificates_are_refused(
+    trust: TrustSpace, dev_pki: DevPkiBundle, which: str, phrase: str
+) -> None:
+    cert = getattr(dev_pki, which).certificate
+    r = refusal(check_relay_peer, True, _peer(cert), NOW, trust, RULES)
+    assert (r.smtp_code, r.enhanced) == (550, "5.7.1")
+    assert phrase in r.text
+
+
+def test_relay_peer_without_known_policy_is_refused(trust: TrustSpace, operator_cert: Any) -> None:
+    rules = RelayRules(policies=PolicyOids(server=frozenset({"1.2.3.4"})))
+    r = refusal(check_relay_peer, True, _peer(operator_cert), NOW, trust, rules)
+    assert "no certificate policy" in r.text and DEV_SERVER_POLICY in r.text
+
+
+def test_relay_peers_table_admits_and_maps(trust: TrustSpace, dev_pki: DevPkiBundle) -> None:
+    cert = dev_pki.peer_server.certificate
+    key = f"sha256:{fingerprint_sha256(cert)}"
+    rules = RelayRules(peers={key: ("medecin.mssante.fr",)})
+    peer = check_relay_peer(True, _peer(cert), NOW, trust, rules)
+    assert peer.domains == () and peer.mapped == ("medecin.mssante.fr",)
+    assert check_relay_sender("<a@medecin.mssante.fr>", trust, peer, SenderBinding.CERTIFICATE)
+    r = refusal(check_relay_sender, "<a@ght-sud.mssante.fr>", trust, peer,
+                SenderBinding.CERTIFICATE)
+    assert "not a domain of the relaying operator" in r.text
+
+
+@pytest.mark.parametrize("binding", list(SenderBinding))
+def test_relay_sender_never_our_domain(trust: TrustSpace, binding: SenderBinding) -> None:
+    r = refusal(check_relay_sender, f"<{USER}>", trust, None, binding)
+    assert (r.smtp_code, r.enhanced) == (550, "5.7.1")
+    assert "mssante.test is a domain of this operator" in r.text
+    r = refusal(check_relay_from, [f"a@mx.{LOCAL}"], trust, None, binding)
+    assert "From header" in r.text
+
+
+def test_relay_from_modes(trust: TrustSpace, operator_cert: Any) -> None:
+    peer = check_relay_peer(True, _peer(operator_cert), NOW, trust, RULES)
+    outside = ["x@example.org"]
+    assert check_relay_from(outside, trust, peer, SenderBinding.NONE) == []
+    r = refusal(check_relay_from, outside, trust, peer, SenderBinding.TRUST_SPACE)
+    assert "example.org, which is not in the MSSanté trust space" in r.text
+    other = ["dr@medecin.mssante.fr"]
+    assert check_relay_from(other, trust, peer, SenderBinding.TRUST_SPACE) == [
+        "medecin.mssante.fr"]
+    refusal(check_relay_from, other, trust, peer, SenderBinding.CERTIFICATE)
+    bounce = ["MAILER-DAEMON@mx.ch-exemple.mssante.fr"]
+    assert check_relay_from(bounce, trust, peer, SenderBinding.CERTIFICATE) == [
+        "ch-exemple.mssante.fr"]
 
 
 # -- relay: MAIL FROM ---------------------------------------------------------------------------
