@@ -110,6 +110,12 @@ class TlsSettings:
         "(then each issuing CA needs a CRL in crl_files)",
         choices=("leaf", "chain"),
     )
+    handshake_timeout: float = opt(
+        10.0,
+        "seconds a client gets to complete a TLS handshake (implicit TLS and STARTTLS, SMTP "
+        "and IMAP); the connection counts against its address's limit meanwhile",
+        min=0.1, max=300,
+    )
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,10 @@ class ImapSettings:
     max_literal_size: int = opt(64 * MiB, "largest literal (APPEND), octets", min=1024)
     max_bad_commands: int = opt(20, "consecutive BAD replies before BYE", min=1)
     idle_timeout: float = opt(1860.0, "seconds of inactivity (RFC 9051: at least 30 min)", min=60)
+    login_timeout: float = opt(
+        60.0, "seconds of inactivity before BYE while a session is not yet authenticated",
+        min=0.1, max=3600,
+    )
     client_workarounds: tuple[str, ...] = opt(
         (), "named client quirk switches (see imap/workarounds.py), off unless listed"
     )
