@@ -142,7 +142,10 @@ class SmtpSettings:
     max_bad_commands: int = opt(10, "bad commands before 421 and disconnect", min=1)
     idle_timeout: float = opt(300.0, "seconds a session may stay silent", min=1)
     session_timeout: float = opt(3600.0, "seconds a whole session may last", min=1)
-    max_connections_per_ip: int = opt(20, "simultaneous connections from one address", min=1)
+    max_connections_per_ip: int = opt(
+        20, "simultaneous connections from one address, each counted from the TCP accept "
+        "(TLS handshake included) until it closes", min=1,
+    )
     queue_lifetime_hours: float = opt(
         120.0, "hours a message may wait in the outbound queue before it bounces", min=0.01
     )
@@ -179,7 +182,8 @@ class ImapSettings:
         2048, "mailbox storage quota reported by GETQUOTAROOT (RFC 9208), MiB", min=1
     )
     max_connections_per_address: int = opt(
-        200, "simultaneous IMAP connections from one client address", min=1
+        200, "simultaneous IMAP connections from one client address, each counted from the "
+        "TCP accept (TLS handshake included) until it closes", min=1,
     )
     index_cache_messages: int = opt(
         500_000, "messages kept in the in-memory folder indexes (about 200 octets each)",

@@ -421,6 +421,8 @@ class GatewaySMTP(SMTP):
 
     def _handshake_expired(self) -> None:
         if self._original_transport is not None and not self.tls_active:
+            log.info("event=smtp_tls_failed kind=%s peer=%s reason=\"handshake timeout\"",
+                     self.kind, self.peer_ip)
             cast(asyncio.Transport, self._original_transport).abort()
 
     async def smtp_AUTH(self, arg: str | None) -> None:

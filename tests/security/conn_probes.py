@@ -15,11 +15,12 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from tests.fixtures.gateway import RunningGateway
+from tests.fixtures.gateway import RunningGateway, gateway_settings, running_gateway
 
 Probe = Callable[["Listener"], Awaitable[None]]
 
@@ -185,6 +186,35 @@ async def _drop_many(listener: Listener, count: int, concurrency: int) -> list[s
 
 
 # -- the gateway side ------------------------------------------------------------------------
+
+
+def _loops() -> dict[str, Callable[[Coroutine[Any, Any, None]], None]]:
+    loops: dict[str, Callable[[Coroutine[Any, Any, None]], None]] = {"asyncio": asyncio.run}
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a test dependency
+        return loops
+    loops["uvloop"] = uvloop.run
+    return loops
+
+
+LOOPS = _loops()
+
+
+def run_with_gateway(
+    tmp_path: Path, loop: str, scenario: Callable[[RunningGateway], Coroutine[Any, Any, None]],
+    **sections: dict[str, Any],
+) -> None:
+    """Starts a gateway (no directory) on the chosen loop and runs ``scenario`` against it."""
+    sections.setdefault("directory", {"enabled": False})
+
+    async def main() -> None:
+        settings = gateway_settings(tmp_path / "gw", **sections)
+        async with running_gateway(settings) as gw:
+            await scenario(gw)
+
+    LOOPS[loop](main())
+
 
 
 def imap_server(gw: RunningGateway) -> Any:

@@ -13,53 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.gateway import RunningGateway, gateway_settings, running_gateway
+from tests.fixtures.gateway import RunningGateway
 from tests.security.conn_probes import (
+    LOOPS,
     connection_counts,
     drop_many,
     imap_server,
     imap_session,
     listeners,
+    run_with_gateway,
     smtp_session,
     wait_all_released,
 )
 
 DROPS_PER_LISTENER = 1000
-NONE_LEFT = {"relay": {}, "submission": {}, "submissions": {}, "imap": {}}
-
-
-def _loops() -> dict[str, Callable[[Coroutine[Any, Any, None]], None]]:
-    loops: dict[str, Callable[[Coroutine[Any, Any, None]], None]] = {"asyncio": asyncio.run}
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a test dependency
-        return loops
-    loops["uvloop"] = uvloop.run
-    return loops
-
-
-LOOPS = _loops()
-
-
-def run_with_gateway(
-    tmp_path: Path, loop: str, scenario: Callable[[RunningGateway], Coroutine[Any, Any, None]],
-    **sections: dict[str, Any],
-) -> None:
-    """Starts a gateway (no directory) on the chosen loop and runs ``scenario`` against it."""
-    sections.setdefault("directory", {"enabled": False})
-
-    async def main() -> None:
-        settings = gateway_settings(tmp_path / "gw", **sections)
-        async with running_gateway(settings) as gw:
-            await scenario(gw)
-
-    LOOPS[loop](main())
+NONE_LEFT: dict[str, dict[str, int]] = {
+    "relay": {}, "submission": {}, "submissions": {}, "imap": {}}
 
 
 @pytest.mark.parametrize("loop", LOOPS)
