@@ -12,6 +12,7 @@ step).
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,49 @@ def test_counts_are_exposed_while_connections_are_open(tmp_path: Path, loop: str
         await asyncio.to_thread(smtp_session, gw, "relay")
 
     run_with_gateway(tmp_path, loop, scenario)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_sessions_the_server_ends_are_released(tmp_path: Path, loop: str) -> None:
+    """Idle timeout, too many errors, QUIT and a cut in the middle of DATA, on both
+    STARTTLS listeners: each connection is given back to its address."""
+
+    async def scenario(gw: RunningGateway) -> None:
+        for port in (gw.relay_port, gw.submission_port):
+            # idle timeout: 421 4.4.2, then closed
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await reader.readline()
+            rest = await asyncio.wait_for(reader.read(), 10)
+            assert rest.startswith(b"421 4.4.2"), rest
+            writer.close()
+            # too many errors
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await reader.readline()
+            writer.write(b"BOGUS\r\n" * 3)
+            rest = await asyncio.wait_for(reader.read(), 10)
+            assert b"421 4.7.0" in rest, rest
+            writer.close()
+            # QUIT
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await reader.readline()
+            writer.write(b"QUIT\r\n")
+            assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"221")
+            writer.close()
+        # a submission cut in the middle of DATA, after STARTTLS and AUTH
+        ctx = gw.client_context()
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.submissions_port, ssl=ctx)
+        await reader.readline()
+        auth = base64.b64encode(f"\0{gw.demo_address}\0{gw.demo_password}".encode()).decode()
+        for line in ("EHLO client.example", f"AUTH PLAIN {auth}",
+                     f"MAIL FROM:<{gw.demo_address}>", f"RCPT TO:<{gw.demo_address}>", "DATA"):
+            writer.write(line.encode() + b"\r\n")
+            while (reply := await asyncio.wait_for(reader.readline(), 10))[3:4] == b"-":
+                pass
+            assert reply[:1] in (b"2", b"3"), (line, reply)
+        writer.write(b"Subject: cut\r\n\r\nhalf a bod")
+        await writer.drain()
+        writer.transport.abort()
+        assert await wait_all_released(gw, 5) == NONE_LEFT
+
+    run_with_gateway(tmp_path, loop, scenario,
+                     smtp={"idle_timeout": 1, "max_bad_commands": 3})
