@@ -136,6 +136,12 @@ class TlsSettings:
         "(then each issuing CA needs a CRL in crl_files)",
         choices=("leaf", "chain"),
     )
+    handshake_timeout: float = opt(
+        10.0,
+        "seconds a client gets to complete a TLS handshake (implicit TLS and STARTTLS, SMTP "
+        "and IMAP); the connection counts against its address's limit meanwhile",
+        min=0.1, max=300,
+    )
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,10 @@ class SmtpSettings:
     max_bad_commands: int = opt(10, "bad commands before 421 and disconnect", min=1)
     idle_timeout: float = opt(300.0, "seconds a session may stay silent", min=1)
     session_timeout: float = opt(3600.0, "seconds a whole session may last", min=1)
-    max_connections_per_ip: int = opt(20, "simultaneous connections from one address", min=1)
+    max_connections_per_ip: int = opt(
+        20, "simultaneous connections from one address, each counted from the TCP accept "
+        "(TLS handshake included) until it closes", min=1,
+    )
     queue_lifetime_hours: float = opt(
         120.0, "hours a message may wait in the outbound queue before it bounces", min=0.01
     )
@@ -218,6 +227,10 @@ class ImapSettings:
     max_literal_size: int = opt(64 * MiB, "largest literal (APPEND), octets", min=1024)
     max_bad_commands: int = opt(20, "consecutive BAD replies before BYE", min=1)
     idle_timeout: float = opt(1860.0, "seconds of inactivity (RFC 9051: at least 30 min)", min=60)
+    login_timeout: float = opt(
+        60.0, "seconds of inactivity before BYE while a session is not yet authenticated",
+        min=0.1, max=3600,
+    )
     client_workarounds: tuple[str, ...] = opt(
         (), "named client quirk switches (see imap/workarounds.py), off unless listed"
     )
@@ -225,7 +238,8 @@ class ImapSettings:
         2048, "mailbox storage quota reported by GETQUOTAROOT (RFC 9208), MiB", min=1
     )
     max_connections_per_address: int = opt(
-        200, "simultaneous IMAP connections from one client address", min=1
+        200, "simultaneous IMAP connections from one client address, each counted from the "
+        "TCP accept (TLS handshake included) until it closes", min=1,
     )
     index_cache_messages: int = opt(
         500_000, "messages kept in the in-memory folder indexes (about 200 octets each)",

@@ -189,9 +189,14 @@ class Session:
 
     async def read_line(self) -> bytes | None:
         """A continuation line (SASL response, IDLE's DONE)."""
-        return await asyncio.wait_for(
-            self.cmd_reader.read_line(), self.ctx.settings.imap.idle_timeout
-        )
+        return await asyncio.wait_for(self.cmd_reader.read_line(), self.inactivity_timeout)
+
+    @property
+    def inactivity_timeout(self) -> float:
+        """Silence allowed before autologout: short until the client has logged in, so
+        that connections nobody uses cannot pile up (Dovecot does the same before login)."""
+        imap = self.ctx.settings.imap
+        return imap.idle_timeout if self.authenticated else imap.login_timeout
 
     # -- selected mailbox -----------------------------------------------------------
     def close_selected(self) -> None:
@@ -226,6 +231,10 @@ class Session:
                     break
         except (ConnectionError, ConnectionClosed, ssl.SSLError, asyncio.IncompleteReadError):
             pass
+        except TimeoutError:  # a SASL exchange or a STARTTLS handshake left unfinished
+            with contextlib.suppress(Exception):
+                self.write(bye(self._autologout_text()))
+                await self.flush()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one broken session must not take the server down
@@ -244,12 +253,12 @@ class Session:
 
     async def _one_command(self) -> bool:
         """Reads and runs one command; False when the connection must end."""
-        imap = self.ctx.settings.imap
         try:
-            raw = await asyncio.wait_for(self.cmd_reader.read_command(), imap.idle_timeout)
+            raw = await asyncio.wait_for(self.cmd_reader.read_command(), self.inactivity_timeout)
         except TimeoutError:
-            # RFC 9051 §5.4: an inactivity autologout timer of at least 30 minutes.
-            self.write(bye("Autologout: idle for too long"))
+            # RFC 9051 §5.4: an inactivity autologout timer of at least 30 minutes once
+            # authenticated; before, [imap] login_timeout.
+            self.write(bye(self._autologout_text()))
             return False
         except CommandTooLarge as exc:
             self.write(exc.response())
@@ -266,6 +275,12 @@ class Session:
             return self._count_bad()
         await self.dispatch(cmd)
         return not self.logout
+
+    def _autologout_text(self) -> str:
+        if self.authenticated:
+            return "Autologout: idle for too long"
+        return (f"Autologout: not logged in after {self.inactivity_timeout:g} seconds "
+                "of inactivity")
 
     def _count_bad(self) -> bool:
         self.bad_count += 1

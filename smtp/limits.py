@@ -27,9 +27,13 @@ class SessionLimits:
     idle_timeout: float
     session_timeout: float
     max_connections_per_ip: int
+    handshake_timeout: float = 10.0
+    """Seconds a TLS handshake (implicit or after STARTTLS) may take."""
 
     @classmethod
-    def from_settings(cls, smtp: SmtpSettings) -> SessionLimits:
+    def from_settings(
+        cls, smtp: SmtpSettings, *, handshake_timeout: float = 10.0
+    ) -> SessionLimits:
         return cls(
             max_message_size=smtp.max_message_size,
             max_recipients=smtp.max_recipients,
@@ -40,11 +44,16 @@ class SessionLimits:
             idle_timeout=smtp.idle_timeout,
             session_timeout=smtp.session_timeout,
             max_connections_per_ip=smtp.max_connections_per_ip,
+            handshake_timeout=handshake_timeout,
         )
 
 
 class ConnectionCounter:
-    """Live connections per client address, shared by the sessions of one server."""
+    """Live connections per client address, shared by the sessions of one server.
+
+    A connection is counted from the TCP accept (before any TLS handshake) until its socket
+    is gone; each session releases its count exactly once (``GatewaySMTP._release``).
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -64,3 +73,7 @@ class ConnectionCounter:
 
     def count(self, address: str) -> int:
         return self._counts.get(address, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        """Live connections per address (empty when every connection was released)."""
+        return dict(self._counts)

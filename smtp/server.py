@@ -29,13 +29,22 @@ class SmtpServer:
     """A running listener: its bound port, its live sessions, and a graceful close."""
 
     def __init__(
-        self, kind: ServerKind, server: asyncio.Server, sessions: set[GatewaySMTP]
+        self,
+        kind: ServerKind,
+        server: asyncio.Server,
+        sessions: set[GatewaySMTP],
+        counter: ConnectionCounter,
     ) -> None:
         self.kind = kind
         self._server = server
         self.sessions = sessions
+        self.counter = counter
         self.port: int = int(server.sockets[0].getsockname()[1])
         """The bound port (useful when 0 was asked for)."""
+
+    def connection_counts(self) -> dict[str, int]:
+        """Live connections per client address (monitoring, and tests that none leak)."""
+        return self.counter.snapshot()
 
     async def close(self, grace: float = 0.0) -> None:
         """Stops accepting, waits up to ``grace`` seconds for sessions, then closes them."""
@@ -76,7 +85,9 @@ async def start_smtp_server(
     if kind not in ("relay", "submission", "submissions"):
         raise ValueError(f"unknown SMTP server kind {kind!r}: relay, submission or submissions")
     context = _tls_floor(ssl_context)
-    limits = SessionLimits.from_settings(settings.smtp)
+    limits = SessionLimits.from_settings(
+        settings.smtp, handshake_timeout=settings.tls.handshake_timeout
+    )
     counter = ConnectionCounter(limits.max_connections_per_ip)
     sessions: set[GatewaySMTP] = set()
     implicit = kind == "submissions"
@@ -91,6 +102,7 @@ async def start_smtp_server(
             counter=counter,
             sessions=sessions,
             mechanisms=dict(mechanisms) if mechanisms is not None else None,
+            implicit_tls_context=context if implicit else None,
         )
 
     loop = asyncio.get_running_loop()
@@ -98,7 +110,8 @@ async def start_smtp_server(
         factory,
         host=host,
         port=port,
-        ssl=context if implicit else None,  # RFC 8314 §3.3: implicit TLS on 465
+        # Implicit TLS (RFC 8314 §3.3) is started by the session itself, so that a
+        # connection counts against its address from the accept, handshake included.
         reuse_address=True,
     )
-    return SmtpServer(kind, server, sessions)
+    return SmtpServer(kind, server, sessions, counter)

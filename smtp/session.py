@@ -16,13 +16,14 @@ Decisions are delegated to an :class:`smtp.policy.SmtpPolicy`.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto as sslproto
 import logging
 import re
 import secrets
 import ssl
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP
 
@@ -102,6 +103,7 @@ class GatewaySMTP(SMTP):
         counter: ConnectionCounter,
         sessions: set[GatewaySMTP],
         mechanisms: dict[str, SaslMechanism] | None = None,
+        implicit_tls_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(
             _NoHooks(),
@@ -124,6 +126,8 @@ class GatewaySMTP(SMTP):
         self.peer_ip = ""
         self._counter = counter
         self._sessions = sessions
+        self._implicit_tls = implicit_tls_context
+        self._raw_transport: asyncio.Transport | None = None  # the TCP connection
         self._accepted = False  # counted in ``counter`` (released exactly once)
         self._closing = False
         self._greeted = False
@@ -186,30 +190,104 @@ class GatewaySMTP(SMTP):
         return GatewayEnvelope()
 
     # -- connection life -----------------------------------------------------------------
+    # Every accepted TCP connection is counted in ``counter`` from the accept (before any TLS
+    # handshake) and released exactly once, by ``_release``, however it ends:
+    # * plain transport: asyncio always calls ``connection_lost`` once the socket closes, so
+    #   the socket must always get closed: on the client's FIN (``eof_received``), when the
+    #   session's task ends for any reason (``_handler_ended``), on timeouts and shutdown;
+    # * during a TLS handshake (implicit, or after STARTTLS) the TLS layer does not call
+    #   ``connection_lost`` if the handshake never completes: the handshake's own end
+    #   (``_implicit_handshake_done``, ``smtp_STARTTLS``) releases the connection then;
+    # * after a completed handshake the TLS layer forwards ``connection_lost``.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        first = self.transport is None and self._original_transport is None
-        if first:
+        if self._raw_transport is None:
+            self._raw_transport = cast(asyncio.Transport, transport)
             peer = transport.get_extra_info("peername")
             self.peer_ip = str(peer[0]) if peer else ""
             if not self._counter.acquire(self.peer_ip):
-                # Like Postfix's smtpd_client_connection_count_limit: refuse at connect.
-                self._closing = True
-                log.info("event=smtp_refused_connection kind=%s peer=%s reason=per_ip_limit",
-                         self.kind, self.peer_ip)
-                transport.write(  # type: ignore[attr-defined]
-                    f"421 4.7.0 {self.hostname} Error: too many connections from "
-                    f"{self.peer_ip}; try again later\r\n".encode("ascii")
-                )
-                transport.close()
+                self._refuse_connection(transport)
                 return
             self._accepted = True
             self._sessions.add(self)
             self._session_timer = self.loop.call_later(
                 self.limits.session_timeout, self._session_timeout
             )
+            if self._implicit_tls is not None:
+                self._start_implicit_tls(transport)  # the session starts after the handshake
+                return
+        fresh = self.transport is None  # not the end of a STARTTLS handshake
         super().connection_made(transport)
+        if fresh and self._handler_coroutine is not None:
+            self._handler_coroutine.add_done_callback(self._handler_ended)
+
+    def _refuse_connection(self, transport: asyncio.BaseTransport) -> None:
+        """Like Postfix's smtpd_client_connection_count_limit: refuse at connect."""
+        self._closing = True
+        log.info("event=smtp_refused_connection kind=%s peer=%s reason=per_ip_limit",
+                 self.kind, self.peer_ip)
+        if self._implicit_tls is None:
+            transport.write(  # type: ignore[attr-defined]
+                f"421 4.7.0 {self.hostname} Error: too many connections from "
+                f"{self.peer_ip}; try again later\r\n".encode("ascii")
+            )
+        # On the implicit-TLS port no TLS is spent on a refused connection: a reply could
+        # only be sent after a handshake, which is what the limit is there to bound.
+        transport.close()
+
+    def _start_implicit_tls(self, transport: asyncio.BaseTransport) -> None:
+        """RFC 8314 §3.3: TLS from the first octet, the handshake bounded in time."""
+        assert self._implicit_tls is not None
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        tls = sslproto.SSLProtocol(
+            self.loop, self, self._implicit_tls, waiter, server_side=True,
+            ssl_handshake_timeout=self.limits.handshake_timeout,  # type: ignore[arg-type]
+        )
+        transport.set_protocol(tls)
+        tls.connection_made(transport)
+        waiter.add_done_callback(self._implicit_handshake_done)
+
+    def _implicit_handshake_done(self, waiter: asyncio.Future[None]) -> None:
+        error = None if waiter.cancelled() else waiter.exception()
+        if self.session is not None:
+            return  # the handshake completed and the session started (connection_made)
+        self._log_tls_failure(error)
+        if self._raw_transport is not None:
+            self._raw_transport.close()
+        self._release()
+
+    def _log_tls_failure(self, error: BaseException | None) -> None:
+        # A TLS error (certificate refused, no common protocol) is worth a warning; a
+        # client that went away or let the handshake time out is routine.
+        level = logging.WARNING if isinstance(error, ssl.SSLError) else logging.INFO
+        log.log(level, "event=smtp_tls_failed kind=%s peer=%s reason=\"%s\"", self.kind,
+                self.peer_ip, _tls_failure(error))
+
+    def eof_received(self) -> bool:
+        """The client closed its side: the session is over (aiosmtpd cancels its task).
+
+        aiosmtpd keeps a plain transport half-open here (StreamReaderProtocol answers True),
+        so nothing would ever close it and ``connection_lost`` would never run: answering
+        False lets the transport close itself.
+        """
+        if self.session is not None:
+            super().eof_received()
+        return False
+
+    def _handler_ended(self, task: asyncio.Task[None]) -> None:
+        """However the session's task ended, its connection ends with it."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
+        if not self._accepted:
+            return
+        self._release()
+        if self.session is not None:
+            super().connection_lost(error)
+
+    def _release(self) -> None:
+        """Gives back this connection's count; only the first call does anything."""
         if not self._accepted:
             return
         self._accepted = False
@@ -219,7 +297,6 @@ class GatewaySMTP(SMTP):
             self._session_timer.cancel()
         if not self.done.done():
             self.done.set_result(None)
-        super().connection_lost(error)
 
     def _timeout_cb(self) -> None:
         # RFC 5321 §4.5.3.2: a server may close an idle session; say why first.
@@ -229,6 +306,9 @@ class GatewaySMTP(SMTP):
         self._close_with("421 4.4.2 {host} Error: session lasted too long, closing connection")
 
     def _close_with(self, reply: str) -> None:
+        if self._accepted and self.transport is None and self._raw_transport is not None:
+            self._raw_transport.abort()  # still in the implicit TLS handshake: nothing to say
+            return
         if self._closing or self.transport is None:
             return
         self._closing = True
@@ -328,7 +408,24 @@ class GatewaySMTP(SMTP):
         if self.tls_context is None:
             await self.push("454 4.7.0 TLS not available")
             return
-        await super().smtp_STARTTLS(arg)
+        timer = self.loop.call_later(self.limits.handshake_timeout, self._handshake_expired)
+        try:
+            await super().smtp_STARTTLS(arg)
+        except Exception as exc:  # noqa: BLE001 - a failed handshake ends the connection
+            self._log_tls_failure(exc.__cause__ or exc)
+        finally:
+            timer.cancel()
+            if self._original_transport is not None and not self.tls_active:
+                # Failed, timed out or cut during the handshake: the TLS layer will not
+                # report the end of the connection, so end and release it here.
+                cast(asyncio.Transport, self._original_transport).abort()
+                self.connection_lost(None)
+
+    def _handshake_expired(self) -> None:
+        if self._original_transport is not None and not self.tls_active:
+            log.info("event=smtp_tls_failed kind=%s peer=%s reason=\"handshake timeout\"",
+                     self.kind, self.peer_ip)
+            cast(asyncio.Transport, self._original_transport).abort()
 
     async def smtp_AUTH(self, arg: str | None) -> None:
         if self.kind == "relay":
@@ -608,6 +705,17 @@ class GatewaySMTP(SMTP):
 
 class _NoHooks:
     """aiosmtpd's handler slot: every decision goes through the policy instead."""
+
+
+def _tls_failure(error: BaseException | None) -> str:
+    """A short reason for the log: the TLS alert or error name, never client data."""
+    if error is None:
+        return "closed during handshake"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {error.verify_message}"
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return str(error.reason)
+    return type(error).__name__
 
 
 def _fixed_limits(limit: int) -> defaultdict[str, int]:

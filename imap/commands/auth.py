@@ -135,7 +135,9 @@ async def starttls(session: Session, cmd: c.StartTLS) -> Done | None:
         raise ImapRefusal("BYE", None, "Data after STARTTLS before the TLS handshake")
     session.write(tagged(cmd.tag, "OK", "Begin TLS negotiation now"))
     await session.flush()
-    await session.writer.start_tls(session.ctx.tls_context)
+    await session.writer.start_tls(
+        session.ctx.tls_context,
+        ssl_handshake_timeout=session.ctx.settings.tls.handshake_timeout)
     session.tls = True
     session.enabled.clear()
     log.info("imap_starttls", extra=session.log_fields())
