@@ -42,6 +42,14 @@ SEARCHED_ATTRIBUTES = (*SUBSTRING_ATTRIBUTES, *PREFIX_ATTRIBUTES, *LABEL_ATTRIBU
 """Attributes free-text searches match by substring on an external server (README: index
 them ``eq,sub`` there; no label vocabulary is kept for a server the gateway does not load)."""
 MDB_MAXSIZE = 16 * 1024**3
+GNUTLS_PRIORITY = (
+    "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+    ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305"
+    ":-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+)
+"""slapd's ``TLSCipherSuite`` (a GnuTLS priority string, checked with gnutls_priority_init):
+TLS 1.2 and 1.3 only, AEAD suites only (AES-GCM, ChaCha20-Poly1305), ECDHE key exchange on
+TLS 1.2 (forward secrecy), the server's order wins: the policy of ``trustspace.tls``."""
 
 
 @dataclass(frozen=True)
@@ -179,11 +187,13 @@ loglevel stats
 tool-threads 1
 
 # TLS 1.2 minimum (3.3 = TLS 1.2) on LDAPS and StartTLS; client certificates optional
-# (SASL EXTERNAL over LDAPS, RFC 4513 §5.2.3).
+# (SASL EXTERNAL over LDAPS, RFC 4513 §5.2.3). Debian's slapd uses GnuTLS, which takes
+# versions and suites from the priority string only (TLSProtocolMin alone let 1.0 through).
 TLSCertificateFile {layout.cert_file}
 TLSCertificateKeyFile {layout.key_file}
 TLSCACertificateFile {layout.ca_bundle}
 TLSProtocolMin 3.3
+TLSCipherSuite {GNUTLS_PRIORITY}
 TLSVerifyClient allow
 
 # No credential in clear: simple binds need TLS (ssf 128+) or the local socket (ssf 71).
