@@ -257,6 +257,9 @@ def _check_consistency(settings: Settings, source: str) -> None:
         if port and port in seen:
             raise ConfigError(source, key, port, f"a port not already used by {seen[port]}")
         seen[port] = key
+    for url in settings.tls.crl_urls:
+        if not url.startswith("https://") or len(url) <= len("https://"):
+            raise ConfigError(source, "tls.crl_urls", url, "an https:// URL")
     for s in settings.smtp.retry_schedule:
         try:
             if float(s) <= 0:

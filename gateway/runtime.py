@@ -30,6 +30,8 @@ from mail.pipeline import Pipeline
 from storage import accounts as account_rows
 from storage.database import Database
 from storage.notify import PgChangeChannel, open_change_channel
+from trustspace.certs import PkiError
+from trustspace.crl import CrlStore
 from trustspace.pki import ensure_dev_pki, issue_certificate
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
 
@@ -57,6 +59,7 @@ class Gateway:
     settings: Settings
     db: Database | None = None
     trust: TrustSpaceManager | None = None
+    revocation: CrlStore | None = None
     pipeline: Pipeline | None = None
     changes: ChangeHub = field(default_factory=ChangeHub)
     authenticator: Authenticator | None = None
@@ -74,6 +77,7 @@ class Gateway:
         if ensure_config_file(settings):
             log.info("config_written", extra={"fields": {"path": str(settings.config_file)}})
         await asyncio.to_thread(prepare_tls, settings)
+        self.revocation = await load_revocation(settings)
         if settings.embedded:
             await asyncio.to_thread(ensure_default_whitelist, settings)
         self.trust = TrustSpaceManager(settings)
@@ -106,6 +110,8 @@ class Gateway:
             self._background.append(
                 asyncio.create_task(self.trust.run_periodic(self._stop_background))
             )
+            self._background.append(asyncio.create_task(
+                self.revocation.run(self._stop_background), name="crl-refresh"))
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -179,6 +185,16 @@ class Gateway:
 
 
 ServiceBuilder = Callable[[Gateway], Service | None]
+
+
+async def load_revocation(settings: Settings) -> CrlStore:
+    """The CRLs every listener checks peer certificates against (see trustspace.crl)."""
+    store = CrlStore(settings)
+    try:
+        await store.load_initial()
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    return store
 
 
 def service_builders() -> list[ServiceBuilder]:

@@ -50,6 +50,7 @@ from smtp.policy import (
     PasswordCredentials,
     TokenCredentials,
 )
+from trustspace.crl import require_not_revoked
 from trustspace.policy import (
     PeerIdentity,
     check_from_header,
@@ -110,7 +111,9 @@ class SubmissionPolicy:
                 credentials.login, credentials.password, mechanism
             )
         elif isinstance(credentials, ExternalCredentials):
-            # RFC 4422 appendix A: the TLS layer verified the certificate against the anchors.
+            # RFC 4422 appendix A: the TLS layer verified the certificate against the anchors;
+            # revocation is checked now, against the CRLs in force (535 5.7.8 if revoked).
+            require_not_revoked(self.gateway.revocation, credentials.certificate_der, "auth")
             found = await authenticator.check_certificate(
                 credentials.certificate_der, credentials.authzid or None, mechanism
             )
@@ -249,6 +252,7 @@ class RelayPolicy:
         # The certificate is judged here rather than in the handshake so that a peer without
         # one is told, in SMTP, what to configure (530 5.7.0) instead of seeing a reset.
         peer = check_relay_peer(session.tls_active, self._peer(session), datetime.now(UTC))
+        require_not_revoked(self.gateway.revocation, session.peer_certificate_der, "relay")
         trust = self.gateway.trust
         assert trust is not None
         check_relay_sender(address, trust.current)
