@@ -168,7 +168,7 @@ class CrlStore:
                 for cert in load_certificates(path, "trust anchor"):
                     self._anchors.setdefault(cert.subject.public_bytes(), []).append(cert)
         self._by_source: dict[str, LoadedCrl] = {}
-        self._effective: dict[bytes, LoadedCrl] = {}
+        self._effective: dict[bytes, list[LoadedCrl]] = {}
         self._file_signatures: dict[Path, tuple[int, int, int] | None] = {}
         self._url_due = 0.0
         self._warned_expired: set[str] = set()
@@ -179,12 +179,12 @@ class CrlStore:
     # -- what is in force ----------------------------------------------------------------
     @property
     def crls(self) -> list[LoadedCrl]:
-        """The CRL in force for each issuer (the newest of its sources)."""
-        return list(self._effective.values())
+        """Every CRL in force (the newest of each source)."""
+        return [entry for entries in self._effective.values() for entry in entries]
 
     def pem_bundle(self) -> bytes:
         """Every CRL in force as one PEM file (what slapd's ``TLSCRLFile`` reads)."""
-        ordered = sorted(self._effective.values(), key=lambda c: c.issuer)
+        ordered = sorted(self.crls, key=lambda c: (c.issuer, c.source))
         return b"".join(c.crl.public_bytes(serialization.Encoding.PEM) for c in ordered)
 
     def add_listener(self, listener: Listener) -> None:
@@ -204,25 +204,21 @@ class CrlStore:
         now = now or datetime.now(UTC)
         chain_mode = self.settings.tls.crl_check == "chain"
         for current in self._path(cert) if chain_mode else [cert]:
-            issuer_key = current.issuer.public_bytes()
-            entry = self._effective.get(issuer_key)
-            if entry is None:
+            entries = self._effective.get(current.issuer.public_bytes(), [])
+            if not entries:
                 if chain_mode:
                     return Verdict(False, f"no revocation list of {_name(current.issuer)} is "
                                           "available (tls.crl_check = chain requires one)")
                 continue
-            if entry.expired(now):
-                assert entry.next_update is not None
-                when = f"{entry.next_update:%Y-%m-%d %H:%M} UTC"
-                if self.settings.tls.crl_expired == "refuse":
-                    return Verdict(False, f"the revocation list of {entry.issuer} expired on "
-                                          f"{when} and no newer one could be obtained, so "
-                                          "revocation cannot be checked")
-                if entry.source not in self._warned_expired:
-                    self._warned_expired.add(entry.source)
-                    log.warning("crl_expired_accepting", extra={"fields": {
-                        "source": entry.source, "issuer": entry.issuer, "next_update": when}})
-            if current.serial_number in entry.revoked:
+            # Several sources for one CA (a file and a URL): a certificate any of them lists
+            # is revoked; the CA's status is known while one of them is still current.
+            if all(entry.expired(now) for entry in entries):
+                verdict = self._expired(entries, now)
+                if verdict is not None:
+                    return verdict
+            for entry in entries:
+                if current.serial_number not in entry.revoked:
+                    continue
                 revoked = entry.crl.get_revoked_certificate_by_serial_number(
                     current.serial_number)
                 date = revoked.revocation_date_utc if revoked is not None else None
@@ -231,6 +227,19 @@ class CrlStore:
                 return Verdict(False, f"the {whose} (serial {current.serial_number:x}, issued by "
                                       f"{entry.issuer}) was revoked{on}")
         return Verdict(True)
+
+    def _expired(self, entries: list[LoadedCrl], now: datetime) -> Verdict | None:
+        latest = max(entries, key=lambda e: e.next_update or now)
+        when = f"{latest.next_update:%Y-%m-%d %H:%M} UTC" if latest.next_update else "?"
+        if self.settings.tls.crl_expired == "refuse":
+            return Verdict(False, f"the revocation list of {latest.issuer} expired on {when} "
+                                  "and no newer one could be obtained, so revocation cannot "
+                                  "be checked")
+        if latest.source not in self._warned_expired:
+            self._warned_expired.add(latest.source)
+            log.warning("crl_expired_accepting", extra={"fields": {
+                "source": latest.source, "issuer": latest.issuer, "next_update": when}})
+        return None
 
     def _path(self, cert: x509.Certificate) -> list[x509.Certificate]:
         """The certificate and its CA certificates found among the anchors, up to a root."""
@@ -257,7 +266,7 @@ class CrlStore:
                                             "anchors (tls.anchors)"}})
             return False
         if not any(_signature_ok(crl, ca) for ca in candidates):
-            log.warning("crl_ignored", extra={"fields": {
+            (log.debug if quiet else log.warning)("crl_ignored", extra={"fields": {
                 "source": source, "reason": f"signature does not verify with {issuer}"}})
             return False
         old = self._by_source.get(source)
@@ -281,14 +290,10 @@ class CrlStore:
         return self._recompute()
 
     def _recompute(self) -> bool:
-        effective: dict[bytes, LoadedCrl] = {}
+        effective: dict[bytes, list[LoadedCrl]] = {}
         for entry in self._by_source.values():
-            key = entry.crl.issuer.public_bytes()
-            best = effective.get(key)
-            if best is None or entry.this_update > best.this_update:
-                effective[key] = entry
-        changed = effective.keys() != self._effective.keys() or any(
-            entry is not self._effective[key] for key, entry in effective.items())
+            effective.setdefault(entry.crl.issuer.public_bytes(), []).append(entry)
+        changed = self.crls != [e for entries in effective.values() for e in entries]
         self._effective = effective
         return changed
 
