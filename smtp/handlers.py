@@ -128,6 +128,9 @@ class SubmissionPolicy:
         self, session: GatewaySMTP, envelope: GatewayEnvelope, address: str, params: MailParams
     ) -> None:
         account = _account(session)
+        if session.identity is not None and session.identity.mechanism == "EXTERNAL":
+            # A certificate revoked after this session logged in sends nothing more.
+            require_not_revoked(self.gateway.revocation, session.peer_certificate_der, "send")
         authenticator = self.gateway.authenticator
         assert authenticator is not None
         allowed = frozenset(await authenticator.sender_addresses(account))

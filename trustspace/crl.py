@@ -381,6 +381,10 @@ class CrlStore:
         await asyncio.to_thread(self._check_files, strict=True)
         await asyncio.to_thread(self._load_cached)
         await self._fetch_urls()
+        for url in self.settings.tls.crl_urls:
+            if url not in self._by_source:
+                # Nothing fetched nor cached: that CA goes unchecked until a fetch succeeds.
+                log.error("crl_unavailable", extra={"fields": {"url": url}})
         self.generation += 1
 
     async def refresh(self, *, fetch: bool = False) -> bool:
@@ -424,9 +428,10 @@ def require_not_revoked(
 ) -> None:
     """Raises the protocol refusal for a revoked certificate (no-op without store or cert).
 
-    ``use`` is ``relay`` (an operator relaying to us: ``550 5.7.1``) or ``auth`` (SASL
-    EXTERNAL: ``535 5.7.8``, IMAP ``AUTHENTICATIONFAILED``). Each refusal is logged with the
-    certificate's fingerprint, never with who it names.
+    ``use`` is ``relay`` (an operator relaying to us: ``550 5.7.1``), ``send`` (MAIL FROM
+    in a session logged in with the certificate before it was revoked: ``550 5.7.1``) or
+    ``auth`` (SASL EXTERNAL: ``535 5.7.8``, IMAP ``AUTHENTICATIONFAILED``). Each refusal is
+    logged with the certificate's fingerprint, never with who it names.
     """
     if store is None or cert is None:
         return
@@ -438,5 +443,8 @@ def require_not_revoked(
     if use == "relay":
         raise Refusal(550, "5.7.1", f"Relay refused: {verdict.reason}; the sending operator "
                                     "must use a valid certificate")
+    if use == "send":
+        raise Refusal(550, "5.7.1", f"Sending refused: {verdict.reason}; log in again with a "
+                                    "valid certificate")
     raise Refusal(535, "5.7.8", f"Authentication refused: {verdict.reason}; ask for a new "
                                 "certificate", imap_code="AUTHENTICATIONFAILED")

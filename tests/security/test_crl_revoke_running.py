@@ -141,6 +141,11 @@ async def test_revoked_while_running_is_refused_on_every_front_end(gw: RunningGa
     session = await asyncio.to_thread(_imap_external, gw, cps)
     assert (await asyncio.to_thread(session.select, "INBOX"))[0] == "OK"
     assert (await asyncio.to_thread(_ldap_external, gw, cps)).returncode == 0
+    submission = await asyncio.to_thread(
+        smtplib.SMTP_SSL, "127.0.0.1", gw.submissions_port, timeout=30,
+        context=gw.client_context(cps.cert_file, cps.key_file))
+    await asyncio.to_thread(submission.ehlo)
+    assert (await asyncio.to_thread(submission.docmd, "AUTH", "EXTERNAL ="))[0] == 235
 
     started = time.monotonic()
     await asyncio.to_thread(_revoke, gw, cps)
@@ -154,6 +159,11 @@ async def test_revoked_while_running_is_refused_on_every_front_end(gw: RunningGa
     code, text = await _within(WITHIN, lambda: _smtp_external(gw, cps), lambda r: r[0] != 235)
     assert code == 535, text
     assert text.startswith(b"5.7.8") and b"revoked" in text, text
+
+    # The submission session logged in before the revocation may not send any more.
+    code, text = await asyncio.to_thread(submission.mail, address)
+    assert code == 550 and text.startswith(b"5.7.1 Sending refused") and b"revoked" in text, text
+    await asyncio.to_thread(submission.close)
 
     def imap_refused() -> str:
         try:
