@@ -196,6 +196,10 @@ async def test_revoked_while_running_is_refused_on_every_front_end(gw: RunningGa
     # Other certificates of the same CA still work, and so does the CA without a CRL.
     assert (await asyncio.to_thread(_smtp_external, gw, other_cps))[0] == 235
     assert (await asyncio.to_thread(_ldap_external, gw, other_cps)).returncode == 0
+    # slapd never took an unverifiable certificate as SASL EXTERNAL identity either (before:
+    # with GnuTLS, "TLSVerifyClient allow" let an expired one bind).
+    expired = _issue(gw, "cps", idnat="810000000066", name="Dr Perime", expired=True)
+    assert (await asyncio.to_thread(_ldap_external, gw, expired)).returncode != 0
 
 
 async def test_ca_without_crl_next_to_one_with_crl(
@@ -210,6 +214,11 @@ async def test_ca_without_crl_next_to_one_with_crl(
     address, _ = await gw.add_mailbox("destinataire", name="Dr Dest")
     code, text = await asyncio.to_thread(_relay_mail, gw, peer, address)
     assert code == 250, text
+    # slapd too: its CRL bundle names one CA only, the other CA's certificates still bind.
+    other_cps = issue_certificate(other, "cps", idnat="810000000088", name="Dr Autre",
+                                  out_dir=tmp_path / "o")
+    ldap = await asyncio.to_thread(_ldap_external, gw, other_cps)
+    assert ldap.returncode == 0, ldap.stderr
     # And the configured file is re-read: a revocation after start applies (before: only
     # the certificates revoked before start were refused).
     ours = _issue(gw, "server", domain=PEER_DOMAIN, extra_names=("localhost", "127.0.0.1"))
