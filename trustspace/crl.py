@@ -48,6 +48,7 @@ from cryptography.x509.oid import NameOID
 
 from config import Settings
 from trustspace.certs import PkiError, fingerprint_sha256, load_certificates, load_crl
+from trustspace.pki import ensure_authority
 from trustspace.refusal import Refusal
 
 __all__ = ["CrlStore", "LoadedCrl", "Verdict", "crl_file_paths", "require_not_revoked"]
@@ -57,6 +58,9 @@ log = logging.getLogger("mssante.tls.crl")
 FETCH_TIMEOUT = 30.0
 MAX_CRL_SIZE = 64 * 1024 * 1024
 """IGC-Santé CRLs are a few MiB; anything far larger is not a CRL we want to parse."""
+DEV_CRL_RENEW_EVERY = 12 * 3600.0
+"""How often embedded mode lets the development CA renew its CRL (when within 7 days of
+its nextUpdate; see ``trustspace.pki``)."""
 RETRY_AFTER_FAILURE = 300.0
 """Seconds before a failed CRL download is tried again (capped by ``tls.crl_refresh``)."""
 
@@ -403,14 +407,23 @@ class CrlStore:
         return changed
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Polls until ``stop`` is set (a background task of the gateway)."""
+        """Polls until ``stop`` is set (a background task of the gateway).
+
+        Embedded mode also renews the development CA's CRL before its nextUpdate (it is
+        otherwise renewed only at start): with ``crl_expired = "refuse"`` a gateway running
+        for weeks would else refuse every certificate of its own CA.
+        """
         interval = self.settings.tls.crl_file_check_interval
+        renew_due = time.monotonic() + DEV_CRL_RENEW_EVERY
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
             if stop.is_set():
                 return
             try:
+                if self.settings.embedded and time.monotonic() >= renew_due:
+                    renew_due = time.monotonic() + DEV_CRL_RENEW_EVERY
+                    await asyncio.to_thread(ensure_authority, self.settings.pki_dir)
                 await self.refresh()
             except Exception:  # noqa: BLE001 - try again at the next interval
                 log.exception("crl_refresh_failed")

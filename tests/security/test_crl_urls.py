@@ -198,3 +198,36 @@ async def test_url_revocation_reaches_running_relay(
                 break
             await asyncio.sleep(0.5)
         assert code == 550 and b"revoked" in text, text
+
+
+async def test_embedded_ca_crl_renewed_while_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The development CA's CRL is renewed before nextUpdate without a restart (with the
+    default crl_expired = refuse, an expired one would refuse every certificate of it)."""
+    from config import load_settings
+    from trustspace import crl as crl_module
+
+    settings = load_settings(data_dir=tmp_path, env={}, overrides={
+        "tls": {"crl_file_check_interval": 0.1}})
+    pki = ensure_dev_pki(settings)
+    pki.crl_file.write_bytes(make_crl(pki.ca, [], age=timedelta(days=1), valid=timedelta(days=3)))
+    store = CrlStore(settings)
+    await store.load_initial()
+    (loaded,) = store.crls
+    assert loaded.next_update is not None
+    assert loaded.next_update - datetime.now(UTC) < timedelta(days=3)
+    monkeypatch.setattr(crl_module, "DEV_CRL_RENEW_EVERY", 0.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(store.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                (loaded,) = store.crls
+                assert loaded.next_update is not None
+                if loaded.next_update - datetime.now(UTC) > timedelta(days=20):
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await task
