@@ -342,6 +342,9 @@ def _check_consistency(settings: Settings, source: str) -> None:
                     source, f"certificates.{key}", oid,
                     "certificate policy OIDs in dotted form, such as 1.2.3.4",
                 )
+    for url in settings.tls.crl_urls:
+        if not url.startswith("https://") or len(url) <= len("https://"):
+            raise ConfigError(source, "tls.crl_urls", url, "an https:// URL")
     for s in settings.smtp.retry_schedule:
         try:
             if float(s) <= 0:

@@ -32,6 +32,8 @@ from mail.pipeline import Pipeline
 from storage import accounts as account_rows
 from storage.database import Database
 from storage.notify import PgChangeChannel, open_change_channel
+from trustspace.certs import PkiError
+from trustspace.crl import CrlStore
 from trustspace.pki import ensure_dev_pki, issue_certificate
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
 
@@ -59,6 +61,7 @@ class Gateway:
     settings: Settings
     db: Database | None = None
     trust: TrustSpaceManager | None = None
+    revocation: CrlStore | None = None
     pipeline: Pipeline | None = None
     changes: ChangeHub = field(default_factory=ChangeHub)
     authenticator: Authenticator | None = None
@@ -76,6 +79,7 @@ class Gateway:
         if ensure_config_file(settings):
             log.info("config_written", extra={"fields": {"path": str(settings.config_file)}})
         await asyncio.to_thread(prepare_tls, settings)
+        self.revocation = await load_revocation(settings)
         if settings.embedded:
             await asyncio.to_thread(ensure_default_whitelist, settings)
         self.trust = TrustSpaceManager(settings)
@@ -108,6 +112,8 @@ class Gateway:
             self._background.append(
                 asyncio.create_task(self.trust.run_periodic(self._stop_background))
             )
+            self._background.append(asyncio.create_task(
+                self.revocation.run(self._stop_background), name="crl-refresh"))
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -183,6 +189,16 @@ class Gateway:
 
 
 ServiceBuilder = Callable[[Gateway], Service | None]
+
+
+async def load_revocation(settings: Settings) -> CrlStore:
+    """The CRLs every listener checks peer certificates against (see trustspace.crl)."""
+    store = CrlStore(settings)
+    try:
+        await store.load_initial()
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    return store
 
 
 def service_builders() -> list[ServiceBuilder]:

@@ -66,6 +66,9 @@ class ImapContext:
     # The trust-space manager (``.current.contains(domain)``): read receipts never leave
     # it. None (tests of the core alone): receipts go to local mailboxes only.
     trust: Any = None
+    # The CRLs in force (``trustspace.crl.CrlStore``): SASL EXTERNAL refuses a revoked
+    # certificate. None: revocation is not checked (tests of the core alone).
+    revocation: Any = None
 
 
 class Done:

@@ -48,6 +48,7 @@ from storage import queue as queue_rows
 from storage.database import Database
 from storage.queue import QueueItem
 from storage.types import utcnow
+from trustspace.crl import CrlStore
 from trustspace.tls import client_context
 
 log = logging.getLogger("mssante.outbound")
@@ -116,6 +117,8 @@ class OutboundWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
+        self.revocation: CrlStore | None = None
+        """CRLs the peer's server certificate is checked against (set by the gateway)."""
 
     # -- service life cycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -271,10 +274,18 @@ class OutboundWorker:
         failures: list[SessionFailure] = []
         for destination in destinations:
             try:
-                return await OutboundSession.open(
+                session = await OutboundSession.open(
                     destination, self._tls, local_hostname=self._settings.hostname,
                     command_timeout=self._timeout,
                 )
+                cert = session.tls.certificate
+                verdict = self.revocation.check(cert) if self.revocation and cert else None
+                if verdict is not None and not verdict.ok:
+                    await session.close()
+                    raise SessionFailure(  # RFC 3463 X.7.5: cryptographic failure; retried
+                        f"TLS with {destination.host}:{destination.port} refused: server "
+                        f"certificate: {verdict.reason}", "4.7.5")
+                return session
             except SessionFailure as exc:
                 log.info("outbound_connect_failed", extra={"fields": {
                     "host": destination.host, "port": destination.port, "reason": exc.text}})

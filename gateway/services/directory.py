@@ -8,7 +8,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from accounts.publishing import sync_directory
-from directory_ldap import Directory
+from directory_ldap import Directory, DirectoryUnavailable
+from directory_ldap.slapd_config import write_crls
 from gateway.service import Listener
 
 if TYPE_CHECKING:
@@ -30,10 +31,27 @@ class DirectoryService:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        revocation = self._gateway.revocation
+        managed = self.directory.managed
+        if revocation is not None and managed is not None:
+            # slapd reads the bundle at start; later changes go through cn=config.
+            await asyncio.to_thread(write_crls, managed.layout, revocation.pem_bundle())
+            revocation.add_listener(self.update_crls)
         await self.directory.start()
         self._gateway.directory = self.directory
         await self.sync()
         self._task = asyncio.create_task(self._periodic(), name="directory-sync")
+
+    async def update_crls(self) -> None:
+        """The gateway's CRLs changed: slapd refuses the same certificates from now on."""
+        revocation = self._gateway.revocation
+        managed = self.directory.managed
+        if revocation is None or managed is None:
+            return
+        try:
+            await managed.update_crls(revocation.pem_bundle())
+        except DirectoryUnavailable as exc:
+            log.warning("directory_crl_update_failed", extra={"fields": {"reason": str(exc)}})
 
     async def sync(self) -> None:
         db = self._gateway.db

@@ -20,6 +20,8 @@ from imap.commands import ANY, NOT_AUTHENTICATED, register
 from imap.protocol import ImapRefusal, continuation, tagged
 from imap.protocol import commands as c
 from imap.session import Done, Session
+from trustspace.crl import require_not_revoked
+from trustspace.refusal import Refusal
 
 log = logging.getLogger("mssante.imap")
 
@@ -82,6 +84,10 @@ class ExternalMechanism:
         if not der:
             raise ImapRefusal("NO", "AUTHENTICATIONFAILED",
                               "EXTERNAL needs a client certificate presented during TLS")
+        try:
+            require_not_revoked(session.ctx.revocation, der, "auth")
+        except Refusal as refusal:
+            raise ImapRefusal("NO", "AUTHENTICATIONFAILED", refusal.text) from None
         data = initial if initial is not None else await challenge(b"")
         authzid = data.decode("utf-8", "replace") or None
         return await session.ctx.authenticator.check_certificate(
