@@ -48,6 +48,11 @@ log = logging.getLogger("mssante.imap")
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (the client may be counting numbers).
 NO_EXPUNGE = (c.Fetch, c.Store, c.Search)
 FLUSH_AT = 256 * 1024
+PREAUTH_MAX_LITERAL = 8 * 1024
+"""Largest literal before login (Dovecot allows 8 KiB): a user name, a password, a SASL
+response. Larger ones are refused unread, so an unauthenticated client holds no memory."""
+PREAUTH_MAX_COMMAND = 64 * 1024
+"""Largest whole command (lines and literals) before login."""
 
 
 @dataclass
@@ -113,7 +118,8 @@ class Session:
         imap = ctx.settings.imap
         self.cmd_reader = CommandReader(
             reader, self._send_continuation, max_line=imap.max_line_length,
-            max_literal=imap.max_literal_size, max_command=imap.max_literal_size + 1024 * 1024,
+            max_literal=PREAUTH_MAX_LITERAL, max_command=PREAUTH_MAX_COMMAND,
+            limit_scope=" before login",
         )
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -235,14 +241,38 @@ class Session:
             with contextlib.suppress(Exception):
                 self.writer.close()
             log.info("imap_disconnect", extra=self.log_fields())
+            self.cmd_reader.detach()  # frees the stream buffers now, not at the next gc
             if not self.done.done():
                 self.done.set_result(None)
+
+    def _set_literal_limits(self) -> None:
+        """Literal limits for the current state: a few KiB until login, APPENDLIMIT after.
+
+        An unauthenticated client must not make the server buffer anything large (it could
+        open hundreds of connections), so only after login may a literal reach
+        ``max_literal_size``.
+        """
+        reader = self.cmd_reader
+        if self.authenticated:
+            imap = self.ctx.settings.imap
+            reader.max_literal = imap.max_literal_size
+            reader.max_command = imap.max_literal_size + 1024 * 1024
+            reader.limit_scope = ""
+        else:
+            reader.max_literal = PREAUTH_MAX_LITERAL
+            reader.max_command = PREAUTH_MAX_COMMAND
+            reader.limit_scope = " before login"
 
     async def _one_command(self) -> bool:
         """Reads and runs one command; False when the connection must end."""
         imap = self.ctx.settings.imap
+        self._set_literal_limits()
         try:
-            raw = await asyncio.wait_for(self.cmd_reader.read_command(), imap.idle_timeout)
+            # asyncio.timeout, not wait_for: wait_for runs the read in its own task, whose
+            # future keeps a refusal's traceback, whose frames keep the future (a cycle holding
+            # the session and its stream buffers until the cycle collector runs).
+            async with asyncio.timeout(imap.idle_timeout):
+                raw = await self.cmd_reader.read_command()
         except TimeoutError:
             # RFC 9051 §5.4: an inactivity autologout timer of at least 30 minutes.
             self.write(bye("Autologout: idle for too long"))

@@ -41,6 +41,10 @@ _TAG = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+")
 _DRAIN_CHUNK = 1 << 16
 
 
+async def _no_continuation() -> None:
+    """The continuation of a detached reader: the connection is gone."""
+
+
 class CommandReader:
     """Reads commands and continuation lines from one client connection.
 
@@ -62,6 +66,7 @@ class CommandReader:
         max_command: int = 80 * 1024 * 1024,
         literal_minus: bool = False,
         nonsync_limit: int = 4096,
+        limit_scope: str = "",
     ) -> None:
         self._stream = stream
         self._continuation = continuation
@@ -70,6 +75,18 @@ class CommandReader:
         self.max_command = max_command
         self.literal_minus = literal_minus
         self.nonsync_limit = nonsync_limit
+        self.limit_scope = limit_scope
+        """Appended to refusals (" before login"): the session tightens the limits by state."""
+
+    def detach(self) -> None:
+        """Forgets the continuation callback once the connection has ended.
+
+        The callback is usually a bound method of the session, which owns this reader: the
+        pair is a reference cycle that would keep the stream, and the up to several hundred
+        KiB it buffered, alive until the cycle collector happens to run. Breaking it frees
+        them as soon as the session is dropped.
+        """
+        self._continuation = _no_continuation
 
     async def _line(self, tag: str | None = None) -> bytes | None:
         """One line without its CRLF (a lone LF is tolerated), None at clean EOF."""
@@ -109,6 +126,10 @@ class CommandReader:
         tag = m.group().decode("ascii") if m else None
         parts: list[bytes] = [line]
         total = len(line)
+        if total > self.max_command:
+            raise CommandTooLarge(
+                f"Command exceeds the limit of {self.max_command} octets{self.limit_scope}", tag
+            )
         refusal: LiteralRefused | None = None
         while True:
             lit = _LITERAL_AT_END.search(line, max(0, len(line) - 26))
@@ -122,17 +143,21 @@ class CommandReader:
                     raise refusal
                 if size > self.max_literal:
                     raise LiteralRefused(
-                        f"Literal of {size} octets exceeds the limit of {self.max_literal}",
+                        f"Literal of {size} octets exceeds the limit of {self.max_literal} "
+                        f"octets{self.limit_scope}",
                         tag,
                         "NO",
                     )
             elif size > self.max_literal:
                 raise CommandTooLarge(
-                    f"Literal of {size} octets exceeds the limit of {self.max_literal}", tag
+                    f"Literal of {size} octets exceeds the limit of {self.max_literal} "
+                    f"octets{self.limit_scope}",
+                    tag,
                 )
             if total + size > self.max_command:
                 raise CommandTooLarge(
-                    f"Command exceeds the limit of {self.max_command} octets", tag
+                    f"Command exceeds the limit of {self.max_command} octets{self.limit_scope}",
+                    tag,
                 )
             if not sync and self.literal_minus and size > self.nonsync_limit:
                 # RFC 7888 §4: LITERAL- caps non-synchronising literals at 4096 octets.
@@ -158,7 +183,8 @@ class CommandReader:
             total += size + len(nxt) + 2
             if total > self.max_command:
                 raise CommandTooLarge(
-                    f"Command exceeds the limit of {self.max_command} octets", tag
+                    f"Command exceeds the limit of {self.max_command} octets{self.limit_scope}",
+                    tag,
                 )
             if refusal is None:
                 parts.append(b"\r\n")

@@ -138,7 +138,7 @@ async def test_sync_literal_too_large_refused_without_reading(link_factory) -> N
     with pytest.raises(LiteralRefused) as info:
         await link.reader.read_command()
     assert info.value.response() == (
-        b"t1 NO [TOOBIG] Literal of 5000 octets exceeds the limit of 1000\r\n"
+        b"t1 NO [TOOBIG] Literal of 5000 octets exceeds the limit of 1000 octets\r\n"
     )
     assert link.continuations == []
     # The client got no "+", abandoned the command: the connection stays usable.
