@@ -26,6 +26,7 @@ from imap.protocol import (
     CommandTooLarge,
     ConnectionClosed,
     ImapRefusal,
+    LiteralLimits,
     ParseError,
     ResponseCode,
     bye,
@@ -53,6 +54,13 @@ PREAUTH_MAX_LITERAL = 8 * 1024
 response. Larger ones are refused unread, so an unauthenticated client holds no memory."""
 PREAUTH_MAX_COMMAND = 64 * 1024
 """Largest whole command (lines and literals) before login."""
+PREAUTH_LIMITS = LiteralLimits(PREAUTH_MAX_LITERAL, PREAUTH_MAX_COMMAND, " before login")
+COMMAND_MAX_SIZE = 1024 * 1024
+"""Largest command other than APPEND once logged in (its literals: at most a line's length)."""
+SPOOL_THRESHOLD = 64 * 1024
+"""APPEND literals larger than this go to an encrypted spool file as they arrive."""
+APPEND_CONCURRENCY = 2
+"""Spooled APPENDs read back into memory and stored at the same time, process-wide."""
 
 
 @dataclass
@@ -71,6 +79,11 @@ class ImapContext:
     # The trust-space manager (``.current.contains(domain)``): read receipts never leave
     # it. None (tests of the core alone): receipts go to local mailboxes only.
     trust: Any = None
+    # Bounds the memory of large APPENDs: a spooled message is read back whole to be parsed
+    # and stored, so only this many are at once, whatever the number of connections.
+    append_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(APPEND_CONCURRENCY)
+    )
 
 
 class Done:
@@ -119,7 +132,7 @@ class Session:
         self.cmd_reader = CommandReader(
             reader, self._send_continuation, max_line=imap.max_line_length,
             max_literal=PREAUTH_MAX_LITERAL, max_command=PREAUTH_MAX_COMMAND,
-            limit_scope=" before login",
+            limit_scope=" before login", append_limits=PREAUTH_LIMITS,
         )
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -246,22 +259,26 @@ class Session:
                 self.done.set_result(None)
 
     def _set_literal_limits(self) -> None:
-        """Literal limits for the current state: a few KiB until login, APPENDLIMIT after.
+        """Literal limits for the current state: a few KiB until login, then by command.
 
         An unauthenticated client must not make the server buffer anything large (it could
-        open hundreds of connections), so only after login may a literal reach
-        ``max_literal_size``.
+        open hundreds of connections). Once logged in, APPEND may send up to
+        ``max_literal_size`` (spooled, encrypted, beyond a few KiB) and every other
+        command's literals are held to the line length, as in Dovecot.
         """
         reader = self.cmd_reader
         if self.authenticated:
             imap = self.ctx.settings.imap
-            reader.max_literal = imap.max_literal_size
-            reader.max_command = imap.max_literal_size + 1024 * 1024
-            reader.limit_scope = ""
+            reader.limits = LiteralLimits(
+                imap.max_line_length, max(COMMAND_MAX_SIZE, imap.max_line_length * 2),
+                " outside APPEND",
+            )
+            reader.append_limits = LiteralLimits(
+                imap.max_literal_size, imap.max_literal_size + 1024 * 1024,
+                spool_threshold=SPOOL_THRESHOLD,
+            )
         else:
-            reader.max_literal = PREAUTH_MAX_LITERAL
-            reader.max_command = PREAUTH_MAX_COMMAND
-            reader.limit_scope = " before login"
+            reader.limits = reader.append_limits = PREAUTH_LIMITS
 
     async def _one_command(self) -> bool:
         """Reads and runs one command; False when the connection must end."""
@@ -286,11 +303,14 @@ class Session:
         if raw is None:
             return False
         try:
-            cmd = parse_command(raw, utf8=self.utf8)
-        except ParseError as exc:
-            self.write(exc.response())
-            return self._count_bad()
-        await self.dispatch(cmd)
+            try:
+                cmd = parse_command(raw, utf8=self.utf8, spooled=self.cmd_reader.spooled)
+            except ParseError as exc:
+                self.write(exc.response())
+                return self._count_bad()
+            await self.dispatch(cmd)
+        finally:
+            self.cmd_reader.release_spools()  # the spool files go with the command
         return not self.logout
 
     def _count_bad(self) -> bool:

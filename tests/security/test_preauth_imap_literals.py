@@ -128,3 +128,22 @@ async def test_large_append_literal_still_accepted_after_login(imap_env: ImapEnv
         return reply
     reply = await asyncio.to_thread(run)
     assert b"b OK [APPENDUID" in reply, reply
+
+
+async def test_large_literal_outside_append_is_refused_after_login(imap_env: ImapEnv) -> None:
+    # Only APPEND carries a message; elsewhere a literal is held to the line length.
+    def run() -> tuple[bytes, bytes]:
+        tls = _tls(imap_env)
+        tls.sendall(b"a LOGIN %s %s\r\n" % (ALICE.encode(), imap_env.alice_password.encode()))
+        assert b"a OK" in _recv_until(tls, b"a ") + _recv_until(tls, b"\r\n")
+        tls.sendall(b"b SELECT INBOX\r\n")
+        assert b"b OK" in _recv_until(tls, b"b OK")
+        tls.sendall(b"c SEARCH TEXT {60000000}\r\n")
+        refused = _recv_until(tls, b"\r\n")
+        tls.sendall(b"d NOOP\r\n")
+        after = _recv_until(tls, b"d OK")
+        tls.close()
+        return refused, after
+    refused, after = await asyncio.to_thread(run)
+    assert refused.startswith(b"c NO [TOOBIG]") and b"outside APPEND" in refused, refused
+    assert b"d OK" in after
