@@ -204,9 +204,8 @@ class Session:
 
     async def read_line(self) -> bytes | None:
         """A continuation line (SASL response, IDLE's DONE)."""
-        return await asyncio.wait_for(
-            self.cmd_reader.read_line(), self.ctx.settings.imap.idle_timeout
-        )
+        async with asyncio.timeout(self.ctx.settings.imap.idle_timeout):  # see _one_command
+            return await self.cmd_reader.read_line()
 
     # -- selected mailbox -----------------------------------------------------------
     def close_selected(self) -> None:
@@ -309,6 +308,10 @@ class Session:
                 self.write(exc.response())
                 return self._count_bad()
             await self.dispatch(cmd)
+        except CommandTooLarge as exc:
+            # A continuation line (AUTHENTICATE response, IDLE's DONE) over the line limit.
+            self.write(exc.response())
+            return False
         finally:
             self.cmd_reader.release_spools()  # the spool files go with the command
         return not self.logout

@@ -147,3 +147,16 @@ async def test_large_literal_outside_append_is_refused_after_login(imap_env: Ima
     refused, after = await asyncio.to_thread(run)
     assert refused.startswith(b"c NO [TOOBIG]") and b"outside APPEND" in refused, refused
     assert b"d OK" in after
+
+
+async def test_overlong_authenticate_response_is_refused_clearly(imap_env: ImapEnv) -> None:
+    def run() -> bytes:
+        tls = _tls(imap_env)
+        tls.sendall(b"a AUTHENTICATE PLAIN\r\n")
+        assert _recv_until(tls, b"\r\n").startswith(b"+")
+        tls.sendall(b"A" * (imap_env.settings.imap.max_line_length + 100) + b"\r\n")
+        reply = _recv_until(tls, b"\r\n")
+        tls.close()
+        return reply
+    reply = await asyncio.to_thread(run)
+    assert reply.startswith(b"* BYE [TOOBIG] Line too long"), reply
