@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from accounts.authenticator import Authenticator, Identity
@@ -61,6 +63,18 @@ SPOOL_THRESHOLD = 64 * 1024
 """APPEND literals larger than this go to an encrypted spool file as they arrive."""
 APPEND_CONCURRENCY = 2
 """Spooled APPENDs read back into memory and stored at the same time, process-wide."""
+
+
+@functools.lru_cache(maxsize=4)
+def spool_directory(data_dir: Path) -> str:
+    """``<data dir>/spool`` (0700), created once: on the data disk, not a RAM-backed /tmp.
+
+    Spool files are created unlinked and encrypted, so nothing is ever left there to clean.
+    """
+    path = data_dir / "spool"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return str(path)
 
 
 @dataclass
@@ -133,6 +147,7 @@ class Session:
             reader, self._send_continuation, max_line=imap.max_line_length,
             max_literal=PREAUTH_MAX_LITERAL, max_command=PREAUTH_MAX_COMMAND,
             limit_scope=" before login", append_limits=PREAUTH_LIMITS,
+            spool_dir=spool_directory(ctx.settings.data_dir),
         )
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)

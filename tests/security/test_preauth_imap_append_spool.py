@@ -65,15 +65,17 @@ async def _stalled_append(serve: ServeProcess) -> asyncio.StreamWriter:
     return writer
 
 
-def _open_files_containing(pid: int, marker: bytes) -> tuple[int, list[str]]:
-    """(anonymous files the process has open, files of any kind holding ``marker``)."""
-    files, hits = 0, []
+def _open_files_containing(pid: int, marker: bytes) -> tuple[list[str], list[str]]:
+    """(unlinked files the process has open, files of any kind holding ``marker``)."""
+    files: list[str] = []
+    hits: list[str] = []
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         with contextlib.suppress(OSError):
             target = os.readlink(fd)
             if not Path(fd).is_file() or target.startswith(("socket:", "pipe:", "anon_inode:")):
                 continue
-            files += target.endswith(" (deleted)")  # unlinked: a spool file
+            if target.endswith(" (deleted)"):  # unlinked: a spool file
+                files.append(target)
             with open(fd, "rb") as f:
                 while chunk := f.read(1 << 20):
                     if marker in chunk:
@@ -99,11 +101,13 @@ async def test_stalled_appends_are_spooled_encrypted(serve: ServeProcess) -> Non
     files_after, _ = await asyncio.to_thread(_open_files_containing, pid, MARKER)
     print(f"\nIMAP stalled APPENDs ({CONNECTIONS} x {SENT >> 20} MiB sent of {ANNOUNCED >> 20} "
           f"MiB): RSS before {before:.1f} MiB, during {during:.1f} (+{during - before:.1f}), "
-          f"after {after:.1f} (+{after - before:.1f}); spool files open {files - files_before}")
+          f"after {after:.1f} (+{after - before:.1f}); spool files open {len(files)}")
     assert hits == [], f"plaintext of a message found on disk in {hits}"
     assert during - before < MAX_GROWTH_MIB
-    assert files - files_before >= CONNECTIONS  # the literals went to the (encrypted) spool
-    assert files_after <= files_before  # and the spool files are gone with the connections
+    spools = [f for f in files if f not in files_before]
+    assert len(spools) >= CONNECTIONS  # the literals went to the (encrypted) spool
+    assert all(f.startswith(str(serve.data_dir / "spool") + "/") for f in spools), spools
+    assert not set(files_after) - set(files_before)  # gone with the connections
 
 
 async def test_spooled_append_is_stored_byte_for_byte(serve: ServeProcess) -> None:
