@@ -66,14 +66,21 @@ APPEND_CONCURRENCY = 2
 
 
 @functools.lru_cache(maxsize=4)
-def spool_directory(data_dir: Path) -> str:
+def spool_directory(data_dir: Path) -> str | None:
     """``<data dir>/spool`` (0700), created once: on the data disk, not a RAM-backed /tmp.
 
     Spool files are created unlinked and encrypted, so nothing is ever left there to clean.
+    None (the system's temporary directory, still unlinked and encrypted) when the data
+    directory cannot hold it.
     """
     path = data_dir / "spool"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+    except OSError as exc:
+        log.warning("imap_spool_directory_unusable",
+                    extra={"fields": {"path": str(path), "error": exc.strerror}})
+        return None
     return str(path)
 
 
