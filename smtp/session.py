@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto as sslproto
+import base64
+import binascii
 import logging
 import re
 import secrets
@@ -25,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, cast
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP
 
 from smtp.auth import SaslMechanism, decode_initial_response, default_mechanisms
 from smtp.content import ContentScanner
@@ -73,6 +75,13 @@ _SIMPLE_PATH = re.compile(
 )
 BDAT_READ_SIZE = 1024 * 1024
 """Largest piece of a BDAT chunk held at once, so a huge chunk never sits whole in memory."""
+BDAT_DISCARD_LIMIT = 64 * 1024
+"""Largest refused BDAT chunk still read and dropped (RFC 3030 §2) so the session goes on.
+
+A larger one (a client may announce 2 GB before STARTTLS, AUTH or MAIL, or beyond the message
+size limit) is refused without reading any of it and the connection is closed: its octets
+would otherwise be taken for commands.
+"""
 
 
 class _Commands(dict[str, Any]):
@@ -482,6 +491,58 @@ class GatewaySMTP(SMTP):
                  self.kind, self.peer_ip, name, identity.login)
         await self.push("235 2.7.0 Authentication successful")
 
+    async def challenge_auth(
+        self,
+        challenge: str | bytes,
+        encode_to_b64: bool = True,
+        log_client_response: bool = False,
+    ) -> Any:
+        """Sends a ``334`` challenge and reads the answer line, bounded (RFC 4954 §4, §6).
+
+        aiosmtpd's version reads with ``readline``, which fails with a Python error text
+        (``500 5.5.2 Error: (ValueError) Separator is not found…``) on a line longer than the
+        stream limit and leaves the rest of the line to be read as commands. Here an overlong
+        answer is read to its end in bounded pieces and dropped, and the client gets RFC 4954's
+        ``500 5.5.6``. The answer is never logged.
+        """
+        data = challenge.encode() if isinstance(challenge, str) else challenge
+        await self.push(b"334 " + (base64.b64encode(data) if encode_to_b64 else data))
+        line = await self._read_auth_line()
+        if line is None:
+            log.info("event=smtp_auth_line_too_long kind=%s peer=%s", self.kind, self.peer_ip)
+            await self.push(
+                f"500 5.5.6 Authentication exchange line is too long (limit "
+                f"{self.line_length_limit} octets)"
+            )
+            return MISSING
+        blob = line.strip()
+        if blob == b"*":
+            await self.push("501 5.7.0 Authentication aborted by the client")
+            return MISSING
+        try:
+            return base64.b64decode(blob, validate=True)
+        except binascii.Error:
+            await self.push("501 5.5.2 Cannot decode the base64 authentication response")
+            return MISSING
+
+    async def _read_auth_line(self) -> bytes | None:
+        """One answer line; None when longer than the stream limit (then read and dropped)."""
+        reader = self._reader
+        try:
+            return await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+        except asyncio.LimitOverrunError as exc:
+            await reader.read(exc.consumed)
+        while True:
+            try:
+                await reader.readuntil(b"\n")
+                return None
+            except asyncio.IncompleteReadError:
+                return None
+            except asyncio.LimitOverrunError as exc:
+                await reader.read(exc.consumed)
+
     # -- the mail transaction ------------------------------------------------------------
     def _split_path(self, arg: str | None, keyword: str) -> tuple[str, list[str]] | None:
         """``FROM:<path> params`` → (address, params); None when malformed."""
@@ -654,6 +715,9 @@ class GatewaySMTP(SMTP):
         last = match.group(2) is not None
         refusal = await self._transaction_refusal()
         if refusal is not None:
+            if size > BDAT_DISCARD_LIMIT:
+                await self._refuse_chunk_unread(refusal, size)
+                return
             # RFC 3030 §2: the chunk is consumed even when the command is refused
             await self._read_chunk(size, None)
             await self.push(refusal)
@@ -663,11 +727,28 @@ class GatewaySMTP(SMTP):
         if envelope.scanner is None:
             envelope.scanner = ContentScanner(self.limits)
         scanner = envelope.scanner
+        if size > BDAT_DISCARD_LIMIT and scanner.size + size > self.limits.max_message_size:
+            await self._refuse_chunk_unread(
+                f"552 5.3.4 Message size exceeds fixed maximum message size of "
+                f"{self.limits.max_message_size} octets", size,
+            )
+            self._set_post_data_state()
+            return
         await self._read_chunk(size, scanner)
         if scanner.error is not None or last:
             await self._finish_message(scanner)
             return
         await self.push(f"250 2.0.0 {size} octets received")
+
+    async def _refuse_chunk_unread(self, refusal: str, size: int) -> None:
+        """Refuses a BDAT chunk too large to be read and dropped, then closes (no resync)."""
+        log.info("event=smtp_bdat_refused_unread kind=%s peer=%s size=%d",
+                 self.kind, self.peer_ip, size)
+        await self.push(refusal)
+        self._close_with(
+            f"421 4.7.0 {{host}} Error: BDAT chunk of {size} octets refused without reading "
+            "it, closing connection"
+        )
 
     async def _read_chunk(self, size: int, scanner: ContentScanner | None) -> None:
         """RFC 3030 §2: exactly ``size`` octets, in pieces (``readexactly``)."""
