@@ -23,6 +23,7 @@ from accounts.authenticator import Authenticator
 from accounts.mailboxes import add_mailbox
 from config import Settings
 from directory_ldap import Directory
+from gateway.private_files import make_private
 from gateway.service import Listener, Service
 from gateway.startup import StartupError, ensure_config_file, open_storage, prepare_tls
 from mail.changes import ChangeHub
@@ -106,6 +107,9 @@ class Gateway:
             self._background.append(
                 asyncio.create_task(self.trust.run_periodic(self._stop_background))
             )
+            # Every file now exists (database, WAL, PKI, slapd's data): none readable by
+            # other accounts, whatever umask made them or an older version left them.
+            await asyncio.to_thread(make_private, settings)
         except BaseException:
             await self.stop(grace=0)
             raise

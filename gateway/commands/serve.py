@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import click
@@ -9,6 +10,7 @@ import click
 from gateway.context import CliContext, pass_cli, run_command
 from gateway.firststart import announce
 from gateway.logs import configure_logging
+from gateway.private_files import make_private
 from gateway.runtime import Gateway, serve
 from gateway.startup import ensure_config_file, open_storage, prepare_tls
 
@@ -52,6 +54,7 @@ def init(cli: CliContext) -> None:
         prepare_tls(settings)
         db = await open_storage(settings)
         await db.close()
+        await asyncio.to_thread(make_private, settings)
         click.echo(
             f"data directory {settings.data_dir} ready"
             + (f"; configuration written to {settings.config_file}" if wrote else "")
