@@ -107,8 +107,10 @@ async def open_database(settings: Settings, *, may_create_key: bool) -> Database
     engine = create_engine(settings)
     try:
         await check_database(engine, settings)
-        await migrate(engine)
         key_path = settings.key_file
+        # A migration that encrypts stored data needs the key file: loaded only then, and
+        # never created (data exists).
+        await migrate(engine, lambda: load_or_create_keyring(key_path, may_create=False))
         async with engine.connect() as conn:
             has_blobs = await any_blob_stored(conn)
         if has_blobs and not await asyncio.to_thread(key_path.exists):

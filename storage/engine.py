@@ -272,3 +272,33 @@ async def serialize(conn: AsyncConnection, name: str) -> None:
     if is_postgres(conn):
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+async def erase_free_pages(engine: AsyncEngine) -> None:
+    """Rewrites the stored data so that no free page keeps the text of deleted rows or
+    dropped columns (after a migration that encrypted what was stored in clear).
+
+    SQLite: ``VACUUM`` (a fresh copy of every live page), then a ``TRUNCATE`` checkpoint
+    that empties the WAL. PostgreSQL: ``VACUUM FULL`` of the message table (a new heap
+    file; the old one is removed). Both need no transaction open, so they run outside the
+    engine's transaction hooks.
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        path = str(url.database)
+
+        def vacuum() -> None:
+            import sqlite3
+
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            try:
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(vacuum)
+        return
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await auto.exec_driver_sql("VACUUM FULL messages")
