@@ -36,11 +36,12 @@ BATCH = 500
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(sa.Column("sealed_view", sa.LargeBinary(), nullable=True))
-        batch.add_column(sa.Column("sealed_fields", sa.LargeBinary(), nullable=True))
+    op.add_column("messages", sa.Column("sealed_view", sa.LargeBinary(), nullable=True))
+    op.add_column("messages", sa.Column("sealed_fields", sa.LargeBinary(), nullable=True))
     _seal_existing_rows(op.get_bind())
-    with op.batch_alter_table("messages") as batch:
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): a batch copy of the table would drop
+    # the old one, which rows of folder_messages and queue reference.
+    with op.batch_alter_table("messages", recreate="never") as batch:
         for name in CLEAR_COLUMNS:
             batch.drop_column(name)
 
