@@ -46,7 +46,14 @@ from storage.database import Database
 from storage.errors import AlreadyExists
 from storage.messages import KEY_COLUMNS, WITH_KEYS, flags_text, open_fields, open_sealed
 from storage.metadata import VIEW
-from storage.schema import folder_acl, folder_messages, folders, lost_subscriptions, messages
+from storage.schema import (
+    blobs,
+    folder_acl,
+    folder_messages,
+    folders,
+    lost_subscriptions,
+    messages,
+)
 
 DELIMITER = folder_rows.DELIMITER
 Ranges = Sequence[tuple[int, int]]
@@ -296,24 +303,45 @@ class OpenedViews:
     def __len__(self) -> int:
         return len(self._views)
 
-    def view(self, sealed: bytes | None, blob_id: int | None, key_id: str | None,
-             wrapped_key: bytes | None, content_sha256: str | None) -> MessageView | None:
-        if sealed is None:
-            return None
+    def held(self, sealed: bytes) -> MessageView | None:
+        """The view sealed as ``sealed`` if it was opened recently (no key needed)."""
         key = bytes(sealed[:12]) + bytes(sealed[-16:])
-        views = self._views
-        got = views.get(key)
+        got = self._views.get(key)
         if got is not None:
-            views.move_to_end(key)
-            return got
+            self._views.move_to_end(key)
+        return got
+
+    def open(self, sealed: bytes, blob_id: int | None, key_id: str | None,
+             wrapped_key: bytes | None, content_sha256: str | None) -> MessageView | None:
+        """Opens and decodes a view not :meth:`held`, and keeps it."""
         text = open_sealed(self.store, VIEW, sealed, blob_id, key_id, wrapped_key,
                            content_sha256)
         if text is None:
             return None
-        got = views[key] = MessageView.from_json(text.decode("utf-8", "surrogatepass"))
+        views = self._views
+        got = views[bytes(sealed[:12]) + bytes(sealed[-16:])] = MessageView.from_json(
+            text.decode("utf-8", "surrogatepass"))
         if len(views) > self.capacity:
             views.popitem(last=False)
         return got
+
+    async def open_missing(self, conn: AsyncConnection,
+                           pending: list[tuple[MessageRow, bytes]]) -> None:
+        """Opens the views of ``pending`` rows, reading the data keys of their bodies with
+        one query (a FETCH whose views are all held reads no key at all)."""
+        wanted = sorted({row.blob_id for row, _ in pending if row.blob_id is not None})
+        keys: dict[int, Any] = {}
+        for i in range(0, len(wanted), 500):
+            for r in await conn.execute(_BLOB_KEYS, {"ids": wanted[i : i + 500]}):
+                keys[int(r[0])] = r[1:]
+        for row, sealed in pending:
+            found = keys.get(row.blob_id) if row.blob_id is not None else None
+            if found is not None:
+                row.view = self.open(sealed, row.blob_id, *found)
+
+
+_BLOB_KEYS = select(blobs.c.id, *KEY_COLUMNS).where(
+    blobs.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _columns(full: bool, search: bool) -> list[Any]:
@@ -321,22 +349,23 @@ def _columns(full: bool, search: bool) -> list[Any]:
     fm = folder_messages
     cols: list[Any] = [fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.internal_date]
     if full or search:
-        cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id,
-                 *KEY_COLUMNS]
+        cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id]
     if full:
         cols.append(messages.c.sealed_view)
     if search:
-        cols.append(messages.c.sealed_fields)
+        cols += [messages.c.sealed_fields, *KEY_COLUMNS]
     return cols
 
 
 def _rows_of(stmt: Any, full: bool, search: bool) -> Any:
-    """``stmt`` ordered by UID, joined to the messages (and the blob row holding their data
-    key) when their columns are read."""
+    """``stmt`` ordered by UID, joined to the messages when their columns are read (and,
+    for SEARCH, to the blob row holding their data key: views are mostly held opened)."""
     fm = folder_messages
     stmt = stmt.order_by(fm.c.uid)
-    if full or search:
+    if search:
         stmt = stmt.select_from(fm.join(WITH_KEYS, messages.c.id == fm.c.message_id))
+    elif full:
+        stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
     return stmt
 
 
@@ -376,6 +405,7 @@ async def _fetch_rows(
         return got
 
     results: list[Sequence[Any]] = []
+    pending: list[tuple[MessageRow, bytes]] = []  # views to open once the keys are read
     if (len(ranges) == 1 and changed_since is None and not with_flags and not without_flags
             and not search):
         # The common shape (one range: a page of headers, one message) as a statement built
@@ -400,16 +430,25 @@ async def _fetch_rows(
                 append(MessageRow(uid, modseq, flags_of(flags), date))
             continue
         store = views.store
+        k = 9 if full else 8  # sealed fields, then the data key columns (SEARCH)
         for r in result:
             row = MessageRow(r[0], r[1], flags_of(r[2]), r[3],
                              int(r[4]), int(r[5]), r[6], int(r[7]))
             if full:
-                row.view = views.view(r[11], r[6], r[8], r[9], r[10])
+                sealed = r[8]
+                if sealed is not None:
+                    row.view = views.held(sealed)
+                    if row.view is None:
+                        if search:
+                            row.view = views.open(sealed, r[6], *r[k + 1 : k + 4])
+                        else:
+                            pending.append((row, sealed))
             if search:
                 (row.subject, row.from_addr, row.to_addr, row.cc_addr,
-                 row.date_header) = open_fields(store, r[12 if full else 11], r[6], r[8],
-                                                r[9], r[10])
+                 row.date_header) = open_fields(store, r[k], r[6], *r[k + 1 : k + 4])
             append(row)
+    if pending:
+        await views.open_missing(conn, pending)
     return out
 
 

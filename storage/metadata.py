@@ -18,7 +18,6 @@ content, or from one column to the other, fails authentication.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
@@ -44,7 +43,7 @@ class MetadataKey:
     __slots__ = ("_aead", "_sha")
 
     def __init__(self, data_key: bytes, content_sha256: bytes) -> None:
-        self._aead = AESGCM(hmac.new(data_key, _INFO, hashlib.sha256).digest())
+        self._aead = AESGCM(hmac.digest(data_key, _INFO, "sha256"))
         self._sha = content_sha256
 
     def __repr__(self) -> str:  # never print key material
