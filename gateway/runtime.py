@@ -71,7 +71,7 @@ class Gateway:
     # -- start ---------------------------------------------------------------------
     async def start(self) -> None:
         settings = self.settings
-        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(settings.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
         if ensure_config_file(settings):
             log.info("config_written", extra={"fields": {"path": str(settings.config_file)}})
         await asyncio.to_thread(prepare_tls, settings)

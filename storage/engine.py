@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
@@ -74,6 +75,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
         f"unsupported database URL {mask_url(settings.database_url)!r}: "
         "use sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host/db"
     )
+
+
+def create_private_file(settings: Settings) -> None:
+    """SQLite: creates the empty database file 0600 before SQLite does, whatever the umask.
+
+    The file holds password hashes and mailbox names; SQLite gives its WAL and shared-memory
+    files the mode of the database file, so they are private too. (PostgreSQL keeps its
+    files in its own 0700 data directory.)
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    try:
+        fd = os.open(url.database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _inline_engine(settings: Settings, *, pool_size: int,

@@ -96,3 +96,31 @@ def test_check_config_warns_naming_path_and_mode(tmp_path: Path) -> None:
     assert len(lines) == 2, lines
     # check-config only reports: it changes nothing.
     assert stat.S_IMODE((data / "mssante.db").stat().st_mode) == 0o644
+
+
+async def test_database_files_are_created_private_without_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """Code that opens the store itself (an embedding program, a tool) does not go through
+    the command line's umask: the data directory, the SQLite file and its WAL are still
+    created 0700/0600."""
+    from config import load_settings
+    from storage.database import open_database
+
+    settings = load_settings(data_dir=tmp_path / "var", env={})
+    previous = os.umask(0o022)
+    try:
+        db = await open_database(settings, may_create_key=True)
+        try:
+            async with db.begin() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode)
+                     for p in (settings.data_dir, *settings.data_dir.iterdir())}
+        finally:
+            await db.close()
+    finally:
+        os.umask(previous)
+    assert modes["var"] == 0o700
+    assert modes["mssante.db"] == 0o600
+    assert modes.get("mssante.db-wal", 0o600) == 0o600
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes
