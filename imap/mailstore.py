@@ -295,10 +295,13 @@ class OpenedViews:
     tag, which name one sealing of one view: an entry never answers for another message.
     """
 
-    def __init__(self, store: BlobStore, capacity: int = 16384) -> None:
+    def __init__(self, store: BlobStore, capacity: int = 16384,
+                 fields_capacity: int = 100_000) -> None:
         self.store = store
         self.capacity = capacity
         self._views: OrderedDict[bytes, MessageView] = OrderedDict()
+        self.fields_capacity = fields_capacity
+        self._fields: OrderedDict[bytes, list[str | None]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._views)
@@ -323,6 +326,26 @@ class OpenedViews:
             text.decode("utf-8", "surrogatepass"))
         if len(views) > self.capacity:
             views.popitem(last=False)
+        return got
+
+    def fields(self, sealed: bytes | None, blob_id: int | None, key_id: str | None,
+               wrapped_key: bytes | None, content_sha256: str | None) -> list[str | None]:
+        """The search fields of a message (:data:`storage.messages.SEARCH_FIELDS`), kept
+        opened too: SEARCH on criteria the folder index does not answer (sent dates, other
+        headers, bodies) reads them for every message of the folder, command after command.
+        """
+        if sealed is None:
+            return open_fields(self.store, None, None, None, None, None)
+        key = bytes(sealed[:12]) + bytes(sealed[-16:])
+        held = self._fields
+        got = held.get(key)
+        if got is not None:
+            held.move_to_end(key)
+            return got
+        got = held[key] = open_fields(self.store, sealed, blob_id, key_id, wrapped_key,
+                                      content_sha256)
+        if len(held) > self.fields_capacity:
+            held.popitem(last=False)
         return got
 
     async def open_missing(self, conn: AsyncConnection,
@@ -429,7 +452,6 @@ async def _fetch_rows(
             for uid, modseq, flags, date in result:
                 append(MessageRow(uid, modseq, flags_of(flags), date))
             continue
-        store = views.store
         k = 9 if full else 8  # sealed fields, then the data key columns (SEARCH)
         for r in result:
             row = MessageRow(r[0], r[1], flags_of(r[2]), r[3],
@@ -445,7 +467,7 @@ async def _fetch_rows(
                             pending.append((row, sealed))
             if search:
                 (row.subject, row.from_addr, row.to_addr, row.cc_addr,
-                 row.date_header) = open_fields(store, r[k], r[6], *r[k + 1 : k + 4])
+                 row.date_header) = views.fields(r[k], r[6], *r[k + 1 : k + 4])
             append(row)
     if pending:
         await views.open_missing(conn, pending)
