@@ -24,6 +24,7 @@ from accounts.authenticator import Authenticator
 from accounts.mailboxes import add_mailbox
 from config import Settings
 from directory_ldap import Directory
+from gateway.private_files import make_private
 from gateway.sdnotify import Notifier
 from gateway.service import Listener, Service
 from gateway.startup import StartupError, ensure_config_file, open_storage, prepare_tls
@@ -75,7 +76,7 @@ class Gateway:
     # -- start ---------------------------------------------------------------------
     async def start(self) -> None:
         settings = self.settings
-        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(settings.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
         if ensure_config_file(settings):
             log.info("config_written", extra={"fields": {"path": str(settings.config_file)}})
         await asyncio.to_thread(prepare_tls, settings)
@@ -114,6 +115,9 @@ class Gateway:
             )
             self._background.append(asyncio.create_task(
                 self.revocation.run(self._stop_background), name="crl-refresh"))
+            # Every file now exists (database, WAL, PKI, slapd's data): none readable by
+            # other accounts, whatever umask made them or an older version left them.
+            await asyncio.to_thread(make_private, settings)
         except BaseException:
             await self.stop(grace=0)
             raise

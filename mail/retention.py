@@ -82,8 +82,7 @@ async def purge_expired(
                 report.mailbox_rows += len(rows)
                 await conn.execute(
                     update(messages).where(messages.c.id == msg.id).values(
-                        purged_at=now, view=None, subject=None, from_addr=None, to_addr=None,
-                        cc_addr=None, date_header=None,
+                        purged_at=now, sealed_view=None, sealed_fields=None,
                     )
                 )
                 if msg.blob_id is not None:

@@ -184,12 +184,10 @@ messages = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True, index=True),
     Column("purged_at", UTCDateTime, nullable=True),
-    Column("view", JSONText, nullable=True),
-    Column("subject", Text, nullable=True),
-    Column("from_addr", Text, nullable=True),
-    Column("to_addr", Text, nullable=True),
-    Column("cc_addr", Text, nullable=True),
-    Column("date_header", Text, nullable=True),
+    # What the headers say (IMAP views with file names, decoded Subject/From/To/Cc, sent
+    # date) names patients: stored only sealed under the body's data key (storage.metadata).
+    Column("sealed_view", LargeBinary, nullable=True),
+    Column("sealed_fields", LargeBinary, nullable=True),
 )
 
 folder_messages = Table(
