@@ -234,6 +234,11 @@ def restore_files(src: Path, manifest: dict[str, Any], data_dir: Path,
         original = Path(entry["original"])
         if role == "config":
             target = config_file
+            if target.exists():
+                report.warnings.append(
+                    f"the configuration {target} exists and was kept; the backup's copy is "
+                    f"{src / entry['path']}")
+                continue
         elif original.is_absolute():
             target = original
             if target.exists():
@@ -249,18 +254,43 @@ def restore_files(src: Path, manifest: dict[str, Any], data_dir: Path,
     return report
 
 
-def restore_database(src: Path, manifest: dict[str, Any], settings: Settings) -> None:
+def check_database_target(manifest: dict[str, Any], settings: Settings) -> None:
+    """The configured database matches the backup's engine and is empty (nothing written
+    yet, so a refusal leaves the target as it was)."""
     url = settings.database_url
     if manifest["database"] == "sqlite":
         if not db_backup.is_sqlite(url):
             raise BackupRefused("the backup holds a SQLite database but [database] url names "
                                 "PostgreSQL; restore with a SQLite configuration")
+        path = db_backup.sqlite_path(url)
+        if path.exists():
+            raise BackupRefused(f"the database file {path} already exists; restore only into "
+                                "a new database")
+        return
+    if db_backup.is_sqlite(url):
+        raise BackupRefused("the backup holds a PostgreSQL dump but [database] url names "
+                            "SQLite; set [database] url to an empty PostgreSQL database")
+    tables = db_backup.postgres_table_count(url)
+    if tables:
+        raise BackupRefused(
+            f"the database {db_backup.database_name(url)} already holds {tables} tables; "
+            "restore only into an empty database")
+
+
+def restore_database(src: Path, manifest: dict[str, Any], settings: Settings) -> None:
+    url = settings.database_url
+    if manifest["database"] == "sqlite":
         db_backup.restore_sqlite(src / db_backup.SQLITE_FILE, db_backup.sqlite_path(url))
     else:
-        if db_backup.is_sqlite(url):
-            raise BackupRefused("the backup holds a PostgreSQL dump but [database] url names "
-                                "SQLite; set [database] url to an empty PostgreSQL database")
         db_backup.restore_postgres(src / db_backup.PG_DUMP_FILE, url)
+
+
+def backup_config(src: Path, manifest: dict[str, Any]) -> Path | None:
+    """The configuration file inside backup ``src``, if it has one."""
+    for entry in manifest["files"]:
+        if entry["role"] == "config":
+            return src / entry["path"]
+    return None
 
 
 def restore_directory(src: Path, settings: Settings) -> int:

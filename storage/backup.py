@@ -150,6 +150,12 @@ def snapshot_postgres(url_text: str, dest: Path) -> DatabaseSnapshot:
     return DatabaseSnapshot("postgresql", dest, revision, counts)
 
 
+def database_name(url_text: str) -> str:
+    """``'name' on host:port``, for messages (never the password)."""
+    url = make_url(url_text)
+    return f"{url.database!r} on {url.host}:{url.port or 5432}"
+
+
 def postgres_table_count(url_text: str) -> int:
     """Tables in the public schema of the configured database (0: empty, may restore)."""
     url = make_url(url_text)
@@ -158,13 +164,7 @@ def postgres_table_count(url_text: str) -> int:
 
 
 def restore_postgres(dump: Path, url_text: str) -> None:
-    """``pg_restore`` into the configured database, which must hold no table yet."""
+    """``pg_restore`` into the configured database (checked empty by the caller)."""
     url = make_url(url_text)
-    tables = postgres_table_count(url_text)
-    if tables:
-        raise BackupError(
-            f"the database {url.database!r} on {url.host} already holds {tables} tables; "
-            "restore only into an empty database"
-        )
     _run(["pg_restore", "--no-owner", "--exit-on-error", "-d", url.database or "",
           str(dump)], _pg_env(url), "pg_restore")

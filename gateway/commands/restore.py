@@ -1,9 +1,10 @@
 """``mssante restore SRC``: a backup back into an empty data directory, before first start.
 
-Every file is checked against the manifest before anything is written, so a corrupted or
-incomplete backup is refused as a whole, naming the file. Then the configuration and files,
-the database (SQLite file, or ``pg_restore`` into the configured empty database) and the
-directory's LDIF (``slapadd`` into the managed slapd's databases) are put back.
+Every file is checked against the manifest, the data directory and the configured database
+are checked empty, all before anything is written: a corrupted backup or a busy target is
+refused as a whole, naming the file, directory or database. Then the configuration and
+files, the database (SQLite file, or ``pg_restore`` into the configured empty database) and
+the directory's LDIF (``slapadd`` into the managed slapd's databases) are put back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from config import ConfigError, load_settings
 from directory_ldap.dump import DumpError
 from gateway.backup_set import (
     BackupRefused,
+    backup_config,
+    check_database_target,
     check_empty_target,
     read_manifest,
     restore_database,
@@ -40,22 +43,28 @@ def command(cli: CliContext, src: Path, key_file: Path | None) -> None:
         manifest = read_manifest(src)
         verify_backup(src, manifest)
         check_empty_target(target.data_dir)
+        # The configuration in force afterwards: an existing one given with --config, else
+        # the backup's (environment variables apply on top, as for every command).
+        config = target.config_file if target.config_file.exists() else \
+            backup_config(src, manifest)
+        try:
+            planned = load_settings(config, target.data_dir)
+        except ConfigError as exc:
+            fail(f"the configuration to restore with is not valid: {exc}", EXIT_USAGE)
+        check_database_target(manifest, planned)
     except BackupRefused as exc:
         fail(str(exc), EXIT_USAGE)
+    except BackupError as exc:
+        fail(f"cannot check the target database: {exc}", EXIT_FAILURE)
     try:
         report = restore_files(src, manifest, target.data_dir, target.config_file)
-        try:
-            settings = load_settings(cli.config_file, target.data_dir)
-        except ConfigError as exc:
-            fail(f"the restored configuration is not valid: {exc}", EXIT_FAILURE)
+        settings = load_settings(cli.config_file, target.data_dir)
         restore_database(src, manifest, settings)
         report.ldif_loaded = restore_directory(src, settings)
         if key_file is not None and not settings.key_file.exists():
             shutil.copyfile(key_file, settings.key_file)
             settings.key_file.chmod(0o600)
-    except BackupRefused as exc:
-        fail(str(exc), EXIT_USAGE)
-    except (BackupError, DumpError, OSError) as exc:
+    except (BackupError, DumpError, ConfigError, OSError) as exc:
         fail(f"restore failed: {exc}", EXIT_FAILURE)
     counts = ", ".join(f"{v} {k}" for k, v in manifest["counts"].items())
     click.echo(f"restored {src} (taken {manifest['created_at']}) into {settings.data_dir}: "
