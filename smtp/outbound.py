@@ -31,7 +31,7 @@ import os
 import socket
 import ssl
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -116,6 +116,10 @@ class OutboundWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
+
+    def set_transport(self, transport: Mapping[str, str]) -> None:
+        """New ``[transport]`` overrides from a reload (SIGHUP)."""
+        self._resolver.set_transport(transport)
 
     # -- service life cycle -----------------------------------------------------------
     async def start(self) -> None:
