@@ -117,7 +117,8 @@ async def test_backup_under_load_restores_every_acknowledged_message(tmp_path: P
 
         manifest = json.loads((dest / "manifest.json").read_text())
         size = sum(f["size"] for f in manifest["files"])
-        print(f"backup under load: {backup_seconds:.2f} s, {size} octets, "
+        print(result.stdout.strip())
+        print(f"backup under load: {backup_seconds:.2f} s wall, {size} octets, "
               f"{manifest['counts']}, {during} messages acknowledged during the backup")
         assert not (dest / "files" / "master.key").exists()
         assert {"config", "pki", "trustspace", "directory", "database"} <= {
