@@ -24,7 +24,9 @@ from accounts.authenticator import Authenticator
 from accounts.mailboxes import add_mailbox
 from config import Settings
 from directory_ldap import Directory
+from gateway.pidfile import remove_pid_file, write_pid_file
 from gateway.private_files import make_private
+from gateway.reload import Reloader
 from gateway.sdnotify import Notifier
 from gateway.service import Listener, Service
 from gateway.startup import StartupError, ensure_config_file, open_storage, prepare_tls
@@ -222,7 +224,10 @@ def _bind_error(name: str, exc: OSError) -> str:
 async def serve(
     settings: Settings, announce: Callable[[Gateway], Awaitable[None] | None] | None = None
 ) -> int:
-    """Runs the gateway until SIGTERM or SIGINT; returns the process exit code (0)."""
+    """Runs the gateway until SIGTERM or SIGINT; returns the process exit code (0).
+
+    SIGHUP reloads the trust space and ``[transport]`` (gateway/reload.py); the pid file
+    tells ``mssante reload`` whom to signal."""
     notifier = Notifier()
     gateway = Gateway(settings)
     await gateway.start()
@@ -231,6 +236,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watchdog = asyncio.create_task(notifier.watchdog(stop), name="sd-watchdog")
+    reloader = Reloader(gateway)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    pid_file = await asyncio.to_thread(write_pid_file, settings.data_dir)
     try:
         if announce is not None:
             maybe = announce(gateway)
@@ -244,8 +252,10 @@ async def serve(
             "grace_s": settings.gateway.shutdown_grace}})
         notifier.send(stopping=1, status="stopping: sessions are finishing")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        await reloader.close()
+        remove_pid_file(pid_file)
         stop.set()
         await watchdog
         await gateway.stop()

@@ -31,7 +31,7 @@ import os
 import socket
 import ssl
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -119,6 +119,10 @@ class OutboundWorker:
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.revocation: CrlStore | None = None
         """CRLs the peer's server certificate is checked against (set by the gateway)."""
+
+    def set_transport(self, transport: Mapping[str, str]) -> None:
+        """New ``[transport]`` overrides from a reload (SIGHUP)."""
+        self._resolver.set_transport(transport)
 
     # -- service life cycle -----------------------------------------------------------
     async def start(self) -> None:
