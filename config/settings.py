@@ -102,7 +102,7 @@ class StorageSettings:
 
 @dataclass(frozen=True)
 class ProofSettings:
-    """[proofs]: when the proof ledger is signed (Ed25519 checkpoints, DESIGN.md §3)."""
+    """[proofs]: when the proof ledger is signed (Ed25519 checkpoints, docs/architecture.md §3)."""
 
     checkpoint_interval: float = opt(
         300.0,

@@ -125,7 +125,8 @@ class Gateway:
             raise
 
     async def start_change_channel(self) -> None:
-        """PostgreSQL: share IMAP change notifications with the other nodes (DESIGN.md §4)."""
+        """PostgreSQL: share IMAP change notifications with the other nodes
+        (docs/architecture.md §4)."""
         assert self.db is not None
         self._change_channel = await open_change_channel(
             self.db, self.changes.wake, self.changes.wake_all)

@@ -3,8 +3,9 @@
 Command handlers in ``imap/commands/`` see only :class:`MailStore` (a ``typing.Protocol``, as
 pymap does), so the protocol behaviour can be read without SQL and the SQL can change without
 touching the commands. :class:`SqlMailStore` runs one query per FETCH range with only the
-columns asked for, never ORM objects per message (DESIGN.md §8). Every write commits, then
-tells the :class:`~mail.changes.ChangeHub` so other sessions learn of it (RFC 3501 §5.2).
+columns asked for, never ORM objects per message (docs/architecture.md §8). Every write
+commits, then tells the :class:`~mail.changes.ChangeHub` so other sessions learn of it
+(RFC 3501 §5.2).
 """
 
 from __future__ import annotations

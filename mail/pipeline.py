@@ -1,8 +1,8 @@
 """The accept path: an accepted message becomes durable in one transaction, then 250.
 
-DESIGN.md §2 "How a message flows", step 2. Network front-ends never write the store: they
-hand a :class:`Delivery` to :meth:`Pipeline.submit`, which alone writes the encrypted body
-(once, shared by every local recipient), the message row with its precomputed IMAP view,
+docs/architecture.md §2 "How a message flows", step 2. Network front-ends never write the
+store: they hand a :class:`Delivery` to :meth:`Pipeline.submit`, which alone writes the
+encrypted body (once, shared by every local recipient), the message row with its precomputed IMAP view,
 the mailbox rows of local recipients, the outbound queue rows of remote ones and the proof
 records — all committed together. ``submit`` returns only after that commit, so the SMTP
 server answers 250 only for what would survive a crash.

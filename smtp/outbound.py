@@ -1,6 +1,6 @@
 """The outbound relay worker: due queue rows → other operators, over mutual TLS, with proofs.
 
-DESIGN.md §2 "How a message flows", step 3. The loop claims due rows (a lease in the
+docs/architecture.md §2 "How a message flows", step 3. The loop claims due rows (a lease in the
 database, so two workers never send the same row), groups them per destination domain and
 then per message (one transaction carries every recipient of a message at that domain),
 and delivers them over at most ``outbound_concurrency_per_destination`` connections per

@@ -33,7 +33,7 @@ from storage.types import canonical_json, utcnow
 
 GENESIS = "0" * 64
 _CHECKPOINT_PREFIX = b"mssante-proof-checkpoint/1\n"
-# The events a proof is kept for (SMTP issue "Proofs recorded"; DESIGN.md §1 rule 4).
+# The events a proof is kept for (SMTP issue "Proofs recorded"; docs/architecture.md §1 rule 4).
 PROOF_KINDS = (
     "submitted",  # accepted on submission: who, method, client IP, TLS
     # accepted from another operator: peer certificate subject and SHA-256 fingerprint, its

@@ -1,4 +1,4 @@
-"""Signs the proof ledger (DESIGN.md §3), so deleting newest records is detected.
+"""Signs the proof ledger (docs/architecture.md §3), so deleting newest records is detected.
 
 The hash chain alone cannot show that the last records were cut off; a signed checkpoint of
 the newest record can. A checkpoint is signed:

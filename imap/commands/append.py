@@ -1,6 +1,6 @@
 """APPEND (RFC 9051 §6.3.12, RFC 4315 APPENDUID, RFC 3502 MULTIAPPEND, RFC 7889 APPENDLIMIT).
 
-The message goes through the same accept path as mail from SMTP (DESIGN.md §7: front-ends
+The message goes through the same accept path as mail from SMTP (docs/architecture.md §7: front-ends
 never write the store): encrypted once, its IMAP view precomputed, durable before the OK.
 It is not a delivery, so no delivery proof is recorded.
 """
