@@ -2,10 +2,10 @@
 
 docs/architecture.md §2 "How a message flows", step 2. Network front-ends never write the
 store: they hand a :class:`Delivery` to :meth:`Pipeline.submit`, which alone writes the
-encrypted body (once, shared by every local recipient), the message row with its precomputed IMAP view,
-the mailbox rows of local recipients, the outbound queue rows of remote ones and the proof
-records — all committed together. ``submit`` returns only after that commit, so the SMTP
-server answers 250 only for what would survive a crash.
+encrypted body (once, shared by every local recipient), the message row with its precomputed
+IMAP view, the mailbox rows of local recipients, the outbound queue rows of remote ones and
+the proof records — all committed together. ``submit`` returns only after that commit, so
+the SMTP server answers 250 only for what would survive a crash.
 
 Group commit: a single writer task takes every delivery waiting at that moment and commits
 them in one transaction (one fsync), each inside its own SAVEPOINT so that one failing

@@ -2,9 +2,9 @@
 
 docs/architecture.md §2 step 5 and §1 rule 4. A body past ``expires_at`` is removed from
 every mailbox (expunged with a tombstone, so IMAP sessions and QRESYNC clients are told),
-its encrypted segments and data key are destroyed, the columns that could carry patient data (subject,
-addresses, the precomputed view) are cleared, and a ``purged`` proof is recorded. What the
-proofs need to name the message (Message-ID, content hash, size) stays.
+its encrypted segments and data key are destroyed, the columns that could carry patient data
+(subject, addresses, the precomputed view) are cleared, and a ``purged`` proof is recorded.
+What the proofs need to name the message (Message-ID, content hash, size) stays.
 
 Bodies are kept while the outbound queue still holds the message (a DSN may need it), and a
 body shared with a younger message (single-instance storage) is kept for that message.
