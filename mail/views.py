@@ -13,6 +13,7 @@ Rendered strings (envelope, body, bodystructure) are IMAP text decoded with UTF-
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -211,12 +212,23 @@ def _date(value: str | None) -> tuple[int | None, str | None]:
     return int(when.timestamp()), sent
 
 
+_SECTION = re.compile(r"([0-9]{1,4})(\*?)")
+"""An RFC 2231 §3 section number, ASCII digits only: ``str.isdigit`` also accepts ``²``,
+which ``int`` refuses, and a very long number costs ``int`` time for nothing (no real
+parameter is split into 10,000 sections)."""
+
+
 def decode_param(params: list[tuple[str, str]], name: str) -> str | None:
     """A parameter value with RFC 2231 continuations and charsets decoded, then RFC 2047.
 
     RFC 2231 §3: ``name*0``, ``name*1``… are concatenated; §4: a section ending in ``*`` is
     percent-encoded, the first one prefixed by ``charset'language'``. Many mailers put RFC 2047
     encoded words in quoted file names instead; those are decoded too.
+
+    Never raises: broken mailers write charsets that are not charsets (8-bit octets, a NUL,
+    a codec such as ``base64`` that is not a text encoding) and section numbers that are not
+    numbers. A section that cannot be numbered is ignored; a value whose charset cannot
+    decode it is returned as written, so the message still gets its view and is delivered.
     """
     sections: dict[int, tuple[str, bool]] = {}
     plain: str | None = None
@@ -230,31 +242,44 @@ def decode_param(params: list[tuple[str, str]], name: str) -> str | None:
             if rest == "":
                 index, encoded = 0, True
             else:
-                digits = rest[:-1] if rest.endswith("*") else rest
-                if not digits.isdigit():
+                section = _SECTION.fullmatch(rest)
+                if section is None:
                     continue
-                index, encoded = int(digits), rest.endswith("*")
+                index, encoded = int(section.group(1)), bool(section.group(2))
             sections.setdefault(index, (value, encoded))
     if not sections:
         return decode_words(plain)
     charset = "utf-8"
     chunks: list[bytes] = []
+    written: list[str] = []
     index = 0
     while index in sections:
         value, encoded = sections[index]
+        written.append(value)
         if encoded:
             if index == 0 and value.count("'") >= 2:
                 charset, _language, value = value.split("'", 2)
                 charset = charset or "utf-8"
-            chunks.append(unquote_to_bytes(value))
+            chunks.append(unquote_to_bytes(value.encode(ENCODING, ERRORS)))
         else:
             chunks.append(value.encode(ENCODING, ERRORS))
         index += 1
     data = b"".join(chunks)
+    decoded = _decode_charset(data, charset)
+    return _readable("".join(written)) if decoded is None else decoded
+
+
+def _decode_charset(data: bytes, charset: str) -> str | None:
+    """``data`` decoded with a charset named by the sender, or None when it cannot be.
+
+    The name comes from the message: it may be unknown (LookupError), not a text encoding
+    (``base64``: LookupError), unencodable as a codec name (a lone surrogate from an 8-bit
+    octet: UnicodeError) or contain a NUL (ValueError).
+    """
     try:
         return data.decode(charset, "replace")
-    except LookupError:
-        return data.decode("utf-8", "replace")
+    except (LookupError, UnicodeError, ValueError):
+        return None
 
 
 def _decoded_size(raw: bytes, ent: Entity) -> int:
