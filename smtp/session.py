@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import ssl
 from collections import defaultdict
 from collections.abc import Callable
@@ -259,6 +260,21 @@ class GatewaySMTP(SMTP):
                 self._close_with("421 4.7.0 {host} Error: too many errors, closing connection")
                 if self._handler_coroutine is not None:
                     self._handler_coroutine.cancel()
+
+    async def handle_exception(self, error: Exception) -> str:
+        """The reply to a command that failed in a way the code did not foresee.
+
+        aiosmtpd's default answers ``500 Error: (ExceptionName) text``: it tells an attacker
+        about the internals, is counted as the client's fault, and a multi-line exception text
+        even breaks the reply syntax. The client gets a temporary failure with an incident id
+        instead (RFC 3463 X.3.0 "other or undefined mail system status"), and the log the
+        traceback under that id, so the operator finds it from what the user reports.
+        """
+        incident = secrets.token_hex(6)
+        log.error("event=smtp_internal_error incident=%s kind=%s peer=%s",
+                  incident, self.kind, self.peer_ip, exc_info=error)
+        return (f"451 4.3.0 Internal error (incident {incident}); the command was not carried "
+                "out, please try again later")
 
     async def _unknown_command(self, arg: str | None) -> None:
         await self.push("500 5.5.2 Error: command not recognized")
