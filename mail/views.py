@@ -28,7 +28,7 @@ from mail.addresses import parse_address_list
 from mail.bodystructure import render_structures
 from mail.envelope import render_envelope
 from mail.imapstring import ENCODING, ERRORS
-from mail.mime import Entity, Message, parse_message
+from mail.mime import Entity, Message, body_text_parts, parse_message
 from mail.mimeheader import Header, parse_disposition, parse_token_value
 
 VIEW_VERSION = 1
@@ -63,9 +63,9 @@ class PartOffsets:
 class Attachment:
     """An attached file, for the per-attachment size rule and for display.
 
-    A part is listed when its disposition is ``attachment`` or when it names a file (inline
-    images included), so that marking a file inline cannot bypass the size rule. Parts of a
-    forwarded message are listed too, as is the forwarded message itself when attached.
+    Every leaf part is listed except the readable text of the message (see
+    :func:`_attachment`), so that marking a file inline or leaving out its name cannot bypass
+    the size rule. A forwarded message is listed, and its own parts too.
     """
 
     part: str
@@ -299,7 +299,13 @@ def _decoded_size(raw: bytes, ent: Entity) -> int:
     return length
 
 
-def _attachment(raw: bytes, ent: Entity) -> Attachment | None:
+def _attachment(raw: bytes, ent: Entity, body: frozenset[int]) -> Attachment | None:
+    """The leaf as an attachment, or None when it is the readable text of its message.
+
+    Every leaf counts except a body text part (:func:`mail.mime.body_text_parts`) that
+    neither names a file nor is marked ``attachment``: marking a PDF inline, leaving out
+    its file name or its Content-Type cannot take it past the size rule.
+    """
     disposition = parse_disposition(ent.header.get("content-disposition"))
     filename = None
     if disposition is not None:
@@ -307,12 +313,27 @@ def _attachment(raw: bytes, ent: Entity) -> Attachment | None:
     if filename is None and ent.explicit_type:
         filename = decode_param(ent.params, "name")
     is_attachment = disposition is not None and disposition[0].lower() == "attachment"
-    if not is_attachment and filename is None:
+    if id(ent) in body and not is_attachment and filename is None:
         return None
     return Attachment(ent.number, filename, ent.media_type, _decoded_size(raw, ent))
 
 
-def _walk(raw: bytes, ent: Entity, parts: dict[str, PartOffsets], found: list[Attachment]) -> None:
+def _dropped(ent: Entity) -> Attachment | None:
+    """What lies past the part-count limit, as one unnamed attachment of its raw size."""
+    if ent.dropped is None:
+        return None
+    start, end = ent.dropped
+    number = f"{ent.number}.{len(ent.children) + 1}" if ent.number else str(len(ent.children) + 1)
+    return Attachment(number, None, "application/octet-stream", end - start)
+
+
+def _walk(
+    raw: bytes,
+    ent: Entity,
+    parts: dict[str, PartOffsets],
+    found: list[Attachment],
+    body: frozenset[int],
+) -> None:
     if ent.number:
         parts.setdefault(
             ent.number,
@@ -326,9 +347,12 @@ def _walk(raw: bytes, ent: Entity, parts: dict[str, PartOffsets], found: list[At
         )
     if ent.is_multipart:
         for child in ent.children:
-            _walk(raw, child, parts, found)
+            _walk(raw, child, parts, found, body)
+        dropped = _dropped(ent)
+        if dropped is not None:
+            found.append(dropped)
         return
-    attachment = _attachment(raw, ent)
+    attachment = _attachment(raw, ent, body)
     if attachment is not None:
         found.append(attachment)
     if ent.message is not None:
@@ -339,13 +363,17 @@ def _walk_message(
     raw: bytes, message: Message, parts: dict[str, PartOffsets], found: list[Attachment]
 ) -> None:
     body = message.body
+    texts = frozenset(id(e) for e in body_text_parts(body))
     if body.is_multipart:
         # The multipart body of a message is its TEXT, not a numbered part: its number is the
         # prefix of its children's numbers and must not shadow the part that encloses it.
         for child in body.children:
-            _walk(raw, child, parts, found)
+            _walk(raw, child, parts, found, texts)
+        dropped = _dropped(body)
+        if dropped is not None:
+            found.append(dropped)
     else:
-        _walk(raw, body, parts, found)
+        _walk(raw, body, parts, found, texts)
 
 
 def _search_fields(header: Header, text_start: int, found: list[Attachment]) -> SearchFields:
