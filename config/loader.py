@@ -144,7 +144,8 @@ def _transport(source: str, content: Any) -> dict[str, str]:
 
 def _is_host_port(text: str) -> bool:
     host, sep, port = text.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+    # ASCII digits only: isdigit() alone accepts "²", which int() refuses
+    return bool(sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536)
 
 
 def _type_name(tp: Any) -> str:

@@ -62,7 +62,7 @@ def parse_transport(value: str) -> tuple[str, int]:
         raise ValueError(f"transport {value!r}: expected host:port")
     if not port_text:
         return host, SMTP_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ValueError(f"transport {value!r}: port must be a number from 1 to 65535")
     return host, int(port_text)
 

@@ -59,7 +59,7 @@ _DEFAULT_ENHANCED = {
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
 # Replies that mean the client sent a bad or out-of-sequence command (Postfix's "errors").
 _BAD_COMMAND_CODES = frozenset({"500", "501", "502", "503", "504", "530", "535", "538", "555"})
-_BDAT_ARGS = re.compile(r"(\d{1,20})(?: +(LAST))?", re.IGNORECASE)
+_BDAT_ARGS = re.compile(r"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)  # RFC 3030 §2: ASCII
 # The common path ``<dot-atom@dot-atom> [params]`` (RFC 5321 §4.1.2 Mailbox with a
 # Dot-string local part and a Domain), recognised without aiosmtpd's general header parser,
 # which costs tens of microseconds per MAIL/RCPT. Anything else (quoted local parts, address
