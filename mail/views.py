@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -181,7 +181,9 @@ def decode_words(value: str | None) -> str | None:
         return text
     try:
         return str(make_header(decode_header(text)))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+    except (MessageError, LookupError, UnicodeError, ValueError):
+        # MessageError covers HeaderParseError and CharsetError (a charset name with 8-bit
+        # octets, found by fuzzing): both mean "not decodable", never "not deliverable".
         return text
 
 

@@ -109,3 +109,39 @@ async def test_imap_append_stores_messages_with_broken_parameters(
     answers = await asyncio.to_thread(run)
     appended = [n for n in BROKEN if b"\x00" not in BROKEN[n]]
     assert [status for status, _ in answers] == ["OK"] * (len(appended) + 1), answers
+
+
+# Found by the fuzz target tests/fuzz mime_views: an encoded word whose charset holds an
+# 8-bit octet made email.header raise CharsetError (not a LookupError) out of build_view.
+ENCODED_WORDS = [
+    "Subject: =?ut\u00e6-8?q?compte_rendu?=".encode(),
+    "Subject: =?io\u00b5s-8859-1?q?x?=".encode(),
+    b"Subject: =?\xff?b?eA==?=",
+    "From: =?ut\u00e6-8?q?Dr_A?= <a@mssante.test>".encode(),
+]
+
+
+@pytest.mark.parametrize("field", ENCODED_WORDS)
+def test_build_view_accepts_encoded_words_with_broken_charsets(field: bytes) -> None:
+    raw = field + b"\r\nTo: <b@mssante.test>\r\n\r\nbody\r\n"
+    view = build_view(raw)
+    assert view.size == len(raw)
+
+
+async def test_submission_stores_a_subject_with_a_broken_charset(
+    gateway: RunningGateway,
+) -> None:
+    bob, _ = await gateway.add_mailbox("bob")
+    raw = (f"From: <{gateway.demo_address}>\r\nTo: <{bob}>\r\n").encode() + ENCODED_WORDS[0] \
+        + b"\r\n\r\nbonjour\r\n"
+
+    def run() -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", gateway.submission_port, timeout=30) as client:
+            client.starttls(context=gateway.client_context())
+            client.login(gateway.demo_address, gateway.demo_password)
+            client.mail(gateway.demo_address)
+            client.rcpt(bob)
+            return client.data(raw)
+
+    code, reply = await asyncio.to_thread(run)
+    assert code == 250, reply
