@@ -146,8 +146,8 @@ def smtp_params(data: bytes) -> None:
     for word in params:
         try:
             xtext_decode(word)
-        except ParamError:
-            pass
+        except ValueError:
+            pass  # documented: the MAIL/RCPT parsers turn it into a 501
         try:
             parse_transport(word)
         except ValueError:
