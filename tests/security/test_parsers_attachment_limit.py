@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.gateway import RunningGateway, gateway_settings, running_gateway
+from tests.fixtures.pki import DevPkiBundle
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -166,3 +167,29 @@ async def test_large_body_text_is_not_an_attachment(small_limit: RunningGateway)
     code, reply = await asyncio.to_thread(submit, gw, bob, mime(gw, bob, body))
     assert code == 250, reply
     assert len(await gw.inbox_messages(bob)) == 1
+
+
+async def test_relay_applies_the_same_rule(tmp_path: Path, dev_pki: DevPkiBundle) -> None:
+    """Another operator's message gets the same decision as a submitted one."""
+    settings = gateway_settings(tmp_path / "gw", tls=dev_pki.tls_overrides(with_crl=True),
+                                smtp={"max_attachment_size": LIMIT})
+    sender = "secretariat@hopital-b.mssante.test"
+    async with running_gateway(settings) as gw:
+        bob, _ = await gw.add_mailbox("bob")
+        body, part, ctype = VARIANTS["inline image in multipart/related"]
+        raw = f"From: <{sender}>\r\nTo: <{bob}>\r\nMIME-Version: 1.0\r\n".encode() + body
+
+        def run() -> tuple[int, bytes]:
+            with smtplib.SMTP("127.0.0.1", gw.relay_port, timeout=60,
+                              local_hostname="mx.hopital-b") as client:
+                client.starttls(context=dev_pki.client_context(dev_pki.peer_server,
+                                                               with_crl=True))
+                client.ehlo()
+                client.mail(sender)
+                client.rcpt(bob)
+                return client.data(raw)
+
+        code, reply = await asyncio.to_thread(run)
+        assert code == 552, reply
+        assert reply.startswith(f"5.3.4 attachment part {part} ({ctype}) is ".encode()), reply
+        assert await gw.inbox_messages(bob) == []

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import smtplib
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from mail.views import build_view
-from tests.fixtures.gateway import RunningGateway
+from tests.fixtures.gateway import RunningGateway, gateway_settings, running_gateway
+from tests.fixtures.pki import DevPkiBundle
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -145,3 +148,35 @@ async def test_submission_stores_a_subject_with_a_broken_charset(
 
     code, reply = await asyncio.to_thread(run)
     assert code == 250, reply
+
+
+@pytest.fixture
+async def relay_gw(tmp_path: Path, dev_pki: DevPkiBundle) -> AsyncIterator[RunningGateway]:
+    settings = gateway_settings(tmp_path / "gw", tls=dev_pki.tls_overrides(with_crl=True))
+    async with running_gateway(settings) as running:
+        yield running
+
+
+async def test_relay_stores_messages_with_broken_parameters(
+    relay_gw: RunningGateway, dev_pki: DevPkiBundle
+) -> None:
+    """Another operator's message with such a header is delivered, not refused."""
+    bob, _ = await relay_gw.add_mailbox("bob")
+    sender = "secretariat@hopital-b.mssante.test"
+    fields = [*BROKEN.values(), ENCODED_WORDS[0]]
+
+    def run() -> list[tuple[int, bytes]]:
+        replies = []
+        with smtplib.SMTP("127.0.0.1", relay_gw.relay_port, timeout=30,
+                          local_hostname="mx.hopital-b") as client:
+            client.starttls(context=dev_pki.client_context(dev_pki.peer_server, with_crl=True))
+            client.ehlo()
+            for field in fields:
+                client.mail(sender)
+                client.rcpt(bob)
+                replies.append(client.data(message(sender, bob, field)))
+        return replies
+
+    replies = await asyncio.to_thread(run)
+    assert [code for code, _ in replies] == [250] * len(fields), replies
+    assert len(await relay_gw.inbox_messages(bob)) == len(fields)
