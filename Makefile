@@ -21,7 +21,8 @@ test: setup
 # new inputs go to var/fuzz/<target>, crashes to var/fuzz/crash-<target>-*. `make test` runs
 # each target for a few seconds and replays the committed corpus (tests/fuzz/corpus).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= imap_parser imap_reader mime_views headers smtp_params whitelist extract sections
+FUZZ_TARGETS ?= imap_parser imap_reader mime_views headers smtp_params smtp_content whitelist \
+                extract sections
 
 fuzz: setup
 	@for t in $(FUZZ_TARGETS); do \

@@ -38,7 +38,9 @@ from mail.mimeheader import (
 )
 from mail.sections import SectionError, parse_section, section_ranges
 from mail.views import MessageView, build_view, decode_param, decode_words
+from smtp.content import ContentScanner
 from smtp.dsn_params import ParamError, parse_mail_params, parse_rcpt_params, xtext_decode
+from smtp.limits import SessionLimits
 from smtp.mx import parse_transport
 from trustspace.whitelist import WhitelistError, parse_whitelist
 
@@ -154,6 +156,42 @@ def smtp_params(data: bytes) -> None:
             pass
 
 
+_LIMITS = SessionLimits(
+    max_message_size=4096, max_recipients=10, max_line_length=200, max_header_count=20,
+    max_header_size=1024, max_bad_commands=10, idle_timeout=1.0, session_timeout=1.0,
+    max_connections_per_ip=1,
+)
+
+
+def _scan(chunks: list[bytes]) -> tuple[bytes | None, str | None]:
+    scanner = ContentScanner(_LIMITS)
+    for chunk in chunks:
+        scanner.feed(chunk)
+    data = scanner.finish()
+    return data, None if scanner.error is None else scanner.error.reply()
+
+
+def smtp_content(data: bytes) -> None:
+    """DATA/BDAT content checks: accepting must not depend on how TCP split the octets.
+
+    The first octet chooses the chunk size; the same message fed whole must get the same
+    answer, and an accepted message must be exactly what was sent, with CRLF line ends only
+    (the smuggling defence).
+    """
+    if not data:
+        return
+    step, body = 1 + data[0] % 17, data[1:]
+    whole = _scan([body])
+    split = _scan([body[i : i + step] for i in range(0, len(body), step)])
+    # Which violation is seen first may depend on the split; whether there is one may not.
+    assert (whole[0] is None) == (split[0] is None), (whole[1], split[1])
+    assert whole[0] == split[0]
+    accepted = whole[0]
+    if accepted is not None:
+        assert accepted == body
+        assert accepted.count(b"\r") == accepted.count(b"\n") == accepted.count(b"\r\n")
+
+
 def whitelist(data: bytes) -> None:
     """The published trust-space XML, as downloaded."""
     try:
@@ -190,6 +228,7 @@ TARGETS: dict[str, Target] = {
     "mime_views": mime_views,
     "headers": headers,
     "smtp_params": smtp_params,
+    "smtp_content": smtp_content,
     "whitelist": whitelist,
     "extract": extract,
     "sections": sections,
