@@ -212,11 +212,6 @@ def _is_oid(text: str) -> bool:
     return len(arcs) >= 2 and all(a.isascii() and a.isdecimal() for a in arcs)
 
 
-def _is_host_port(text: str) -> bool:
-    host, sep, port = text.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
-
-
 def _type_name(tp: Any) -> str:
     if tp is bool:
         return "a boolean (true/false)"

@@ -146,7 +146,7 @@ class DirectoryEntry:
             address=one("mail"),
             type=one("mssanteMailboxType").upper() or "PER",
             liste_rouge=one("mssanteListeRouge").upper() == "TRUE",
-            preferred_rank=int(rank) if rank.isdigit() else 0,
+            preferred_rank=int(rank) if rank.isascii() and rank.isdigit() else 0,
             origin=one("mssanteOrigin") or "local",
             **kwargs,
         )

@@ -211,7 +211,8 @@ class ExtractReader:
                     bad.append(BadRow(number, f"unknown mailbox type {mailbox_type!r}"))
                     continue
                 rank = values.get("preferred_rank", "0")
-                if not rank.isdigit() or len(rank) > 4:
+                # ASCII digits only: isdigit() alone accepts "²", which int() refuses
+                if not (rank.isascii() and rank.isdigit()) or len(rank) > 4:
                     bad.append(BadRow(number, f"invalid preferred rank {rank!r}"))
                     continue
                 low = address.lower()

@@ -38,7 +38,7 @@ def word_filter(word: str, labels: Labels | None = None) -> str:
         for attr in LABEL_ATTRIBUTES:
             parts += [f"({attr}={escape_filter_chars(v)})"
                       for v in sorted(labels.get(attr, ())) if folded in fold(v)]
-    if word.isdigit() or (len(word) <= 3 and word[:2].isdigit()):
+    if word.isascii() and (word.isdigit() or (len(word) <= 3 and word[:2].isdigit())):
         parts += [f"(postalCode={w}*)", f"(st={w})"]
     return "(|" + "".join(parts) + ")"
 

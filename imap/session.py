@@ -15,6 +15,7 @@ import functools
 import logging
 import secrets
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,19 @@ if TYPE_CHECKING:
     from storage.database import Database
 
 log = logging.getLogger("mssante.imap")
+
+def internal_error(error: Exception, log_fields: Callable[..., dict[str, Any]]) -> str:
+    """Logs ``error`` with its traceback under a new incident id; the text for the client.
+
+    The client reads only the id (RFC 5530 SERVERBUG), never the exception: its text may name
+    tables, paths or message contents. The operator finds the traceback from the id the
+    user reports.
+    """
+    incident = secrets.token_hex(6)
+    log.error("imap_internal_error incident=%s", incident, exc_info=error,
+              extra=log_fields(incident=incident))
+    return f"Internal error (incident {incident}); the command was not carried out"
+
 
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (the client may be counting numbers).
 NO_EXPUNGE = (c.Fetch, c.Store, c.Search)
@@ -282,10 +296,10 @@ class Session:
                 await self.flush()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - one broken session must not take the server down
-            log.exception("imap_session_failed", extra=self.log_fields())
+        except Exception as exc:  # noqa: BLE001 - one broken session must not take the server down
+            text = internal_error(exc, self.log_fields)
             with contextlib.suppress(Exception):
-                self.write(bye("Internal server error, please reconnect", "SERVERBUG"))
+                self.write(bye(f"{text}, please reconnect", "SERVERBUG"))
                 await self.flush()
         finally:
             self.close_selected()
@@ -402,6 +416,12 @@ class Session:
             exc.tag = cmd.tag
             self.write(exc.response())
             self._count_bad()
+            return
+        except (ConnectionError, ConnectionClosed, ssl.SSLError, asyncio.IncompleteReadError,
+                TimeoutError):
+            raise  # the connection is gone or stalled: the session ends (see run)
+        except Exception as exc:  # noqa: BLE001 - one failed command must not end the session
+            self.write(tagged(cmd.tag, "NO", internal_error(exc, self.log_fields), "SERVERBUG"))
             return
         self.bad_count = 0
         if self.logout:

@@ -62,7 +62,7 @@ _DEFAULT_ENHANCED = {
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
 # Replies that mean the client sent a bad or out-of-sequence command (Postfix's "errors").
 _BAD_COMMAND_CODES = frozenset({"500", "501", "502", "503", "504", "530", "535", "538", "555"})
-_BDAT_ARGS = re.compile(r"(\d{1,20})(?: +(LAST))?", re.IGNORECASE)
+_BDAT_ARGS = re.compile(r"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)  # RFC 3030 §2: ASCII
 # The common path ``<dot-atom@dot-atom> [params]`` (RFC 5321 §4.1.2 Mailbox with a
 # Dot-string local part and a Domain), recognised without aiosmtpd's general header parser,
 # which costs tens of microseconds per MAIL/RCPT. Anything else (quoted local parts, address
@@ -350,6 +350,21 @@ class GatewaySMTP(SMTP):
                 self._close_with("421 4.7.0 {host} Error: too many errors, closing connection")
                 if self._handler_coroutine is not None:
                     self._handler_coroutine.cancel()
+
+    async def handle_exception(self, error: Exception) -> str:
+        """The reply to a command that failed in a way the code did not foresee.
+
+        aiosmtpd's default answers ``500 Error: (ExceptionName) text``: it tells an attacker
+        about the internals, is counted as the client's fault, and a multi-line exception text
+        even breaks the reply syntax. The client gets a temporary failure with an incident id
+        instead (RFC 3463 X.3.0 "other or undefined mail system status"), and the log the
+        traceback under that id, so the operator finds it from what the user reports.
+        """
+        incident = secrets.token_hex(6)
+        log.error("event=smtp_internal_error incident=%s kind=%s peer=%s",
+                  incident, self.kind, self.peer_ip, exc_info=error)
+        return (f"451 4.3.0 Internal error (incident {incident}); the command was not carried "
+                "out, please try again later")
 
     async def _unknown_command(self, arg: str | None) -> None:
         await self.push("500 5.5.2 Error: command not recognized")

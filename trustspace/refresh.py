@@ -154,7 +154,8 @@ def fetch_https(url: str, ctx: ssl.SSLContext, timeout: float, max_size: int) ->
                 "fetch", f"the whitelist server answered HTTP {resp.status} {resp.reason}"
             )
         length = resp.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) > max_size:
+        if (length is not None and length.isascii() and length.isdigit()
+                and int(length) > max_size):
             raise WhitelistError("too_large", f"the whitelist is larger than {max_size} octets")
         body = resp.read(max_size + 1)
         if len(body) > max_size:
