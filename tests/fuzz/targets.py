@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from config.transport import parse_transport
 from directory_ldap.extract import ExtractError, ExtractReader
 from imap.protocol import (
     CommandReader,
@@ -41,8 +42,13 @@ from mail.views import MessageView, build_view, decode_param, decode_words
 from smtp.content import ContentScanner
 from smtp.dsn_params import ParamError, parse_mail_params, parse_rcpt_params, xtext_decode
 from smtp.limits import SessionLimits
-from smtp.mx import parse_transport
 from trustspace.whitelist import WhitelistError, parse_whitelist
+from web.autoconfig import (
+    AutoconfigError,
+    ClientSettings,
+    autodiscover_address,
+    autodiscover_response,
+)
 
 Target = Callable[[bytes], None]
 
@@ -222,7 +228,25 @@ def sections(data: bytes) -> None:
         pass
 
 
+_CLIENT = ClientSettings(host="mx.mssante.test", domains=("mssante.test",), imap_tls_port=993,
+                         imap_port=143, submissions_port=465, submission_port=587,
+                         display_name="MSSanté")
+
+
+def autodiscover(data: bytes) -> None:
+    """An Outlook Autodiscover request body, as POSTed by anyone on the network."""
+    try:
+        address = autodiscover_address(data)
+    except AutoconfigError:
+        return  # documented: answered 400 with an Autodiscover error document
+    try:
+        autodiscover_response(_CLIENT, address)
+    except (AutoconfigError, LookupError):
+        pass  # documented: 400 for a malformed address, 404 for a foreign domain
+
+
 TARGETS: dict[str, Target] = {
+    "autodiscover": autodiscover,
     "imap_parser": imap_parser,
     "imap_reader": imap_reader,
     "mime_views": mime_views,
