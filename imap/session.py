@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from accounts.authenticator import Authenticator, Identity
 from config import Settings
+from config.metrics import IMAP_COMMANDS
 from imap.capabilities import capabilities
 from imap.mailstore import MailStore
 from imap.protocol import (
@@ -389,16 +390,20 @@ class Session:
 
         spec = HANDLERS.get(type(cmd))
         if spec is None:
+            IMAP_COMMANDS.labels("UNKNOWN", "BAD").inc()
             self.write(tagged(cmd.tag, "BAD", f"{cmd.name} is not supported by this server"))
             self._count_bad()
             return
+        name = type(cmd).__name__.upper()
         if self.identity is not None:
             from imap.shared import access_gate
 
             if await access_gate(self, cmd, spec.state):
+                IMAP_COMMANDS.labels(name, "NO").inc()
                 return
         refusal = spec.refusal(self)
         if refusal is not None:
+            IMAP_COMMANDS.labels(name, refusal.status).inc()
             self.write(refusal.response(cmd.tag))
             if refusal.status == "BAD":
                 self._count_bad()
@@ -406,6 +411,7 @@ class Session:
         try:
             result = await spec.handler(self, cmd)
         except ImapRefusal as exc:
+            IMAP_COMMANDS.labels(name, exc.status).inc()
             self.write(exc.response(cmd.tag))
             if exc.status == "BYE":
                 self.logout = True
@@ -413,6 +419,7 @@ class Session:
                 self._count_bad()
             return
         except ParseError as exc:
+            IMAP_COMMANDS.labels(name, "BAD").inc()
             exc.tag = cmd.tag
             self.write(exc.response())
             self._count_bad()
@@ -421,8 +428,10 @@ class Session:
                 TimeoutError):
             raise  # the connection is gone or stalled: the session ends (see run)
         except Exception as exc:  # noqa: BLE001 - one failed command must not end the session
+            IMAP_COMMANDS.labels(name, "NO").inc()
             self.write(tagged(cmd.tag, "NO", internal_error(exc, self.log_fields), "SERVERBUG"))
             return
+        IMAP_COMMANDS.labels(name, "OK").inc()
         self.bad_count = 0
         if self.logout:
             return

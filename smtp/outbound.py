@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from config import Settings
+from config.metrics import DELIVERY_LATENCY, OUTBOUND
 from mail.dsn import Action, RecipientReport
 from mail.pipeline import Pipeline
 from smtp.mx import Destination, MxResolver, ResolutionError
@@ -404,6 +405,8 @@ class OutboundWorker:
                         peer_subject=tls.subject,
                     )
                 await queue_rows.mark_sent(conn, item.id, outcome.reply)
+                OUTBOUND.labels("relayed").inc()
+                DELIVERY_LATENCY.observe(max(0.0, (now - item.created_at).total_seconds()))
                 await proofs.append(conn, kind="relayed", message_ref=ref, content_sha256=sha,
                                     actor=item.recipient, details=details)
                 report = report_for("relayed", outcome.status, outcome.reply)
@@ -418,6 +421,7 @@ class OutboundWorker:
                     reply = (f"queue lifetime of {hours:g} hours exceeded; last error: "
                              f"{outcome.reply}")
                 await queue_rows.mark_bounced(conn, item.id, reply)
+                OUTBOUND.labels("bounced").inc()
                 await proofs.append(conn, kind="bounced", message_ref=ref, content_sha256=sha,
                                     actor=item.recipient, details=dict(base, reply=reply,
                                                                        status=status))
@@ -428,6 +432,7 @@ class OutboundWorker:
                 delay = retry_delay(self._settings.smtp.retry_schedule, item.attempts)
                 next_at = min(now + delay, item.expires_at)
                 await queue_rows.mark_deferred(conn, item.id, outcome.reply, next_at)
+                OUTBOUND.labels("deferred").inc()
                 await proofs.append(conn, kind="deferred", message_ref=ref, content_sha256=sha,
                                     actor=item.recipient,
                                     details=dict(base, reply=outcome.reply,

@@ -29,6 +29,13 @@ from typing import Any, cast
 
 from aiosmtpd.smtp import MISSING, SMTP
 
+from config.metrics import (
+    AUTHENTICATIONS,
+    CONNECTIONS,
+    SESSIONS,
+    SMTP_MESSAGES,
+    SMTP_REFUSALS,
+)
 from smtp.auth import SaslMechanism, decode_initial_response, default_mechanisms
 from smtp.content import ContentScanner
 from smtp.dsn_params import ParamError, parse_mail_params, parse_rcpt_params
@@ -218,6 +225,8 @@ class GatewaySMTP(SMTP):
                 return
             self._accepted = True
             self._sessions.add(self)
+            CONNECTIONS.labels("smtp", self.kind).inc()
+            SESSIONS.labels("smtp", self.kind).inc()
             self._session_timer = self.loop.call_later(
                 self.limits.session_timeout, self._session_timeout
             )
@@ -300,6 +309,7 @@ class GatewaySMTP(SMTP):
         if not self._accepted:
             return
         self._accepted = False
+        SESSIONS.labels("smtp", self.kind).dec()
         self._counter.release(self.peer_ip)
         self._sessions.discard(self)
         if self._session_timer is not None:
@@ -373,6 +383,7 @@ class GatewaySMTP(SMTP):
         # RFC 6531 §3.7.4.2: UTF-8 in a reply only within a transaction that asked SMTPUTF8.
         envelope = self.envelope
         utf8 = isinstance(envelope, GatewayEnvelope) and bool(envelope.smtp_utf8)
+        SMTP_REFUSALS.labels(self.kind, refusal.enhanced).inc()
         await self.push(refusal.smtp_reply(utf8=utf8))
 
     async def _need_tls(self) -> bool:
@@ -492,8 +503,10 @@ class GatewaySMTP(SMTP):
         try:
             identity = await self.policy.authenticate(self, name, credentials)
         except Refusal as refusal:
+            AUTHENTICATIONS.labels("smtp", name, "refused").inc()
             await self._refuse(refusal)
             return
+        AUTHENTICATIONS.labels("smtp", name, "failure" if identity is None else "success").inc()
         if identity is None:
             log.info("event=smtp_auth_failed kind=%s peer=%s mechanism=%s",
                      self.kind, self.peer_ip, name)
@@ -783,6 +796,7 @@ class GatewaySMTP(SMTP):
                 assert scanner.error is not None
                 log.info("event=smtp_content_refused kind=%s peer=%s code=%s size=%d",
                          self.kind, self.peer_ip, scanner.error.enhanced, scanner.size)
+                SMTP_MESSAGES.labels(self.kind, "refused", scanner.error.enhanced).inc()
                 await self.push(scanner.error.reply())
                 return
             envelope.content = data
@@ -790,8 +804,10 @@ class GatewaySMTP(SMTP):
             try:
                 text = await self.policy.accept(self, envelope, data)
             except Refusal as refusal:
+                SMTP_MESSAGES.labels(self.kind, "refused", refusal.enhanced).inc()
                 await self._refuse(refusal)
                 return
+            SMTP_MESSAGES.labels(self.kind, "accepted", "2.0.0").inc()
             # One log line per accepted message: the policy's store step logs it with the
             # message id (``event=smtp_stored``, which carries size and recipient counts).
             await self.push(f"250 2.0.0 {text}")

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from accounts.authenticator import Identity, shown_login
+from config.metrics import AUTHENTICATIONS
 from imap.commands import ANY, NOT_AUTHENTICATED, register
 from imap.protocol import ImapRefusal, continuation, tagged
 from imap.protocol import commands as c
@@ -114,6 +115,7 @@ def _logged_in(session: Session, identity: Identity) -> Done:
     session.identity = identity
     session.access_version = session.ctx.authenticator.access.version
     session.auth_failures = 0
+    AUTHENTICATIONS.labels("imap", identity.method, "success").inc()
     log.info("imap_login", extra=session.log_fields(method=identity.method))
     caps = " ".join(session.capabilities())
     return Done("Logged in", f"CAPABILITY {caps}")
@@ -121,6 +123,7 @@ def _logged_in(session: Session, identity: Identity) -> Done:
 
 def _failed(session: Session, method: str, who: str | None) -> ImapRefusal:
     session.auth_failures += 1
+    AUTHENTICATIONS.labels("imap", method, "failure").inc()
     log.info("imap_auth_failed", extra=session.log_fields(
         method=method, login=shown_login(who or ""), failures=session.auth_failures))
     if session.auth_failures >= MAX_AUTH_FAILURES:
