@@ -23,6 +23,7 @@ together with their checkpoint rows is still detected. ``docs/proofs.md`` has th
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -648,6 +649,12 @@ async def _check_signed(
             continue
         chain.append((size, next(iter(roots))))
     stored = await tree_size(conn)
+    beyond = [size for size, _ in chain if stored < size <= after]
+    if beyond:
+        report.problems.append(
+            f"the stored proof tree was cut: it covers {stored} records, but a checkpoint "
+            f"signs {beyond[-1]} and the ledger holds {after}"
+        )
     for (old, old_root), (new, new_root) in zip(chain, chain[1:], strict=False):
         if new > min(stored, after):
             break
@@ -664,8 +671,7 @@ async def _check_signed(
 
 
 def base64_text(data: bytes) -> str:
-    import base64
-
+    """A hash as signed notes write it (standard base64)."""
     return base64.b64encode(data).decode()
 
 

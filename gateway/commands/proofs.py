@@ -26,14 +26,15 @@ def verify(cli: CliContext) -> None:
         db = await open_storage(settings)
         try:
             async with db.read() as conn:
-                return await proofs.verify(conn, db.keyring)
+                return await proofs.verify(conn, db.keyring, directory=settings.checkpoint_dir)
         finally:
             await db.close()
 
     report = run_command(run())
     click.echo(
         f"{report.records} records, {report.checkpoints} signed checkpoints, "
-        f"last seq {report.last_seq}"
+        f"{report.checkpoint_files} checkpoint files in {settings.checkpoint_dir}, "
+        f"last seq {report.last_seq}, root {proofs.base64_text(report.root)}"
     )
     if not report.ok:
         for problem in report.problems:
@@ -76,7 +77,10 @@ def checkpoint(cli: CliContext) -> None:
         db = await open_storage(settings)
         try:
             async with db.begin() as conn:
-                return await proofs.checkpoint(conn, db.keyring)
+                return await proofs.checkpoint(
+                    conn, db.keyring, origin=settings.proof_origin,
+                    directory=settings.checkpoint_dir,
+                )
         finally:
             await db.close()
 
