@@ -69,7 +69,7 @@ def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
 def parse_verifier_key(vkey: str) -> tuple[str, Ed25519PublicKey]:
     """(name, public key) of a verifier key; the embedded key id must match."""
     try:
-        name, kid, raw_b64 = vkey.strip().split("+")
+        name, kid, raw_b64 = vkey.strip().split("+", 2)
         raw = base64.b64decode(raw_b64, validate=True)
         if raw[:1] != ED25519 or len(raw) != 33:
             raise NoteError("not an Ed25519 verifier key")

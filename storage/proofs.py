@@ -447,10 +447,14 @@ async def get_by_message(conn: AsyncConnection, message_ref: str) -> list[ProofR
     return [_record(r) for r in rows]
 
 
-def _record(row: Any) -> ProofRecord:
+def record_from_row(row: Any) -> ProofRecord:
+    """A ``proofs`` row as a record (details parsed)."""
     m = dict(row._mapping)
     m["details"] = json.loads(m["details"])
     return ProofRecord(**m)
+
+
+_record = record_from_row
 
 
 async def verify(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 
 from gateway.context import CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
-from storage import proofs
+from storage import proof_bundle, proofs
 
 
 @click.group("proofs")
@@ -17,9 +19,16 @@ def command() -> None:
 
 
 @command.command("verify")
+@click.option(
+    "--offline", "offline", type=click.Path(path_type=Path, file_okay=False),
+    help="verify an export made by 'mssante proofs export' instead, without the database",
+)
 @pass_cli
-def verify(cli: CliContext) -> None:
+def verify(cli: CliContext, offline: Path | None) -> None:
     """Check every record and checkpoint; exit 1 naming each change, deletion or reordering."""
+    if offline is not None:
+        verify_offline(offline)
+        return
     settings = cli.settings()
 
     async def run() -> proofs.VerifyReport:
@@ -86,3 +95,71 @@ def checkpoint(cli: CliContext) -> None:
 
     seq = run_command(run())
     click.echo("nothing new to sign" if seq is None else f"checkpoint signed at seq {seq}")
+
+
+def verify_offline(directory: Path) -> None:
+    """``proofs verify --offline DIR``: the export alone, no settings, no database."""
+    if not (directory / "export.json").is_file():
+        fail(f"{directory} is not a proof export (no export.json in it)", 2)
+    report = proof_bundle.verify_export(directory)
+    click.echo(
+        f"{report.records} records, {report.checkpoints} signed checkpoints, "
+        f"tree size {report.tree_size}"
+    )
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(f"  problem: {problem}", err=True)
+        fail(f"proof export verification failed: {len(report.problems)} problem(s)")
+    click.echo("export verified: every record is in the signed ledger")
+
+
+def _when(value: str | None, option: str, *, end: bool) -> datetime | None:
+    """A date (whole day, ``--to`` inclusive) or an ISO 8601 time; UTC when no offset."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (2026-11-30) or an ISO 8601 time", param_hint=option
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if end and len(value) == 10:  # a date: up to the end of that day
+        when += timedelta(days=1)
+    return when
+
+
+@command.command("export")
+@click.option("--from", "since", metavar="DATE", help="first day (or time) to export")
+@click.option("--to", "until", metavar="DATE", help="last day (inclusive) or time (exclusive)")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="directory to write (created; must be empty)")
+@pass_cli
+def export(cli: CliContext, since: str | None, until: str | None, out: Path) -> None:
+    """Records with inclusion proofs, signed checkpoints and public keys, for an auditor."""
+    start, end = _when(since, "--from", end=False), _when(until, "--to", end=True)
+    if start and end and start >= end:
+        raise click.BadParameter(f"{until!r} is before {since!r}", param_hint="--to")
+    if out.exists() and any(out.iterdir()):
+        fail(f"--out {out} is not empty; give a new directory", 2)
+    settings = cli.settings()
+
+    async def run() -> proof_bundle.ExportReport:
+        db = await open_storage(settings)
+        try:
+            async with db.begin() as conn:  # sign first: every exported record is covered
+                await proofs.checkpoint(conn, db.keyring, origin=settings.proof_origin,
+                                        directory=settings.checkpoint_dir)
+            async with db.read() as conn:
+                return await proof_bundle.export(
+                    conn, db.keyring, out, origin=settings.proof_origin, since=start, until=end
+                )
+        finally:
+            await db.close()
+
+    report = run_command(run())
+    click.echo(
+        f"exported {report.records} records with inclusion proofs against tree size "
+        f"{report.tree_size}, {report.checkpoints} signed checkpoints, to {out}"
+    )
