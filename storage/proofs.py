@@ -61,6 +61,21 @@ PROOF_KINDS = (
     "mdn-sent",  # a disposition notification was sent
     "purged",  # body removed at the end of its retention
 )
+# The evidence type of ETSI EN 319 522-2 (Electronic Registered Delivery Services) each kind
+# stands for, so that receipts and exports name it; None: an operator event ETSI has no
+# evidence for. docs/proofs.md explains each line.
+ETSI_EVIDENCE: dict[str, str | None] = {
+    "submitted": "SubmissionAcceptance",
+    "received": "RelayAcceptance",
+    "relayed": "RelayAcceptance",
+    "deferred": "RelayFailure",
+    "bounced": "RelayRejection",
+    "delivered": "ContentConsignment",
+    "read": "ContentHandover",
+    "dsn-sent": None,
+    "mdn-sent": None,
+    "purged": None,
+}
 
 
 @dataclass(frozen=True)
