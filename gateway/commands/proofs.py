@@ -10,7 +10,7 @@ import click
 
 from gateway.context import CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
-from storage import proof_bundle, proofs
+from storage import proof_bundle, proofs, receipts
 
 
 @click.group("proofs")
@@ -163,3 +163,68 @@ def export(cli: CliContext, since: str | None, until: str | None, out: Path) -> 
         f"exported {report.records} records with inclusion proofs against tree size "
         f"{report.tree_size}, {report.checkpoints} signed checkpoints, to {out}"
     )
+
+
+@command.command("receipt")
+@click.argument("message_id")
+@click.option("--recipient", metavar="ADDR", help="only this recipient's delivery and reading")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="FILE.json (verifiable) or FILE.html (printable, with the JSON inside)")
+@pass_cli
+def receipt(cli: CliContext, message_id: str, recipient: str | None, out: Path) -> None:
+    """An acknowledgement of receipt for one message, verifiable offline."""
+    if out.suffix.lower() not in (".json", ".html"):
+        raise click.BadParameter(f"{str(out)!r} must end in .json or .html", param_hint="--out")
+    settings = cli.settings()
+    ref = message_id if message_id.startswith("<") else f"<{message_id}>"
+
+    async def run() -> dict[str, object] | str:
+        db = await open_storage(settings)
+        try:
+            async with db.begin() as conn:  # sign first: the receipt covers every record
+                await proofs.checkpoint(conn, db.keyring, origin=settings.proof_origin,
+                                        directory=settings.checkpoint_dir)
+            async with db.read() as conn:
+                return await receipts.build_receipt(conn, db.keyring, ref, recipient=recipient)
+        except receipts.NoProofs as exc:
+            return str(exc)
+        finally:
+            await db.close()
+
+    doc = run_command(run())
+    if isinstance(doc, str):
+        fail(doc, 2)
+        return
+    receipts.write(doc, out)
+    summary = doc["summary"]
+    assert isinstance(summary, dict)
+    click.echo(f"receipt for {ref}: {len(summary['events'])} records, written to {out}")
+
+
+@command.command("verify-receipt")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--key", "keys", multiple=True, metavar="VKEY",
+              help="the operator's published verifier key (else the receipt's own is used)")
+def verify_receipt(file: Path, keys: tuple[str, ...]) -> None:
+    """Check a JSON receipt offline: signature, inclusion proofs, summary."""
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"{file} is not a readable JSON receipt: {exc}", 2)
+        return
+    if not isinstance(doc, dict):
+        fail(f"{file} is not a JSON receipt", 2)
+        return
+    report = receipts.verify_receipt(doc, list(keys) or None)
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(f"  problem: {problem}", err=True)
+        fail(f"receipt verification failed: {len(report.problems)} problem(s)")
+    s = doc["summary"]
+    click.echo(f"receipt verified: {report.records} records of {s['message_id']} are in the "
+               "signed ledger")
+    for line in ("sender", "submitted_at", "delivered_at", "read_at", "content_sha256"):
+        click.echo(f"  {line}: {s.get(line) or '-'}")
+    if not report.key_pinned:
+        click.echo("  note: checked with the key inside the receipt; compare it with the "
+                   "operator's published key (--key)")
