@@ -424,6 +424,19 @@ async def checkpoint(
     return int(last.seq)
 
 
+async def newest_checkpoint(conn: AsyncConnection) -> notes.Checkpoint | None:
+    """The newest signed checkpoint note of the database (one indexed row)."""
+    text = (
+        await conn.execute(
+            select(proof_checkpoints.c.note)
+            .where(proof_checkpoints.c.note.is_not(None))
+            .order_by(proof_checkpoints.c.seq.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return None if text is None else notes.parse(text)
+
+
 async def checkpoints(conn: AsyncConnection) -> list[notes.Checkpoint]:
     """The signed checkpoint notes of the database, smallest tree first."""
     rows = await conn.execute(
@@ -575,7 +588,9 @@ async def verify(
             report.problems.append(
                 f"checkpoint {c.seq}: the records do not produce the signed root hash"
             )
-    _check_files(report, files, keys, roots_at, {c.seq for c in checkpoint_rows}, signed)
+    _check_files(
+        report, directory, files, keys, roots_at, {c.seq for c in checkpoint_rows}, signed
+    )
     await _check_signed(conn, report, signed, roots_at, after)
     stored = await tree_size(conn)
     if stored > after:
@@ -607,6 +622,7 @@ def _checked_note(
 
 def _check_files(
     report: VerifyReport,
+    directory: Path | None,
     files: list[checkpoint_files.CheckpointFile],
     keys: list[Any],
     roots_at: dict[int, bytes],
@@ -645,6 +661,15 @@ def _check_files(
         report.problems.append(
             f"checkpoint rows were deleted: {len(missing_rows)} checkpoint file(s) (tree sizes "
             f"{_ranges(missing_rows)}) have no row in the database"
+        )
+    on_disk = {cp.size for what, cp in signed if what.startswith("checkpoint file ")}
+    no_file = [cp.size for what, cp in signed
+               if not what.startswith("checkpoint file ") and cp.size not in on_disk]
+    if directory is not None and no_file:
+        report.problems.append(
+            f"checkpoint files are missing: {len(no_file)} checkpoint(s) signed in the database "
+            f"(tree sizes {_ranges(no_file)}) have no file in {directory} (deleted, or the "
+            "directory was moved without its files)"
         )
 
 

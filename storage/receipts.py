@@ -89,13 +89,12 @@ async def build_receipt(
             raise NoProofs(f"no proof names {recipient} as a recipient of {message_ref}")
     if not records:
         raise NoProofs(f"no proof names message {message_ref}")
-    signed = await proofs.checkpoints(conn)
-    if not signed or signed[-1].size < records[-1].seq:
+    cp = await proofs.newest_checkpoint(conn)
+    if cp is None or cp.size < records[-1].seq:
         raise NoProofs(
             f"record {records[-1].seq} is not covered by a signed checkpoint yet; "
             "run mssante proofs checkpoint"
         )
-    cp = signed[-1]
     lines = [proof_bundle.record_json(r) for r in records]
     inclusion = []
     for r in records:

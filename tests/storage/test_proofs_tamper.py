@@ -217,3 +217,16 @@ async def test_stored_tree_inconsistent_with_checkpoints(
     problems = await _verify(database, outside)
     assert ("checkpoints 3 and 6 are not consistent: the stored tree does not prove that the "
             "tree of 6 records extends the tree of 3 records") in problems
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
+
+
+async def test_deleted_checkpoint_file(database: Database, outside: Path) -> None:
+    await _ledger(database, outside)
+    _remove(outside / _file(outside, 6))
+    assert await _verify(database, outside) == [
+        f"checkpoint files are missing: 1 checkpoint(s) signed in the database (tree sizes 6) "
+        f"have no file in {outside} (deleted, or the directory was moved without its files)"
+    ]
