@@ -402,10 +402,12 @@ async def checkpoint(
     ).first()
     if last is None:
         return None
+    # Before the early return: the start-up checkpoint is where a ledger upgraded in place
+    # gets its tree built, before any listener opens, not in the first accepted message.
+    tree = await _tree(conn, int(last.seq))
     done = (await conn.execute(select(func.max(proof_checkpoints.c.seq)))).scalar()
     if done is not None and done >= last.seq:
         return None
-    tree = await _tree(conn, int(last.seq))
     root = tree.root()
     kid = keyring.signing_key_id
     key = keyring.signing_key(kid)

@@ -128,3 +128,21 @@ async def test_ledger_written_before_the_tree_is_caught_up(database: Database) -
     async with database.read() as conn:
         assert await proofs.tree_size(conn) == 6
         assert await proofs.root_at(conn, 6) == ref.mth(0, 6)
+
+
+async def test_start_up_checkpoint_builds_the_tree_even_with_nothing_to_sign(
+    database: Database,
+) -> None:
+    """The gateway signs at start-up before listening: an upgraded ledger gets its tree
+    there, not inside the first accepted message's transaction."""
+    from storage.schema import meta, proof_tree
+
+    async with database.begin() as conn:
+        for i in range(4):
+            await proofs.append(conn, kind="read", message_ref=f"<{i}@x>")
+        assert await proofs.checkpoint(conn, database.keyring) == 4
+        await conn.execute(proof_tree.delete())
+        await conn.execute(meta.delete().where(meta.c.key == proofs.TREE_KEY))
+    async with database.begin() as conn:
+        assert await proofs.checkpoint(conn, database.keyring) is None  # nothing new
+        assert await proofs.tree_size(conn) == 4
