@@ -600,7 +600,17 @@ async def verify(
             f"records {after + 1}..{stored} were cut off: the stored proof tree covers "
             f"{stored} records, the ledger ends at record {after}"
         )
+    elif stored == after and await _stored_frontier(conn) != tree.hashes:
+        report.problems.append(
+            "the stored proof tree does not match the records (its right edge differs): "
+            "new checkpoints and inclusion proofs would be wrong"
+        )
     return report
+
+
+async def _stored_frontier(conn: AsyncConnection) -> list[bytes]:
+    raw = await meta_values.get_value(conn, TREE_KEY)
+    return [] if raw is None else [bytes.fromhex(h) for h in json.loads(raw)["frontier"]]
 
 
 def _checked_note(

@@ -230,3 +230,16 @@ async def test_deleted_checkpoint_file(database: Database, outside: Path) -> Non
         f"checkpoint files are missing: 1 checkpoint(s) signed in the database (tree sizes 6) "
         f"have no file in {outside} (deleted, or the directory was moved without its files)"
     ]
+
+
+async def test_stored_tree_edge_differs_from_the_records(
+    database: Database, outside: Path
+) -> None:
+    await _ledger(database, outside)
+    async with database.begin() as conn:
+        await meta_values.set_value(conn, proofs.TREE_KEY, json.dumps(
+            {"size": 6, "frontier": ["00" * 32, "11" * 32]}))
+    assert await _verify(database, outside) == [
+        "the stored proof tree does not match the records (its right edge differs): new "
+        "checkpoints and inclusion proofs would be wrong"
+    ]
