@@ -116,6 +116,11 @@ class ProofSettings:
         "checkpoint_interval",
         min=1, max=10_000_000,
     )
+    checkpoint_dir: str = opt(
+        "",
+        "append-only directory where every signed checkpoint is also written, outside the "
+        "database (default: checkpoints/ in the data dir; best on another disk or synced away)",
+    )
 
 
 @dataclass(frozen=True)
@@ -431,6 +436,15 @@ class Settings:
     @property
     def key_file(self) -> Path:
         return self.path(self.storage.key_file, "master.key")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path(self.proofs.checkpoint_dir, "checkpoints")
+
+    @property
+    def proof_origin(self) -> str:
+        """First line of the signed checkpoints: names this operator's ledger."""
+        return f"{self.hostname}/proofs"
 
     @property
     def pki_dir(self) -> Path:

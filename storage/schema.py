@@ -253,6 +253,18 @@ proof_checkpoints = Table(
     Column("signature", LargeBinary, nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("root", String(64), nullable=True),  # Merkle root (hex) at tree size seq
+    Column("note", Text, nullable=True),  # the C2SP signed checkpoint note
+)
+
+# Every complete subtree of the Merkle tree over the proofs (storage/merkle.py): level 0
+# holds the leaf hashes, (level, idx) the root of leaves idx*2**level .. (idx+1)*2**level-1.
+proof_tree = Table(
+    "proof_tree",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
 )
 
 traces = Table(

@@ -62,8 +62,11 @@ class CheckpointService:
         db = self._gateway.db
         if db is None:
             return
+        settings = self._gateway.settings
         async with db.begin() as conn:
-            seq = await proofs.checkpoint(conn, db.keyring)
+            seq = await proofs.checkpoint(
+                conn, db.keyring, origin=settings.proof_origin, directory=settings.checkpoint_dir
+            )
         if seq is not None:
             log.info("proof_checkpoint_signed", extra={"fields": {"seq": seq}})
 
