@@ -1,7 +1,7 @@
 """Merkle tree over the proof ledger: stored subtrees, and signed notes on checkpoints.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-02 00:00:00
 
 Self-contained: it only adds a table and two nullable columns. Records written before it
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
