@@ -194,6 +194,7 @@ class BlobStore:
             if h not in ids and h not in todo:
                 todo[h] = i
         if todo:
+            self.keyring.refresh()  # a key added by ``mssante keys rotate`` becomes active
             key_id = self.keyring.active_key_id
             work = [(h, bodies[i], digests[i]) for h, i in todo.items()]
 
@@ -244,6 +245,16 @@ class BlobStore:
                 await conn.execute(blob_segments.insert(), rows)
         return [BlobRef(ids[h], h, len(b), keys[h])
                 for h, b in zip(hexes, bodies, strict=True)]
+
+    def rewrap_key(self, blob_id: int, key_id: str, wrapped: bytes, sha_hex: str,
+                   new_key_id: str) -> bytes:
+        """The blob's data key, unwrapped with ``key_id`` and wrapped anew with ``new_key_id``
+        (master key rotation: the body and its segments are not touched)."""
+        digest = bytes.fromhex(sha_hex)
+        data_key = self._unwrap(blob_id, key_id, wrapped, digest)
+        nonce = secrets.token_bytes(12)
+        return nonce + self._master(new_key_id).encrypt(
+            nonce, data_key, _KEY_AAD + digest + new_key_id.encode())
 
     def _seal(self, data: bytes, digest: bytes,
               key_id: str) -> tuple[bytes, list[bytes], bytes]:
