@@ -272,9 +272,9 @@ class Registrar:
             reg.email, "Votre compte de messagerie sécurisée de santé est certifié",
             f"Bonjour {reg.given_name} {reg.surname},\n\nVotre demande a été acceptée. "
             f"Votre adresse de messagerie sécurisée de santé est :\n\n    {wanted}\n\n"
-            f"Connectez-vous sur {self.portal_url}/connexion avec votre adresse e-mail "
-            "habituelle ou cette adresse et votre mot de passe ; un code à usage unique vous "
-            "sera envoyé ici.\n", kind="signup-approved")
+            f"Connectez-vous sur {self.portal_url}/connexion avec cette adresse et le mot de "
+            "passe choisi à l'inscription ; un code à usage unique vous sera envoyé ici.\n",
+            kind="signup-approved")
         return account
 
     async def reject(self, registration_id: int, *, admin: str, reason: str) -> Registration:
