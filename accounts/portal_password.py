@@ -8,8 +8,8 @@ together. The same policy as at sign-up applies (:func:`password_problem`).
 from __future__ import annotations
 
 from accounts.errors import AccountRefused
-from accounts.passwords import hash_secret
 from accounts.password_policy import password_problem
+from accounts.passwords import hash_secret
 from accounts.registrations import USUAL_EMAIL
 from accounts.signup import email_problem
 from storage import accounts as account_rows
