@@ -86,9 +86,20 @@ class Browser:
                 element.send_keys(value)
 
     def click(self, css: str) -> None:
+        """Clicks and, for a link or a submit button, waits until the next page is loaded
+        (a click returns before the navigation it starts)."""
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
 
-        self.driver.find_element(By.CSS_SELECTOR, css).click()
+        element = self.driver.find_element(By.CSS_SELECTOR, css)
+        navigates = element.tag_name == "a" or element.get_attribute("type") == "submit"
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        if navigates:
+            WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(page))
+            WebDriverWait(self.driver, 30).until(
+                lambda d: d.execute_script("return document.readyState") == "complete")
 
     def text(self, css: str = "main") -> str:
         from selenium.webdriver.common.by import By
