@@ -3,6 +3,9 @@ an unknown address and a wrong password; tries, single use, admin pages, sign-ou
 
 from __future__ import annotations
 
+import asyncio
+import imaplib
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -132,3 +135,41 @@ async def test_sign_in_attempts_are_traced_for_the_web(gw: RunningGateway) -> No
         rows = (await conn.execute(select(traces).where(traces.c.service == "web"))).all()
     methods = sorted((r.detail["method"], r.event) for r in rows)
     assert methods == [("portal-otp", "auth_success"), ("portal-password", "auth_success")]
+
+
+async def test_portal_guesses_lock_the_login_for_imap_too(tmp_path: Path) -> None:
+    """One limiter for the portal, IMAP, SMTP and LDAP: wrong portal passwords lock the
+    name; then the right portal password and the right IMAP password fail alike."""
+    settings = gateway_settings(
+        tmp_path / "gw", directory={"enabled": False},
+        auth={"lock_after_failures": 3, "delay_after_failures": 50,
+              "address_delay_after_failures": 50, "address_lock_after_failures": 50,
+              "delay_max": 0, "lock_duration": 600})
+    async with running_gateway(settings) as gw:
+        admin = await give_admin_portal_access(gw)
+        assert gw.gw.first_start is not None
+        app_password = gw.gw.first_start.admin_password
+        imaps = next(int(s.server.tls_port) for s in gw.gw.services  # type: ignore[attr-defined]
+                     if s.name == "IMAP")
+        ctx = ssl.create_default_context(cafile=str(gw.ca_file))
+
+        def imap_login() -> str:
+            with imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx, timeout=30) as imap:
+                try:
+                    imap.login(admin, app_password)
+                except imaplib.IMAP4.error as exc:
+                    return f"refused {exc}"
+                return "ok"
+
+        assert await asyncio.to_thread(imap_login) == "ok"
+        async with portal(gw) as http:
+            token = await form_token(http, "/connexion")
+            for _ in range(3):
+                answer = await http.post("/connexion", data={
+                    "csrf": token, "email": admin, "password": "Mauvais-42x"})
+                assert answer.status_code == 400
+            answer = await http.post("/connexion", data={
+                "csrf": token, "email": admin, "password": ADMIN_PASSWORD})
+            assert answer.status_code == 400 and "incorrect" in answer.text
+        assert outbox(gw) == []
+        assert (await asyncio.to_thread(imap_login)).startswith("refused")
