@@ -221,6 +221,12 @@ class Portal:
         if checked.form is None:
             shown = {k: v for k, v in data.items() if k not in {"password", "password_confirm"}}
             return self._signup_page(request, session, shown, checked.errors, status=400)
+        if not self.deps.authenticator.limiter.may_hash(self._client(request)):
+            # each sign-up hashes a password (argon2: CPU and 64 MiB): same budget as logins
+            return self._render(
+                request, session, "message.html", status=429, title="Trop de demandes",
+                lines=["Trop de demandes depuis votre adresse réseau : réessayez dans "
+                       "quelques minutes."])
         await self.deps.registrar.sign_up(checked.form)
         session.data["signup_warnings"] = checked.warnings
         return self._see_other("/inscription/envoyee")

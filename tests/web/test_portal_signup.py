@@ -138,3 +138,20 @@ async def test_resend_answers_alike_for_unknown_addresses(gw: RunningGateway) ->
                                   data={"csrf": token, "email": "personne@exemple.fr"})
     assert known.status_code == unknown.status_code == 200
     assert known.text == unknown.text
+
+
+async def test_sign_ups_share_the_address_hashing_budget(tmp_path: Path) -> None:
+    """Each sign-up costs an argon2 hash: one client address may not make the server hash
+    without limit (the budget of [auth] address_hash_budget, shared with logins)."""
+    settings = gateway_settings(tmp_path / "gw", directory={"enabled": False},
+                                auth={"address_hash_budget": 2, "hash_budget_window": 3600})
+    async with running_gateway(settings) as gw, portal(gw) as http:
+        statuses = []
+        for n in range(3):
+            token = await form_token(http, "/inscription")
+            answer = await http.post("/inscription", data={
+                **signup_data(email=f"pro{n}@exemple.fr"), "csrf": token})
+            statuses.append(answer.status_code)
+        assert statuses == [303, 303, 429]
+        assert "Trop de demandes" in answer.text
+        assert len(outbox(gw)) == 2
