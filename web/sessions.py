@@ -6,7 +6,9 @@ defence against cross-site requests; each form also carries a CSRF token). A ses
 after ``idle`` seconds without a request and ``lifetime`` seconds after it began, whatever
 happens; signing in replaces the identifier (no session fixation). Sessions are kept in
 this process's memory, bounded: a restart signs everyone out, which is acceptable for a
-portal whose logins take a minute, and several nodes need sticky routing.
+portal whose logins take a minute, and several nodes need sticky routing. Anonymous
+sessions (a visitor's CSRF token) and signed-in ones are bounded separately, so a flood of
+anonymous requests drops only anonymous sessions, never someone's sign-in.
 """
 
 from __future__ import annotations
@@ -39,45 +41,58 @@ class SessionStore:
     """Sessions by identifier, least recently used dropped first beyond MAX_SESSIONS."""
 
     def __init__(self, idle: float, lifetime: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 max_sessions: int = MAX_SESSIONS) -> None:
         self.idle = idle
         self.lifetime = lifetime
         self._clock = clock
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._max = max_sessions
+        self._sessions: OrderedDict[str, Session] = OrderedDict()  # anonymous
+        self._signed: OrderedDict[str, Session] = OrderedDict()  # after rotate()
 
     def get(self, session_id: str | None) -> Session | None:
         """The live session, its idle clock restarted; None when unknown or expired."""
         if not session_id:
             return None
-        session = self._sessions.get(session_id)
+        table = self._signed if session_id in self._signed else self._sessions
+        session = table.get(session_id)
         if session is None:
             return None
         now = self._clock()
         if now - session.seen > self.idle or now - session.created > self.lifetime:
-            del self._sessions[session_id]
+            del table[session_id]
             return None
         session.seen = now
-        self._sessions.move_to_end(session_id)
+        table.move_to_end(session_id)
         return session
 
     def new(self) -> Session:
-        now = self._clock()
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now)
-        self._sessions[session.id] = session
-        while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+        """An anonymous session (the least recently used anonymous one goes when full)."""
+        session = self._make()
+        self._remember(self._sessions, session)
         return session
 
+    def _make(self) -> Session:
+        now = self._clock()
+        return Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now)
+
+    def _remember(self, table: OrderedDict[str, Session], session: Session) -> None:
+        table[session.id] = session
+        while len(table) > self._max:
+            table.popitem(last=False)
+
     def rotate(self, session: Session) -> Session:
-        """A new identifier and CSRF token for the same data (at sign-in); the lifetime
-        counts from now."""
-        self._sessions.pop(session.id, None)
-        fresh = self.new()
+        """At sign-in: a new identifier and CSRF token for the same data, kept with the
+        signed-in sessions; the lifetime counts from now."""
+        self.drop(session)
+        fresh = self._make()
         fresh.data = session.data
+        self._remember(self._signed, fresh)
         return fresh
 
     def drop(self, session: Session) -> None:
         self._sessions.pop(session.id, None)
+        self._signed.pop(session.id, None)
 
     def cookie_header(self, session: Session) -> str:
         return (f"{COOKIE}={session.id}; Path=/; Secure; HttpOnly; SameSite=Strict; "

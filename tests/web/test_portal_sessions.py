@@ -85,3 +85,13 @@ def test_resend_interval() -> None:
     challenge, _code = otp.new_challenge(7, NOW)
     assert not otp.may_resend(challenge, NOW + timedelta(seconds=59))
     assert otp.may_resend(challenge, NOW + timedelta(seconds=60))
+
+
+def test_a_flood_of_anonymous_sessions_does_not_sign_anyone_out() -> None:
+    store = SessionStore(idle=60, lifetime=300, max_sessions=4)
+    signed = store.rotate(store.new())
+    signed.data["account_id"] = 1
+    anonymous = [store.new() for _ in range(20)]
+    assert store.get(signed.id) is signed
+    assert store.get(anonymous[0].id) is None  # the oldest anonymous ones went first
+    assert store.get(anonymous[-1].id) is anonymous[-1]
