@@ -31,6 +31,13 @@ def banner(gateway: Gateway) -> None:
             f"  administrator   {creds.admin_address}  application password {creds.admin_password}",
             f"  demo mailbox    {creds.demo_address}  application password {creds.demo_password}",
         ]
+        if s.web.enabled:
+            out.append(
+                f"  portal          sign-up and review: to let the administrator in, run "
+                f"mssante accounts portal-password {creds.admin_address} --usual-email "
+                "<your address>; e-mails (links, codes) are written to "
+                f"{s.data_dir / 'outbox'}"
+            )
         if creds.demo_certificate is not None:
             out.append(
                 f"  demo certificate {creds.demo_certificate}  (PKCS#12 password "
