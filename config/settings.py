@@ -314,6 +314,18 @@ class WebSettings:
         ("127.0.0.1", "::1"),
         "addresses or networks allowed to read /metrics (others get 403)", networks=True,
     )
+    public_url: str = opt(
+        "", "address of the portal in the links of system e-mails "
+        "(default: https://<hostname>:<port>)"
+    )
+    session_idle: float = opt(
+        1800.0, "seconds without a request after which a portal session ends", min=60,
+        max=86400,
+    )
+    session_lifetime: float = opt(
+        43200.0, "seconds after sign-in after which a portal session ends in any case",
+        min=300, max=604800,
+    )
 
 
 @dataclass(frozen=True)

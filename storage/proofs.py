@@ -64,6 +64,11 @@ PROOF_KINDS = (
     "read",  # first reading by the recipient
     "mdn-sent",  # a disposition notification was sent
     "purged",  # body removed at the end of its retention
+    # registration life cycle (accounts/registrations.py): registration id, actor = who
+    "account-created",  # a professional signed up (e-mail not yet confirmed)
+    "account-confirmed",  # the usual e-mail address was confirmed by its link
+    "account-approved",  # an administrator approved: the mailbox address created
+    "account-rejected",  # an administrator rejected, with the reason
 )
 # The evidence type of ETSI EN 319 522-2 (Electronic Registered Delivery Services) each kind
 # stands for, so that receipts and exports name it; None: an operator event ETSI has no

@@ -278,6 +278,51 @@ traces = Table(
     Column("detail", JSONText, nullable=False),
 )
 
+REGISTRATION_STATUSES = ("unconfirmed", "pending", "approved", "rejected")
+
+# A professional's sign-up request, from the form to the administrator's decision. The
+# password is stored only as an argon2id hash (moved to the mailbox's credentials on
+# approval); the confirmation token only as its SHA-256 (it is 256 random bits).
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, default="unconfirmed", index=True),
+    Column("profession_type", String(64), nullable=False),
+    Column("rpps", String(11), nullable=True),
+    Column("adeli", String(9), nullable=True),
+    Column("surname", String(128), nullable=False),
+    Column("given_name", String(128), nullable=False),
+    Column("company", String(256), nullable=False, default=""),
+    Column("liberal", Boolean, nullable=False, default=False),
+    Column("profession", String(128), nullable=False),
+    Column("address1", String(256), nullable=False),
+    Column("address2", String(256), nullable=False, default=""),
+    Column("postal_code", String(5), nullable=False),
+    Column("city", String(128), nullable=False),
+    Column("region", String(64), nullable=False),
+    Column("department", String(3), nullable=False),
+    Column("phone1", String(32), nullable=False),
+    Column("phone2", String(32), nullable=False, default=""),
+    Column("password_hash", Text, nullable=True),
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("token_expires_at", UTCDateTime, nullable=True),
+    Column("token_sent_at", UTCDateTime, nullable=True),
+    Column("token_sends", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decided_by", String(320), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("address", String(320), nullable=True),
+    Column("account_id", BigId, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    CheckConstraint(
+        "status IN ('unconfirmed','pending','approved','rejected')", name="status"
+    ),
+    CheckConstraint("email = lower(email)", name="email_lower"),
+)
+
 meta = Table(
     "meta",
     metadata,

@@ -30,6 +30,13 @@ def banner(gateway: Gateway) -> None:
     creds = gateway.first_start
     if creds is not None:
         out += announce(creds, s.data_dir, terminal=sys.stdout.isatty())
+        if s.web.enabled:
+            out.append(
+                f"  portal          sign-up and review: to let the administrator in, run "
+                f"mssante accounts portal-password {creds.admin_address} --usual-email "
+                "<your address>; e-mails (links, codes) are written to "
+                f"{s.data_dir / 'outbox'}"
+            )
     out.append("Press Ctrl-C to stop.")
     print("\n".join(out), flush=True)
 

@@ -108,6 +108,8 @@ def test_serve_banner_tls_on_every_port_and_clean_sigterm(tmp_path: Path) -> Non
         assert re.search(r"demo mailbox\s+demo@mssante\.test\s+application password \S+",
                          secrets)
         assert "application password" not in text
+        assert "mssante accounts portal-password postmaster@mssante.test" in text
+        assert str(data / "outbox") in text
         listeners = [m.groupdict() for m in map(LISTENER.match, lines) if m]
         assert len(listeners) >= 5, lines
         for lst in listeners:
