@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from directory_ldap.folding import add_folded
 from directory_ldap.layout import MAILBOX_TYPES
 
 # RFC 5321 §4.5.3.1: 64 octets local part, 254 for the whole path; a pragmatic shape check.
@@ -120,6 +121,7 @@ class DirectoryEntry:
             attrs["mssanteListeRouge"] = [b"TRUE"]
         if self.preferred_rank:
             attrs["mssantePreferredRank"] = [str(self.preferred_rank).encode()]
+        add_folded(attrs)  # accent-free copies: LDAP clients find "Étienne" with "etienne"
         if self.password_hashes:
             # slapd's argon2 module verifies {ARGON2} values (slappw-argon2).
             attrs["userPassword"] = [b"{ARGON2}" + h.encode() for h in self.password_hashes]

@@ -27,6 +27,7 @@ from directory_ldap import generations
 from directory_ldap import layout as tree
 from directory_ldap.entry import TEXT_ATTRIBUTES
 from directory_ldap.extract import Extract, ParsedRow
+from directory_ldap.folding import FOLDED_ATTRIBUTES
 from directory_ldap.import_summary import ImportSummary, Progress
 from directory_ldap.queries import search_paged
 from directory_ldap.service import Directory
@@ -37,7 +38,7 @@ BATCH_SIZE = 500
 # Attributes an update rewrites (replace with no value deletes, RFC 4511 §4.6).
 MANAGED_ATTRIBUTES = (
     "cn", "o", "mssanteMailboxType", "mssanteListeRouge", "mssantePreferredRank",
-    "mssanteRowHash", *[a for a in TEXT_ATTRIBUTES.values()],
+    "mssanteRowHash", *[a for a in TEXT_ATTRIBUTES.values()], *FOLDED_ATTRIBUTES.values(),
 )
 
 @dataclass(frozen=True)
