@@ -91,8 +91,9 @@ def national_digests(base: str, conn: Any) -> dict[str, tuple[str, str]]:
     branch = tree.branch_dn(base, tree.NATIONAL_BRANCH)
     out: dict[str, tuple[str, str]] = {}
     for dn, attrs in search_paged(conn, branch, "(objectClass=mssanteMailbox)",
-                                  ["mail", "mssanteRowHash"]):
-        mail = attrs.get("mail", [b""])[0].decode()
+                                  ["mail", "mssanteMailUTF8", "mssanteRowHash"]):
+        # an internationalised address is named by its UTF-8 form (addresses.py)
+        mail = (attrs.get("mssanteMailUTF8") or attrs.get("mail") or [b""])[0].decode()
         digest = attrs.get("mssanteRowHash", [b""])[0].decode()
         out[mail.lower()] = (dn, digest)
     return out
@@ -108,6 +109,7 @@ async def import_online(
         used_columns=extract.used_columns, ignored_columns=extract.ignored_columns,
         missing_columns=extract.missing_columns,
     )
+    summary.note_addresses(extract)
     base = directory.base_dn
     journal = journal_path(directory)
     summary.resumed = await asyncio.to_thread(journal.exists)

@@ -33,7 +33,8 @@ professionals, far from a harvest of the national directory. Past it: sizeLimitE
 # Indexes are what an import pays for (every substring key of every value is a write), so only
 # the attributes that address-book filters and `search()` put in a disjunction get substring
 # keys: one unindexed branch of an OR makes slapd scan every entry.
-SUBSTRING_ATTRIBUTES = ("mail", "cn", "sn", "givenName", "displayName", "o", "l")
+SUBSTRING_ATTRIBUTES = (
+    "mail", "mssanteMailUTF8", "cn", "sn", "givenName", "displayName", "o", "l")
 # A few hundred distinct long labels shared by a million entries: `search()` matches a word
 # against the list of labels itself (queries.LabelVocabulary) and asks slapd for the exact
 # ones, so equality keys suffice (about a third of the import's index work saved).

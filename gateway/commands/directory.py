@@ -111,6 +111,8 @@ def import_cmd(cli: CliContext, file: Path) -> None:
                    + (f" and {more} more" if more else ""))
     for dn, reason in summary.failed:
         click.echo(f"failed: {dn}: {reason}")
+    for line in summary.internationalised_lines():
+        click.echo(line)
     click.echo(
         f"imported {summary.rows} rows from {file}: {summary.added} added, {summary.updated} "
         f"updated, {summary.deleted} deleted, {summary.unchanged} unchanged, "
