@@ -67,6 +67,12 @@ def test_internationalised_addresses_are_imported(tmp_path: Path) -> None:
     assert UTF8_LOCAL in show.output
     found = runner.invoke(main, ["--data-dir", str(data), "directory", "search", "elodie"])
     assert UTF8_LOCAL in found.output, found.output
+    # A cut list says so (before: it stopped at --limit without a word).
+    cut = runner.invoke(main, ["--data-dir", str(data), "directory", "search", "--limit", "3",
+                               "mssante"])
+    assert cut.exit_code == 0, cut.output
+    assert "3 result(s)" in cut.output
+    assert "more than 3 entries match 'mssante': only the first 3 are shown" in cut.output
     # Looked up by either form of an internationalised domain.
     for form in (IDN_DOMAIN, IDN_ASCII):
         show = runner.invoke(main, ["--data-dir", str(data), "directory", "show", form])

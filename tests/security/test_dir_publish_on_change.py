@@ -9,6 +9,7 @@ each periodic pass logged ``directory_published`` for every account.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import time
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from accounts.publishing import sync_directory
 from directory_ldap.layout import local_dn
-from tests.fixtures.gateway import ServeProcess
+from tests.fixtures.gateway import RunningGateway, ServeProcess
 
 pytestmark = pytest.mark.timeout(150)
 NEW = "nouveau.praticien@mssante.test"
@@ -92,3 +94,23 @@ async def test_new_account_binds_and_is_found_within_seconds(serve_process: Serv
     published = [line for line in log.splitlines() if "directory_published" in line]
     assert sum(NEW in line for line in published) == 1, published
     assert sum(proc.demo_address in line for line in published) == 1, published
+
+
+async def test_reconciliation_of_unchanged_accounts_writes_and_logs_nothing(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: every periodic pass logged directory_published for every account."""
+    directory = gateway.gw.directory
+    db = gateway.gw.db
+    assert directory is not None and db is not None
+    address, _ = await gateway.add_mailbox("reconcilie", name="Dr Hélène Réconcilie")
+    first = await sync_directory(db, directory)  # may publish the newcomer, if not yet done
+    assert first.failed == 0
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mssante"):
+        again = await sync_directory(db, directory)
+    assert (again.published, again.removed, again.failed) == (0, 0, 0)
+    assert again.checked >= 2
+    assert not [r for r in caplog.records if "directory_published" in r.getMessage()]
+    found = await directory.lookup(address)
+    assert found is not None and found.common_name == "Dr Hélène Réconcilie"
