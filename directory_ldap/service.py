@@ -161,8 +161,14 @@ class Directory:
         dn = tree.local_dn(self.base_dn, entry.address, entry.type)
         existing = self._find_local(conn, entry.address)
         if existing is None:
-            conn.add_s(dn, ldap.modlist.addModlist(new))
-            return "added"
+            try:
+                conn.add_s(dn, ldap.modlist.addModlist(new))
+                return "added"
+            except ldap.ALREADY_EXISTS:
+                # another node's pass published it a moment ago: compare with that one
+                existing = self._find_local(conn, entry.address)
+                if existing is None:
+                    raise
         old_dn, old = existing
         old_type = DirectoryEntry.from_ldap(old).type
         if old_type != entry.type or ldap.dn.str2dn(old_dn)[0][0][1] != entry.address:
