@@ -106,6 +106,7 @@ class DirectoryService:
 
     async def _watch_changes(self) -> None:
         """Publishes what changed as soon as the directory version moves."""
+        failing = False
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             try:
@@ -115,9 +116,12 @@ class DirectoryService:
                 since = (self._last_pass or utcnow()) - CLOCK_MARGIN
                 self._version = version
                 await self.sync(since)
-            except Exception as exc:  # noqa: BLE001 - the next change or full pass retries
-                self._version = -1  # try again at the next tick
-                log.warning("directory_sync_failed", extra={"fields": {"reason": str(exc)}})
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - retried at the next tick
+                self._version = -1
+                if not failing:  # once per outage, not every second
+                    log.warning("directory_sync_failed", extra={"fields": {"reason": str(exc)}})
+                failing = True
 
     def listeners(self) -> list[Listener]:
         layout = self.directory.layout
