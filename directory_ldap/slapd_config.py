@@ -22,12 +22,19 @@ SCHEMA_DIR = Path("/etc/ldap/schema")
 MODULE_DIR = Path("/usr/lib/ldap")
 OUR_SCHEMA = Path(__file__).with_name("mssante.schema")
 USER_SIZE_LIMIT = 500
-"""Most entries one user search returns: address books never need more, bulk harvests stop."""
+"""Most entries one user search returns: address books never need more, bulk harvests stop.
+Past it slapd ends the search with sizeLimitExceeded (4), which clients show
+("Size limit exceeded"); the entries sent until then are kept."""
+USER_PAGED_TOTAL = 5000
+"""Most entries one user search returns in all when the client pages it (RFC 2696 simple
+paged results, at most ``USER_SIZE_LIMIT`` per page): enough to browse a city's
+professionals, far from a harvest of the national directory. Past it: sizeLimitExceeded."""
 
 # Indexes are what an import pays for (every substring key of every value is a write), so only
 # the attributes that address-book filters and `search()` put in a disjunction get substring
 # keys: one unindexed branch of an OR makes slapd scan every entry.
-SUBSTRING_ATTRIBUTES = ("mail", "cn", "sn", "givenName", "displayName", "o", "l")
+SUBSTRING_ATTRIBUTES = (
+    "mail", "mssanteMailUTF8", "cn", "sn", "givenName", "displayName", "o", "l")
 # A few hundred distinct long labels shared by a million entries: `search()` matches a word
 # against the list of labels itself (queries.LabelVocabulary) and asks slapd for the exact
 # ones, so equality keys suffice (about a third of the import's index work saved).
@@ -146,7 +153,8 @@ def _access(base: str, svc: str) -> str:
     our service identity, bypasses it all)."""
     return f"""\
 limits dn.exact="{svc}" size=unlimited time=unlimited
-limits users size={USER_SIZE_LIMIT}
+limits users size.soft={USER_SIZE_LIMIT} size.hard={USER_SIZE_LIMIT} \
+	size.pr={USER_SIZE_LIMIT} size.prtotal={USER_PAGED_TOTAL}
 
 access to attrs=userPassword
 \tby anonymous auth
