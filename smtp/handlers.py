@@ -252,6 +252,7 @@ class SubmissionPolicy:
                 "mail_from": envelope.mail_from or "",
                 "recipients": recipients,
                 "smtp_id": smtp_id,
+                "session": session.trace_id,
             },
         )
         return await store(
@@ -378,6 +379,7 @@ class RelayPolicy:
                 "mail_from": envelope.mail_from or "",
                 "recipients": recipients,
                 "smtp_id": smtp_id,
+                "session": session.trace_id,
             },
         )
         return await store(

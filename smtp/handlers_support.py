@@ -252,7 +252,11 @@ async def store(
         raise Refusal.temporary_failure(
             "the message could not be stored safely; nothing was kept, please try again later"
         ) from None
-    log.info("event=smtp_stored kind=%s peer=%s id=%s message=%d size=%d local=%d remote=%d",
-             session.kind, session.peer_ip, smtp_id, stored.message_id, len(data),
+    # One line ties the session, the message, its queue rows and (through the proofs'
+    # smtp_id and session) everything recorded about it; outbound lines carry queue_id and
+    # message, so a grep for either follows the message to the other operator.
+    log.info("event=smtp_stored kind=%s peer=%s session=%s id=%s message=%d queue=%s size=%d "
+             "local=%d remote=%d", session.kind, session.peer_ip, session.trace_id, smtp_id,
+             stored.message_id, ",".join(map(str, stored.queue_ids)) or "-", len(data),
              len(delivery.local), len(delivery.remote))
     return f"Ok: queued as {smtp_id}"

@@ -411,7 +411,8 @@ class OutboundWorker:
                                     actor=item.recipient, details=details)
                 report = report_for("relayed", outcome.status, outcome.reply)
                 log.info("outbound_relayed", extra={"fields": {
-                    "queue_id": item.id, "host": outcome.remote_host}})
+                    "queue_id": item.id, "message": item.message_id,
+                    "host": outcome.remote_host}})
             elif outcome.kind == "permanent" or now >= item.expires_at:
                 reply = outcome.reply
                 status = outcome.status
@@ -427,7 +428,7 @@ class OutboundWorker:
                                                                        status=status))
                 report = report_for("failed", _failed_status(status), reply)
                 log.info("outbound_bounced", extra={"fields": {
-                    "queue_id": item.id, "status": status}})
+                    "queue_id": item.id, "message": item.message_id, "status": status}})
             else:
                 delay = retry_delay(self._settings.smtp.retry_schedule, item.attempts)
                 next_at = min(now + delay, item.expires_at)
@@ -443,7 +444,7 @@ class OutboundWorker:
                     report = report_for("delayed", outcome.status, outcome.reply,
                                         item.expires_at)
                 log.info("outbound_deferred", extra={"fields": {
-                    "queue_id": item.id, "status": outcome.status,
+                    "queue_id": item.id, "message": item.message_id, "status": outcome.status,
                     "next_attempt_at": next_at.isoformat()}})
         return report
 
