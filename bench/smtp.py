@@ -201,6 +201,25 @@ async def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def accepted_by_metrics(gw: ServeProcess) -> float:
+    """Messages the gateway's /metrics says it accepted (all listeners), read over HTTPS."""
+    import ssl
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ctx = ssl.create_default_context(cafile=str(gw.ca_file))
+    url = f"https://127.0.0.1:{gw.ports['MSSANTE_WEB_PORT']}/metrics"
+    with urllib.request.urlopen(url, context=ctx, timeout=10) as answer:  # noqa: S310
+        text = answer.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text) for sample in family.samples
+        if sample.name == "mssante_smtp_messages_total"
+        and sample.labels.get("outcome") == "accepted"
+    )
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="duration per size")
@@ -230,7 +249,14 @@ async def main() -> int:
             except (RuntimeError, OSError) as exc:
                 postfix_problem = f"postfix could not run: {exc}"
         for label, size in SIZES:
+            counted = await asyncio.to_thread(accepted_by_metrics, gw)
             mine = await run_load(ours, size, args.seconds, args.sessions)
+            counted = await asyncio.to_thread(accepted_by_metrics, gw) - counted
+            # every 250 the clients saw, and nothing else, is in the gateway's own counter
+            print(f"RESULT size={label} metrics_accepted={counted:.0f} "
+                  f"bench_accepted={len(mine.latencies)} "
+                  f"metrics_match={'yes' if counted == len(mine.latencies) else 'no'}",
+                  flush=True)
             ref = (await run_load(theirs, size, args.seconds, args.sessions)
                    if theirs is not None else None)
             rate = mine.rate(args.seconds)
