@@ -305,10 +305,11 @@ class RelayPolicy:
         space = trust.current  # one snapshot for the peer and its sender
         identity = self._peer(session)
         try:
+            # revocation first: a revoked certificate is refused as such, whatever its family
+            require_not_revoked(self.gateway.revocation, session.peer_certificate_der, "relay")
             peer = check_relay_peer(
                 session.tls_active, identity, datetime.now(UTC), space, self.rules
             )
-            require_not_revoked(self.gateway.revocation, session.peer_certificate_der, "relay")
             check_relay_sender(address, space, peer, self.rules.binding)
         except Refusal as refusal:
             # The fingerprint names the certificate for the operator's investigation; the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -448,7 +449,7 @@ def test_cli_show_and_revoke_bad_files(tmp_path: Path, dev_pki: DevPkiBundle) ->
 
 def test_installed_command_runs(tmp_path: Path, dev_pki: DevPkiBundle) -> None:
     """The real ``mssante`` entry point, as an operator runs it."""
-    exe = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "mssante"
+    exe = Path(sys.executable).with_name("mssante")  # the environment's installed command
     result = subprocess.run(
         [str(exe), "--data-dir", str(tmp_path), "pki", "show", str(dev_pki.expired.cert_file)],
         capture_output=True, text=True, timeout=60,
