@@ -272,7 +272,8 @@ class Session:
             cmd = parse_command(raw, utf8=self.utf8)
         except ParseError as exc:
             self.write(exc.response())
-            return self._count_bad()
+            # A refused value (NO: a charset, a mailbox name) is not an invalid command.
+            return self._count_bad() if exc.status == "BAD" else True
         await self.dispatch(cmd)
         return not self.logout
 
