@@ -279,9 +279,10 @@ def test_search_fields_of_missing_headers() -> None:
     assert search.attachments == ()
 
 
-def test_search_groups_list_only_mailboxes() -> None:
+def test_search_groups_keep_group_names() -> None:
+    """RFC 3501 §6.4.4: SEARCH TO matches the group's display name too (RFC 5322 §3.4)."""
     search = build_view(load("groups")).search
-    assert search.to is None
+    assert search.to == "undisclosed-recipients:;"
     assert search.cc == 'route@dest.example, Jean "JJ" Dupont <jean@x.example>'
 
 
