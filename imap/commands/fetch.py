@@ -372,7 +372,7 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
         items.insert(0, FetchAttr("UID"))  # RFC 9051 §6.4.9
     wants_modseq = cmd.changedsince is not None or any(a.name == "MODSEQ" for a in items)
     if wants_modseq:
-        session.enabled.add("CONDSTORE")  # RFC 7162 §3.1: implicit enable
+        session.enable_condstore()  # RFC 7162 §3.1: implicit enable
         if not any(a.name == "MODSEQ" for a in items):
             items.append(FetchAttr("MODSEQ"))
     uids = sel.resolve(cmd.sequence_set, cmd.uid)

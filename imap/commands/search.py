@@ -323,7 +323,7 @@ async def search(session: Session, cmd: c.Search) -> Done | None:
     key = cmd.criteria or SearchAll()
     modseq_used = _uses_modseq(key)
     if modseq_used:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()  # RFC 7162 §3.1.5
     found = await run_search(session, sel, key)
     uids = [r.uid for r in found]
     numbers = uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids]
