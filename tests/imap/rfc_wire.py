@@ -56,12 +56,15 @@ class Wire:
                 return resp.split()[1].decode(), untagged
             untagged.append(resp.rstrip(b"\r\n"))
 
-    def append(self, mailbox: str, raw: bytes, flags: str = "") -> tuple[str, bytes]:
-        """APPEND with a non-synchronising literal (LITERAL+): status and tagged line."""
+    def append(self, mailbox: str, raw: bytes, flags: str = "", *, literal8: bool = False
+               ) -> tuple[str, bytes]:
+        """APPEND with a non-synchronising literal (LITERAL+; ``literal8``: RFC 3516 ``~{n+}``,
+        which may hold NUL): status and tagged line."""
         tag = self.imap._new_tag()  # type: ignore[attr-defined]
         fl = f"({flags}) " if flags else ""
-        self.imap.send(tag + f" APPEND {mailbox} {fl}{{{len(raw)}+}}\r\n".encode() + raw
-                       + b"\r\n")
+        tilde = "~" if literal8 else ""
+        self.imap.send(tag + f" APPEND {mailbox} {fl}{tilde}{{{len(raw)}+}}\r\n".encode()
+                       + raw + b"\r\n")
         while True:
             resp = self.response()
             if resp.startswith(tag + b" "):
