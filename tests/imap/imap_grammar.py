@@ -288,3 +288,483 @@ def check_body(data: bytes, *, extended: bool, utf8: bool = False) -> None:
     r.body(extended=extended)
     if r.pos != len(data):
         raise r.fail("end of the body structure")
+
+
+# -- whole responses (RFC 9051 §9 response, with the extensions' ABNF) -------------------
+
+_STATUS_WORDS = (b"OK", b"NO", b"BAD", b"PREAUTH", b"BYE")
+_SYSTEM_FLAGS = {b"\\ANSWERED", b"\\FLAGGED", b"\\DELETED", b"\\SEEN", b"\\DRAFT"}
+_SECTION_TEXT = re.compile(rb"(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)",
+                           re.IGNORECASE)
+_CODE_ATOM = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\\]]+")
+_CODE_TEXT = re.compile(rb"[^\r\n\]\x00]+")
+_NUMBER_CODES = {b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN", b"HIGHESTMODSEQ", b"APPENDLIMIT"}
+_BARE_CODES = {b"ALERT", b"PARSE", b"READ-ONLY", b"READ-WRITE", b"TRYCREATE", b"NOMODSEQ",
+               b"CLOSED", b"UIDNOTSTICKY", b"UNKNOWN-CTE", b"UNAVAILABLE",
+               b"AUTHENTICATIONFAILED", b"AUTHORIZATIONFAILED", b"EXPIRED", b"PRIVACYREQUIRED",
+               b"CONTACTADMIN", b"NOPERM", b"INUSE", b"EXPUNGEISSUED", b"CORRUPTION",
+               b"SERVERBUG", b"CLIENTBUG", b"CANNOT", b"LIMIT", b"OVERQUOTA", b"ALREADYEXISTS",
+               b"NONEXISTENT", b"NOTSAVED", b"HASCHILDREN", b"USEATTR", b"TOOBIG",
+               b"COMPRESSIONACTIVE", b"INPROGRESS"}
+
+
+class ResponseReader(Reader):
+    """One server response (RFC 9051 §9 ``response-data``, ``response-tagged``, ``continue-
+    req``, ``greeting``, ``response-fatal``)."""
+
+    # -- little pieces -----------------------------------------------------------------
+    def sequence_set(self) -> None:
+        while True:
+            self._seq_number()
+            if self.peek(b":"):
+                self.pos += 1
+                self._seq_number()
+            if not self.peek(b","):
+                return
+            self.pos += 1
+
+    def _seq_number(self) -> None:
+        if self.peek(b"*"):
+            self.pos += 1
+        else:
+            self.nz_number()
+
+    def flag(self, *, perm: bool = False) -> None:
+        if self.peek(b"\\"):
+            self.pos += 1
+            if perm and self.peek(b"*"):
+                self.pos += 1  # flag-perm "\*"
+                return
+            if self.peek(b"Recent") or self.peek(b"RECENT"):
+                self.pos += 6  # flag-fetch (RFC 3501 §9)
+                return
+            self.atom()  # system flag or flag-extension
+        else:
+            self.atom()  # flag-keyword
+
+    def flag_list(self, *, perm: bool = False) -> None:
+        self.expect(b"(")
+        if not self.peek(b")"):
+            self.flag(perm=perm)
+            while self.peek(b" "):
+                self.sp()
+                self.flag(perm=perm)
+        self.expect(b")")
+
+    def mailbox(self) -> None:
+        self.astring()
+
+    def capability_data(self) -> None:
+        caps = []
+        while self.peek(b" "):
+            self.sp()
+            caps.append(self.atom().upper())
+        if b"IMAP4REV1" not in caps and b"IMAP4REV2" not in caps:
+            raise self.fail("IMAP4rev1 or IMAP4rev2 in CAPABILITY")
+
+    # -- response codes ----------------------------------------------------------------
+    def resp_text(self) -> None:
+        """``resp-text = ["[" resp-text-code "]" SP] [text]`` (RFC 9051 makes text optional;
+        RFC 3501 needs one TEXT-CHAR: this server always writes a sentence)."""
+        if self.peek(b"["):
+            self.pos += 1
+            self.resp_text_code()
+            self.expect(b"]")
+            if self.peek(b"\r\n"):
+                return
+            self.sp()
+        text = self.match(_TEXT, "text")
+        if text.startswith(b"["):
+            raise self.fail("text not starting with '['")
+
+    def resp_text_code(self) -> None:
+        name = self.match(_CODE_ATOM, "response code").upper()
+        if name == b"BADCHARSET":
+            if self.peek(b" "):
+                self.sp()
+                self.expect(b"(")
+                self.astring()
+                while self.peek(b" "):
+                    self.sp()
+                    self.astring()
+                self.expect(b")")
+        elif name == b"CAPABILITY":
+            self.capability_data()
+        elif name == b"PERMANENTFLAGS":
+            self.sp()
+            self.flag_list(perm=True)
+        elif name in _NUMBER_CODES:
+            self.sp()
+            self.number()
+        elif name == b"MODIFIED":
+            self.sp()
+            self.sequence_set()
+        elif name == b"APPENDUID":
+            self.sp()
+            self.nz_number()
+            self.sp()
+            self.sequence_set()
+        elif name == b"COPYUID":
+            self.sp()
+            self.nz_number()
+            self.sp()
+            self.sequence_set()
+            self.sp()
+            self.sequence_set()
+        elif name in _BARE_CODES:
+            pass
+        else:
+            # atom [SP 1*<any TEXT-CHAR except "]">]
+            if self.peek(b" "):
+                self.sp()
+                self.match(_CODE_TEXT, "response code text")
+
+    # -- FETCH -------------------------------------------------------------------------
+    def section(self) -> None:
+        self.expect(b"[")
+        if self.peek(b"]"):
+            self.pos += 1
+            return
+        while _NUMBER.match(self.data, self.pos):
+            self.nz_number()
+            if not self.peek(b"."):
+                break
+            self.pos += 1
+        if not self.peek(b"]"):
+            kind = self.match(_SECTION_TEXT, "section text").upper()
+            if kind.startswith(b"HEADER.FIELDS"):
+                self.sp()
+                self.expect(b"(")
+                self.astring()
+                while self.peek(b" "):
+                    self.sp()
+                    self.astring()
+                self.expect(b")")
+        self.expect(b"]")
+
+    def msg_att(self) -> None:
+        name = self.match(re.compile(rb"[A-Za-z0-9.]+"), "FETCH item name").upper()
+        if name == b"FLAGS":
+            self.sp()
+            self.flag_list()
+        elif name == b"UID":
+            self.sp()
+            self.nz_number()
+        elif name == b"MODSEQ":
+            self.sp()
+            self.expect(b"(")
+            self.nz_number()  # RFC 7162: permsg-modsequence is never 0
+            self.expect(b")")
+        elif name == b"INTERNALDATE":
+            self.sp()
+            m = self.match(_DATE_TIME, "date-time")
+            if m[4:7] not in _MONTHS:
+                raise self.fail("date-month")
+        elif name in (b"RFC822.SIZE",):
+            self.sp()
+            self.number()
+        elif name == b"ENVELOPE":
+            self.sp()
+            self.envelope()
+        elif name in (b"BODY", b"BODYSTRUCTURE") and not self.peek(b"["):
+            self.sp()
+            self.body(extended=name == b"BODYSTRUCTURE")
+        elif name in (b"BODY", b"BINARY", b"BINARY.SIZE"):
+            self.section()
+            if name != b"BINARY.SIZE" and self.peek(b"<"):
+                self.pos += 1
+                self.number()
+                self.expect(b">")
+            self.sp()
+            if name == b"BINARY.SIZE":
+                self.number()
+            else:
+                self.nstring(binary=name == b"BINARY")
+        elif name in (b"RFC822", b"RFC822.HEADER", b"RFC822.TEXT"):
+            self.sp()
+            self.nstring()
+        else:
+            raise self.fail("a FETCH item this server sends")
+
+    def fetch(self) -> None:
+        self.expect(b"(")
+        self.msg_att()
+        while self.peek(b" "):
+            self.sp()
+            self.msg_att()
+        self.expect(b")")
+
+    # -- mailbox data ------------------------------------------------------------------
+    def tagged_ext_comp(self) -> None:
+        if self.peek(b"("):
+            self.pos += 1
+            self.tagged_ext_comp()
+            self.expect(b")")
+        else:
+            self.astring()
+        while self.peek(b" "):
+            self.sp()
+            self.tagged_ext_comp()
+
+    def list_data(self) -> None:
+        self.sp()
+        self.expect(b"(")
+        if not self.peek(b")"):
+            self.flag()
+            while self.peek(b" "):
+                self.sp()
+                self.flag()
+        self.expect(b")")
+        self.sp()
+        if not self.nil():
+            m = re.compile(rb'"([^"\\\r\n]|\\["\\])"').match(self.data, self.pos)
+            if m is None:
+                raise self.fail("hierarchy delimiter")
+            self.pos = m.end()
+        self.sp()
+        self.mailbox()
+        if self.peek(b" "):
+            # RFC 5258 mbox-list-extended
+            self.sp()
+            self.expect(b"(")
+            while not self.peek(b")"):
+                self.astring()  # mbox-list-extended-item-tag
+                self.sp()
+                if self.peek(b"("):
+                    self.pos += 1
+                    if not self.peek(b")"):
+                        self.tagged_ext_comp()
+                    self.expect(b")")
+                else:
+                    self.astring()
+                if self.peek(b" "):
+                    self.sp()
+            self.expect(b")")
+
+    def status_data(self) -> None:
+        self.sp()
+        self.mailbox()
+        self.sp()
+        self.expect(b"(")
+        if not self.peek(b")"):
+            while True:
+                self.atom()
+                self.sp()
+                self.number()
+                if not self.peek(b" "):
+                    break
+                self.sp()
+        self.expect(b")")
+
+    def search_data(self) -> None:
+        while self.peek(b" "):
+            self.sp()
+            if self.peek(b"("):
+                self.expect(b"(MODSEQ ")  # RFC 7162 §7 search-sort-mod-seq
+                self.nz_number()
+                self.expect(b")")
+                return
+            self.nz_number()
+
+    def esearch_data(self) -> None:
+        if self.peek(b" ("):
+            self.expect(b" (TAG ")
+            self.string()
+            self.expect(b")")
+        if self.peek_ci(b" UID") and not _ATOM.match(self.data, self.pos + 4):
+            self.pos += 4
+        while self.peek(b" "):
+            self.sp()
+            name = self.atom().upper()
+            self.sp()
+            if name in (b"MIN", b"MAX"):
+                self.nz_number()
+            elif name == b"ALL":
+                self.sequence_set()
+            elif name in (b"COUNT",):
+                self.number()
+            elif name == b"MODSEQ":
+                self.nz_number()
+            else:
+                raise self.fail("ESEARCH return data")
+
+    def namespace_data(self) -> None:
+        for _ in range(3):
+            self.sp()
+            if self.nil():
+                continue
+            self.expect(b"(")
+            while self.peek(b"("):
+                self.pos += 1
+                self.string()
+                self.sp()
+                if not self.nil():
+                    self.match(re.compile(rb'"([^"\\\r\n]|\\["\\])"'), "delimiter")
+                self.expect(b")")
+            self.expect(b")")
+
+    def untagged(self) -> None:
+        self.expect(b"* ")
+        if _NUMBER.match(self.data, self.pos):
+            n = self.number()
+            self.sp()
+            word = self.atom().upper()
+            if word == b"FETCH":
+                if n == 0:
+                    raise self.fail("nz-number before FETCH")
+                self.sp()
+                self.fetch()
+            elif word == b"EXPUNGE":
+                if n == 0:
+                    raise self.fail("nz-number before EXPUNGE")
+            elif word not in (b"EXISTS", b"RECENT"):
+                raise self.fail("EXISTS, RECENT, EXPUNGE or FETCH")
+            return
+        word = self.atom().upper()
+        if word in _STATUS_WORDS:
+            self.sp()
+            self.resp_text()
+        elif word == b"CAPABILITY":
+            self.capability_data()
+        elif word == b"FLAGS":
+            self.sp()
+            self.flag_list()
+        elif word in (b"LIST", b"LSUB"):
+            self.list_data()
+        elif word == b"STATUS":
+            self.status_data()
+        elif word == b"SEARCH":
+            self.search_data()
+        elif word == b"ESEARCH":
+            self.esearch_data()
+        elif word == b"ENABLED":
+            while self.peek(b" "):
+                self.sp()
+                self.atom()
+        elif word == b"VANISHED":
+            self.sp()
+            if self.peek(b"("):
+                self.expect_ci(b"(EARLIER) ")
+            self.sequence_set()
+        elif word == b"NAMESPACE":
+            self.namespace_data()
+        elif word == b"QUOTA":
+            self.sp()
+            self.astring()
+            self.sp()
+            self.expect(b"(")
+            while not self.peek(b")"):
+                self.atom()
+                self.sp()
+                self.number()
+                self.sp()
+                self.number()
+                if self.peek(b" "):
+                    self.sp()
+            self.expect(b")")
+        elif word == b"QUOTAROOT":
+            self.sp()
+            self.mailbox()
+            while self.peek(b" "):
+                self.sp()
+                self.astring()
+        elif word == b"ACL":
+            self.sp()
+            self.mailbox()
+            while self.peek(b" "):
+                self.sp()
+                self.astring()
+                self.sp()
+                self.astring()
+        elif word == b"MYRIGHTS":
+            self.sp()
+            self.mailbox()
+            self.sp()
+            self.astring()
+        elif word == b"LISTRIGHTS":
+            self.sp()
+            self.mailbox()
+            self.sp()
+            self.astring()
+            self.sp()
+            self.astring()
+            while self.peek(b" "):
+                self.sp()
+                self.astring()
+        elif word == b"ID":
+            self.sp()
+            if not self.nil():
+                self.expect(b"(")
+                while not self.peek(b")"):
+                    self.string()
+                    self.sp()
+                    self.nstring()
+                    if self.peek(b" "):
+                        self.sp()
+                self.expect(b")")
+        else:
+            raise self.fail("a known untagged response")
+
+    def response(self) -> None:
+        if self.peek(b"* "):
+            self.untagged()
+        elif self.peek(b"+"):
+            self.pos += 1
+            if self.peek(b" "):
+                self.sp()
+                self.match(_TEXT, "continuation text") if not self.peek(b"\r\n") else None
+        else:
+            self.match(_TAG, "tag")
+            self.sp()
+            word = self.atom().upper()
+            if word not in (b"OK", b"NO", b"BAD"):
+                raise self.fail("OK, NO or BAD")
+            self.sp()
+            self.resp_text()
+        self.crlf_end()
+
+
+def check_response(data: bytes, *, utf8: bool = False) -> None:
+    """Raises :class:`GrammarError` unless ``data`` is exactly one server response."""
+    ResponseReader(data, utf8=utf8).response()
+
+
+def split_responses(stream: bytes) -> list[bytes]:
+    """A connection's server bytes cut into whole responses (each line with its literals);
+    a response cut short by the end of the stream is dropped."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(stream):
+        start = pos
+        while True:
+            eol = stream.find(b"\r\n", pos)
+            if eol < 0:
+                return out
+            line_end = eol + 2
+            m = _LITERAL.search(stream, pos, line_end)
+            if m is not None and m.end() == line_end:
+                pos = line_end + int(m.group(2))
+                if pos > len(stream):
+                    return out
+                continue
+            pos = line_end
+            break
+        out.append(stream[start:pos])
+    return out
+
+
+def check_stream(stream: bytes) -> list[str]:
+    """Every response of a connection checked in order; the problems found (empty when
+    all parse). UTF-8 strings are allowed after ``* ENABLED`` names UTF8=ACCEPT or
+    IMAP4rev2 (RFC 6855 §3, RFC 9051 §6.3.1)."""
+    problems: list[str] = []
+    utf8 = False
+    for resp in split_responses(stream):
+        try:
+            check_response(resp, utf8=utf8)
+        except GrammarError as exc:
+            problems.append(f"{exc} in {resp[:300]!r}")
+        if resp.startswith(b"* ENABLED") and (b"UTF8=ACCEPT" in resp.upper()
+                                              or b"IMAP4REV2" in resp.upper()):
+            utf8 = True
+    return problems
