@@ -17,7 +17,8 @@ from tests.imap.imap_grammar import check_stream
 
 GRAMMAR_CHECKED = frozenset({
     "test_clients_imapclient", "test_gaps_binary", "test_gaps_rev2_list",
-    "test_gaps_multiappend", "test_shared_acl",
+    "test_gaps_multiappend", "test_shared_acl", "test_server_session", "test_clients_concurrent",
+    "test_readproof_mdn",
 })
 """Existing modules whose traffic is checked too (besides every ``test_rfc_*``)."""
 

@@ -364,16 +364,14 @@ class ResponseReader(Reader):
 
     # -- response codes ----------------------------------------------------------------
     def resp_text(self) -> None:
-        """``resp-text = ["[" resp-text-code "]" SP] [text]`` (RFC 9051 makes text optional;
-        RFC 3501 needs one TEXT-CHAR: this server always writes a sentence)."""
+        """``resp-text = ["[" resp-text-code "]" SP] text`` with RFC 3501's ``text =
+        1*TEXT-CHAR`` (RFC 9051 makes it optional; IMAP4rev1 clients need it)."""
         if self.peek(b"["):
             self.pos += 1
             self.resp_text_code()
             self.expect(b"]")
-            if self.peek(b"\r\n"):
-                return
             self.sp()
-        text = self.match(_TEXT, "text")
+        text = self.match(_TEXT, "text (RFC 3501: at least one character)")
         if text.startswith(b"["):
             raise self.fail("text not starting with '['")
 
