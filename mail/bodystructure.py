@@ -110,7 +110,7 @@ def basic_global(structure: bytes) -> bytes:
     ``media-message`` is ``"MESSAGE" "RFC822"`` only), for sessions without UTF-8: the
     envelope, body and lines that follow its body fields are dropped, its extension data
     stays."""
-    if b"global" not in structure.lower():
+    if b'"global"' not in structure.lower():
         return structure
     cuts: list[tuple[int, int]] = []
     _scan(structure, 0, cuts)

@@ -1,5 +1,5 @@
-"""Every byte the IMAP server writes to the clients of the chosen test modules is checked
-against the strict grammar (:mod:`tests.imap.imap_grammar`) when the test ends.
+"""Every byte the IMAP server writes to the clients of the IMAP tests is checked against
+the strict grammar (:mod:`tests.imap.imap_grammar`) when the test ends.
 
 The bytes are taken where the real clients read them (imaplib, which imapclient and the
 tests' raw :class:`tests.imap.rfc_wire.Wire` build on), so the server runs untouched.
@@ -15,27 +15,11 @@ import pytest
 
 from tests.imap.imap_grammar import check_stream
 
-GRAMMAR_CHECKED = frozenset({
-    "test_clients_imapclient", "test_gaps_binary", "test_gaps_rev2_list",
-    "test_gaps_multiappend", "test_shared_acl", "test_server_session", "test_clients_concurrent",
-    "test_readproof_mdn",
-})
-"""Existing modules whose traffic is checked too (besides every ``test_rfc_*``)."""
-
-
-def _checked(module: str) -> bool:
-    name = module.rsplit(".", 1)[-1]
-    return name.startswith("test_rfc_") or name in GRAMMAR_CHECKED
-
 
 @pytest.fixture(autouse=True)
-def imap_grammar(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-                 ) -> Iterator[dict[Any, bytearray]]:
+def imap_grammar(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[Any, bytearray]]:
     """Records what the server writes on each client connection, then checks it."""
     streams: dict[Any, bytearray] = {}
-    if not _checked(request.module.__name__):
-        yield streams
-        return
     original_readline = imaplib.IMAP4.readline
     original_read = imaplib.IMAP4.read
 

@@ -235,3 +235,45 @@ def test_grammar_checker_refuses_what_it_should() -> None:
         pass
     else:
         raise AssertionError("NUL in a literal")
+
+
+def _hostile() -> list[bytes]:
+    """Structures that stretch the renderer: nesting past the limit, encoded and digest
+    messages, a multipart without boundary or delimiter, groups, NUL and 8-bit text."""
+    deep = HEAD + b"Content-Type: message/rfc822\r\n\r\n"
+    for _ in range(60):
+        deep += b"Subject: x\r\nContent-Type: message/rfc822\r\n\r\n"
+    deep += b"Subject: fin\r\n\r\nfin\r\n"
+    return [
+        deep,
+        _multipart([b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                    + base64.encodebytes(_INNER).replace(b"\n", b"\r\n")]),
+        HEAD + b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n" + _INNER
+        + b"--d\r\nContent-Type: message/global\r\n\r\n" + _INNER + b"--d--\r\n",
+        HEAD + b"Content-Type: multipart/mixed\r\n\r\nno boundary\r\n",
+        HEAD + b"Content-Type: multipart/mixed; boundary=x\r\n\r\nno delimiter\r\n",
+        b"To: Groupe: a@x, b@y;, undisclosed:;\r\nSubject: =?utf-8?q?=C3=A9t=C3=A9?=\r\n"
+        b"From: \"Dr \\\"X\\\"\" <x@y>\r\n\r\ncorps\x00\xe9\r\n",
+        _multipart([b"Content-Type: text/plain; name*0*=UTF-8''%C3%A9; name*1=\"x y\"\r\n"
+                    b"Content-Disposition: attachment; filename=\"a\\\"b\"\r\n"
+                    b"Content-Language: fr, en\r\nContent-Location: http://x/y\r\n\r\nt"]),
+    ]
+
+
+def test_every_rendered_structure_parses_with_the_strict_grammar() -> None:
+    """RFC 3501 §9 body / body-type-msg / body-ext-*: BODY and BODYSTRUCTURE of the message
+    corpus and of hostile structures parse strictly, for IMAP4rev1 (message/global made a
+    basic body) and after UTF-8 is enabled."""
+    from pathlib import Path
+
+    from imap.commands.fetch import _structure
+    from mail.views import build_view
+
+    corpus = Path(__file__).parent.parent / "mail" / "corpus"
+    messages = [p.read_bytes() for p in sorted(corpus.glob("*.eml"))] + _hostile()
+    assert len(messages) >= 15
+    for raw in messages:
+        view = build_view(raw)
+        for utf8 in (False, True):
+            check_body(_structure(view.body, utf8), extended=False, utf8=utf8)
+            check_body(_structure(view.bodystructure, utf8), extended=True, utf8=utf8)
