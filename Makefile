@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKGS   := config storage trustspace directory_ldap accounts mail smtp imap web gateway
 
-.PHONY: run test bench bench-blobs bench-smtp bench-imap bench-directory lint clean setup setup-bench
+.PHONY: run test fuzz bench bench-blobs bench-smtp bench-imap bench-directory lint clean setup setup-bench
 
 setup: $(STAMP)
 
@@ -16,6 +16,21 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Coverage-guided fuzzing (atheris) of every parser of outside input, FUZZ_SECONDS each;
+# new inputs go to var/fuzz/<target>, crashes to var/fuzz/crash-<target>-*. `make test` runs
+# each target for a few seconds and replays the committed corpus (tests/fuzz/corpus).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= imap_parser imap_reader mime_views headers smtp_params smtp_content whitelist \
+                extract sections
+
+fuzz: setup
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p var/fuzz/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $(BIN)/python -m tests.fuzz.run $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -timeout=10 -artifact_prefix=var/fuzz/crash-$$t- var/fuzz/$$t || exit 1; \
+	done
 
 lint: setup
 	$(BIN)/ruff check $(PKGS) tests bench

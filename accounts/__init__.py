@@ -1,1 +1,1 @@
-"""accounts layer (see DESIGN.md)."""
+"""accounts layer (see docs/architecture.md)."""

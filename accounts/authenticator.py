@@ -128,9 +128,13 @@ class Authenticator:
 
     async def check_password(
         self, address: str, password: str, method: str, *, client: str | None = None,
-        protocol: str = "", session_id: str = "",
+        protocol: str = "", session_id: str = "", kind: str = "app_password",
     ) -> Identity | None:
         """An active mailbox whose unrevoked application password is ``password``, or None.
+
+        ``kind="password"`` checks the portal password instead (chosen at sign-up, only
+        ever the first factor of a portal login): mail clients never get to use it, and
+        an application password never opens the portal.
 
         ``client`` (the peer's IP address) and ``protocol`` ("smtp", "imap", "web") feed the
         guessing limits (:mod:`accounts.limiter`) and the trace of the attempt. None is the
@@ -146,7 +150,7 @@ class Authenticator:
             result = verdict.refused.replace(" ", "_")
             ident = None
         else:
-            ident, result = await self._verify_password(login, password, method, client)
+            ident, result = await self._verify_password(login, password, method, client, kind)
             if ident is not None:
                 self.limiter.succeeded(login, client)
             else:
@@ -164,9 +168,10 @@ class Authenticator:
         return ident
 
     async def _verify_password(self, address: str, password: str, method: str,
-                               client: str | None) -> tuple[Identity | None, str]:
+                               client: str | None, kind: str = "app_password",
+                               ) -> tuple[Identity | None, str]:
         """(identity, "ok") or (None, why): "unknown", "wrong_password", "over_budget"."""
-        key = self._cache_key(address, password)
+        key = self._cache_key(f"{kind}\0{address}", password)
         hit = self._cache.get(key)
         if hit and self._fresh(hit[0], hit[1]):
             return Identity(**{**hit[2].__dict__, "method": method}), "ok"
@@ -187,7 +192,7 @@ class Authenticator:
                     await conn.execute(
                         select(credentials.c.id, credentials.c.secret_hash).where(
                             credentials.c.account_id == account.id,
-                            credentials.c.kind == "app_password",
+                            credentials.c.kind == kind,
                             credentials.c.revoked_at.is_(None),
                         )
                     )

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from accounts.errors import AccountRefused
 from accounts.passwords import generate_app_password, hash_secret
@@ -84,24 +87,40 @@ async def add_mailbox(
 
     password = generate_app_password()
     secret_hash = await hash_secret(password)
-    rpps = idnat[1:] if idnat and idnat.startswith("8") else None
-    adeli = idnat[1:] if idnat and idnat.startswith("0") else None
     given, _, surname = name.strip().rpartition(" ")
     try:
         async with db.begin() as conn:
-            account = await account_rows.create(
-                conn, address=address, type=type, status="active",
-                display_name=name.strip(), given_name=given, surname=surname or name.strip(),
-                idnat=idnat, rpps=rpps, adeli=adeli, structure_id=structure_id,
+            account = await insert_mailbox(
+                conn, address=address, type=type, name=name.strip(), given_name=given,
+                surname=surname or name.strip(), idnat=idnat, structure_id=structure_id,
                 structure_name=structure_name, is_admin=is_admin,
             )
-            await folders.create_default_folders(conn, account.id)
             await credentials.add(
                 conn, account.id, "app_password", label=device_label, secret_hash=secret_hash
             )
     except AlreadyExists:
         raise AccountRefused(f"address {address!r} already has a mailbox") from None
     return NewMailbox(account=account, app_password=password)
+
+
+async def insert_mailbox(
+    conn: AsyncConnection, *, address: str, type: str,  # noqa: A002 - the MSSanté term
+    name: str, given_name: str, surname: str, idnat: str | None = None,
+    structure_id: str | None = None, structure_name: str | None = None,
+    is_admin: bool = False, settings: dict[str, Any] | None = None,
+) -> Account:
+    """The account row and its default folders, in the caller's transaction (already
+    checked values; :class:`storage.errors.AlreadyExists` when the address is taken)."""
+    rpps = idnat[1:] if idnat and idnat.startswith("8") else None
+    adeli = idnat[1:] if idnat and idnat.startswith("0") else None
+    account = await account_rows.create(
+        conn, address=address, type=type, status="active", display_name=name,
+        given_name=given_name, surname=surname, idnat=idnat, rpps=rpps, adeli=adeli,
+        structure_id=structure_id, structure_name=structure_name, is_admin=is_admin,
+        settings=settings or {},
+    )
+    await folders.create_default_folders(conn, account.id)
+    return account
 
 
 STATUSES = ("active", "suspended", "closed")

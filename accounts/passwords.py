@@ -1,7 +1,7 @@
 """Application passwords: generation and argon2id hashing, off the event loop.
 
-Application passwords are per device and revocable (DESIGN.md §1 rule 3). They are random,
-so they need no strength policy; they are shown once and stored only as argon2id hashes.
+Application passwords are per device and revocable (docs/architecture.md §1 rule 3). They
+are random, so they need no strength policy; they are shown once and stored only as argon2id hashes.
 Hashing costs tens of milliseconds of CPU on purpose, so it always runs in a worker thread.
 """
 

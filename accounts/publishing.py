@@ -2,23 +2,28 @@
 
 Accounts live in the database; the directory shows them to correspondents. Rather than
 trusting every code path that changes an account to also call LDAP (and to survive slapd
-being down at that moment), the gateway reconciles: at start, after its own changes, and
-periodically for changes made by ``mssante accounts`` from another process. Publishing is
-idempotent, so a reconciliation that runs twice does no harm.
+being down at that moment), the gateway reconciles: every change of an account or of its
+application passwords raises the directory version (:mod:`storage.directory_version`), and
+the running gateway then re-publishes the accounts changed since its last pass (``since``),
+within about a second, whichever process made the change; a full reconciliation at start and
+periodically is the safety net. Publishing is idempotent and writes (and logs) only what
+differs from the published entry, so a reconciliation that runs twice does no harm.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from accounts.errors import AccountRefused
 from directory_ldap import Directory, DirectoryEntry, DirectoryError
 from storage import accounts as account_rows
 from storage.accounts import Account
 from storage.database import Database
+from storage.schema import accounts as account_table
 from storage.schema import credentials
 
 log = logging.getLogger("mssante.accounts")
@@ -32,9 +37,16 @@ the account: a flag set only in the directory would be lost at the next reconcil
 
 @dataclass(frozen=True)
 class SyncReport:
+    checked: int
+    """Accounts compared with their entry."""
     published: int
+    """Entries added or changed (unchanged ones are not written)."""
     removed: int
     failed: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.published or self.removed or self.failed)
 
 
 def directory_entry(account: Account, password_hashes: tuple[str, ...]) -> DirectoryEntry:
@@ -94,17 +106,41 @@ async def set_liste_rouge(
     return account
 
 
-async def sync_directory(db: Database, directory: Directory) -> SyncReport:
-    """Publishes every active account and removes suspended and closed ones."""
+async def _changed_since(db: Database, since: datetime) -> list[Account]:
+    """Accounts whose row or whose application passwords changed at or after ``since``."""
+    touched = select(credentials.c.account_id).where(
+        credentials.c.kind == "app_password",
+        or_(credentials.c.created_at >= since, credentials.c.revoked_at >= since),
+    )
     async with db.read() as conn:
-        accounts = await account_rows.list_accounts(conn, limit=10_000_000)
-        rows = (
-            await conn.execute(
-                select(credentials.c.account_id, credentials.c.secret_hash).where(
-                    credentials.c.kind == "app_password", credentials.c.revoked_at.is_(None)
-                )
+        ids = [r for (r,) in await conn.execute(
+            select(account_table.c.id).where(
+                or_(account_table.c.updated_at >= since, account_table.c.id.in_(touched))
             )
-        ).all()
+        )]
+        found = [await account_rows.get_by_id(conn, i) for i in ids]
+    return [a for a in found if a is not None]
+
+
+async def sync_directory(
+    db: Database, directory: Directory, since: datetime | None = None
+) -> SyncReport:
+    """Publishes every active account and removes suspended and closed ones; with ``since``,
+    only the accounts changed from then on (the quick pass after a change)."""
+    if since is None:
+        async with db.read() as conn:
+            accounts = await account_rows.list_accounts(conn, limit=10_000_000)
+    else:
+        accounts = await _changed_since(db, since)
+    if not accounts:
+        return SyncReport(0, 0, 0, 0)
+    wanted = select(credentials.c.account_id, credentials.c.secret_hash).where(
+        credentials.c.kind == "app_password", credentials.c.revoked_at.is_(None)
+    )
+    if since is not None and len(accounts) <= 500:
+        wanted = wanted.where(credentials.c.account_id.in_([a.id for a in accounts]))
+    async with db.read() as conn:
+        rows = (await conn.execute(wanted)).all()
     hashes: dict[int, list[str]] = {}
     for account_id, secret_hash in rows:
         if secret_hash:
@@ -114,8 +150,8 @@ async def sync_directory(db: Database, directory: Directory) -> SyncReport:
         try:
             if account.status == "active":
                 entry = directory_entry(account, tuple(hashes.get(account.id, ())))
-                await directory.publish(entry)
-                published += 1
+                if await directory.publish(entry):
+                    published += 1
             elif account.status in ("suspended", "closed") and await directory.unpublish(
                 account.address
             ):
@@ -124,4 +160,4 @@ async def sync_directory(db: Database, directory: Directory) -> SyncReport:
             failed += 1
             log.warning("directory_publish_failed", extra={"fields": {
                 "address": account.address, "reason": str(exc)}})
-    return SyncReport(published, removed, failed)
+    return SyncReport(len(accounts), published, removed, failed)

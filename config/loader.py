@@ -212,11 +212,6 @@ def _is_oid(text: str) -> bool:
     return len(arcs) >= 2 and all(a.isascii() and a.isdecimal() for a in arcs)
 
 
-def _is_host_port(text: str) -> bool:
-    host, sep, port = text.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
-
-
 def _type_name(tp: Any) -> str:
     if tp is bool:
         return "a boolean (true/false)"
@@ -342,6 +337,9 @@ def _check_consistency(settings: Settings, source: str) -> None:
                     source, f"certificates.{key}", oid,
                     "certificate policy OIDs in dotted form, such as 1.2.3.4",
                 )
+    for url in settings.tls.crl_urls:
+        if not url.startswith("https://") or len(url) <= len("https://"):
+            raise ConfigError(source, "tls.crl_urls", url, "an https:// URL")
     for s in settings.smtp.retry_schedule:
         try:
             if float(s) <= 0:

@@ -102,7 +102,7 @@ class StorageSettings:
 
 @dataclass(frozen=True)
 class ProofSettings:
-    """[proofs]: when the proof ledger is signed (Ed25519 checkpoints, DESIGN.md §3)."""
+    """[proofs]: when the proof ledger is signed (Ed25519 checkpoints, docs/architecture.md §3)."""
 
     checkpoint_interval: float = opt(
         300.0,
@@ -115,6 +115,11 @@ class ProofSettings:
         "sign a checkpoint as soon as this many records are unsigned, without waiting for "
         "checkpoint_interval",
         min=1, max=10_000_000,
+    )
+    checkpoint_dir: str = opt(
+        "",
+        "append-only directory where every signed checkpoint is also written, outside the "
+        "database (default: checkpoints/ in the data dir; best on another disk or synced away)",
     )
 
 
@@ -129,11 +134,30 @@ class TlsSettings:
     anchors: tuple[str, ...] = opt(
         (), "PEM files of the trust anchors peers must chain to (embedded default: pki/ca.pem)"
     )
-    crl_files: tuple[str, ...] = opt((), "PEM or DER CRL files honoured when verifying peers")
+    crl_files: tuple[str, ...] = opt(
+        (),
+        "PEM or DER CRL files checked for peer certificates, re-read when they change "
+        "(embedded: pki/crl.pem of the development CA is always added)",
+    )
+    crl_urls: tuple[str, ...] = opt(
+        (),
+        "https:// URLs of CRLs (IGC-Santé), fetched at start and every crl_refresh seconds; "
+        "when a fetch fails the last good list stays in force (copy kept in pki/crl-cache)",
+    )
+    crl_refresh: float = opt(
+        3600.0, "seconds between downloads of crl_urls (a failed one is retried within 300 s)",
+        min=5, max=7 * 86400,
+    )
+    crl_fetch_timeout: float = opt(30.0, "seconds to wait for a CRL server", min=1, max=600)
+    crl_file_check_interval: float = opt(
+        5.0, "seconds between checks of crl_files for changes (a revocation takes effect "
+        "within this delay)", min=0.05, max=3600,
+    )
     crl_check: str = opt(
         "leaf",
-        "with crl_files set: leaf checks the peer certificate only, chain every certificate "
-        "(then each issuing CA needs a CRL in crl_files)",
+        "leaf: the peer certificate is checked against its CA's CRL when one is loaded (a CA "
+        "without a CRL is not checked); chain: every CA certificate up to the anchor too, and "
+        "a CA without a CRL is refused",
         choices=("leaf", "chain"),
     )
     handshake_timeout: float = opt(
@@ -141,6 +165,13 @@ class TlsSettings:
         "seconds a client gets to complete a TLS handshake (implicit TLS and STARTTLS, SMTP "
         "and IMAP); the connection counts against its address's limit meanwhile",
         min=0.1, max=300,
+    )
+    crl_expired: str = opt(
+        "refuse",
+        "once a CA's CRL is past its nextUpdate and no newer one could be had: refuse "
+        "(fail-closed) that CA's certificates, or accept them checked against the stale list "
+        "(fail-open, logged)",
+        choices=("refuse", "accept"),
     )
 
 
@@ -283,6 +314,18 @@ class WebSettings:
         ("127.0.0.1", "::1"),
         "addresses or networks allowed to read /metrics (others get 403)", networks=True,
     )
+    public_url: str = opt(
+        "", "address of the portal in the links of system e-mails "
+        "(default: https://<hostname>:<port>)"
+    )
+    session_idle: float = opt(
+        1800.0, "seconds without a request after which a portal session ends", min=60,
+        max=86400,
+    )
+    session_lifetime: float = opt(
+        43200.0, "seconds after sign-in after which a portal session ends in any case",
+        min=300, max=604800,
+    )
 
 
 @dataclass(frozen=True)
@@ -405,6 +448,15 @@ class Settings:
     @property
     def key_file(self) -> Path:
         return self.path(self.storage.key_file, "master.key")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path(self.proofs.checkpoint_dir, "checkpoints")
+
+    @property
+    def proof_origin(self) -> str:
+        """First line of the signed checkpoints: names this operator's ledger."""
+        return f"{self.hostname}/proofs"
 
     @property
     def pki_dir(self) -> Path:

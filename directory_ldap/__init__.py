@@ -1,5 +1,5 @@
-"""directory_ldap layer (see DESIGN.md): managed slapd or external LDAP, schema, publishing,
-national extract import and correspondent search."""
+"""directory_ldap layer (see docs/architecture.md): managed slapd or external LDAP, schema,
+publishing, national extract import and correspondent search."""
 
 from directory_ldap.entry import DirectoryEntry
 from directory_ldap.errors import DirectoryError, DirectoryUnavailable, ImmutableAttributeError

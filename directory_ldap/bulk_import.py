@@ -276,6 +276,7 @@ async def _import_locked(
         finally:
             await asyncio.to_thread(loader.abort)
             await asyncio.to_thread(Path(command[3]).unlink, True)
+        summary.note_addresses(reader)
         current = await asyncio.to_thread(generations.current, layout)
         summary.generation = current.name if current else ""
         if summary.changed:

@@ -6,14 +6,12 @@ inetOrgPerson (RFC 2798) carries names and the postal address; our auxiliary cla
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from directory_ldap.addresses import ascii_address, valid_address
+from directory_ldap.folding import add_folded
 from directory_ldap.layout import MAILBOX_TYPES
-
-# RFC 5321 §4.5.3.1: 64 octets local part, 254 for the whole path; a pragmatic shape check.
-_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 # DirectoryEntry field → LDAP attribute (single-valued text attributes).
 TEXT_ATTRIBUTES: dict[str, str] = {
@@ -38,14 +36,12 @@ TEXT_ATTRIBUTES: dict[str, str] = {
     "department": "st",
 }
 
+__all__ = ["READ_ATTRIBUTES", "TEXT_ATTRIBUTES", "DirectoryEntry", "valid_address"]
+
 READ_ATTRIBUTES = [
-    "mail", "cn", "mssanteMailboxType", "mssanteOrigin", "mssanteListeRouge",
+    "mail", "mssanteMailUTF8", "cn", "mssanteMailboxType", "mssanteOrigin", "mssanteListeRouge",
     "mssantePreferredRank", "o", *TEXT_ATTRIBUTES.values(),
 ]
-
-
-def valid_address(address: str) -> bool:
-    return len(address) <= 254 and bool(_ADDRESS.match(address))
 
 
 @dataclass(frozen=True)
@@ -103,13 +99,19 @@ class DirectoryEntry:
         """The entry's attributes, ready for python-ldap (empty values left out)."""
         attrs: dict[str, list[bytes]] = {
             "objectClass": [b"inetOrgPerson", b"mssanteMailbox"],
-            "mail": [self.address.encode()],
             "cn": [self.common_name.encode()],
             # person (RFC 4519) requires sn; organisations and applications have none.
             "sn": [(self.surname or self.structure_name or self.address).encode()],
             "mssanteMailboxType": [self.type.encode()],
             "mssanteOrigin": [self.origin.encode()],
         }
+        # mail is ASCII only (IA5String): an internationalised address keeps its UTF-8 form
+        # in mssanteMailUTF8, and its ASCII form, when it has one, in mail (addresses.py).
+        mail = ascii_address(self.address)
+        if mail:
+            attrs["mail"] = [mail.encode()]
+        if not self.address.isascii():
+            attrs["mssanteMailUTF8"] = [self.address.encode()]
         for name, attr in TEXT_ATTRIBUTES.items():
             value = getattr(self, name)
             if value and attr != "sn":
@@ -120,6 +122,7 @@ class DirectoryEntry:
             attrs["mssanteListeRouge"] = [b"TRUE"]
         if self.preferred_rank:
             attrs["mssantePreferredRank"] = [str(self.preferred_rank).encode()]
+        add_folded(attrs)  # accent-free copies: LDAP clients find "Étienne" with "etienne"
         if self.password_hashes:
             # slapd's argon2 module verifies {ARGON2} values (slappw-argon2).
             attrs["userPassword"] = [b"{ARGON2}" + h.encode() for h in self.password_hashes]
@@ -143,10 +146,10 @@ class DirectoryEntry:
             kwargs["structure_name"] = one("o")
         rank = one("mssantePreferredRank")
         return cls(
-            address=one("mail"),
+            address=one("mssanteMailUTF8") or one("mail"),
             type=one("mssanteMailboxType").upper() or "PER",
             liste_rouge=one("mssanteListeRouge").upper() == "TRUE",
-            preferred_rank=int(rank) if rank.isdigit() else 0,
+            preferred_rank=int(rank) if rank.isascii() and rank.isdigit() else 0,
             origin=one("mssanteOrigin") or "local",
             **kwargs,
         )

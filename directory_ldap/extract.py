@@ -15,8 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from directory_ldap.addresses import ascii_address
 from directory_ldap.entry import DirectoryEntry, valid_address
 from directory_ldap.layout import MAILBOX_TYPES
+
+ENTRY_FORMAT = "2"
+"""Part of every row digest: raised when the same row gives a different LDAP entry (2: the
+accent-free copies of directory_ldap/folding.py), so the next import rewrites every entry
+instead of finding them all unchanged."""
 
 # The real extract's 31 columns, in its order (ANS, data.gouv.fr).
 REAL_COLUMNS = (
@@ -93,6 +99,8 @@ class Extract:
     ignored_columns: list[str] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
     lines: int = 0
+    internationalised: int = 0
+    utf8_local: list[str] = field(default_factory=list)
 
 
 class ExtractError(ValueError):
@@ -149,6 +157,10 @@ class ExtractReader:
         self.ignored_columns: list[str] = []
         self.missing_columns: list[str] = []
         self.lines = 0
+        self.internationalised = 0
+        """Rows with an internationalised address (RFC 6531), all imported."""
+        self.utf8_local: list[str] = []
+        """Those of them with a UTF-8 local part: no ASCII form for LDAP ``mail``."""
         self._keys: list[str | None] = []
         self._width = 0
         try:
@@ -199,7 +211,9 @@ class ExtractReader:
                     continue
                 values = {k: f.strip() for k, f in zip(keys, fields, strict=True)
                           if k and f.strip()}
-                address = values.get("address", "")
+                # RFC 6532 §3.1: internationalised addresses compared in NFC
+                address = unicodedata.normalize("NFC", values.get("address", ""))
+                values["address"] = address
                 if not address:
                     bad.append(BadRow(number, "no address"))
                     continue
@@ -211,7 +225,8 @@ class ExtractReader:
                     bad.append(BadRow(number, f"unknown mailbox type {mailbox_type!r}"))
                     continue
                 rank = values.get("preferred_rank", "0")
-                if not rank.isdigit() or len(rank) > 4:
+                # ASCII digits only: isdigit() alone accepts "²", which int() refuses
+                if not (rank.isascii() and rank.isdigit()) or len(rank) > 4:
                     bad.append(BadRow(number, f"invalid preferred rank {rank!r}"))
                     continue
                 low = address.lower()
@@ -220,8 +235,12 @@ class ExtractReader:
                     bad.append(BadRow(number, f"duplicate of line {previous} ({address})"))
                     continue
                 seen[low] = number
-                digest = hashlib.sha256(
-                    "\x1f".join(f"{k}={values[k]}" for k in sorted(values)).encode()
+                if not address.isascii():
+                    self.internationalised += 1
+                    if ascii_address(address) is None:
+                        self.utf8_local.append(address)
+                digest = hashlib.sha256((ENTRY_FORMAT + "\x1f" + "\x1f".join(
+                    f"{k}={values[k]}" for k in sorted(values))).encode()
                 ).hexdigest()[:32]
                 yield ParsedRow(number, _entry(values), digest)
         except UnicodeDecodeError as exc:
@@ -239,4 +258,5 @@ def read_extract(path: Path) -> Extract:
     for parsed in reader.rows():
         out.rows[parsed.entry.address.lower()] = parsed
     out.lines = reader.lines
+    out.internationalised, out.utf8_local = reader.internationalised, reader.utf8_local
     return out

@@ -19,13 +19,20 @@ def branch_dn(base: str, branch: str) -> str:
     return f"ou={branch},{base}"
 
 
+def _rdn(address: str) -> str:
+    """``mail=`` for ASCII addresses; ``mssanteMailUTF8=`` for internationalised ones, which
+    the ASCII-only mail attribute cannot name (directory_ldap/addresses.py)."""
+    attr = "mail" if address.isascii() else "mssanteMailUTF8"
+    return f"{attr}={escape_dn_chars(address)}"
+
+
 def local_dn(base: str, address: str, mailbox_type: str) -> str:
     """DN a local mailbox is published under; also the DN its owner binds with."""
-    return f"mail={escape_dn_chars(address)},{branch_dn(base, BRANCH_BY_TYPE[mailbox_type])}"
+    return f"{_rdn(address)},{branch_dn(base, BRANCH_BY_TYPE[mailbox_type])}"
 
 
 def national_dn(base: str, address: str) -> str:
-    return f"mail={escape_dn_chars(address)},{branch_dn(base, NATIONAL_BRANCH)}"
+    return f"{_rdn(address)},{branch_dn(base, NATIONAL_BRANCH)}"
 
 
 def service_dn(base: str) -> str:

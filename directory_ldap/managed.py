@@ -17,6 +17,9 @@ import socket
 import time
 from pathlib import Path
 
+import ldap
+import ldap.sasl
+
 from directory_ldap import slapd_config
 from directory_ldap.errors import DirectoryUnavailable
 from directory_ldap.slapd_config import SlapdLayout
@@ -65,6 +68,7 @@ class ManagedSlapd:
 
     async def _spawn(self) -> None:
         await asyncio.to_thread(_stop_stale_instance, self.layout)
+        await asyncio.to_thread(slapd_config.write_conf, self.layout)
         sock = self.layout.socket_path
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()  # a killed slapd leaves its socket behind
@@ -159,6 +163,21 @@ class ManagedSlapd:
             return False
         return True
 
+    async def update_crls(self, pem: bytes) -> bool:
+        """Gives slapd new revocation lists without a restart; True when they changed.
+
+        Rewriting ``olcTLSCRLFile`` in cn=config (over ldapi, as the service identity) makes
+        slapd build a new TLS context for the connections that follow; open connections keep
+        the certificate they were accepted with, as on the gateway's own listeners.
+        """
+        if not await asyncio.to_thread(slapd_config.write_crls, self.layout, pem):
+            return False
+        if self.pid is None or not pem:
+            return True  # the next spawn reads the bundle (write_conf)
+        await asyncio.to_thread(_set_crl_file, self.layout)
+        log.info("event=slapd_crl_reloaded file=%s", self.layout.crl_file)
+        return True
+
     async def wait_ready(self, within: float = 30.0) -> None:
         await asyncio.wait_for(self._ready.wait(), within)
 
@@ -181,6 +200,19 @@ class ManagedSlapd:
                 await proc.wait()
             log.info("event=slapd_stopped pid=%s", proc.pid)
         self._ready.clear()
+
+
+def _set_crl_file(layout: SlapdLayout) -> None:
+    conn = ldap.initialize(layout.ldapi_url, bytes_mode=False)
+    try:
+        conn.set_option(ldap.OPT_NETWORK_TIMEOUT, 5.0)
+        conn.sasl_interactive_bind_s("", ldap.sasl.external())
+        conn.modify_s("cn=config", [(ldap.MOD_REPLACE, "olcTLSCRLFile",
+                                     [str(layout.crl_file).encode()])])
+    except ldap.LDAPError as exc:
+        raise DirectoryUnavailable(f"slapd did not take the new CRL file: {exc}") from None
+    finally:
+        conn.unbind_s()
 
 
 def _die_with_parent() -> None:

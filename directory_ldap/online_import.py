@@ -27,6 +27,7 @@ from directory_ldap import generations
 from directory_ldap import layout as tree
 from directory_ldap.entry import TEXT_ATTRIBUTES
 from directory_ldap.extract import Extract, ParsedRow
+from directory_ldap.folding import FOLDED_ATTRIBUTES
 from directory_ldap.import_summary import ImportSummary, Progress
 from directory_ldap.queries import search_paged
 from directory_ldap.service import Directory
@@ -37,7 +38,7 @@ BATCH_SIZE = 500
 # Attributes an update rewrites (replace with no value deletes, RFC 4511 §4.6).
 MANAGED_ATTRIBUTES = (
     "cn", "o", "mssanteMailboxType", "mssanteListeRouge", "mssantePreferredRank",
-    "mssanteRowHash", *[a for a in TEXT_ATTRIBUTES.values()],
+    "mssanteRowHash", *[a for a in TEXT_ATTRIBUTES.values()], *FOLDED_ATTRIBUTES.values(),
 )
 
 @dataclass(frozen=True)
@@ -90,8 +91,9 @@ def national_digests(base: str, conn: Any) -> dict[str, tuple[str, str]]:
     branch = tree.branch_dn(base, tree.NATIONAL_BRANCH)
     out: dict[str, tuple[str, str]] = {}
     for dn, attrs in search_paged(conn, branch, "(objectClass=mssanteMailbox)",
-                                  ["mail", "mssanteRowHash"]):
-        mail = attrs.get("mail", [b""])[0].decode()
+                                  ["mail", "mssanteMailUTF8", "mssanteRowHash"]):
+        # an internationalised address is named by its UTF-8 form (addresses.py)
+        mail = (attrs.get("mssanteMailUTF8") or attrs.get("mail") or [b""])[0].decode()
         digest = attrs.get("mssanteRowHash", [b""])[0].decode()
         out[mail.lower()] = (dn, digest)
     return out
@@ -107,6 +109,7 @@ async def import_online(
         used_columns=extract.used_columns, ignored_columns=extract.ignored_columns,
         missing_columns=extract.missing_columns,
     )
+    summary.note_addresses(extract)
     base = directory.base_dn
     journal = journal_path(directory)
     summary.resumed = await asyncio.to_thread(journal.exists)

@@ -9,10 +9,12 @@ import ldap
 from ldap.controls import SimplePagedResultsControl
 from ldap.filter import escape_filter_chars
 
+from directory_ldap.addresses import ascii_address
+
 # Attributes a free-text word may match (substring, RFC 4515 §3 "substrings"); each one has a
 # substring index (slapd_config.SUBSTRING_ATTRIBUTES), else the OR would scan every entry. The
 # structure name is matched through o, which always carries it.
-WORD_ATTRIBUTES = ("cn", "mail", "sn", "givenName", "o", "l")
+WORD_ATTRIBUTES = ("cn", "mail", "mssanteMailUTF8", "sn", "givenName", "o", "l")
 LABEL_ATTRIBUTES = ("mssanteSpecialtyLabel", "mssanteProfessionLabel")
 
 Labels = dict[str, frozenset[str]]
@@ -38,7 +40,7 @@ def word_filter(word: str, labels: Labels | None = None) -> str:
         for attr in LABEL_ATTRIBUTES:
             parts += [f"({attr}={escape_filter_chars(v)})"
                       for v in sorted(labels.get(attr, ())) if folded in fold(v)]
-    if word.isdigit() or (len(word) <= 3 and word[:2].isdigit()):
+    if word.isascii() and (word.isdigit() or (len(word) <= 3 and word[:2].isdigit())):
         parts += [f"(postalCode={w}*)", f"(st={w})"]
     return "(|" + "".join(parts) + ")"
 
@@ -55,7 +57,15 @@ def text_filter(
 
 
 def address_filter(address: str) -> str:
-    return f"(&(objectClass=mssanteMailbox)(mail={escape_filter_chars(address)}))"
+    """The entry of ``address``: by ``mail`` (its ASCII form, so either form of an
+    internationalised domain finds it) or by ``mssanteMailUTF8`` (addresses.py)."""
+    if address.isascii():
+        return f"(&(objectClass=mssanteMailbox)(mail={escape_filter_chars(address)}))"
+    forms = [f"(mssanteMailUTF8={escape_filter_chars(address)})"]
+    mail = ascii_address(address)
+    if mail:
+        forms.append(f"(mail={escape_filter_chars(mail)})")
+    return f"(&(objectClass=mssanteMailbox)(|{''.join(forms)}))"
 
 
 def search_limited(

@@ -10,12 +10,15 @@ import random
 from pathlib import Path
 
 from directory_ldap.extract import REAL_COLUMNS
+from directory_ldap.folding import strip_accents
 
 SURNAMES = ("MARTIN", "BERNARD", "DUBOIS", "THOMAS", "ROBERT", "RICHARD", "PETIT", "DURAND",
             "LEROY", "MOREAU", "SIMON", "LAURENT", "LEFEBVRE", "MICHEL", "GARCIA", "DAVID",
             "BERTRAND", "ROUX", "VINCENT", "FOURNIER", "MOREL", "GIRARD", "ANDRE", "MERCIER")
 GIVEN = ("Marie", "Jean", "Pierre", "Sophie", "Camille", "Nicolas", "Julie", "Thomas",
          "Claire", "Antoine", "Lea", "Hugo", "Emma", "Louis", "Chloe", "Paul")
+ACCENTED_GIVEN = ("Étienne", "Hélène", "Jérôme", "Cécile", "Anaïs", "Noël", "Gaëlle", "Frédéric")
+"""Given names of every fourth nominative row with ``accents=True`` (bench/directory.py)."""
 SPECIALTIES = (("SM26", "Qualifié en Médecine Générale"), ("SM04", "Cardiologie et maladies "
                "vasculaires"), ("SM15", "Dermatologie"), ("SM53", "Pédiatrie"),
                ("SM38", "Psychiatrie"), ("SM02", "Anesthésie-réanimation"))
@@ -28,17 +31,20 @@ DOMAINS = ("medecin.mssante.fr", "ch-toulouse.mssante.fr", "aphp.mssante.fr",
            "pharmacien.mssante.fr", "infirmier.mssante.fr")
 
 
-def row(i: int, rng: random.Random, variant: int = 0) -> list[str]:
-    """Row ``i`` of the sample (same ``i`` → same mailbox; ``variant`` changes its metadata)."""
+def row(i: int, rng: random.Random, variant: int = 0, accents: bool = False) -> list[str]:
+    """Row ``i`` of the sample (same ``i`` → same mailbox; ``variant`` changes its metadata;
+    ``accents`` gives every fourth row an accented given name, as in the real extract)."""
     kind = "PER" if i % 10 < 8 else ("ORG" if i % 10 == 8 else "APP")
     surname, given = SURNAMES[i % len(SURNAMES)], GIVEN[(i // 7) % len(GIVEN)]
+    if accents and i % 4 == 1:
+        given = ACCENTED_GIVEN[(i // 4) % len(ACCENTED_GIVEN)]
     spec = SPECIALTIES[(i + variant) % len(SPECIALTIES)]
     prof = PROFESSIONS[(i // 3) % len(PROFESSIONS)]
     postal, city, dept = CITIES[(i // 11 + variant) % len(CITIES)]
     domain = DOMAINS[i % len(DOMAINS)]
     rpps = f"{10000000000 + i:011d}"
     if kind == "PER":
-        address = f"{given.lower()}.{surname.lower()}.{i}@{domain}"
+        address = f"{strip_accents(given).lower()}.{surname.lower()}.{i}@{domain}"
         ident = ["8", rpps, "8" + rpps]
         names = ["DR", surname, given]
         structure = ""
@@ -79,7 +85,8 @@ def row(i: int, rng: random.Random, variant: int = 0) -> list[str]:
 
 def write_sample(path: Path, rows: int, *, variant_of: set[int] | None = None,
                  skip: set[int] | None = None, start: int = 0,
-                 extra_lines: list[str] | None = None, seed: int = 7) -> None:
+                 extra_lines: list[str] | None = None, seed: int = 7,
+                 accents: bool = False) -> None:
     """Writes ``rows`` mailboxes numbered from ``start``; ``variant_of`` rows get changed
     metadata, ``skip`` rows are left out, ``extra_lines`` are appended verbatim."""
     rng = random.Random(seed)
@@ -89,6 +96,6 @@ def write_sample(path: Path, rows: int, *, variant_of: set[int] | None = None,
         for i in range(start, start + rows):
             if i in skip:
                 continue
-            fh.write("|".join(row(i, rng, 1 if i in variant_of else 0)) + "\n")
+            fh.write("|".join(row(i, rng, 1 if i in variant_of else 0, accents)) + "\n")
         for line in extra_lines or []:
             fh.write(line + "\n")

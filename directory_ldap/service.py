@@ -137,27 +137,38 @@ class Directory:
                 log.warning("event=directory_tree_missing dn=%s reason=no_write_access", dn)
 
     # -- publishing ------------------------------------------------------------------
-    async def publish(self, entry: DirectoryEntry) -> None:
-        """Adds or updates a local mailbox. Raises :class:`ImmutableAttributeError` when the
-        address is already published with another type."""
+    async def publish(self, entry: DirectoryEntry) -> str:
+        """Adds or updates a local mailbox; returns ``"added"``, ``"updated"`` or ``""``
+        (already published as it is: nothing written, nothing logged, so a reconciliation
+        logs only what changed). Raises :class:`ImmutableAttributeError` when the address is
+        already published with another type."""
         if entry.origin != "local":
             raise DirectoryError("only local mailboxes are published; imports use the importer")
-        await self.pool.run(lambda conn: self._publish(conn, entry))
-        self._labels_at = 0.0  # its labels may be new to the search vocabulary
-        log.info("event=directory_published address=%s type=%s", entry.address, entry.type)
+        change = await self.pool.run(lambda conn: self._publish(conn, entry))
+        if change:
+            self._labels_at = 0.0  # its labels may be new to the search vocabulary
+            log.info("event=directory_published address=%s type=%s change=%s",
+                     entry.address, entry.type, change)
+        return change
 
     def _find_local(self, conn: Any, address: str) -> tuple[str, dict[str, list[bytes]]] | None:
         flt = f"(&{address_filter(address)}(mssanteOrigin=local))"
         found = search_limited(conn, self.base_dn, flt, ["*"], 2)
         return found[0] if found else None
 
-    def _publish(self, conn: Any, entry: DirectoryEntry) -> None:
+    def _publish(self, conn: Any, entry: DirectoryEntry) -> str:
         new = entry.to_ldap()
         dn = tree.local_dn(self.base_dn, entry.address, entry.type)
         existing = self._find_local(conn, entry.address)
         if existing is None:
-            conn.add_s(dn, ldap.modlist.addModlist(new))
-            return
+            try:
+                conn.add_s(dn, ldap.modlist.addModlist(new))
+                return "added"
+            except ldap.ALREADY_EXISTS:
+                # another node's pass published it a moment ago: compare with that one
+                existing = self._find_local(conn, entry.address)
+                if existing is None:
+                    raise
         old_dn, old = existing
         old_type = DirectoryEntry.from_ldap(old).type
         if old_type != entry.type or ldap.dn.str2dn(old_dn)[0][0][1] != entry.address:
@@ -168,6 +179,8 @@ class Directory:
         changes = ldap.modlist.modifyModlist(old, new)
         if changes:
             conn.modify_s(old_dn, changes)
+            return "updated"
+        return ""
 
     async def unpublish(self, address: str) -> bool:
         """Removes a local mailbox (suspended or closed account); False if it was not there."""

@@ -22,12 +22,19 @@ SCHEMA_DIR = Path("/etc/ldap/schema")
 MODULE_DIR = Path("/usr/lib/ldap")
 OUR_SCHEMA = Path(__file__).with_name("mssante.schema")
 USER_SIZE_LIMIT = 500
-"""Most entries one user search returns: address books never need more, bulk harvests stop."""
+"""Most entries one user search returns: address books never need more, bulk harvests stop.
+Past it slapd ends the search with sizeLimitExceeded (4), which clients show
+("Size limit exceeded"); the entries sent until then are kept."""
+USER_PAGED_TOTAL = 5000
+"""Most entries one user search returns in all when the client pages it (RFC 2696 simple
+paged results, at most ``USER_SIZE_LIMIT`` per page): enough to browse a city's
+professionals, far from a harvest of the national directory. Past it: sizeLimitExceeded."""
 
 # Indexes are what an import pays for (every substring key of every value is a write), so only
 # the attributes that address-book filters and `search()` put in a disjunction get substring
 # keys: one unindexed branch of an OR makes slapd scan every entry.
-SUBSTRING_ATTRIBUTES = ("mail", "cn", "sn", "givenName", "displayName", "o", "l")
+SUBSTRING_ATTRIBUTES = (
+    "mail", "mssanteMailUTF8", "cn", "sn", "givenName", "displayName", "o", "l")
 # A few hundred distinct long labels shared by a million entries: `search()` matches a word
 # against the list of labels itself (queries.LabelVocabulary) and asks slapd for the exact
 # ones, so equality keys suffice (about a third of the import's index work saved).
@@ -43,6 +50,14 @@ SEARCHED_ATTRIBUTES = (*SUBSTRING_ATTRIBUTES, *PREFIX_ATTRIBUTES, *LABEL_ATTRIBU
 """Attributes free-text searches match by substring on an external server (README: index
 them ``eq,sub`` there; no label vocabulary is kept for a server the gateway does not load)."""
 MDB_MAXSIZE = 16 * 1024**3
+GNUTLS_PRIORITY = (
+    "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+    ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305"
+    ":-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+)
+"""slapd's ``TLSCipherSuite`` (a GnuTLS priority string, checked with gnutls_priority_init):
+TLS 1.2 and 1.3 only, AEAD suites only (AES-GCM, ChaCha20-Poly1305), ECDHE key exchange on
+TLS 1.2 (forward secrecy), the server's order wins: the policy of ``trustspace.tls``."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,12 @@ class SlapdLayout:
         return self.root / "slapd.log"
 
     @property
+    def crl_file(self) -> Path:
+        """The revocation lists slapd checks client certificates against (PEM, written by
+        the gateway from the same sources as its own listeners; see :func:`write_crls`)."""
+        return self.root / "crl-bundle.pem"
+
+    @property
     def socket_path(self) -> Path:
         """The ldapi socket; sun_path holds 108 bytes, so long data dirs fall back to /tmp."""
         path = self.root / "ldapi"
@@ -132,7 +153,8 @@ def _access(base: str, svc: str) -> str:
     our service identity, bypasses it all)."""
     return f"""\
 limits dn.exact="{svc}" size=unlimited time=unlimited
-limits users size={USER_SIZE_LIMIT}
+limits users size.soft={USER_SIZE_LIMIT} size.hard={USER_SIZE_LIMIT} \
+	size.pr={USER_SIZE_LIMIT} size.prtotal={USER_PAGED_TOTAL}
 
 access to attrs=userPassword
 \tby anonymous auth
@@ -150,6 +172,34 @@ access to dn.subtree="{base}"
 access to *
 \tby * none
 """
+
+
+def _crl_line(layout: SlapdLayout) -> str:
+    """``TLSCRLFile`` when the gateway has CRLs. GnuTLS (Debian's build) checks a client
+    certificate against the CRL of its issuer when one is loaded and accepts the other CAs'
+    certificates unchecked (``TLSCRLCheck`` is OpenSSL-only: this build accepts it and does
+    nothing with it, so it is not written). With ``TLSVerifyClient try`` the handshake of a
+    revoked certificate fails, so no SASL EXTERNAL identity can come from it."""
+    try:
+        has_crl = layout.crl_file.stat().st_size > 0
+    except OSError:
+        has_crl = False
+    return f"TLSCRLFile {layout.crl_file}\n" if has_crl else ""
+
+
+def write_crls(layout: SlapdLayout, pem: bytes) -> bool:
+    """Replaces slapd's CRL bundle (atomically); True when its content changed."""
+    try:
+        if layout.crl_file.read_bytes() == pem:
+            return False
+    except OSError:
+        pass
+    layout.root.mkdir(parents=True, exist_ok=True)
+    tmp = layout.crl_file.with_suffix(".tmp")
+    tmp.write_bytes(pem)
+    os.chmod(tmp, 0o644)
+    tmp.replace(layout.crl_file)
+    return True
 
 
 def render(layout: SlapdLayout, national_dir: Path | None = None) -> str:
@@ -184,13 +234,18 @@ loglevel stats
 tool-threads 1
 
 # TLS 1.2 minimum (3.3 = TLS 1.2) on LDAPS and StartTLS; client certificates optional
-# (SASL EXTERNAL over LDAPS, RFC 4513 §5.2.3).
+# (SASL EXTERNAL over LDAPS, RFC 4513 §5.2.3) but verified when presented: with GnuTLS,
+# "allow" let an expired or revoked certificate through to SASL EXTERNAL; "try" ends the
+# handshake on a certificate that does not verify (unknown CA, expired, revoked).
+# Debian's slapd uses GnuTLS, which takes versions and suites from the priority string
+# only (TLSProtocolMin alone let TLS 1.0 through).
 TLSCertificateFile {layout.cert_file}
 TLSCertificateKeyFile {layout.key_file}
 TLSCACertificateFile {layout.ca_bundle}
 TLSProtocolMin 3.3
-TLSVerifyClient allow
-
+TLSCipherSuite {GNUTLS_PRIORITY}
+TLSVerifyClient try
+{_crl_line(layout)}
 # No credential in clear: simple binds need TLS (ssf 128+) or the local socket (ssf 71).
 security simple_bind=71
 # Anonymous users may bind (to authenticate) but do nothing else (RFC 4513 §5.1.1).
@@ -213,6 +268,15 @@ index_substr_if_minlen 2
 index_substr_if_maxlen 4
 index_substr_any_len 3
 index_substr_any_step 1
+
+# cn=config, writable by the gateway only (over ldapi): rewriting olcTLSCRLFile there makes
+# slapd build a new TLS context, so a new CRL applies without a restart. Nothing written
+# there outlives the process: this file is the configuration at every start.
+database config
+rootdn "{svc}"
+access to *
+\tby dn.exact="{svc}" manage
+\tby * none
 
 # The national extract: its own MDB database, glued under the base (declared before its
 # superior). Each import builds a complete new generation offline (slapadd) and switches the
@@ -253,6 +317,12 @@ def write(layout: SlapdLayout) -> None:
         # Without anchors nothing can verify a client certificate; the server cert still works.
         bundle = layout.cert_file.read_bytes()
     layout.ca_bundle.write_bytes(bundle)
+    write_conf(layout)
+
+
+def write_conf(layout: SlapdLayout) -> None:
+    """Writes slapd.conf alone (before each spawn too: a restarted slapd then loads the CRL
+    bundle even if it appeared after the first start)."""
     tmp = layout.conf_file.with_suffix(".tmp")
     tmp.write_text(render(layout), encoding="utf-8")
     os.chmod(tmp, 0o600)

@@ -10,6 +10,7 @@ import click
 
 import gateway.commands as commands
 from gateway.context import CliContext
+from gateway.private_files import restrict_umask
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +25,7 @@ from gateway.context import CliContext
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None, data_dir: Path | None) -> None:
     """mssante-gateway: MSSanté secure health mail operator."""
+    restrict_umask()
     ctx.obj = CliContext(config_file=config_file, data_dir=data_dir)
 
 

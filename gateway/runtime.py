@@ -24,6 +24,9 @@ from accounts.authenticator import Authenticator
 from accounts.mailboxes import add_mailbox
 from config import Settings
 from directory_ldap import Directory
+from gateway.pidfile import remove_pid_file, write_pid_file
+from gateway.private_files import make_private
+from gateway.reload import Reloader
 from gateway.sdnotify import Notifier
 from gateway.service import Listener, Service
 from gateway.startup import StartupError, ensure_config_file, open_storage, prepare_tls
@@ -32,6 +35,8 @@ from mail.pipeline import Pipeline
 from storage import accounts as account_rows
 from storage.database import Database
 from storage.notify import PgChangeChannel, open_change_channel
+from trustspace.certs import PkiError
+from trustspace.crl import CrlStore
 from trustspace.pki import ensure_dev_pki, issue_certificate
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
 
@@ -59,6 +64,7 @@ class Gateway:
     settings: Settings
     db: Database | None = None
     trust: TrustSpaceManager | None = None
+    revocation: CrlStore | None = None
     pipeline: Pipeline | None = None
     changes: ChangeHub = field(default_factory=ChangeHub)
     authenticator: Authenticator | None = None
@@ -72,10 +78,11 @@ class Gateway:
     # -- start ---------------------------------------------------------------------
     async def start(self) -> None:
         settings = self.settings
-        await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(settings.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
         if ensure_config_file(settings):
             log.info("config_written", extra={"fields": {"path": str(settings.config_file)}})
         await asyncio.to_thread(prepare_tls, settings)
+        self.revocation = await load_revocation(settings)
         if settings.embedded:
             await asyncio.to_thread(ensure_default_whitelist, settings)
         self.trust = TrustSpaceManager(settings)
@@ -108,12 +115,18 @@ class Gateway:
             self._background.append(
                 asyncio.create_task(self.trust.run_periodic(self._stop_background))
             )
+            self._background.append(asyncio.create_task(
+                self.revocation.run(self._stop_background), name="crl-refresh"))
+            # Every file now exists (database, WAL, PKI, slapd's data): none readable by
+            # other accounts, whatever umask made them or an older version left them.
+            await asyncio.to_thread(make_private, settings)
         except BaseException:
             await self.stop(grace=0)
             raise
 
     async def start_change_channel(self) -> None:
-        """PostgreSQL: share IMAP change notifications with the other nodes (DESIGN.md §4)."""
+        """PostgreSQL: share IMAP change notifications with the other nodes
+        (docs/architecture.md §4)."""
         assert self.db is not None
         self._change_channel = await open_change_channel(
             self.db, self.changes.wake, self.changes.wake_all)
@@ -185,6 +198,16 @@ class Gateway:
 ServiceBuilder = Callable[[Gateway], Service | None]
 
 
+async def load_revocation(settings: Settings) -> CrlStore:
+    """The CRLs every listener checks peer certificates against (see trustspace.crl)."""
+    store = CrlStore(settings)
+    try:
+        await store.load_initial()
+    except PkiError as exc:
+        raise StartupError(str(exc)) from None
+    return store
+
+
 def service_builders() -> list[ServiceBuilder]:
     """The services of this build, in start order (each module adds itself here)."""
     from gateway.services import BUILDERS
@@ -202,7 +225,10 @@ def _bind_error(name: str, exc: OSError) -> str:
 async def serve(
     settings: Settings, announce: Callable[[Gateway], Awaitable[None] | None] | None = None
 ) -> int:
-    """Runs the gateway until SIGTERM or SIGINT; returns the process exit code (0)."""
+    """Runs the gateway until SIGTERM or SIGINT; returns the process exit code (0).
+
+    SIGHUP reloads the trust space and ``[transport]`` (gateway/reload.py); the pid file
+    tells ``mssante reload`` whom to signal."""
     notifier = Notifier()
     gateway = Gateway(settings)
     await gateway.start()
@@ -211,6 +237,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watchdog = asyncio.create_task(notifier.watchdog(stop), name="sd-watchdog")
+    reloader = Reloader(gateway)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    pid_file = await asyncio.to_thread(write_pid_file, settings.data_dir)
     try:
         if announce is not None:
             maybe = announce(gateway)
@@ -224,8 +253,10 @@ async def serve(
             "grace_s": settings.gateway.shutdown_grace}})
         notifier.send(stopping=1, status="stopping: sessions are finishing")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        await reloader.close()
+        remove_pid_file(pid_file)
         stop.set()
         await watchdog
         await gateway.stop()

@@ -56,7 +56,7 @@ async def open_storage(settings: Settings) -> Database:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Runs ``coro`` on uvloop when installed (DESIGN.md §8), plain asyncio otherwise."""
+    """Runs ``coro`` on uvloop when installed (docs/architecture.md §8), plain asyncio otherwise."""
     try:
         import uvloop
     except ImportError:

@@ -1,1 +1,1 @@
-"""imap layer (see DESIGN.md)."""
+"""imap layer (see docs/architecture.md)."""

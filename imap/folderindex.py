@@ -18,7 +18,9 @@ they last looked (RFC 3501 §5.2) without a query. Memory is bounded: least rece
 folders are dropped beyond ``max_messages`` messages in all.
 
 Message headers never change once stored, so :class:`HeaderFields` keeps the decoded
-Subject/From/To/Cc of messages for SEARCH without any coherence question.
+Subject/From/To/Cc of messages for SEARCH without any coherence question. They are stored
+sealed under each body's data key (:mod:`storage.metadata`): opened once, when first
+needed, then kept here in memory only.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mail.changes import ChangeHub
 from storage.database import Database
+from storage.messages import KEY_COLUMNS, WITH_KEYS, open_fields
 from storage.schema import folder_messages, folders, messages
 
 CHANGE_LOG = 4096
@@ -68,6 +71,9 @@ _CHANGED_ROWS = select(
     folder_messages.c.modseq > bindparam("modseq"),
 ).order_by(folder_messages.c.uid)
 _LIVE_ROWS = _CHANGED_ROWS.where(folder_messages.c.expunged_modseq.is_(None))
+_SEALED_FIELDS = select(
+    messages.c.id, messages.c.sealed_fields, messages.c.blob_id, *KEY_COLUMNS,
+).select_from(WITH_KEYS).where(messages.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class FolderIndex:
@@ -295,13 +301,12 @@ class HeaderFields:
             else:
                 out[mid] = got
         if missing:
-            m = messages
+            store = self._db.blobs
             async with self._db.read() as conn:
                 for i in range(0, len(missing), 500):
-                    rows = await conn.execute(
-                        select(m.c.id, m.c.subject, m.c.from_addr, m.c.to_addr, m.c.cc_addr)
-                        .where(m.c.id.in_(missing[i : i + 500])))
-                    for mid, subject, from_, to, cc in rows:
+                    rows = await conn.execute(_SEALED_FIELDS, {"ids": missing[i : i + 500]})
+                    for mid, *sealed in rows:
+                        subject, from_, to, cc, _sent = open_fields(store, *sealed)
                         value = ((subject or "").casefold(), (from_ or "").casefold(),
                                  (to or "").casefold(), (cc or "").casefold())
                         out[mid] = fields[mid] = value

@@ -3,8 +3,9 @@
 Command handlers in ``imap/commands/`` see only :class:`MailStore` (a ``typing.Protocol``, as
 pymap does), so the protocol behaviour can be read without SQL and the SQL can change without
 touching the commands. :class:`SqlMailStore` runs one query per FETCH range with only the
-columns asked for, never ORM objects per message (DESIGN.md §8). Every write commits, then
-tells the :class:`~mail.changes.ChangeHub` so other sessions learn of it (RFC 3501 §5.2).
+columns asked for, never ORM objects per message (docs/architecture.md §8). Every write
+commits, then tells the :class:`~mail.changes.ChangeHub` so other sessions learn of it
+(RFC 3501 §5.2).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    Text,
     and_,
     bindparam,
     delete,
@@ -26,7 +26,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,12 +39,22 @@ from imap.folderindex import (
     HeaderTuple,
 )
 from mail.changes import ChangeHub
+from mail.views import MessageView
 from storage import delegations as delegation_rows
 from storage import folders as folder_rows
+from storage.blobs import BlobStore
 from storage.database import Database
 from storage.errors import AlreadyExists
-from storage.messages import flags_text
-from storage.schema import folder_acl, folder_messages, folders, lost_subscriptions, messages
+from storage.messages import KEY_COLUMNS, WITH_KEYS, flags_text, open_fields, open_sealed
+from storage.metadata import VIEW
+from storage.schema import (
+    blobs,
+    folder_acl,
+    folder_messages,
+    folders,
+    lost_subscriptions,
+    messages,
+)
 
 DELIMITER = folder_rows.DELIMITER
 Ranges = Sequence[tuple[int, int]]
@@ -80,7 +89,7 @@ class MessageRow:
     header_size: int = 0
     blob_id: int | None = None
     message_id: int = 0
-    view: str | None = None  # the messages.view column as stored (JSON string literal)
+    view: MessageView | None = None  # opened from the sealed column (see OpenedViews)
     subject: str | None = None
     from_addr: str | None = None
     to_addr: str | None = None
@@ -285,6 +294,88 @@ _SET_FLAGS = (
 )
 
 
+class OpenedViews:
+    """IMAP views opened from their sealed column, the most recently used kept decoded.
+
+    The view (ENVELOPE, BODYSTRUCTURE with file names, section offsets) is stored sealed
+    under the body's data key (:mod:`storage.metadata`); unwrapping that key, opening and
+    decoding cost more than serving the answer, so a FETCH that pages through a mailbox
+    finds most views here. The key is the sealed value's random nonce and authentication
+    tag, which name one sealing of one view: an entry never answers for another message.
+    """
+
+    def __init__(self, store: BlobStore, capacity: int = 16384,
+                 fields_capacity: int = 100_000) -> None:
+        self.store = store
+        self.capacity = capacity
+        self._views: OrderedDict[bytes, MessageView] = OrderedDict()
+        self.fields_capacity = fields_capacity
+        self._fields: OrderedDict[bytes, list[str | None]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def held(self, sealed: bytes) -> MessageView | None:
+        """The view sealed as ``sealed`` if it was opened recently (no key needed)."""
+        key = bytes(sealed[:12]) + bytes(sealed[-16:])
+        got = self._views.get(key)
+        if got is not None:
+            self._views.move_to_end(key)
+        return got
+
+    def open(self, sealed: bytes, blob_id: int | None, key_id: str | None,
+             wrapped_key: bytes | None, content_sha256: str | None) -> MessageView | None:
+        """Opens and decodes a view not :meth:`held`, and keeps it."""
+        text = open_sealed(self.store, VIEW, sealed, blob_id, key_id, wrapped_key,
+                           content_sha256)
+        if text is None:
+            return None
+        views = self._views
+        got = views[bytes(sealed[:12]) + bytes(sealed[-16:])] = MessageView.from_json(
+            text.decode("utf-8", "surrogatepass"))
+        if len(views) > self.capacity:
+            views.popitem(last=False)
+        return got
+
+    def fields(self, sealed: bytes | None, blob_id: int | None, key_id: str | None,
+               wrapped_key: bytes | None, content_sha256: str | None) -> list[str | None]:
+        """The search fields of a message (:data:`storage.messages.SEARCH_FIELDS`), kept
+        opened too: SEARCH on criteria the folder index does not answer (sent dates, other
+        headers, bodies) reads them for every message of the folder, command after command.
+        """
+        if sealed is None:
+            return open_fields(self.store, None, None, None, None, None)
+        key = bytes(sealed[:12]) + bytes(sealed[-16:])
+        held = self._fields
+        got = held.get(key)
+        if got is not None:
+            held.move_to_end(key)
+            return got
+        got = held[key] = open_fields(self.store, sealed, blob_id, key_id, wrapped_key,
+                                      content_sha256)
+        if len(held) > self.fields_capacity:
+            held.popitem(last=False)
+        return got
+
+    async def open_missing(self, conn: AsyncConnection,
+                           pending: list[tuple[MessageRow, bytes]]) -> None:
+        """Opens the views of ``pending`` rows, reading the data keys of their bodies with
+        one query (a FETCH whose views are all held reads no key at all)."""
+        wanted = sorted({row.blob_id for row, _ in pending if row.blob_id is not None})
+        keys: dict[int, Any] = {}
+        for i in range(0, len(wanted), 500):
+            for r in await conn.execute(_BLOB_KEYS, {"ids": wanted[i : i + 500]}):
+                keys[int(r[0])] = r[1:]
+        for row, sealed in pending:
+            found = keys.get(row.blob_id) if row.blob_id is not None else None
+            if found is not None:
+                row.view = self.open(sealed, row.blob_id, *found)
+
+
+_BLOB_KEYS = select(blobs.c.id, *KEY_COLUMNS).where(
+    blobs.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def _columns(full: bool, search: bool) -> list[Any]:
     """The columns of :func:`_fetch_rows`, in the order its row loop unpacks them."""
     fm = folder_messages
@@ -292,20 +383,20 @@ def _columns(full: bool, search: bool) -> list[Any]:
     if full or search:
         cols += [messages.c.size, messages.c.header_size, messages.c.blob_id, fm.c.message_id]
     if full:
-        # As stored (a JSON string literal): the view cache is keyed by it, so a view held
-        # in memory is never unescaped nor decoded again (mail.views.ViewCache.get_stored).
-        cols.append(type_coerce(messages.c.view, Text))
+        cols.append(messages.c.sealed_view)
     if search:
-        cols += [messages.c.subject, messages.c.from_addr, messages.c.to_addr,
-                 messages.c.cc_addr, messages.c.date_header]
+        cols += [messages.c.sealed_fields, *KEY_COLUMNS]
     return cols
 
 
 def _rows_of(stmt: Any, full: bool, search: bool) -> Any:
-    """``stmt`` ordered by UID, joined to the messages when their columns are read."""
+    """``stmt`` ordered by UID, joined to the messages when their columns are read (and,
+    for SEARCH, to the blob row holding their data key: views are mostly held opened)."""
     fm = folder_messages
     stmt = stmt.order_by(fm.c.uid)
-    if full or search:
+    if search:
+        stmt = stmt.select_from(fm.join(WITH_KEYS, messages.c.id == fm.c.message_id))
+    elif full:
         stmt = stmt.select_from(fm.join(messages, messages.c.id == fm.c.message_id))
     return stmt
 
@@ -324,8 +415,8 @@ _ONE_RANGE_FULL = _one_range(full=True)
 
 
 async def _fetch_rows(
-    conn: AsyncConnection, folder_id: int, ranges: Ranges, *, full: bool, search: bool,
-    changed_since: int | None, with_flags: Sequence[str] = (),
+    conn: AsyncConnection, views: OpenedViews, folder_id: int, ranges: Ranges, *, full: bool,
+    search: bool, changed_since: int | None, with_flags: Sequence[str] = (),
     without_flags: Sequence[str] = (),
 ) -> list[MessageRow]:
     """The query of :meth:`SqlMailStore.fetch_rows` on an open read transaction.
@@ -346,6 +437,7 @@ async def _fetch_rows(
         return got
 
     results: list[Sequence[Any]] = []
+    pending: list[tuple[MessageRow, bytes]] = []  # views to open once the keys are read
     if (len(ranges) == 1 and changed_since is None and not with_flags and not without_flags
             and not search):
         # The common shape (one range: a page of headers, one message) as a statement built
@@ -369,16 +461,25 @@ async def _fetch_rows(
             for uid, modseq, flags, date in result:
                 append(MessageRow(uid, modseq, flags_of(flags), date))
             continue
+        k = 9 if full else 8  # sealed fields, then the data key columns (SEARCH)
         for r in result:
             row = MessageRow(r[0], r[1], flags_of(r[2]), r[3],
                              int(r[4]), int(r[5]), r[6], int(r[7]))
             if full:
-                row.view = r[8]
+                sealed = r[8]
+                if sealed is not None:
+                    row.view = views.held(sealed)
+                    if row.view is None:
+                        if search:
+                            row.view = views.open(sealed, r[6], *r[k + 1 : k + 4])
+                        else:
+                            pending.append((row, sealed))
             if search:
-                k = 9 if full else 8
                 (row.subject, row.from_addr, row.to_addr, row.cc_addr,
-                 row.date_header) = r[k : k + 5]
+                 row.date_header) = views.fields(r[k], r[6], *r[k + 1 : k + 4])
             append(row)
+    if pending:
+        await views.open_missing(conn, pending)
     return out
 
 
@@ -423,10 +524,12 @@ class _Reader:
     asks for at once (the FETCH batches by size).
     """
 
-    def __init__(self, db: Database, conn: AsyncConnection, cache: SpanCache) -> None:
+    def __init__(self, db: Database, conn: AsyncConnection, cache: SpanCache,
+                 views: OpenedViews) -> None:
         self._db = db
         self._conn = conn
         self._cache = cache
+        self._views = views
         self._spans: dict[int, tuple[int, bytes]] = {}
 
     async def fetch_rows(
@@ -438,9 +541,9 @@ class _Reader:
         for a FETCH or SEARCH that changes nothing)."""
         if not ranges:
             return []
-        return await _fetch_rows(self._conn, folder_id, ranges, full=full, search=search,
-                                 changed_since=changed_since, with_flags=with_flags,
-                                 without_flags=without_flags)
+        return await _fetch_rows(self._conn, self._views, folder_id, ranges, full=full,
+                                 search=search, changed_since=changed_since,
+                                 with_flags=with_flags, without_flags=without_flags)
 
     async def prefetch(self, spans: Sequence[tuple[int, int, int]]) -> None:
         self._spans = {}
@@ -487,6 +590,7 @@ class SqlMailStore:
         self._folder_sizes: dict[int, tuple[tuple[int, int], int]] = {}
         self._claim_lock = asyncio.Lock()
         self.spans = SpanCache()
+        self.views = OpenedViews(db.blobs)
 
     # -- folders -------------------------------------------------------------------
     async def list_folders(self, account_id: int) -> list[FolderInfo]:
@@ -701,13 +805,13 @@ class SqlMailStore:
         if not ranges:
             return []
         async with self._db.read() as conn:
-            return await _fetch_rows(conn, folder_id, ranges, full=full, search=search,
-                                     changed_since=changed_since)
+            return await _fetch_rows(conn, self.views, folder_id, ranges, full=full,
+                                     search=search, changed_since=changed_since)
 
     @asynccontextmanager
     async def _body_reader(self) -> AsyncIterator[BodyReader]:
         async with self._db.read() as conn:
-            yield _Reader(self._db, conn, self.spans)
+            yield _Reader(self._db, conn, self.spans, self.views)
 
     def body_reader(self) -> AbstractAsyncContextManager[BodyReader]:
         """One read transaction for every body range of a FETCH or SEARCH."""

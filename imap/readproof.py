@@ -1,4 +1,4 @@
-"""Read proofs and automatic read receipts (DESIGN.md §2 "How a message flows", step 4).
+"""Read proofs and automatic read receipts (docs/architecture.md §2 "How a message flows", step 4).
 
 The first time an account reads a message — a FETCH of its body without PEEK (BODY[...],
 RFC822, RFC822.TEXT, BINARY[...]), or a STORE that sets \\Seen — one ``read`` proof is

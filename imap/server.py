@@ -20,6 +20,7 @@ import ssl
 from collections import Counter
 from typing import Any, cast
 
+from config.metrics import CONNECTIONS, SESSIONS
 from imap.protocol import bye
 from imap.session import ImapContext, Session
 
@@ -158,9 +159,13 @@ class ImapServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                      lease: _Lease, tls: bool) -> None:
+        listener = "imaps" if tls else "imap"
+        CONNECTIONS.labels("imap", listener).inc()
+        SESSIONS.labels("imap", listener).inc()
         try:
             await Session(self.ctx, reader, writer, tls=tls).run()
         finally:
+            SESSIONS.labels("imap", listener).dec()
             lease.release()
 
     async def stop(self, grace: float) -> None:

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from accounts.authenticator import Authenticator, Identity
 from config import Settings
+from config.metrics import IMAP_COMMANDS
 from imap.capabilities import capabilities
 from imap.mailstore import MailStore
 from imap.protocol import (
@@ -26,6 +30,7 @@ from imap.protocol import (
     CommandTooLarge,
     ConnectionClosed,
     ImapRefusal,
+    LiteralLimits,
     ParseError,
     ResponseCode,
     bye,
@@ -45,9 +50,53 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mssante.imap")
 
+def internal_error(error: Exception, log_fields: Callable[..., dict[str, Any]]) -> str:
+    """Logs ``error`` with its traceback under a new incident id; the text for the client.
+
+    The client reads only the id (RFC 5530 SERVERBUG), never the exception: its text may name
+    tables, paths or message contents. The operator finds the traceback from the id the
+    user reports.
+    """
+    incident = secrets.token_hex(6)
+    log.error("imap_internal_error incident=%s", incident, exc_info=error,
+              extra=log_fields(incident=incident))
+    return f"Internal error (incident {incident}); the command was not carried out"
+
+
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (the client may be counting numbers).
 NO_EXPUNGE = (c.Fetch, c.Store, c.Search)
 FLUSH_AT = 256 * 1024
+PREAUTH_MAX_LITERAL = 8 * 1024
+"""Largest literal before login (Dovecot allows 8 KiB): a user name, a password, a SASL
+response. Larger ones are refused unread, so an unauthenticated client holds no memory."""
+PREAUTH_MAX_COMMAND = 64 * 1024
+"""Largest whole command (lines and literals) before login."""
+PREAUTH_LIMITS = LiteralLimits(PREAUTH_MAX_LITERAL, PREAUTH_MAX_COMMAND, " before login")
+COMMAND_MAX_SIZE = 1024 * 1024
+"""Largest command other than APPEND once logged in (its literals: at most a line's length)."""
+SPOOL_THRESHOLD = 64 * 1024
+"""APPEND literals larger than this go to an encrypted spool file as they arrive."""
+APPEND_CONCURRENCY = 2
+"""Spooled APPENDs read back into memory and stored at the same time, process-wide."""
+
+
+@functools.lru_cache(maxsize=4)
+def spool_directory(data_dir: Path) -> str | None:
+    """``<data dir>/spool`` (0700), created once: on the data disk, not a RAM-backed /tmp.
+
+    Spool files are created unlinked and encrypted, so nothing is ever left there to clean.
+    None (the system's temporary directory, still unlinked and encrypted) when the data
+    directory cannot hold it.
+    """
+    path = data_dir / "spool"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+    except OSError as exc:
+        log.warning("imap_spool_directory_unusable",
+                    extra={"fields": {"path": str(path), "error": exc.strerror}})
+        return None
+    return str(path)
 
 
 @dataclass
@@ -66,6 +115,14 @@ class ImapContext:
     # The trust-space manager (``.current.contains(domain)``): read receipts never leave
     # it. None (tests of the core alone): receipts go to local mailboxes only.
     trust: Any = None
+    # The CRLs in force (``trustspace.crl.CrlStore``): SASL EXTERNAL refuses a revoked
+    # certificate. None: revocation is not checked (tests of the core alone).
+    revocation: Any = None
+    # Bounds the memory of large APPENDs: a spooled message is read back whole to be parsed
+    # and stored, so only this many are at once, whatever the number of connections.
+    append_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(APPEND_CONCURRENCY)
+    )
 
 
 class Done:
@@ -117,7 +174,9 @@ class Session:
         imap = ctx.settings.imap
         self.cmd_reader = CommandReader(
             reader, self._send_continuation, max_line=imap.max_line_length,
-            max_literal=imap.max_literal_size, max_command=imap.max_literal_size + 1024 * 1024,
+            max_literal=PREAUTH_MAX_LITERAL, max_command=PREAUTH_MAX_COMMAND,
+            limit_scope=" before login", append_limits=PREAUTH_LIMITS,
+            spool_dir=spool_directory(ctx.settings.data_dir),
         )
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -201,7 +260,8 @@ class Session:
 
     async def read_line(self) -> bytes | None:
         """A continuation line (SASL response, IDLE's DONE)."""
-        return await asyncio.wait_for(self.cmd_reader.read_line(), self.inactivity_timeout)
+        async with asyncio.timeout(self.inactivity_timeout):  # see _one_command
+            return await self.cmd_reader.read_line()
 
     @property
     def inactivity_timeout(self) -> float:
@@ -249,10 +309,10 @@ class Session:
                 await self.flush()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - one broken session must not take the server down
-            log.exception("imap_session_failed", extra=self.log_fields())
+        except Exception as exc:  # noqa: BLE001 - one broken session must not take the server down
+            text = internal_error(exc, self.log_fields)
             with contextlib.suppress(Exception):
-                self.write(bye("Internal server error, please reconnect", "SERVERBUG"))
+                self.write(bye(f"{text}, please reconnect", "SERVERBUG"))
                 await self.flush()
         finally:
             self.close_selected()
@@ -260,13 +320,41 @@ class Session:
             with contextlib.suppress(Exception):
                 self.writer.close()
             log.info("imap_disconnect", extra=self.log_fields())
+            self.cmd_reader.detach()  # frees the stream buffers now, not at the next gc
             if not self.done.done():
                 self.done.set_result(None)
 
+    def _set_literal_limits(self) -> None:
+        """Literal limits for the current state: a few KiB until login, then by command.
+
+        An unauthenticated client must not make the server buffer anything large (it could
+        open hundreds of connections). Once logged in, APPEND may send up to
+        ``max_literal_size`` (spooled, encrypted, beyond a few KiB) and every other
+        command's literals are held to the line length, as in Dovecot.
+        """
+        reader = self.cmd_reader
+        if self.authenticated:
+            imap = self.ctx.settings.imap
+            reader.limits = LiteralLimits(
+                imap.max_line_length, max(COMMAND_MAX_SIZE, imap.max_line_length * 2),
+                " outside APPEND",
+            )
+            reader.append_limits = LiteralLimits(
+                imap.max_literal_size, imap.max_literal_size + 1024 * 1024,
+                spool_threshold=SPOOL_THRESHOLD,
+            )
+        else:
+            reader.limits = reader.append_limits = PREAUTH_LIMITS
+
     async def _one_command(self) -> bool:
         """Reads and runs one command; False when the connection must end."""
+        self._set_literal_limits()
         try:
-            raw = await asyncio.wait_for(self.cmd_reader.read_command(), self.inactivity_timeout)
+            # asyncio.timeout, not wait_for: wait_for runs the read in its own task, whose
+            # future keeps a refusal's traceback, whose frames keep the future (a cycle holding
+            # the session and its stream buffers until the cycle collector runs).
+            async with asyncio.timeout(self.inactivity_timeout):
+                raw = await self.cmd_reader.read_command()
         except TimeoutError:
             # RFC 9051 §5.4: an inactivity autologout timer of at least 30 minutes once
             # authenticated; before, [imap] login_timeout.
@@ -281,12 +369,19 @@ class Session:
         if raw is None:
             return False
         try:
-            cmd = parse_command(raw, utf8=self.utf8)
-        except ParseError as exc:
+            try:
+                cmd = parse_command(raw, utf8=self.utf8, spooled=self.cmd_reader.spooled)
+            except ParseError as exc:
+                self.write(exc.response())
+                # A refused value (NO: a charset, a mailbox name) is not an invalid command.
+                return self._count_bad() if exc.status == "BAD" else True
+            await self.dispatch(cmd)
+        except CommandTooLarge as exc:
+            # A continuation line (AUTHENTICATE response, IDLE's DONE) over the line limit.
             self.write(exc.response())
-            # A refused value (NO: a charset, a mailbox name) is not an invalid command.
-            return self._count_bad() if exc.status == "BAD" else True
-        await self.dispatch(cmd)
+            return False
+        finally:
+            self.cmd_reader.release_spools()  # the spool files go with the command
         return not self.logout
 
     def _autologout_text(self) -> str:
@@ -308,16 +403,20 @@ class Session:
 
         spec = HANDLERS.get(type(cmd))
         if spec is None:
+            IMAP_COMMANDS.labels("UNKNOWN", "BAD").inc()
             self.write(tagged(cmd.tag, "BAD", f"{cmd.name} is not supported by this server"))
             self._count_bad()
             return
+        name = type(cmd).__name__.upper()
         if self.identity is not None:
             from imap.shared import access_gate
 
             if await access_gate(self, cmd, spec.state):
+                IMAP_COMMANDS.labels(name, "NO").inc()
                 return
         refusal = spec.refusal(self)
         if refusal is not None:
+            IMAP_COMMANDS.labels(name, refusal.status).inc()
             self.write(refusal.response(cmd.tag))
             if refusal.status == "BAD":
                 self._count_bad()
@@ -325,6 +424,7 @@ class Session:
         try:
             result = await spec.handler(self, cmd)
         except ImapRefusal as exc:
+            IMAP_COMMANDS.labels(name, exc.status).inc()
             self.write(exc.response(cmd.tag))
             if exc.status == "BYE":
                 self.logout = True
@@ -332,10 +432,19 @@ class Session:
                 self._count_bad()
             return
         except ParseError as exc:
+            IMAP_COMMANDS.labels(name, "BAD").inc()
             exc.tag = cmd.tag
             self.write(exc.response())
             self._count_bad()
             return
+        except (ConnectionError, ConnectionClosed, ssl.SSLError, asyncio.IncompleteReadError,
+                TimeoutError):
+            raise  # the connection is gone or stalled: the session ends (see run)
+        except Exception as exc:  # noqa: BLE001 - one failed command must not end the session
+            IMAP_COMMANDS.labels(name, "NO").inc()
+            self.write(tagged(cmd.tag, "NO", internal_error(exc, self.log_fields), "SERVERBUG"))
+            return
+        IMAP_COMMANDS.labels(name, "OK").inc()
         self.bad_count = 0
         if self.logout:
             return

@@ -1,1 +1,1 @@
-"""mail layer (see DESIGN.md)."""
+"""mail layer (see docs/architecture.md)."""

@@ -61,7 +61,8 @@ def _extension(ent: Entity, single: bool) -> str:
 
 def render_body(ent: Entity, extended: bool) -> str:
     """BODYSTRUCTURE (``extended``) or BODY of the entity, as one parenthesised item."""
-    if ent.is_multipart:
+    kind = ent.kind
+    if kind == "multipart":
         # RFC 3501 §9 body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
         inner = "".join(render_body(c, extended) for c in ent.children)
         out = inner + " " + nstring(ent.subtype)
@@ -87,12 +88,13 @@ def render_body(ent: Entity, extended: bool) -> str:
         nstring(encoding),
         str(size),
     ]
-    if ent.message is not None:
+    if kind == "message":
         # RFC 3501 §9 body-type-msg: body-fields SP envelope SP body SP body-fld-lines
+        assert ent.message is not None
         fields.append(render_envelope(ent.message.header))
         fields.append(render_body(ent.message.body, extended))
         fields.append(str(ent.lines))
-    elif ent.mtype.lower() == "text":
+    elif kind == "text":
         # RFC 3501 §9 body-type-text: body-fields SP body-fld-lines
         fields.append(str(ent.lines))
     if extended:

@@ -6,7 +6,7 @@ every session that watches one of those folders is woken (IDLE pushes at once, o
 sessions report at their next command).
 
 In one process this is a set of events. Across several gateway nodes on one PostgreSQL
-database (DESIGN.md §4) a publisher is attached (:mod:`storage.notify`): ``changed`` also
+database (docs/architecture.md §4) a publisher is attached (:mod:`storage.notify`): ``changed`` also
 sends the folder ids with ``NOTIFY``, and what other nodes send arrives through
 :meth:`ChangeHub.wake`. With SQLite there is one node by construction, so nothing is
 attached and notification stays in-process.

@@ -4,6 +4,12 @@ MSSanté caps each attachment at 10 MB once decoded (``smtp.max_attachment_size`
 the transfer encoding inflates it to on the wire: a 10 MB PDF travels as ~13.7 MB of base64
 and must still pass, an 11 MB one must not. The decoded sizes come from the message view
 (:mod:`mail.views`), built once per message, so no rule here re-reads the body.
+
+What counts as an attachment is every leaf part except the readable text of the message
+(:func:`mail.mime.body_text_parts`), decided on the same MIME tree as BODYSTRUCTURE: a PDF
+without a file name, an inline image, a forwarded message, a part without Content-Type
+after the body, and whatever lies past the part-count limit all count. A refusal names
+the part by file name, else by part number and type, so the sender knows which one.
 """
 
 from __future__ import annotations

@@ -58,6 +58,9 @@ class Entity:
     lines: int = 0  # text lines of the body, counted for text/* and message/* leaves only
     children: list[Entity] = field(default_factory=list)
     message: Message | None = None
+    # ``(start, end)`` of the parts dropped past MAX_PARTS: not in the tree, yet octets the
+    # sender sent, which the attachment size rule must still count.
+    dropped: tuple[int, int] | None = None
 
     @property
     def media_type(self) -> str:
@@ -68,6 +71,23 @@ class Entity:
     def is_multipart(self) -> bool:
         """True when the body was split into parts (a multipart past the limits is a leaf)."""
         return bool(self.children)
+
+    @property
+    def kind(self) -> str:
+        """How IMAP shows the entity (RFC 3501 §9 body): ``multipart``, ``message``,
+        ``text`` or ``basic``.
+
+        One decision for BODYSTRUCTURE and for the attachment rule, so that a part the
+        client sees as a file is a file for the size limit too: a multipart left unsplit
+        (too deep) and a message/rfc822 that cannot be read as is (base64) are ``basic``.
+        """
+        if self.children:
+            return "multipart"
+        if self.message is not None:
+            return "message"
+        if self.mtype.lower() == "text":
+            return "text"
+        return "basic"
 
 
 @dataclass(slots=True)
@@ -189,6 +209,7 @@ def _entity(
         for index, (ps, pe) in enumerate(regions, start=1):
             budget.parts += 1
             if budget.parts > MAX_PARTS:
+                ent.dropped = (ps, regions[-1][1])
                 break
             pb = find_body_start(raw, ps, pe)
             child = _entity(
@@ -226,6 +247,26 @@ def _message(raw: bytes, start: int, end: int, prefix: str, depth: int, budget: 
     number = prefix if is_multipart else _child_number(prefix, 1)
     body = _entity(raw, number, start, text_start, end, header, depth, budget, False)
     return Message(start, text_start, end, header, body)
+
+
+def body_text_parts(body: Entity) -> list[Entity]:
+    """The text leaves a mail client shows as the message itself, not as attachments.
+
+    The body of a message is its first part, recursively, except that every alternative
+    of a multipart/alternative is the body (RFC 2046 §5.1.4: the same content in several
+    forms, HTML included). The root of a multipart/related is its first part (RFC 2387 §3.2);
+    the other parts (inline images, style sheets) are resources, counted as attachments.
+    Only ``text`` entities qualify: a PDF, an image or a forwarded message is never the
+    body, whatever its position or disposition.
+    """
+    kind = body.kind
+    if kind == "text":
+        return [body]
+    if kind != "multipart":
+        return []
+    if body.subtype.lower() == "alternative":
+        return [leaf for child in body.children for leaf in body_text_parts(child)]
+    return body_text_parts(body.children[0])
 
 
 def parse_message(raw: bytes) -> Message:

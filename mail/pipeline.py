@@ -1,11 +1,11 @@
 """The accept path: an accepted message becomes durable in one transaction, then 250.
 
-DESIGN.md §2 "How a message flows", step 2. Network front-ends never write the store: they
-hand a :class:`Delivery` to :meth:`Pipeline.submit`, which alone writes the encrypted body
-(once, shared by every local recipient), the message row with its precomputed IMAP view,
-the mailbox rows of local recipients, the outbound queue rows of remote ones and the proof
-records — all committed together. ``submit`` returns only after that commit, so the SMTP
-server answers 250 only for what would survive a crash.
+docs/architecture.md §2 "How a message flows", step 2. Network front-ends never write the
+store: they hand a :class:`Delivery` to :meth:`Pipeline.submit`, which alone writes the
+encrypted body (once, shared by every local recipient), the message row with its precomputed
+IMAP view, the mailbox rows of local recipients, the outbound queue rows of remote ones and
+the proof records — all committed together. ``submit`` returns only after that commit, so
+the SMTP server answers 250 only for what would survive a crash.
 
 Group commit: a single writer task takes every delivery waiting at that moment and commits
 them in one transaction (one fsync), each inside its own SAVEPOINT so that one failing
@@ -28,8 +28,9 @@ from config import Settings
 from mail.changes import ChangeHub
 from mail.views import MessageView, build_view
 from storage import messages as message_rows
-from storage import proofs
+from storage import metadata, proofs
 from storage import queue as queue_rows
+from storage.blobs import BlobRef
 from storage.database import Database
 from storage.types import utcnow
 
@@ -40,6 +41,20 @@ MAX_BATCH_BYTES = 64 * 1024 * 1024
 # How long the writer may wait for deliveries still being parsed to join a batch (the
 # PostgreSQL commit_delay idea): a few milliseconds buy one fsync for many messages.
 LINGER = 0.004
+
+
+def sealed_metadata(ref: BlobRef, view: MessageView) -> dict[str, bytes]:
+    """The message row's columns that say what its headers say, sealed under the body's
+    data key (:mod:`storage.metadata`): the IMAP views (with attachment file names) and the
+    decoded search fields. Nothing derived from the headers is stored in clear."""
+    key = ref.metadata
+    assert key is not None, "BlobStore.put_many gives the key of every body it stores"
+    s = view.search
+    return {
+        "sealed_view": key.seal(metadata.VIEW, view.to_json().encode()),
+        "sealed_fields": key.seal(metadata.FIELDS, metadata.pack_fields(
+            (s.subject, s.from_, s.to, s.cc, s.sent_date))),
+    }
 
 
 @dataclass(frozen=True)
@@ -238,9 +253,8 @@ class Pipeline:
                 "blob_id": ref.id, "content_sha256": ref.content_sha256, "size": len(d.raw),
                 "header_size": v.search.header_size, "internal_date": d.internal_date or now,
                 "received_at": now, "expires_at": now + retention,
-                "message_id_header": v.search.message_id, "view": v.to_json(),
-                "subject": v.search.subject, "from_addr": v.search.from_, "to_addr": v.search.to,
-                "cc_addr": v.search.cc, "date_header": v.search.sent_date,
+                "message_id_header": v.search.message_id,
+                **sealed_metadata(ref, v),
             }
             for d, v, ref in zip(batch, views, refs, strict=True)
         ])

@@ -1,10 +1,10 @@
 """Retention: message bodies are kept 3 months, then purged; proofs stay forever.
 
-DESIGN.md §2 step 5 and §1 rule 4. A body past ``expires_at`` is removed from every mailbox
-(expunged with a tombstone, so IMAP sessions and QRESYNC clients are told), its encrypted
-segments and data key are destroyed, the columns that could carry patient data (subject,
-addresses, the precomputed view) are cleared, and a ``purged`` proof is recorded. What the
-proofs need to name the message (Message-ID, content hash, size) stays.
+docs/architecture.md §2 step 5 and §1 rule 4. A body past ``expires_at`` is removed from
+every mailbox (expunged with a tombstone, so IMAP sessions and QRESYNC clients are told),
+its encrypted segments and data key are destroyed, the columns that could carry patient data
+(subject, addresses, the precomputed view) are cleared, and a ``purged`` proof is recorded.
+What the proofs need to name the message (Message-ID, content hash, size) stays.
 
 Bodies are kept while the outbound queue still holds the message (a DSN may need it), and a
 body shared with a younger message (single-instance storage) is kept for that message.
@@ -82,8 +82,7 @@ async def purge_expired(
                 report.mailbox_rows += len(rows)
                 await conn.execute(
                     update(messages).where(messages.c.id == msg.id).values(
-                        purged_at=now, view=None, subject=None, from_addr=None, to_addr=None,
-                        cc_addr=None, date_header=None,
+                        purged_at=now, sealed_view=None, sealed_fields=None,
                     )
                 )
                 if msg.blob_id is not None:

@@ -72,7 +72,8 @@ def parse_section(spec: str) -> Section:
             raise SectionError(f"empty header field list in section {spec!r}")
     pieces = text.split(".") if text else []
     numbers: list[int] = []
-    while pieces and pieces[0].isdigit():
+    # RFC 3501 §9 nz-number is ASCII digits (isdigit() alone accepts "²" and "٣")
+    while pieces and pieces[0].isascii() and pieces[0].isdigit():
         number = int(pieces.pop(0))
         if number == 0:
             # RFC 3501 §9: section-part = nz-number *("." nz-number)

@@ -13,11 +13,12 @@ Rendered strings (envelope, body, bodystructure) are IMAP text decoded with UTF-
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,7 +28,7 @@ from mail.addresses import parse_address_list
 from mail.bodystructure import render_structures
 from mail.envelope import render_envelope
 from mail.imapstring import ENCODING, ERRORS
-from mail.mime import Entity, Message, parse_message
+from mail.mime import Entity, Message, body_text_parts, parse_message
 from mail.mimeheader import Header, parse_disposition, parse_token_value
 
 VIEW_VERSION = 1
@@ -62,9 +63,9 @@ class PartOffsets:
 class Attachment:
     """An attached file, for the per-attachment size rule and for display.
 
-    A part is listed when its disposition is ``attachment`` or when it names a file (inline
-    images included), so that marking a file inline cannot bypass the size rule. Parts of a
-    forwarded message are listed too, as is the forwarded message itself when attached.
+    Every leaf part is listed except the readable text of the message (see
+    :func:`_attachment`), so that marking a file inline or leaving out its name cannot bypass
+    the size rule. A forwarded message is listed, and its own parts too.
     """
 
     part: str
@@ -180,7 +181,9 @@ def decode_words(value: str | None) -> str | None:
         return text
     try:
         return str(make_header(decode_header(text)))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+    except (MessageError, LookupError, UnicodeError, ValueError):
+        # MessageError covers HeaderParseError and CharsetError (a charset name with 8-bit
+        # octets, found by fuzzing): both mean "not decodable", never "not deliverable".
         return text
 
 
@@ -222,12 +225,23 @@ def _date(value: str | None) -> tuple[int | None, str | None]:
     return int(when.timestamp()), sent
 
 
+_SECTION = re.compile(r"([0-9]{1,4})(\*?)")
+"""An RFC 2231 §3 section number, ASCII digits only: ``str.isdigit`` also accepts ``²``,
+which ``int`` refuses, and a very long number costs ``int`` time for nothing (no real
+parameter is split into 10,000 sections)."""
+
+
 def decode_param(params: list[tuple[str, str]], name: str) -> str | None:
     """A parameter value with RFC 2231 continuations and charsets decoded, then RFC 2047.
 
     RFC 2231 §3: ``name*0``, ``name*1``… are concatenated; §4: a section ending in ``*`` is
     percent-encoded, the first one prefixed by ``charset'language'``. Many mailers put RFC 2047
     encoded words in quoted file names instead; those are decoded too.
+
+    Never raises: broken mailers write charsets that are not charsets (8-bit octets, a NUL,
+    a codec such as ``base64`` that is not a text encoding) and section numbers that are not
+    numbers. A section that cannot be numbered is ignored; a value whose charset cannot
+    decode it is returned as written, so the message still gets its view and is delivered.
     """
     sections: dict[int, tuple[str, bool]] = {}
     plain: str | None = None
@@ -241,31 +255,44 @@ def decode_param(params: list[tuple[str, str]], name: str) -> str | None:
             if rest == "":
                 index, encoded = 0, True
             else:
-                digits = rest[:-1] if rest.endswith("*") else rest
-                if not digits.isdigit():
+                section = _SECTION.fullmatch(rest)
+                if section is None:
                     continue
-                index, encoded = int(digits), rest.endswith("*")
+                index, encoded = int(section.group(1)), bool(section.group(2))
             sections.setdefault(index, (value, encoded))
     if not sections:
         return decode_words(plain)
     charset = "utf-8"
     chunks: list[bytes] = []
+    written: list[str] = []
     index = 0
     while index in sections:
         value, encoded = sections[index]
+        written.append(value)
         if encoded:
             if index == 0 and value.count("'") >= 2:
                 charset, _language, value = value.split("'", 2)
                 charset = charset or "utf-8"
-            chunks.append(unquote_to_bytes(value))
+            chunks.append(unquote_to_bytes(value.encode(ENCODING, ERRORS)))
         else:
             chunks.append(value.encode(ENCODING, ERRORS))
         index += 1
     data = b"".join(chunks)
+    decoded = _decode_charset(data, charset)
+    return _readable("".join(written)) if decoded is None else decoded
+
+
+def _decode_charset(data: bytes, charset: str) -> str | None:
+    """``data`` decoded with a charset named by the sender, or None when it cannot be.
+
+    The name comes from the message: it may be unknown (LookupError), not a text encoding
+    (``base64``: LookupError), unencodable as a codec name (a lone surrogate from an 8-bit
+    octet: UnicodeError) or contain a NUL (ValueError).
+    """
     try:
         return data.decode(charset, "replace")
-    except LookupError:
-        return data.decode("utf-8", "replace")
+    except (LookupError, UnicodeError, ValueError):
+        return None
 
 
 def _decoded_size(raw: bytes, ent: Entity) -> int:
@@ -285,7 +312,13 @@ def _decoded_size(raw: bytes, ent: Entity) -> int:
     return length
 
 
-def _attachment(raw: bytes, ent: Entity) -> Attachment | None:
+def _attachment(raw: bytes, ent: Entity, body: frozenset[int]) -> Attachment | None:
+    """The leaf as an attachment, or None when it is the readable text of its message.
+
+    Every leaf counts except a body text part (:func:`mail.mime.body_text_parts`) that
+    neither names a file nor is marked ``attachment``: marking a PDF inline, leaving out
+    its file name or its Content-Type cannot take it past the size rule.
+    """
     disposition = parse_disposition(ent.header.get("content-disposition"))
     filename = None
     if disposition is not None:
@@ -293,12 +326,27 @@ def _attachment(raw: bytes, ent: Entity) -> Attachment | None:
     if filename is None and ent.explicit_type:
         filename = decode_param(ent.params, "name")
     is_attachment = disposition is not None and disposition[0].lower() == "attachment"
-    if not is_attachment and filename is None:
+    if id(ent) in body and not is_attachment and filename is None:
         return None
     return Attachment(ent.number, filename, ent.media_type, _decoded_size(raw, ent))
 
 
-def _walk(raw: bytes, ent: Entity, parts: dict[str, PartOffsets], found: list[Attachment]) -> None:
+def _dropped(ent: Entity) -> Attachment | None:
+    """What lies past the part-count limit, as one unnamed attachment of its raw size."""
+    if ent.dropped is None:
+        return None
+    start, end = ent.dropped
+    number = f"{ent.number}.{len(ent.children) + 1}" if ent.number else str(len(ent.children) + 1)
+    return Attachment(number, None, "application/octet-stream", end - start)
+
+
+def _walk(
+    raw: bytes,
+    ent: Entity,
+    parts: dict[str, PartOffsets],
+    found: list[Attachment],
+    body: frozenset[int],
+) -> None:
     if ent.number:
         parts.setdefault(
             ent.number,
@@ -312,9 +360,12 @@ def _walk(raw: bytes, ent: Entity, parts: dict[str, PartOffsets], found: list[At
         )
     if ent.is_multipart:
         for child in ent.children:
-            _walk(raw, child, parts, found)
+            _walk(raw, child, parts, found, body)
+        dropped = _dropped(ent)
+        if dropped is not None:
+            found.append(dropped)
         return
-    attachment = _attachment(raw, ent)
+    attachment = _attachment(raw, ent, body)
     if attachment is not None:
         found.append(attachment)
     if ent.message is not None:
@@ -325,13 +376,17 @@ def _walk_message(
     raw: bytes, message: Message, parts: dict[str, PartOffsets], found: list[Attachment]
 ) -> None:
     body = message.body
+    texts = frozenset(id(e) for e in body_text_parts(body))
     if body.is_multipart:
         # The multipart body of a message is its TEXT, not a numbered part: its number is the
         # prefix of its children's numbers and must not shadow the part that encloses it.
         for child in body.children:
-            _walk(raw, child, parts, found)
+            _walk(raw, child, parts, found, texts)
+        dropped = _dropped(body)
+        if dropped is not None:
+            found.append(dropped)
     else:
-        _walk(raw, body, parts, found)
+        _walk(raw, body, parts, found, texts)
 
 
 def _search_fields(header: Header, text_start: int, found: list[Attachment]) -> SearchFields:

@@ -14,6 +14,7 @@ PACKAGES=(
   postgresql
   openssl curl testssl.sh isync
   swaks libnet-ssleay-perl libio-socket-ssl-perl
+  chromium chromium-driver
 )
 if [ "${1:-}" = "--bench" ]; then
   PACKAGES+=(postfix dovecot-imapd)
@@ -45,6 +46,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "  sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
+fi
+
+# The portal's browser test drives Debian's chromium: say now if it cannot start headless
+# rather than as a test failure later.
+if ! timeout 60 chromium --headless=new --no-sandbox --disable-gpu --dump-dom about:blank \
+    2>/dev/null | grep -q "<body>"; then
+  echo "bootstrap: chromium is installed but does not start headless" \
+       "(try: chromium --headless=new --no-sandbox --dump-dom about:blank)" >&2
+  exit 1
 fi
 
 PYTHON="${PYTHON:-python3}"

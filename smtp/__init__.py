@@ -1,1 +1,1 @@
-"""smtp layer (see DESIGN.md)."""
+"""smtp layer (see docs/architecture.md)."""

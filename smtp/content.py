@@ -78,6 +78,10 @@ class ContentScanner:
         """The whole message, or None when a limit was broken (see :attr:`error`)."""
         if self.error is None and self._last == b"\r":
             self._bare()
+        if self.error is None and self._line_carry > self.limits.max_line_length:
+            # BDAT may end without CRLF (RFC 3030 §2): the last line is checked here, as
+            # no later chunk will complete it.
+            self._line_too_long()
         if self.error is None and not self._header_done:
             self._check_header(final=True)
         if self.error is not None:
@@ -130,12 +134,15 @@ class ContentScanner:
             too_long = first > limit or inner > limit
             self._line_carry = len(lines[-1])
         if too_long:
-            self.fail(
-                550,
-                "5.6.0",
-                f"Message refused: a line is longer than {limit} octets "
-                "(RFC 5321 section 4.5.3.1.6)",
-            )
+            self._line_too_long()
+
+    def _line_too_long(self) -> None:
+        self.fail(
+            550,
+            "5.6.0",
+            f"Message refused: a line is longer than {self.limits.max_line_length} octets "
+            "(RFC 5321 section 4.5.3.1.6)",
+        )
 
     def _check_header(self, final: bool) -> None:
         buf = self._buf

@@ -58,6 +58,7 @@ from smtp.policy import (
     TokenCredentials,
 )
 from smtp.sender_fields import check_sender_fields
+from trustspace.crl import require_not_revoked
 from trustspace.policy import (
     PeerIdentity,
     RelayPeer,
@@ -124,7 +125,9 @@ class SubmissionPolicy:
                 client=session.peer_ip, protocol="smtp", session_id=session.trace_id,
             )
         elif isinstance(credentials, ExternalCredentials):
-            # RFC 4422 appendix A: the TLS layer verified the certificate against the anchors.
+            # RFC 4422 appendix A: the TLS layer verified the certificate against the anchors;
+            # revocation is checked now, against the CRLs in force (535 5.7.8 if revoked).
+            require_not_revoked(self.gateway.revocation, credentials.certificate_der, "auth")
             # A certificate of the wrong family for the mailbox (a CPS card for an applicative
             # mailbox, a server certificate for any) is told why, in 535 5.7.8's sentence.
             try:
@@ -145,6 +148,9 @@ class SubmissionPolicy:
         self, session: GatewaySMTP, envelope: GatewayEnvelope, address: str, params: MailParams
     ) -> None:
         account = _account(session)
+        if session.identity is not None and session.identity.mechanism == "EXTERNAL":
+            # A certificate revoked after this session logged in sends nothing more.
+            require_not_revoked(self.gateway.revocation, session.peer_certificate_der, "send")
         allowed = await self._may_send_as(account)
         check_submission_sender(address, account.address, allowed - {account.address})
         self._transactions.reset(envelope).may_send_as = allowed
@@ -301,6 +307,7 @@ class RelayPolicy:
             peer = check_relay_peer(
                 session.tls_active, identity, datetime.now(UTC), space, self.rules
             )
+            require_not_revoked(self.gateway.revocation, session.peer_certificate_der, "relay")
             check_relay_sender(address, space, peer, self.rules.binding)
         except Refusal as refusal:
             # The fingerprint names the certificate for the operator's investigation; the

@@ -224,7 +224,7 @@ async def store(
     """Prepends ``fields``, checks sizes, commits through the pipeline; the 250 text.
 
     The pipeline answers only after the body, mailbox rows, queue rows and proofs are
-    committed together (DESIGN.md §2 step 2), so the 250 that follows is durable.
+    committed together (docs/architecture.md §2 step 2), so the 250 that follows is durable.
     """
     raw = prepend(data, fields)
     view = await build_checked_view(raw, gateway.settings.smtp.max_attachment_size)

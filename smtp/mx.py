@@ -86,13 +86,17 @@ class MxResolver:
         timeout: float = 10.0,
     ) -> None:
         self._transport: dict[str, str] = {}
-        for key, value in (transport or {}).items():
-            self._transport[_a_label(key)] = value
+        self.set_transport(transport or {})
         self._resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
         if nameservers is not None:
             self._resolver.nameservers = list(nameservers)
             self._resolver.port = dns_port
         self._resolver.lifetime = timeout
+
+    def set_transport(self, transport: Mapping[str, str]) -> None:
+        """Replaces the ``[transport]`` overrides (a reload); deliveries already resolved
+        keep their destination, the next resolution uses the new table."""
+        self._transport = {_a_label(key): value for key, value in transport.items()}
 
     def transport_for(self, domain: str) -> Destination | None:
         """The ``[transport]`` override for ``domain``, if any (exact domain match)."""

@@ -1,6 +1,6 @@
 """The outbound relay worker: due queue rows → other operators, over mutual TLS, with proofs.
 
-DESIGN.md §2 "How a message flows", step 3. The loop claims due rows (a lease in the
+docs/architecture.md §2 "How a message flows", step 3. The loop claims due rows (a lease in the
 database, so two workers never send the same row), groups them per destination domain and
 then per message (one transaction carries every recipient of a message at that domain),
 and delivers them over at most ``outbound_concurrency_per_destination`` connections per
@@ -31,12 +31,13 @@ import os
 import socket
 import ssl
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from config import Settings
+from config.metrics import DELIVERY_LATENCY, OUTBOUND
 from mail.dsn import Action, RecipientReport
 from mail.pipeline import Pipeline
 from smtp.mx import Destination, MxResolver, ResolutionError
@@ -48,6 +49,7 @@ from storage import queue as queue_rows
 from storage.database import Database
 from storage.queue import QueueItem
 from storage.types import utcnow
+from trustspace.crl import CrlStore
 from trustspace.tls import client_context
 
 log = logging.getLogger("mssante.outbound")
@@ -116,6 +118,12 @@ class OutboundWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
+        self.revocation: CrlStore | None = None
+        """CRLs the peer's server certificate is checked against (set by the gateway)."""
+
+    def set_transport(self, transport: Mapping[str, str]) -> None:
+        """New ``[transport]`` overrides from a reload (SIGHUP)."""
+        self._resolver.set_transport(transport)
 
     # -- service life cycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -271,10 +279,18 @@ class OutboundWorker:
         failures: list[SessionFailure] = []
         for destination in destinations:
             try:
-                return await OutboundSession.open(
+                session = await OutboundSession.open(
                     destination, self._tls, local_hostname=self._settings.hostname,
                     command_timeout=self._timeout,
                 )
+                cert = session.tls.certificate
+                verdict = self.revocation.check(cert) if self.revocation and cert else None
+                if verdict is not None and not verdict.ok:
+                    await session.close()
+                    raise SessionFailure(  # RFC 3463 X.7.5: cryptographic failure; retried
+                        f"TLS with {destination.host}:{destination.port} refused: server "
+                        f"certificate: {verdict.reason}", "4.7.5")
+                return session
             except SessionFailure as exc:
                 log.info("outbound_connect_failed", extra={"fields": {
                     "host": destination.host, "port": destination.port, "reason": exc.text}})
@@ -389,6 +405,8 @@ class OutboundWorker:
                         peer_subject=tls.subject,
                     )
                 await queue_rows.mark_sent(conn, item.id, outcome.reply)
+                OUTBOUND.labels("relayed").inc()
+                DELIVERY_LATENCY.observe(max(0.0, (now - item.created_at).total_seconds()))
                 await proofs.append(conn, kind="relayed", message_ref=ref, content_sha256=sha,
                                     actor=item.recipient, details=details)
                 report = report_for("relayed", outcome.status, outcome.reply)
@@ -403,6 +421,7 @@ class OutboundWorker:
                     reply = (f"queue lifetime of {hours:g} hours exceeded; last error: "
                              f"{outcome.reply}")
                 await queue_rows.mark_bounced(conn, item.id, reply)
+                OUTBOUND.labels("bounced").inc()
                 await proofs.append(conn, kind="bounced", message_ref=ref, content_sha256=sha,
                                     actor=item.recipient, details=dict(base, reply=reply,
                                                                        status=status))
@@ -413,6 +432,7 @@ class OutboundWorker:
                 delay = retry_delay(self._settings.smtp.retry_schedule, item.attempts)
                 next_at = min(now + delay, item.expires_at)
                 await queue_rows.mark_deferred(conn, item.id, outcome.reply, next_at)
+                OUTBOUND.labels("deferred").inc()
                 await proofs.append(conn, kind="deferred", message_ref=ref, content_sha256=sha,
                                     actor=item.recipient,
                                     details=dict(base, reply=outcome.reply,

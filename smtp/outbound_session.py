@@ -150,7 +150,9 @@ class OutboundSession:
     def size_limit(self) -> int | None:
         """The peer's SIZE announcement (RFC 1870 §4), None when absent or unlimited."""
         value = self._smtp.esmtp_extensions.get("size", "")
-        return int(value) if value.isdigit() and int(value) > 0 else None
+        if not (value.isascii() and value.isdigit()):
+            return None  # RFC 1870 §3: ASCII digits; "²" passes isdigit() but not int()
+        return int(value) if int(value) > 0 else None
 
     async def send(self, envelope: Envelope) -> TransactionResult:
         """One mail transaction; refusals come back as replies, broken links raise."""

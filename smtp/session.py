@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto as sslproto
+import base64
+import binascii
 import logging
 import re
 import secrets
@@ -25,8 +27,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, cast
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP
 
+from config.metrics import (
+    AUTHENTICATIONS,
+    CONNECTIONS,
+    SESSIONS,
+    SMTP_MESSAGES,
+    SMTP_REFUSALS,
+)
 from smtp.auth import SaslMechanism, decode_initial_response, default_mechanisms
 from smtp.content import ContentScanner
 from smtp.dsn_params import ParamError, parse_mail_params, parse_rcpt_params
@@ -60,7 +69,7 @@ _DEFAULT_ENHANCED = {
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
 # Replies that mean the client sent a bad or out-of-sequence command (Postfix's "errors").
 _BAD_COMMAND_CODES = frozenset({"500", "501", "502", "503", "504", "530", "535", "538", "555"})
-_BDAT_ARGS = re.compile(r"(\d{1,20})(?: +(LAST))?", re.IGNORECASE)
+_BDAT_ARGS = re.compile(r"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)  # RFC 3030 §2: ASCII
 # The common path ``<dot-atom@dot-atom> [params]`` (RFC 5321 §4.1.2 Mailbox with a
 # Dot-string local part and a Domain), recognised without aiosmtpd's general header parser,
 # which costs tens of microseconds per MAIL/RCPT. Anything else (quoted local parts, address
@@ -73,6 +82,13 @@ _SIMPLE_PATH = re.compile(
 )
 BDAT_READ_SIZE = 1024 * 1024
 """Largest piece of a BDAT chunk held at once, so a huge chunk never sits whole in memory."""
+BDAT_DISCARD_LIMIT = 64 * 1024
+"""Largest refused BDAT chunk still read and dropped (RFC 3030 §2) so the session goes on.
+
+A larger one (a client may announce 2 GB before STARTTLS, AUTH or MAIL, or beyond the message
+size limit) is refused without reading any of it and the connection is closed: its octets
+would otherwise be taken for commands.
+"""
 
 
 class _Commands(dict[str, Any]):
@@ -209,6 +225,8 @@ class GatewaySMTP(SMTP):
                 return
             self._accepted = True
             self._sessions.add(self)
+            CONNECTIONS.labels("smtp", self.kind).inc()
+            SESSIONS.labels("smtp", self.kind).inc()
             self._session_timer = self.loop.call_later(
                 self.limits.session_timeout, self._session_timeout
             )
@@ -291,6 +309,7 @@ class GatewaySMTP(SMTP):
         if not self._accepted:
             return
         self._accepted = False
+        SESSIONS.labels("smtp", self.kind).dec()
         self._counter.release(self.peer_ip)
         self._sessions.discard(self)
         if self._session_timer is not None:
@@ -342,6 +361,21 @@ class GatewaySMTP(SMTP):
                 if self._handler_coroutine is not None:
                     self._handler_coroutine.cancel()
 
+    async def handle_exception(self, error: Exception) -> str:
+        """The reply to a command that failed in a way the code did not foresee.
+
+        aiosmtpd's default answers ``500 Error: (ExceptionName) text``: it tells an attacker
+        about the internals, is counted as the client's fault, and a multi-line exception text
+        even breaks the reply syntax. The client gets a temporary failure with an incident id
+        instead (RFC 3463 X.3.0 "other or undefined mail system status"), and the log the
+        traceback under that id, so the operator finds it from what the user reports.
+        """
+        incident = secrets.token_hex(6)
+        log.error("event=smtp_internal_error incident=%s kind=%s peer=%s",
+                  incident, self.kind, self.peer_ip, exc_info=error)
+        return (f"451 4.3.0 Internal error (incident {incident}); the command was not carried "
+                "out, please try again later")
+
     async def _unknown_command(self, arg: str | None) -> None:
         await self.push("500 5.5.2 Error: command not recognized")
 
@@ -349,6 +383,7 @@ class GatewaySMTP(SMTP):
         # RFC 6531 §3.7.4.2: UTF-8 in a reply only within a transaction that asked SMTPUTF8.
         envelope = self.envelope
         utf8 = isinstance(envelope, GatewayEnvelope) and bool(envelope.smtp_utf8)
+        SMTP_REFUSALS.labels(self.kind, refusal.enhanced).inc()
         await self.push(refusal.smtp_reply(utf8=utf8))
 
     async def _need_tls(self) -> bool:
@@ -468,8 +503,10 @@ class GatewaySMTP(SMTP):
         try:
             identity = await self.policy.authenticate(self, name, credentials)
         except Refusal as refusal:
+            AUTHENTICATIONS.labels("smtp", name, "refused").inc()
             await self._refuse(refusal)
             return
+        AUTHENTICATIONS.labels("smtp", name, "failure" if identity is None else "success").inc()
         if identity is None:
             log.info("event=smtp_auth_failed kind=%s peer=%s mechanism=%s",
                      self.kind, self.peer_ip, name)
@@ -481,6 +518,58 @@ class GatewaySMTP(SMTP):
         log.info("event=smtp_auth kind=%s peer=%s mechanism=%s login=%s",
                  self.kind, self.peer_ip, name, identity.login)
         await self.push("235 2.7.0 Authentication successful")
+
+    async def challenge_auth(
+        self,
+        challenge: str | bytes,
+        encode_to_b64: bool = True,
+        log_client_response: bool = False,
+    ) -> Any:
+        """Sends a ``334`` challenge and reads the answer line, bounded (RFC 4954 §4, §6).
+
+        aiosmtpd's version reads with ``readline``, which fails with a Python error text
+        (``500 5.5.2 Error: (ValueError) Separator is not found…``) on a line longer than the
+        stream limit and leaves the rest of the line to be read as commands. Here an overlong
+        answer is read to its end in bounded pieces and dropped, and the client gets RFC 4954's
+        ``500 5.5.6``. The answer is never logged.
+        """
+        data = challenge.encode() if isinstance(challenge, str) else challenge
+        await self.push(b"334 " + (base64.b64encode(data) if encode_to_b64 else data))
+        line = await self._read_auth_line()
+        if line is None:
+            log.info("event=smtp_auth_line_too_long kind=%s peer=%s", self.kind, self.peer_ip)
+            await self.push(
+                f"500 5.5.6 Authentication exchange line is too long (limit "
+                f"{self.line_length_limit} octets)"
+            )
+            return MISSING
+        blob = line.strip()
+        if blob == b"*":
+            await self.push("501 5.7.0 Authentication aborted by the client")
+            return MISSING
+        try:
+            return base64.b64decode(blob, validate=True)
+        except binascii.Error:
+            await self.push("501 5.5.2 Cannot decode the base64 authentication response")
+            return MISSING
+
+    async def _read_auth_line(self) -> bytes | None:
+        """One answer line; None when longer than the stream limit (then read and dropped)."""
+        reader = self._reader
+        try:
+            return await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+        except asyncio.LimitOverrunError as exc:
+            await reader.read(exc.consumed)
+        while True:
+            try:
+                await reader.readuntil(b"\n")
+                return None
+            except asyncio.IncompleteReadError:
+                return None
+            except asyncio.LimitOverrunError as exc:
+                await reader.read(exc.consumed)
 
     # -- the mail transaction ------------------------------------------------------------
     def _split_path(self, arg: str | None, keyword: str) -> tuple[str, list[str]] | None:
@@ -654,6 +743,9 @@ class GatewaySMTP(SMTP):
         last = match.group(2) is not None
         refusal = await self._transaction_refusal()
         if refusal is not None:
+            if size > BDAT_DISCARD_LIMIT:
+                await self._refuse_chunk_unread(refusal, size)
+                return
             # RFC 3030 §2: the chunk is consumed even when the command is refused
             await self._read_chunk(size, None)
             await self.push(refusal)
@@ -663,11 +755,28 @@ class GatewaySMTP(SMTP):
         if envelope.scanner is None:
             envelope.scanner = ContentScanner(self.limits)
         scanner = envelope.scanner
+        if size > BDAT_DISCARD_LIMIT and scanner.size + size > self.limits.max_message_size:
+            await self._refuse_chunk_unread(
+                f"552 5.3.4 Message size exceeds fixed maximum message size of "
+                f"{self.limits.max_message_size} octets", size,
+            )
+            self._set_post_data_state()
+            return
         await self._read_chunk(size, scanner)
         if scanner.error is not None or last:
             await self._finish_message(scanner)
             return
         await self.push(f"250 2.0.0 {size} octets received")
+
+    async def _refuse_chunk_unread(self, refusal: str, size: int) -> None:
+        """Refuses a BDAT chunk too large to be read and dropped, then closes (no resync)."""
+        log.info("event=smtp_bdat_refused_unread kind=%s peer=%s size=%d",
+                 self.kind, self.peer_ip, size)
+        await self.push(refusal)
+        self._close_with(
+            f"421 4.7.0 {{host}} Error: BDAT chunk of {size} octets refused without reading "
+            "it, closing connection"
+        )
 
     async def _read_chunk(self, size: int, scanner: ContentScanner | None) -> None:
         """RFC 3030 §2: exactly ``size`` octets, in pieces (``readexactly``)."""
@@ -687,6 +796,7 @@ class GatewaySMTP(SMTP):
                 assert scanner.error is not None
                 log.info("event=smtp_content_refused kind=%s peer=%s code=%s size=%d",
                          self.kind, self.peer_ip, scanner.error.enhanced, scanner.size)
+                SMTP_MESSAGES.labels(self.kind, "refused", scanner.error.enhanced).inc()
                 await self.push(scanner.error.reply())
                 return
             envelope.content = data
@@ -694,8 +804,10 @@ class GatewaySMTP(SMTP):
             try:
                 text = await self.policy.accept(self, envelope, data)
             except Refusal as refusal:
+                SMTP_MESSAGES.labels(self.kind, "refused", refusal.enhanced).inc()
                 await self._refuse(refusal)
                 return
+            SMTP_MESSAGES.labels(self.kind, "accepted", "2.0.0").inc()
             # One log line per accepted message: the policy's store step logs it with the
             # message id (``event=smtp_stored``, which carries size and recipient counts).
             await self.push(f"250 2.0.0 {text}")

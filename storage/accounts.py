@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import access
+from storage import access, directory_version
 from storage.errors import AlreadyExists, NotFound
 from storage.schema import ACCOUNT_STATUSES, ACCOUNT_TYPES, accounts
 from storage.types import utcnow
@@ -85,6 +85,7 @@ async def create(
         raise AlreadyExists(f"an account with address {address!r} already exists") from None
     account = await get_by_id(conn, new_id)
     assert account is not None
+    await directory_version.bump(conn)
     return account
 
 
@@ -123,7 +124,8 @@ async def list_accounts(
 async def set_status(conn: AsyncConnection, account_id: int, status: str) -> None:
     """Moves an account to ``status`` (pending, active, suspended, closed).
 
-    Raises the access version: open sessions of a suspended or closed account end."""
+    Raises the access version (open sessions of a suspended or closed account end) and the
+    directory version (the running gateway publishes or removes the entry at once)."""
     _check("status", status, ACCOUNT_STATUSES)
     result = await conn.execute(
         update(accounts)
@@ -133,10 +135,12 @@ async def set_status(conn: AsyncConnection, account_id: int, status: str) -> Non
     if result.rowcount == 0:
         raise NotFound(f"account {account_id} does not exist")
     await access.bump(conn)
+    await directory_version.bump(conn)
 
 
 async def update_fields(conn: AsyncConnection, account_id: int, **fields: Any) -> None:
-    """Updates profile columns (display_name, settings, …) of an account."""
+    """Updates profile columns (display_name, settings, …) of an account; raises the
+    directory version, since names and settings (liste rouge) are what it publishes."""
     unknown = set(fields) - (set(accounts.c.keys()) - {"id", "address", "created_at"})
     if unknown:
         raise ValueError(f"cannot update account fields: {', '.join(sorted(unknown))}")
@@ -149,3 +153,4 @@ async def update_fields(conn: AsyncConnection, account_id: int, **fields: Any) -
         raise NotFound(f"account {account_id} does not exist")
     if "status" in fields:
         await access.bump(conn)
+    await directory_version.bump(conn)

@@ -23,7 +23,7 @@ import hashlib
 import secrets
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage.engine import insert_or_ignore
 from storage.errors import BlobIntegrityError, BlobNotFound
 from storage.keys import Keyring
+from storage.metadata import MetadataKey
 from storage.schema import blob_segments, blobs
 from storage.types import utcnow
 
@@ -45,11 +46,16 @@ THREAD_THRESHOLD = 256 * 1024
 
 @dataclass(frozen=True)
 class BlobRef:
-    """A stored body: its id, SHA-256 (hex) and plaintext size."""
+    """A stored body: its id, SHA-256 (hex) and plaintext size.
+
+    ``metadata`` (from :meth:`BlobStore.put_many`) seals what the message's headers say
+    under the body's data key (:mod:`storage.metadata`).
+    """
 
     id: int
     content_sha256: str
     size: int
+    metadata: MetadataKey | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,34 @@ class BlobStore:
         self.segment_size = segment_size
         self.segments_decrypted = 0
         """Running count of decrypted segments (metrics; shows partial reads stay partial)."""
+        self._masters: dict[str, AESGCM] = {}
+
+    def _master(self, key_id: str) -> AESGCM:
+        """The AES-GCM of master key ``key_id``, built once (it unwraps every data key)."""
+        aead = self._masters.get(key_id)
+        if aead is None:
+            aead = self._masters[key_id] = AESGCM(self.keyring.master_key(key_id))
+        return aead
+
+    def _unwrap(self, blob_id: int, key_id: str, wrapped: bytes, sha: bytes) -> bytes:
+        """The data key of a blob, authenticated under its master key."""
+        try:
+            return self._master(key_id).decrypt(
+                wrapped[:12], wrapped[12:], _KEY_AAD + sha + key_id.encode())
+        except (InvalidTag, ValueError):
+            raise BlobIntegrityError(
+                f"blob {blob_id}: its data key failed authentication under master key "
+                f"{key_id!r} (wrong key file, or the blob record was altered)"
+            ) from None
+
+    def metadata_key(self, blob_id: int, key_id: str, wrapped_key: bytes,
+                     content_sha256: str) -> MetadataKey:
+        """The key sealing the header-derived values of the messages of a stored body, from
+        its blob row (a purged body has no data key left: :class:`BlobNotFound`)."""
+        if not wrapped_key:
+            raise BlobNotFound(f"blob {blob_id} was purged (retention period)")
+        sha = bytes.fromhex(content_sha256)
+        return MetadataKey(self._unwrap(blob_id, key_id, bytes(wrapped_key), sha), sha)
 
     # -- writing -------------------------------------------------------------------------
     async def put(self, conn: AsyncConnection, data: bytes) -> BlobRef:
@@ -141,24 +175,30 @@ class BlobStore:
         else:
             digests = [hashlib.sha256(b).digest() for b in bodies]
         hexes = [d.hex() for d in digests]
+        key_columns = (blobs.c.id, blobs.c.content_sha256, blobs.c.key_id, blobs.c.wrapped_key)
         found = {
             r.content_sha256: r
             for r in await conn.execute(
-                select(blobs.c.id, blobs.c.content_sha256, blobs.c.purged_at).where(
+                select(*key_columns, blobs.c.purged_at).where(
                     blobs.c.content_sha256.in_(set(hexes))
                 )
             )
         }
         ids: dict[str, int] = {h: r.id for h, r in found.items() if r.purged_at is None}
+        keys: dict[str, MetadataKey] = {
+            h: self.metadata_key(r.id, r.key_id, r.wrapped_key, h)
+            for h, r in found.items() if r.purged_at is None
+        }
         todo: dict[str, int] = {}  # hex → index of a body to seal
         for i, h in enumerate(hexes):
             if h not in ids and h not in todo:
                 todo[h] = i
         if todo:
+            self.keyring.refresh()  # a key added by ``mssante keys rotate`` becomes active
             key_id = self.keyring.active_key_id
             work = [(h, bodies[i], digests[i]) for h, i in todo.items()]
 
-            def seal_all() -> list[tuple[str, int, bytes, list[bytes]]]:
+            def seal_all() -> list[tuple[str, int, bytes, list[bytes], bytes]]:
                 return [(h, len(b), *self._seal(b, d, key_id)) for h, b, d in work]
 
             sealed = (
@@ -168,7 +208,8 @@ class BlobStore:
             )
             now = utcnow()
             fresh: list[dict[str, Any]] = []
-            for h, size, wrapped, segments in sealed:
+            for h, size, wrapped, segments, data_key in sealed:
+                keys[h] = MetadataKey(data_key, bytes.fromhex(h))
                 values = {
                     "size": size, "segment_size": self.segment_size,
                     "segment_count": len(segments), "key_id": key_id, "wrapped_key": wrapped,
@@ -189,25 +230,37 @@ class BlobStore:
             missing = [h for h, *_ in sealed if h not in ids]
             if missing:  # a concurrent transaction stored the same bodies first
                 for r in await conn.execute(
-                    select(blobs.c.id, blobs.c.content_sha256).where(
-                        blobs.c.content_sha256.in_(missing)
-                    )
+                    select(*key_columns).where(blobs.c.content_sha256.in_(missing))
                 ):
                     ids[r.content_sha256] = r.id
+                    keys[r.content_sha256] = self.metadata_key(
+                        r.id, r.key_id, r.wrapped_key, r.content_sha256)
             rows = [
                 {"blob_id": ids[h], "idx": n, "data": seg}
-                for h, _size, _wrapped, segments in sealed
+                for h, _size, _wrapped, segments, _key in sealed
                 if h in stored_now
                 for n, seg in enumerate(segments)
             ]
             if rows:
                 await conn.execute(blob_segments.insert(), rows)
-        return [BlobRef(ids[h], h, len(b)) for h, b in zip(hexes, bodies, strict=True)]
+        return [BlobRef(ids[h], h, len(b), keys[h])
+                for h, b in zip(hexes, bodies, strict=True)]
 
-    def _seal(self, data: bytes, digest: bytes, key_id: str) -> tuple[bytes, list[bytes]]:
+    def rewrap_key(self, blob_id: int, key_id: str, wrapped: bytes, sha_hex: str,
+                   new_key_id: str) -> bytes:
+        """The blob's data key, unwrapped with ``key_id`` and wrapped anew with ``new_key_id``
+        (master key rotation: the body and its segments are not touched)."""
+        digest = bytes.fromhex(sha_hex)
+        data_key = self._unwrap(blob_id, key_id, wrapped, digest)
+        nonce = secrets.token_bytes(12)
+        return nonce + self._master(new_key_id).encrypt(
+            nonce, data_key, _KEY_AAD + digest + new_key_id.encode())
+
+    def _seal(self, data: bytes, digest: bytes,
+              key_id: str) -> tuple[bytes, list[bytes], bytes]:
         data_key = AESGCM.generate_key(bit_length=256)
         wrap_nonce = secrets.token_bytes(12)
-        wrapped = wrap_nonce + AESGCM(self.keyring.master_key(key_id)).encrypt(
+        wrapped = wrap_nonce + self._master(key_id).encrypt(
             wrap_nonce, data_key, _KEY_AAD + digest + key_id.encode()
         )
         aead = AESGCM(data_key)
@@ -222,7 +275,7 @@ class BlobStore:
             )
             for i in range(count)
         ]
-        return wrapped, out
+        return wrapped, out, data_key
 
     # -- reading -------------------------------------------------------------------------
     @staticmethod
@@ -412,18 +465,7 @@ class BlobStore:
 
     def _data_key(self, blob: _BlobRow) -> AESGCM:
         """Unwraps the blob's data key under its master key (authenticated)."""
-        master = self.keyring.master_key(blob.key_id)
-        w = blob.wrapped_key
-        try:
-            data_key = AESGCM(master).decrypt(
-                w[:12], w[12:], _KEY_AAD + blob.sha + blob.key_id.encode()
-            )
-        except (InvalidTag, ValueError):
-            raise BlobIntegrityError(
-                f"blob {blob.id}: its data key failed authentication under master key "
-                f"{blob.key_id!r} (wrong key file, or the blob record was altered)"
-            ) from None
-        return AESGCM(data_key)
+        return AESGCM(self._unwrap(blob.id, blob.key_id, blob.wrapped_key, blob.sha))
 
     @staticmethod
     def _decrypt(blob: _BlobRow, aead: AESGCM, first: int, payload: list[bytes]) -> bytes:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import access
+from storage import access, directory_version
 from storage.errors import NotFound
 from storage.schema import CREDENTIAL_KINDS, credentials
 from storage.types import utcnow
@@ -69,6 +69,9 @@ async def add(
             .returning(credentials.c.id)
         )
     ).scalar_one()
+    if kind == "app_password":
+        # Its hash is published with the entry so that the owner can bind to the directory.
+        await directory_version.bump(conn)
     return await get(conn, new_id)
 
 
@@ -107,6 +110,7 @@ async def revoke(conn: AsyncConnection, credential_id: int) -> bool:
         await get(conn, credential_id)  # raises NotFound for an unknown id
         return False
     await access.bump(conn)
+    await directory_version.bump(conn)
     return True
 
 

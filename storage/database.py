@@ -22,6 +22,7 @@ from storage.blobs import BlobStore, any_blob_stored
 from storage.engine import (
     check_database,
     create_engine,
+    create_private_file,
     create_read_engine,
     create_write_engine,
     read_only,
@@ -103,12 +104,15 @@ async def open_database(settings: Settings, *, may_create_key: bool) -> Database
     or absent and ``may_create_key`` is false) or another
     :class:`~storage.errors.KeyringError` (unreadable key file).
     """
-    await asyncio.to_thread(settings.data_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(settings.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+    await asyncio.to_thread(create_private_file, settings)
     engine = create_engine(settings)
     try:
         await check_database(engine, settings)
-        await migrate(engine)
         key_path = settings.key_file
+        # A migration that encrypts stored data needs the key file: loaded only then, and
+        # never created (data exists).
+        await migrate(engine, lambda: load_or_create_keyring(key_path, may_create=False))
         async with engine.connect() as conn:
             has_blobs = await any_blob_stored(conn)
         if has_blobs and not await asyncio.to_thread(key_path.exists):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
@@ -74,6 +75,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
         f"unsupported database URL {mask_url(settings.database_url)!r}: "
         "use sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host/db"
     )
+
+
+def create_private_file(settings: Settings) -> None:
+    """SQLite: creates the empty database file 0600 before SQLite does, whatever the umask.
+
+    The file holds password hashes and mailbox names; SQLite gives its WAL and shared-memory
+    files the mode of the database file, so they are private too. (PostgreSQL keeps its
+    files in its own 0700 data directory.)
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    try:
+        fd = os.open(url.database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _inline_engine(settings: Settings, *, pool_size: int,
@@ -272,3 +293,33 @@ async def serialize(conn: AsyncConnection, name: str) -> None:
     if is_postgres(conn):
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+async def erase_free_pages(engine: AsyncEngine) -> None:
+    """Rewrites the stored data so that no free page keeps the text of deleted rows or
+    dropped columns (after a migration that encrypted what was stored in clear).
+
+    SQLite: ``VACUUM`` (a fresh copy of every live page), then a ``TRUNCATE`` checkpoint
+    that empties the WAL. PostgreSQL: ``VACUUM FULL`` of the message table (a new heap
+    file; the old one is removed). Both need no transaction open, so they run outside the
+    engine's transaction hooks.
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        path = str(url.database)
+
+        def vacuum() -> None:
+            import sqlite3
+
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            try:
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(vacuum)
+        return
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await auto.exec_driver_sql("VACUUM FULL messages")

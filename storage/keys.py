@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class Keyring:
     master_keys: dict[str, bytes] = field(default_factory=dict)
     signing_keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
     _doc: dict[str, Any] = field(default_factory=dict, repr=False)
+    _signature: tuple[int, int] | None = field(default=None, repr=False)
+    _checked: float = field(default=0.0, repr=False)
 
     def __repr__(self) -> str:  # never print key material
         return f"Keyring(path={str(self.path)!r}, master={list(self.master_keys)})"
@@ -57,7 +60,12 @@ class Keyring:
         return next(reversed(self.master_keys))
 
     def master_key(self, key_id: str) -> bytes:
-        """The master key ``key_id``; :class:`UnknownKeyId` when the file lacks it."""
+        """The master key ``key_id``; :class:`UnknownKeyId` when the file lacks it.
+
+        A key this process does not know yet may have been added by ``mssante keys rotate``
+        in another process: the file is read again before giving up."""
+        if key_id not in self.master_keys:
+            self.refresh(force=True)
         try:
             return self.master_keys[key_id]
         except KeyError:
@@ -83,6 +91,39 @@ class Keyring:
     def verify_key(self, key_id: str) -> Ed25519PublicKey:
         """The public half of signing key ``key_id``."""
         return self.signing_key(key_id).public_key()
+
+    def refresh(self, *, force: bool = False, every: float = 1.0) -> bool:
+        """Adopts keys another process appended to the key file (``mssante keys rotate``),
+        so that a running gateway seals new bodies with the new key and reads bodies
+        rewrapped under it, without a restart. Looks at the file at most once per ``every``
+        seconds unless ``force``; keys are only ever added, never dropped. True if the
+        active master key changed."""
+        now = time.monotonic()
+        if not force and now - self._checked < every:
+            return False
+        self._checked = now
+        try:
+            st = self.path.stat()
+        except OSError:
+            return False
+        signature = (st.st_mtime_ns, st.st_size)
+        if signature == self._signature:
+            return False
+        try:
+            fresh = _parse(self.path, self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, KeyringError):
+            return False  # a file being replaced: the keys in memory stay, retry later
+        self._signature = signature
+        before = self.active_key_id
+        # the file's order decides which key is active (the last); a key only this process
+        # knew (none should exist: keys are only appended) stays, ahead of the file's
+        merged = {k: v for k, v in self.master_keys.items() if k not in fresh.master_keys}
+        merged.update(fresh.master_keys)
+        self.master_keys = merged
+        for kid, signing in fresh.signing_keys.items():
+            self.signing_keys.setdefault(kid, signing)
+        self._doc = fresh._doc
+        return self.active_key_id != before
 
     def rotate(self) -> str:
         """Adds a new master key (it becomes active) and rewrites the file; returns its id."""

@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy import and_, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage import metadata
+from storage.blobs import BlobStore
 from storage.errors import NotFound
 from storage.folders import next_modseq
-from storage.schema import folder_messages, folders, messages
+from storage.schema import blobs, folder_messages, folders, messages
 from storage.types import utcnow
 
 
@@ -39,7 +41,41 @@ class MailboxEntry:
     header_size: int
     content_sha256: str
     message_id_header: str | None
-    view: Any
+    sealed_view: bytes | None  # see storage.metadata
+
+
+KEY_COLUMNS = (blobs.c.key_id, blobs.c.wrapped_key, blobs.c.content_sha256)
+"""The blob columns that open a message's sealed metadata (see :func:`open_sealed`)."""
+
+WITH_KEYS = messages.outerjoin(blobs, blobs.c.id == messages.c.blob_id)
+"""Messages joined to the blob row holding their data key."""
+
+SEARCH_FIELDS = ("subject", "from_addr", "to_addr", "cc_addr", "date_header")
+"""The sealed search fields, in order: decoded Subject, From, To, Cc, and the sent date
+(YYYY-MM-DD, RFC 3501 §6.4.4 SENTON and friends)."""
+
+
+def open_sealed(store: BlobStore, kind: bytes, sealed: bytes | None, blob_id: int | None,
+                key_id: str | None, wrapped_key: bytes | None,
+                content_sha256: str | None) -> bytes | None:
+    """The plaintext of a sealed metadata column, None when there is none (a purged
+    message). A sealed value that fails authentication raises, as an altered body does."""
+    if sealed is None or blob_id is None or key_id is None or not wrapped_key \
+            or content_sha256 is None:
+        return None
+    key = store.metadata_key(blob_id, key_id, wrapped_key, content_sha256)
+    return key.open(kind, bytes(sealed))
+
+
+def open_fields(store: BlobStore, sealed: bytes | None, blob_id: int | None,
+                key_id: str | None, wrapped_key: bytes | None,
+                content_sha256: str | None) -> list[str | None]:
+    """The :data:`SEARCH_FIELDS` of a message (all None when it has none)."""
+    data = open_sealed(store, metadata.FIELDS, sealed, blob_id, key_id, wrapped_key,
+                       content_sha256)
+    if data is None:
+        return [None] * len(SEARCH_FIELDS)
+    return metadata.unpack_fields(data)
 
 
 def flags_text(flags: Iterable[str]) -> str:
@@ -180,7 +216,7 @@ _ENTRY_COLUMNS = (
     messages.c.header_size,
     messages.c.content_sha256,
     messages.c.message_id_header,
-    messages.c.view,
+    messages.c.sealed_view,
 )
 
 

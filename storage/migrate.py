@@ -8,6 +8,7 @@ migrate one after the other, and each finds the schema already at head.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.engine import serialize
+from storage.engine import erase_free_pages, serialize
+from storage.keys import Keyring
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -44,8 +46,27 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Brings the database schema to the newest revision; a no-op when already there."""
+CLEAR_METADATA_REVISIONS = frozenset({"0001", "0002"})
+"""Revisions whose message rows held header-derived text in clear (sealed by 0003)."""
+
+
+async def migrate(engine: AsyncEngine, keyring: Callable[[], Keyring] | None = None) -> None:
+    """Brings the database schema to the newest revision; a no-op when already there.
+
+    ``keyring`` loads the key file, for the migrations that encrypt existing data (0003).
+    After sealing what was stored in clear, the database file is rewritten so that no
+    free page still holds the old text.
+    """
+    before = await current_revision(engine)
     async with engine.begin() as conn:
         await serialize(conn, "mssante-migrate")
-        await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+
+        def upgrade(sync_conn: Any) -> None:
+            cfg = alembic_config(sync_conn)
+            if keyring is not None:
+                cfg.attributes["keyring"] = keyring
+            command.upgrade(cfg, "head")
+
+        await conn.run_sync(upgrade)
+    if before in CLEAR_METADATA_REVISIONS:
+        await erase_free_pages(engine)

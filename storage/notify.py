@@ -1,4 +1,4 @@
-"""Cross-node change notification over PostgreSQL ``LISTEN``/``NOTIFY`` (DESIGN.md §4).
+"""Cross-node change notification over PostgreSQL ``LISTEN``/``NOTIFY`` (docs/architecture.md §4).
 
 Each gateway node keeps one dedicated asyncpg connection that ``LISTEN``s on
 ``mssante_changes`` and sends the folder ids its own commits changed with ``pg_notify``.

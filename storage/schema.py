@@ -184,12 +184,10 @@ messages = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True, index=True),
     Column("purged_at", UTCDateTime, nullable=True),
-    Column("view", JSONText, nullable=True),
-    Column("subject", Text, nullable=True),
-    Column("from_addr", Text, nullable=True),
-    Column("to_addr", Text, nullable=True),
-    Column("cc_addr", Text, nullable=True),
-    Column("date_header", Text, nullable=True),
+    # What the headers say (IMAP views with file names, decoded Subject/From/To/Cc, sent
+    # date) names patients: stored only sealed under the body's data key (storage.metadata).
+    Column("sealed_view", LargeBinary, nullable=True),
+    Column("sealed_fields", LargeBinary, nullable=True),
 )
 
 folder_messages = Table(
@@ -255,6 +253,18 @@ proof_checkpoints = Table(
     Column("signature", LargeBinary, nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("root", String(64), nullable=True),  # Merkle root (hex) at tree size seq
+    Column("note", Text, nullable=True),  # the C2SP signed checkpoint note
+)
+
+# Every complete subtree of the Merkle tree over the proofs (storage/merkle.py): level 0
+# holds the leaf hashes, (level, idx) the root of leaves idx*2**level .. (idx+1)*2**level-1.
+proof_tree = Table(
+    "proof_tree",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
 )
 
 traces = Table(
@@ -266,6 +276,51 @@ traces = Table(
     Column("service", String(16), nullable=False),
     Column("event", String(64), nullable=False),
     Column("detail", JSONText, nullable=False),
+)
+
+REGISTRATION_STATUSES = ("unconfirmed", "pending", "approved", "rejected")
+
+# A professional's sign-up request, from the form to the administrator's decision. The
+# password is stored only as an argon2id hash (moved to the mailbox's credentials on
+# approval); the confirmation token only as its SHA-256 (it is 256 random bits).
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, default="unconfirmed", index=True),
+    Column("profession_type", String(64), nullable=False),
+    Column("rpps", String(11), nullable=True),
+    Column("adeli", String(9), nullable=True),
+    Column("surname", String(128), nullable=False),
+    Column("given_name", String(128), nullable=False),
+    Column("company", String(256), nullable=False, default=""),
+    Column("liberal", Boolean, nullable=False, default=False),
+    Column("profession", String(128), nullable=False),
+    Column("address1", String(256), nullable=False),
+    Column("address2", String(256), nullable=False, default=""),
+    Column("postal_code", String(5), nullable=False),
+    Column("city", String(128), nullable=False),
+    Column("region", String(64), nullable=False),
+    Column("department", String(3), nullable=False),
+    Column("phone1", String(32), nullable=False),
+    Column("phone2", String(32), nullable=False, default=""),
+    Column("password_hash", Text, nullable=True),
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("token_expires_at", UTCDateTime, nullable=True),
+    Column("token_sent_at", UTCDateTime, nullable=True),
+    Column("token_sends", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decided_by", String(320), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("address", String(320), nullable=True),
+    Column("account_id", BigId, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    CheckConstraint(
+        "status IN ('unconfirmed','pending','approved','rejected')", name="status"
+    ),
+    CheckConstraint("email = lower(email)", name="email_lower"),
 )
 
 meta = Table(

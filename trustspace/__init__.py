@@ -1,1 +1,1 @@
-"""trustspace layer (see DESIGN.md)."""
+"""trustspace layer (see docs/architecture.md)."""

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from config import Settings
 from trustspace.certs import PkiError, load_certificates, load_crl, subject_text
+from trustspace.crl import crl_file_paths
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,9 @@ class Expiry:
 
 
 def tls_expiries(settings: Settings) -> list[Expiry]:
-    """The server certificate, every anchor, every CRL's next update (unreadable files are
-    skipped: the listeners already refuse to start on those). Blocking: reads files."""
+    """The server certificate, every anchor, every CRL's next update (files, the embedded
+    CA's list and the cached copies of downloaded ones; unreadable files are skipped: the
+    listeners already refuse to start on those). Blocking: reads files."""
     out: list[Expiry] = []
     files = [("server", settings.tls_cert_file)]
     files += [("anchor", path) for path in settings.tls_anchor_files]
@@ -36,7 +38,11 @@ def tls_expiries(settings: Settings) -> list[Expiry]:
             continue
         chain = certificates[:1] if role == "server" else certificates
         out += [Expiry(role, subject_text(c), c.not_valid_after_utc) for c in chain]
-    for path in settings.tls_crl_files:
+    crls = [path for path, _required in crl_file_paths(settings)]
+    cache = settings.pki_dir / "crl-cache"  # the last good copies of the crl_urls lists
+    if cache.is_dir():
+        crls += sorted(cache.glob("*.crl"))
+    for path in crls:
         try:
             crl = load_crl(path)
         except PkiError:

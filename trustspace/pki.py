@@ -207,7 +207,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, mode)
+        os.fchmod(fd, mode & 0o600)  # the data directory is private, certificates too
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -4,6 +4,13 @@ A refresh either replaces the whole list with a valid one or changes nothing: an
 truncated or foreign document, an unreachable or untrusted server, all leave the previous
 list in force and are logged as one ``event=trustspace_refresh_refused`` line. The last
 good document is kept on disk so a restart while the publisher is down still has a list.
+
+The files are the one source of truth shared by every process of a data directory: the
+list in force is the newest valid one of the local file and the last good copy. Whoever
+adopts a list (the gateway, or ``mssante trustspace refresh``) writes the last good copy;
+a running gateway watches both files, so a refresh done from the command line reaches it
+within ``file_check_interval`` seconds (or at once on SIGHUP). ``show`` and ``check`` only
+read (``read_only``): looking at the list never changes it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from trustspace.whitelist import TrustSpace, WhitelistError, build_whitelist_xml
 log = logging.getLogger("mssante.trustspace")
 
 LAST_GOOD_NAME = "trustspace.last-good.xml"
+
+Signature = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,8 @@ def ensure_default_whitelist(settings: Settings) -> Path | None:
     is already there: an operator's list is never overwritten).
     """
     path = settings.trustspace_file
-    if not settings.embedded or path.exists():
+    if not settings.embedded or path.exists() or last_good_path(settings).exists():
+        # A kept list (say from the URL) must not be shadowed by a newer default file.
         return None
     document = build_whitelist_xml(settings.gateway.domains, operator=settings.hostname)
     write_atomically(path, document)
@@ -144,7 +154,8 @@ def fetch_https(url: str, ctx: ssl.SSLContext, timeout: float, max_size: int) ->
                 "fetch", f"the whitelist server answered HTTP {resp.status} {resp.reason}"
             )
         length = resp.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) > max_size:
+        if (length is not None and length.isascii() and length.isdigit()
+                and int(length) > max_size):
             raise WhitelistError("too_large", f"the whitelist is larger than {max_size} octets")
         body = resp.read(max_size + 1)
         if len(body) > max_size:
@@ -175,10 +186,13 @@ class TrustSpaceManager:
     adopted is also saved as the last good copy, used at start-up when neither answers.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self.settings = settings
+        self.read_only = read_only
+        """Never writes the last good copy (the CLI's ``show`` and ``check``)."""
         self._current: TrustSpace | None = None
-        self._file_signature: tuple[int, int, int] | None = None
+        self._file_signature: Signature | None = None
+        self._good_signature: Signature | None = None
         self._saved_raw: bytes | None = None
 
     # -- state --
@@ -214,12 +228,16 @@ class TrustSpaceManager:
         count = self._current.count if self._current else 0
         return RefreshResult(False, source, count, exc.reason, str(exc))
 
-    async def _adopt(self, space: TrustSpace) -> RefreshResult:
+    async def _adopt(self, space: TrustSpace, *, save: bool = True) -> RefreshResult:
         changed = self._current is None or self._current.domains != space.domains
         self._current = space
-        if space.raw != self._saved_raw:
+        if not save:  # it came from the last good copy: that is what the file holds
+            self._saved_raw = space.raw
+        elif not self.read_only and space.raw != self._saved_raw:
             await asyncio.to_thread(write_atomically, self.last_good_file, space.raw)
             self._saved_raw = space.raw
+            # Our own write: the watch must not take it for another process's refresh.
+            self._good_signature = await asyncio.to_thread(_stat, self.last_good_file)
         log.info(
             "event=trustspace_loaded source=%s domains=%d skipped=%d changed=%s",
             _kv(space.source), space.count, len(space.skipped), str(changed).lower(),
@@ -227,15 +245,13 @@ class TrustSpaceManager:
         return RefreshResult(True, space.source, space.count, changed=changed)
 
     # -- sources --
-    def _stat_file(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.settings.trustspace_file.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    def _stat_file(self) -> Signature | None:
+        return _stat(self.settings.trustspace_file)
 
-    async def load_file(self, path: Path | None = None) -> RefreshResult:
-        """Reads and adopts a whitelist file; on failure the list in force stays."""
+    async def load_file(self, path: Path | None = None, *, save: bool = True) -> RefreshResult:
+        """Reads and adopts a whitelist file; on failure the list in force stays.
+
+        ``save=False``: the file is the last good copy itself, nothing to write back."""
         target = path or self.settings.trustspace_file
         source = str(target)
         try:
@@ -246,7 +262,7 @@ class TrustSpaceManager:
             space = self._parse(data, source)
         except WhitelistError as exc:
             return self._refused(source, exc)
-        return await self._adopt(space)
+        return await self._adopt(space, save=save)
 
     async def fetch_url(self) -> RefreshResult:
         """Downloads and adopts the published whitelist; on failure the list in force stays."""
@@ -267,34 +283,40 @@ class TrustSpaceManager:
         return await self._adopt(space)
 
     async def check_file(self) -> RefreshResult | None:
-        """Reloads the local file if it changed since last looked at; None if unchanged."""
-        signature = await asyncio.to_thread(self._stat_file)
-        if signature is None or signature == self._file_signature:
-            return None
-        self._file_signature = signature
-        return await self.load_file()
+        """Reloads what changed since last looked at: the local file (an operator's edit) or
+        the last good copy (written by ``mssante trustspace refresh``); None if neither.
 
-    async def load_initial(self, *, offline: bool = False) -> RefreshResult:
-        """Start-up: URL first (unless ``offline``), then the local file, then the last good copy.
+        When both changed, the newer is adopted last, so it is the one in force."""
+        changed: list[tuple[Signature, Path]] = []
+        file_sig = await asyncio.to_thread(self._stat_file)
+        if file_sig is not None and file_sig != self._file_signature:
+            self._file_signature = file_sig
+            changed.append((file_sig, self.settings.trustspace_file))
+        good_sig = await asyncio.to_thread(_stat, self.last_good_file)
+        if good_sig is not None and good_sig != self._good_signature:
+            self._good_signature = good_sig
+            changed.append((good_sig, self.last_good_file))
+        result: RefreshResult | None = None
+        for _sig, path in sorted(changed, key=lambda c: c[0][0]):
+            outcome = await self.load_file(path, save=path != self.last_good_file)
+            if outcome.ok or result is None or not result.ok:
+                result = outcome
+        return result
 
-        Raises WhitelistError when no source gives a valid list: the relay cannot decide
-        anything without one, and starting with an empty list would refuse every peer.
-        """
-        tried: list[str] = []
-        if self.settings.trustspace.url and not offline:
-            result = await self.fetch_url()
-            if result.ok:
-                self._file_signature = await asyncio.to_thread(self._stat_file)
-                return result
-            tried.append(f"{result.source}: {result.detail}")
+    async def load_in_force(self) -> RefreshResult:
+        """The newest valid one of the local file and the last good copy: the list a
+        running gateway holds, or would load offline. Raises WhitelistError naming each
+        file tried when none is valid."""
+        candidates: list[tuple[Signature, Path]] = []
+        for path in (self.settings.trustspace_file, self.last_good_file):
+            sig = await asyncio.to_thread(_stat, path)
+            if sig is not None:
+                candidates.append((sig, path))
         self._file_signature = await asyncio.to_thread(self._stat_file)
-        if self._file_signature is not None:
-            result = await self.load_file()
-            if result.ok:
-                return result
-            tried.append(f"{result.source}: {result.detail}")
-        if self.last_good_file.exists():
-            result = await self.load_file(self.last_good_file)
+        self._good_signature = await asyncio.to_thread(_stat, self.last_good_file)
+        tried: list[str] = []
+        for _sig, path in sorted(candidates, key=lambda c: c[0][0], reverse=True):
+            result = await self.load_file(path, save=path != self.last_good_file)
             if result.ok:
                 return result
             tried.append(f"{result.source}: {result.detail}")
@@ -302,6 +324,27 @@ class TrustSpaceManager:
             tried.append(f"{self.settings.trustspace_file}: the file does not exist")
         raise WhitelistError("empty", "no valid trust space could be loaded (" +
                              "; ".join(tried) + ")")
+
+    async def load_initial(self, *, offline: bool = False) -> RefreshResult:
+        """Start-up: URL first (unless ``offline``), then :meth:`load_in_force`.
+
+        Raises WhitelistError when no source gives a valid list: the relay cannot decide
+        anything without one, and starting with an empty list would refuse every peer.
+        """
+        tried = ""
+        if self.settings.trustspace.url and not offline:
+            result = await self.fetch_url()
+            if result.ok:
+                self._file_signature = await asyncio.to_thread(self._stat_file)
+                return result
+            tried = f"{result.source}: {result.detail}; "
+        try:
+            return await self.load_in_force()
+        except WhitelistError as exc:
+            if not tried:
+                raise
+            detail = str(exc).replace("(", "(" + tried, 1)
+            raise WhitelistError("empty", detail) from None
 
     async def refresh(self) -> RefreshResult:
         """Fetches now: the URL when configured, else the local file (even if unchanged)."""
@@ -325,6 +368,15 @@ class TrustSpaceManager:
             if ts.url and time.monotonic() >= next_fetch:
                 await self.fetch_url()
                 next_fetch = time.monotonic() + ts.refresh_interval
+
+
+def _stat(path: Path) -> Signature | None:
+    """(mtime, size, inode) of ``path``, None if absent: a change of any means a new file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def loaded_at_text(space: TrustSpace) -> str:

@@ -6,24 +6,23 @@ One policy for the whole gateway, so that no front-end can weaken it by accident
 * TLS 1.2 suites: ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only (forward
   secrecy and AEAD, RFC 7525 §4.2); TLS 1.3 suites are all AEAD (RFC 8446 §9.1);
 * no compression (CRIME), no renegotiation, the server's cipher order wins;
-* peers verified against ``settings.tls_anchor_files`` (IGC-Santé), with the CRLs of
-  ``settings.tls_crl_files`` honoured when configured.
+* peers verified against ``settings.tls_anchor_files`` (IGC-Santé): chain and validity
+  dates. Revocation is not left to OpenSSL: :mod:`trustspace.crl` checks the verified
+  certificate after the handshake against CRLs it reloads while the gateway runs (its
+  docstring says why), and the front-ends refuse in their protocol.
 
 Building a context reads files: it runs at start-up (or on reload) before the loop serves.
 """
 
 from __future__ import annotations
 
-import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from config import Settings
 from trustspace.certs import (
@@ -31,7 +30,6 @@ from trustspace.certs import (
     fingerprint_sha256,
     idnat_from_certificate,
     issuer_text,
-    load_crl,
     subject_text,
 )
 
@@ -79,31 +77,6 @@ def _load_anchors(ctx: ssl.SSLContext, settings: Settings) -> None:
             raise PkiError(f"trust anchor (tls.anchors) {path}: file not found") from None
         except (ssl.SSLError, OSError) as exc:
             raise PkiError(f"trust anchor (tls.anchors) {path}: not usable ({exc})") from None
-    _load_crls(ctx, settings)
-
-
-def _load_crls(ctx: ssl.SSLContext, settings: Settings) -> None:
-    """CRLs are honoured only when configured; then a peer whose issuer has no CRL fails."""
-    files = settings.tls_crl_files
-    if not files:
-        return
-    for path in files:
-        crl = load_crl(path)  # validates PEM or DER and names the file on error
-        pem = crl.public_bytes(serialization.Encoding.PEM)
-        # The ssl module reads CRLs from PEM files only (cadata takes certificates only).
-        fd, tmp = tempfile.mkstemp(suffix=".crl.pem")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-            ctx.load_verify_locations(cafile=tmp)
-        except ssl.SSLError as exc:
-            raise PkiError(f"CRL {path}: not usable ({exc})") from None
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    if settings.tls.crl_check == "chain":
-        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
-    else:
-        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
 
 
 def _load_identity(ctx: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
@@ -125,9 +98,11 @@ def server_context(settings: Settings, client_auth: ClientAuth = "none") -> ssl.
 
     ``client_auth``: ``none`` for submission/IMAP where users log in otherwise, ``optional``
     where a certificate enables SASL EXTERNAL but is not required, ``required`` on the
-    operator relay (mutual TLS). Client certificates are verified against the anchors and
-    CRLs; with ``optional``, a presented certificate that does not verify still fails the
-    handshake (OpenSSL semantics), which is the safe outcome.
+    operator relay (mutual TLS). Client certificates are verified against the anchors; with
+    ``optional``, a presented certificate that does not verify still fails the handshake
+    (OpenSSL semantics), which is the safe outcome. Revocation is checked afterwards by
+    :class:`trustspace.crl.CrlStore`, so that a CRL published while the gateway runs
+    applies to the next connection without a new context.
     """
     if client_auth not in _VERIFY_MODES:
         raise ValueError(f"client_auth {client_auth!r} is not one of none, optional, required")

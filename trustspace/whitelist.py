@@ -238,6 +238,15 @@ def _safe_tree(data: bytes) -> ET.Element:
     except expat.ExpatError as exc:
         reason = "truncated" if exc.code in _TRUNCATED_CODES else "malformed"
         raise WhitelistError(reason, f"the whitelist is not well-formed XML ({exc})") from None
+    except WhitelistError:
+        raise  # a DTD refused by a handler (WhitelistError is a ValueError)
+    except (LookupError, ValueError) as exc:
+        # The XML declaration names the encoding, so the publisher (or whoever stands in
+        # its way) chooses which codec expat asks Python for: an unknown one is a
+        # LookupError, a multi-byte one (utf-32) a ValueError, not an ExpatError.
+        raise WhitelistError(
+            "malformed", f"the whitelist declares an encoding that cannot be read ({exc})"
+        ) from None
     return builder.close()
 
 

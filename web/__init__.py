@@ -1,1 +1,1 @@
-"""web layer (see DESIGN.md)."""
+"""web layer (see docs/architecture.md)."""

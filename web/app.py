@@ -11,12 +11,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from web.autoconfig import (
     MAX_AUTODISCOVER_REQUEST,
@@ -31,6 +32,9 @@ from web.headers import SecurityHeaders
 from web.health import Check, run_checks
 from web.metrics import CONTENT_TYPE, GatewayMetrics
 
+if TYPE_CHECKING:
+    from web.portal import PortalDeps
+
 XML = "application/xml; charset=utf-8"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -43,6 +47,8 @@ class WebDeps:
     metrics: GatewayMetrics
     readiness: Mapping[str, Check]
     metrics_from: Sequence[Network]
+    portal: PortalDeps | None = None
+    """The professionals' portal (:mod:`web.portal`); None serves only the routes above."""
 
 
 def parse_networks(values: Sequence[str]) -> list[Network]:
@@ -130,7 +136,7 @@ def build_app(deps: WebDeps) -> Starlette:
             return Response(autodiscover_error(603, "No configuration for this domain"),
                             media_type=XML, status_code=404)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -139,4 +145,8 @@ def build_app(deps: WebDeps) -> Starlette:
         Route("/autodiscover/autodiscover.xml", autodiscover, methods=["GET", "POST"]),
         Route("/Autodiscover/Autodiscover.xml", autodiscover, methods=["GET", "POST"]),
     ]
+    if deps.portal is not None:
+        from web.portal import Portal
+
+        routes.extend(Portal(deps.portal).routes())
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

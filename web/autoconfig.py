@@ -128,8 +128,9 @@ def autodiscover_address(body: bytes) -> str:
         raise AutoconfigError("requête Autodiscover refusée : DOCTYPE interdit")
     try:
         root = ET.fromstring(body)  # noqa: S314 - no DOCTYPE, so no entity can be defined
-    except ET.ParseError as exc:
-        raise AutoconfigError(f"requête Autodiscover illisible : {exc}") from None
+    except (ET.ParseError, LookupError, ValueError) as exc:
+        # LookupError: an XML declaration naming an encoding Python does not know
+        raise AutoconfigError(f"requête Autodiscover illisible : {exc}"[:200]) from None
     for element in root.iter():
         if element.tag.rsplit("}", 1)[-1] == "EMailAddress" and element.text:
             return element.text.strip()

@@ -5,7 +5,10 @@ the hot paths: queue depth by state and the age of the oldest waiting message, t
 ledger's size and the age of its last signed checkpoint (a ledger that stops being signed
 is what a tampering would look like), mailboxes by type and status, the trust space's size
 and age, and the expiry of every certificate and CRL the gateway relies on. Process
-figures (memory, CPU, open files) come from prometheus-client's own collector.
+figures (memory, CPU, open files) come from prometheus-client's own collector, and the
+counters the protocol code increments (connections, sessions, authentications, messages and
+refusals by code, IMAP commands, outbound outcomes and delivery latency) from
+``config/metrics.py``.
 
 The reading comes through :class:`MetricsSource`, a narrow interface the composition root
 implements, so this module knows nothing of how the gateway is assembled.
@@ -19,9 +22,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from config.metrics import INSTRUMENTS
 from storage.stats import StoreStats
 from trustspace.expiry import Expiry
 
@@ -107,6 +111,13 @@ class _ReadingCollector(Collector):
         yield expiry
 
 
+class _Instruments(Collector):
+    """The counters the protocol code increments (``config/metrics.py``), as they are."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from INSTRUMENTS.collect()
+
+
 class GatewayMetrics:
     """The registry behind ``/metrics``; ``render`` reads the source, then serialises."""
 
@@ -115,6 +126,7 @@ class GatewayMetrics:
         self._source = source
         self._reading = _ReadingCollector()
         self.registry.register(self._reading)
+        self.registry.register(_Instruments())
         ProcessCollector(namespace="mssante", registry=self.registry)
 
     async def render(self) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gateway.context import CliContext, pass_cli
+from gateway.private_files import exposed_paths, warning_line
 
 
 @click.command("check-config")
@@ -23,6 +24,16 @@ def command(cli: CliContext, reference: bool) -> None:
         f"configuration OK: {source} (mode {settings.gateway.mode}, "
         f"domains {', '.join(settings.gateway.domains)}, database {_masked(settings.database_url)})"
     )
+    exposed = exposed_paths(settings)
+    for path, mode in exposed[:MAX_WARNINGS]:
+        click.echo(f"mssante: warning: {warning_line(path, mode)}", err=True)
+    if len(exposed) > MAX_WARNINGS:
+        click.echo(f"mssante: warning: {len(exposed) - MAX_WARNINGS} more paths under "
+                   f"{settings.data_dir} are readable or writable by other accounts", err=True)
+
+
+MAX_WARNINGS = 20
+"""Paths named one by one; beyond, one line counts the others."""
 
 
 def _masked(url: str) -> str:

@@ -111,6 +111,8 @@ def import_cmd(cli: CliContext, file: Path) -> None:
                    + (f" and {more} more" if more else ""))
     for dn, reason in summary.failed:
         click.echo(f"failed: {dn}: {reason}")
+    for line in summary.internationalised_lines():
+        click.echo(line)
     click.echo(
         f"imported {summary.rows} rows from {file}: {summary.added} added, {summary.updated} "
         f"updated, {summary.deleted} deleted, {summary.unchanged} unchanged, "
@@ -130,7 +132,10 @@ def search_cmd(cli: CliContext, text: str, limit: int) -> None:
     """Search correspondents: every word of TEXT must match (name, specialty, place...)."""
     if not text.split():
         fail("search text is empty; give at least one word, e.g. \"martin cardio 31\"", EXIT_USAGE)
-    entries = _with_directory(cli, lambda d: d.search(text, limit))
+    # One more than shown, to say so when the list is cut rather than stop silently.
+    entries = _with_directory(cli, lambda d: d.search(text, limit + 1))
+    cut = len(entries) > limit
+    entries = entries[:limit]
     table = Table(title=f"{len(entries)} result(s) for {text!r}")
     for col in ("address", "name", "type", "specialty", "structure", "place", "origin"):
         table.add_column(col)
@@ -138,6 +143,9 @@ def search_cmd(cli: CliContext, text: str, limit: int) -> None:
         table.add_row(e.address, e.common_name, e.type, e.specialty_label, e.structure_name,
                       " ".join(p for p in (e.postal_code, e.city) if p), e.origin)
     Console(width=200).print(table)
+    if cut:
+        click.echo(f"more than {limit} entries match {text!r}: only the first {limit} are "
+                   "shown; add words or raise --limit")
 
 
 @command.command("show")

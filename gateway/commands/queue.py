@@ -71,7 +71,7 @@ def list_(cli: CliContext, show_all: bool) -> None:
 
 
 def _parse_id(value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         fail(f"queue id {value!r} is not a number", EXIT_USAGE)
     return int(value)
 

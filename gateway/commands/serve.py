@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import click
 
 from gateway.context import CliContext, pass_cli, run_command
+from gateway.firststart import announce
 from gateway.logs import configure_logging
+from gateway.private_files import make_private
 from gateway.runtime import Gateway, serve
 from gateway.startup import ensure_config_file, open_storage, prepare_tls
 
@@ -26,15 +29,13 @@ def banner(gateway: Gateway) -> None:
         out.append(f"  trust space     {gateway.trust.current.count} domains")
     creds = gateway.first_start
     if creds is not None:
-        out += [
-            "First start: these passwords are shown once, keep them.",
-            f"  administrator   {creds.admin_address}  application password {creds.admin_password}",
-            f"  demo mailbox    {creds.demo_address}  application password {creds.demo_password}",
-        ]
-        if creds.demo_certificate is not None:
+        out += announce(creds, s.data_dir, terminal=sys.stdout.isatty())
+        if s.web.enabled:
             out.append(
-                f"  demo certificate {creds.demo_certificate}  (PKCS#12 password "
-                f"{creds.demo_certificate_password}; for SASL EXTERNAL)"
+                f"  portal          sign-up and review: to let the administrator in, run "
+                f"mssante accounts portal-password {creds.admin_address} --usual-email "
+                "<your address>; e-mails (links, codes) are written to "
+                f"{s.data_dir / 'outbox'}"
             )
     out.append("Press Ctrl-C to stop.")
     print("\n".join(out), flush=True)
@@ -60,6 +61,7 @@ def init(cli: CliContext) -> None:
         prepare_tls(settings)
         db = await open_storage(settings)
         await db.close()
+        await asyncio.to_thread(make_private, settings)
         click.echo(
             f"data directory {settings.data_dir} ready"
             + (f"; configuration written to {settings.config_file}" if wrote else "")

@@ -1,8 +1,11 @@
 """``mssante trustspace``: see, check and refresh the MSSanté whitelist in force.
 
-``show`` and ``check`` work offline (local file, else the last good copy) so an operator can
-answer "would we accept mail from X?" even while the publisher is down; ``refresh`` fetches
-now and exits 1 when the new list was refused (the previous one stays).
+``show`` and ``check`` work offline and only read: they answer from the list in force (the
+newest valid one of the local file and the last good copy, as the running gateway does), so
+an operator can answer "would we accept mail from X?" even while the publisher is down.
+``refresh`` fetches now, keeps what it adopted as the last good copy (which a running gateway
+picks up within ``[trustspace] file_check_interval`` seconds) and exits 1 when the new list
+was refused (the previous one stays).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ SHOWN_BY_DEFAULT = 20
 def _load_offline(cli: CliContext) -> TrustSpace:
     settings = cli.settings()
     ensure_default_whitelist(settings)
-    manager = TrustSpaceManager(settings)
+    manager = TrustSpaceManager(settings, read_only=True)
     try:
         asyncio.run(manager.load_initial(offline=True))
     except WhitelistError as exc:
@@ -83,3 +86,5 @@ def refresh(cli: CliContext) -> None:
         fail(f"refresh refused ({result.reason}): {result.detail}; the previous list stays",
              EXIT_FAILURE)
     click.echo(f"refreshed from {result.source}: {result.count} domains")
+    interval = settings.trustspace.file_check_interval
+    click.echo(f"a running gateway adopts it within {interval:g} s (mssante reload: at once)")

@@ -1,4 +1,4 @@
-"""Signs the proof ledger (DESIGN.md §3), so deleting newest records is detected.
+"""Signs the proof ledger (docs/architecture.md §3), so deleting newest records is detected.
 
 The hash chain alone cannot show that the last records were cut off; a signed checkpoint of
 the newest record can. A checkpoint is signed:
@@ -62,8 +62,11 @@ class CheckpointService:
         db = self._gateway.db
         if db is None:
             return
+        settings = self._gateway.settings
         async with db.begin() as conn:
-            seq = await proofs.checkpoint(conn, db.keyring)
+            seq = await proofs.checkpoint(
+                conn, db.keyring, origin=settings.proof_origin, directory=settings.checkpoint_dir
+            )
         if seq is not None:
             log.info("proof_checkpoint_signed", extra={"fields": {"seq": seq}})
 

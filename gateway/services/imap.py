@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from gateway.service import Listener
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 ORDER = 25
+log = logging.getLogger("mssante.imap")
 
 
 class ImapService:
@@ -37,8 +39,30 @@ class ImapService:
             tls_context=server_context(settings, "optional"),
             workarounds=Workarounds.from_names(settings.imap.client_workarounds),
             trust=gateway.trust,
+            revocation=gateway.revocation,
         )
         self.server = ImapServer(self.context)
+        if gateway.revocation is not None:
+            gateway.revocation.add_listener(self.close_revoked_sessions)
+
+    async def close_revoked_sessions(self) -> None:
+        """After a CRL change: ``* BYE`` to every session logged in with a certificate that
+        is now revoked (new connections are refused at AUTHENTICATE already)."""
+        store = self.context.revocation
+        if store is None:
+            return
+        for session in list(self.context.sessions):
+            identity = session.identity
+            if identity is None or identity.method != "EXTERNAL" or session.closing:
+                continue
+            ssl_object = session.ssl_object()
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            if not der:
+                continue
+            verdict = store.check(der)
+            if not verdict.ok:
+                log.info("imap_session_revoked", extra=session.log_fields(reason=verdict.reason))
+                session.shutdown(f"Certificate no longer valid: {verdict.reason}")
 
     async def start(self) -> None:
         await self.server.start()

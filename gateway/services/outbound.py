@@ -27,5 +27,6 @@ def build(gateway: Gateway) -> OutboundWorker | None:
         return trust is not None and trust.current.contains(domain)
 
     worker = OutboundWorker(gateway.db, gateway.settings, gateway.pipeline, trust=in_trust_space)
+    worker.revocation = gateway.revocation
     gateway.pipeline.on_queued(worker.wake)
     return worker

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
+from accounts.notify import outbox_for
+from accounts.registrations import Registrar
 from config import Settings
 from gateway.service import Listener
 from storage.database import Database
@@ -20,7 +22,9 @@ from web.app import WebDeps, build_app, parse_networks
 from web.autoconfig import ClientSettings
 from web.health import Check
 from web.metrics import GatewayMetrics, Reading
+from web.portal import PortalDeps
 from web.server import WebServer
+from web.sessions import SessionStore
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -94,12 +98,22 @@ class WebService:
 
     def __init__(self, gateway: Gateway) -> None:
         assert gateway.db is not None and gateway.trust is not None
+        assert gateway.authenticator is not None
         settings = gateway.settings
+        outbox = outbox_for(settings.data_dir, settings.primary_domain)
+        self.registrar = Registrar(gateway.db, outbox, portal_url=settings.web.public_url)
+        portal = PortalDeps(
+            db=gateway.db, authenticator=gateway.authenticator, registrar=self.registrar,
+            outbox=outbox,
+            sessions=SessionStore(settings.web.session_idle, settings.web.session_lifetime),
+            local_domains=tuple(settings.gateway.domains),
+        )
         deps = WebDeps(
             client=ClientSettings.from_settings(settings, bound_ports(gateway)),
             metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust)),
             readiness=readiness_checks(gateway),
             metrics_from=parse_networks(settings.web.metrics_from),
+            portal=portal,
         )
         self._host = settings.gateway.listen
         self.server = WebServer(build_app(deps), self._host, settings.web.port,
@@ -107,6 +121,11 @@ class WebService:
 
     async def start(self) -> None:
         await self.server.start()
+        if not self.registrar.portal_url:
+            # links in system e-mails name the port really bound (0 in tests asks for one)
+            settings = self.registrar.db.settings
+            port = "" if self.server.port == 443 else f":{self.server.port}"
+            self.registrar.portal_url = f"https://{settings.hostname}{port}"
 
     def listeners(self) -> list[Listener]:
         return [Listener("HTTPS (portal, autoconfig, metrics)", self._host, self.server.port,

@@ -16,10 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from accounts.authenticator import Identity, shown_login
+from config.metrics import AUTHENTICATIONS
 from imap.commands import ANY, NOT_AUTHENTICATED, register
 from imap.protocol import ImapRefusal, continuation, tagged
 from imap.protocol import commands as c
 from imap.session import Done, Session
+from trustspace.crl import require_not_revoked
+from trustspace.refusal import Refusal
 
 log = logging.getLogger("mssante.imap")
 
@@ -82,6 +85,10 @@ class ExternalMechanism:
         if not der:
             raise ImapRefusal("NO", "AUTHENTICATIONFAILED",
                               "EXTERNAL needs a client certificate presented during TLS")
+        try:
+            require_not_revoked(session.ctx.revocation, der, "auth")
+        except Refusal as refusal:
+            raise ImapRefusal("NO", "AUTHENTICATIONFAILED", refusal.text) from None
         data = initial if initial is not None else await challenge(b"")
         authzid = data.decode("utf-8", "replace") or None
         return await session.ctx.authenticator.check_certificate(
@@ -108,6 +115,7 @@ def _logged_in(session: Session, identity: Identity) -> Done:
     session.identity = identity
     session.access_version = session.ctx.authenticator.access.version
     session.auth_failures = 0
+    AUTHENTICATIONS.labels("imap", identity.method, "success").inc()
     log.info("imap_login", extra=session.log_fields(method=identity.method))
     caps = " ".join(session.capabilities())
     return Done("Logged in", f"CAPABILITY {caps}")
@@ -115,6 +123,7 @@ def _logged_in(session: Session, identity: Identity) -> Done:
 
 def _failed(session: Session, method: str, who: str | None) -> ImapRefusal:
     session.auth_failures += 1
+    AUTHENTICATIONS.labels("imap", method, "failure").inc()
     log.info("imap_auth_failed", extra=session.log_fields(
         method=method, login=shown_login(who or ""), failures=session.auth_failures))
     if session.auth_failures >= MAX_AUTH_FAILURES:

@@ -5,7 +5,7 @@ part offsets) and from ranged reads of the encrypted body, which decrypt only th
 touched: a FETCH never re-parses a message. One query per run of UIDs, with only the
 columns the items need; then the byte spans every message's items need are read for a whole
 batch of messages with one query (:meth:`storage.blobs.BlobStore.read_many`), and decoded
-views are shared between sessions (:data:`mail.views.VIEWS`). A FETCH that sets no flag
+views are shared between sessions (:class:`imap.mailstore.OpenedViews`). A FETCH that sets no flag
 runs in a single read transaction.
 """
 
@@ -28,7 +28,7 @@ from imap.session import Done, Session
 from mail import sections
 from mail.bodystructure import basic_global
 from mail.imapstring import wire_bytes
-from mail.views import VIEWS, MessageView
+from mail.views import MessageView
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIMPLE = frozenset({"UID", "FLAGS", "INTERNALDATE", "MODSEQ"})
@@ -216,7 +216,7 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
     out: list[bytes] = []
     view: MessageView | None = None
     if row.view is not None and any(a.name not in _SIMPLE for a in items):
-        view = VIEWS.get_stored(row.view)
+        view = row.view
     for attr in items:
         name = attr.name
         simple = _row_item(name, row, sel)
@@ -307,7 +307,7 @@ def _plan(rows: list[MessageRow], items: list[FetchAttr]) -> Plan:
         count += 1
         if row.blob_id is None or row.view is None:
             continue
-        view = VIEWS.get_stored(row.view)
+        view = row.view
         lo = hi = -1
         for attr in items:
             span = _span(view, attr)

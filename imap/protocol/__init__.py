@@ -27,7 +27,7 @@ from imap.protocol.errors import (
 from imap.protocol.fetch_items import FetchAttr, Section
 from imap.protocol.mutf7 import mutf7_decode, mutf7_encode
 from imap.protocol.parser import parse_command, read_tag
-from imap.protocol.reader import CommandReader
+from imap.protocol.reader import CommandReader, LiteralLimits
 from imap.protocol.response import (
     Atom,
     ImapRefusal,
@@ -47,6 +47,7 @@ from imap.protocol.response import (
 from imap.protocol.search_keys import *  # noqa: F403
 from imap.protocol.search_keys import __all__ as _search_all
 from imap.protocol.sequence import STAR, SequenceSet
+from imap.protocol.spool import SpooledLiteral
 
 __all__ = [
     *_commands_all,
@@ -59,6 +60,7 @@ __all__ = [
     "FetchAttr",
     "ImapRefusal",
     "Literal",
+    "LiteralLimits",
     "LiteralRefused",
     "ParseError",
     "ProtocolError",
@@ -66,6 +68,7 @@ __all__ = [
     "STAR",
     "Section",
     "SequenceSet",
+    "SpooledLiteral",
     "bye",
     "continuation",
     "encode_astring",

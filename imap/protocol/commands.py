@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from imap.protocol.fetch_items import FetchAttr
 from imap.protocol.search_keys import SearchKey
 from imap.protocol.sequence import SequenceSet
+from imap.protocol.spool import SpooledLiteral
 
 __all__ = [
     "Append",
@@ -236,7 +237,8 @@ class AppendMessage:
 
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None
-    data: bytes = field(repr=False)
+    data: bytes | SpooledLiteral = field(repr=False)
+    """The message; a large one stays in the reader's encrypted spool until stored."""
     binary: bool = False  # sent as literal8 ~{n} (RFC 3516 §4.4)
 
 

@@ -8,7 +8,7 @@ references are RFC 9051 §9 unless stated otherwise.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from imap.protocol import commands as c
 from imap.protocol.errors import BadCharset, ParseError
@@ -28,6 +28,7 @@ from imap.protocol.search_keys import (
     SearchSize,
     SearchText,
 )
+from imap.protocol.spool import SpooledLiteral
 from imap.protocol.tokens import Cursor
 
 __all__ = ["parse_command", "read_tag"]
@@ -111,13 +112,17 @@ def read_tag(data: bytes) -> str | None:
     return m.group().decode("ascii") if m else None
 
 
-def parse_command(data: bytes, *, utf8: bool = False) -> c.Command:
+def parse_command(
+    data: bytes, *, utf8: bool = False, spooled: Mapping[int, SpooledLiteral] | None = None
+) -> c.Command:
     """Parse one command as returned by ``CommandReader.read_command``.
 
     ``utf8`` is true under IMAP4rev2 or UTF8=ACCEPT (mailbox names in UTF-8).
+    ``spooled`` is the reader's :attr:`~imap.protocol.reader.CommandReader.spooled`: APPEND
+    messages it kept in encrypted files rather than in ``data``.
     Raises :class:`ParseError` (or its subclass :class:`BadCharset`) only.
     """
-    cur = Cursor(data, utf8)
+    cur = Cursor(data, utf8, spooled)
     tag = read_tag(data)
     if tag is None:
         raise ParseError("missing or invalid tag")
@@ -425,7 +430,7 @@ def _append(cur: Cursor, tag: str, uid: bool) -> c.Command:
             cur.pos += 5
             cur.expect(b"(")
             utf8_wrap = True
-        lit = cur.literal(allow8=True)
+        lit = cur.message_literal(allow8=True)
         if lit is None:
             cur.fail("APPEND expects the message as a literal")
         if utf8_wrap:

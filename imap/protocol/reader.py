@@ -20,6 +20,14 @@ Refusal policy (RFC 7888 §4, RFC 7889):
   LITERAL- is announced: it is read and discarded (up to ``max_literal``), the
   rest of the command is drained, then :class:`LiteralRefused` with
   ``BAD [TOOBIG]``.
+
+APPEND is the one command whose literals may be large (the message); it gets its
+own :class:`LiteralLimits`, as in Dovecot, where every other command is held to
+the line length. An APPEND literal larger than ``spool_threshold`` is not kept in
+memory: it goes, piece by piece as it arrives, to an encrypted
+:class:`~imap.protocol.spool.SpooledLiteral`; the command bytes then hold its
+``{n}`` marker but not its octets, and :attr:`CommandReader.spooled` maps the
+offset where they would start to the spool (``parse_command(..., spooled=...)``).
 """
 
 from __future__ import annotations
@@ -27,10 +35,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from imap.protocol.errors import CommandTooLarge, ConnectionClosed, LiteralRefused
+from imap.protocol.spool import SpooledLiteral
 
-__all__ = ["CommandReader", "Continuation"]
+__all__ = ["CommandReader", "Continuation", "LiteralLimits"]
 
 Continuation = Callable[[], Awaitable[None]]
 """Async callback that writes (and drains) ``+ Ready for literal data``."""
@@ -39,6 +49,25 @@ Continuation = Callable[[], Awaitable[None]]
 _LITERAL_AT_END = re.compile(rb"(~?)\{([0-9]{1,20})(\+?)\}\Z")
 _TAG = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+")
 _DRAIN_CHUNK = 1 << 16
+_APPEND = re.compile(rb"[^ ]+ APPEND ", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LiteralLimits:
+    """How large a literal and a whole command may be, for one kind of command.
+
+    ``scope`` ends each refusal ("before login"). ``spool_threshold`` (0: never) is the size
+    above which a literal is spooled to an encrypted file instead of memory.
+    """
+
+    max_literal: int
+    max_command: int
+    scope: str = ""
+    spool_threshold: int = 0
+
+
+async def _no_continuation() -> None:
+    """The continuation of a detached reader: the connection is gone."""
 
 
 class CommandReader:
@@ -62,14 +91,39 @@ class CommandReader:
         max_command: int = 80 * 1024 * 1024,
         literal_minus: bool = False,
         nonsync_limit: int = 4096,
+        limit_scope: str = "",
+        append_limits: LiteralLimits | None = None,
+        spool_dir: str | None = None,
     ) -> None:
         self._stream = stream
         self._continuation = continuation
         self.max_line = max_line
-        self.max_literal = max_literal
-        self.max_command = max_command
+        self.limits = LiteralLimits(max_literal, max_command, limit_scope)
+        """Limits of every command but APPEND; the session changes them with its state."""
+        self.append_limits = append_limits or self.limits
+        """Limits of APPEND."""
         self.literal_minus = literal_minus
         self.nonsync_limit = nonsync_limit
+        self.spool_dir = spool_dir
+        self.spooled: dict[int, SpooledLiteral] = {}
+        """Spooled literals of the last command read, by offset of their data."""
+
+    def release_spools(self) -> None:
+        """Deletes the spooled literals of the last command (once it has been handled)."""
+        spooled, self.spooled = self.spooled, {}
+        for spool in spooled.values():
+            spool.close()
+
+    def detach(self) -> None:
+        """Forgets the continuation callback once the connection has ended.
+
+        The callback is usually a bound method of the session, which owns this reader: the
+        pair is a reference cycle that would keep the stream, and the up to several hundred
+        KiB it buffered, alive until the cycle collector happens to run. Breaking it frees
+        them as soon as the session is dropped.
+        """
+        self._continuation = _no_continuation
+        self.release_spools()
 
     async def _line(self, tag: str | None = None) -> bytes | None:
         """One line without its CRLF (a lone LF is tolerated), None at clean EOF."""
@@ -101,14 +155,50 @@ class CommandReader:
             raise ConnectionClosed("connection closed inside a literal") from exc
 
     async def read_command(self) -> bytes | None:
-        """One command as on the wire (literals in place), None at clean EOF."""
+        """One command as on the wire (literals in place), None at clean EOF.
+
+        Spooled APPEND literals are not in place: see :attr:`spooled`.
+        """
+        self.release_spools()
+        try:
+            return await self._read_command()
+        except BaseException:
+            self.release_spools()
+            raise
+
+    async def _spool(self, size: int) -> SpooledLiteral:
+        """Reads a literal into an encrypted spool file, one bounded piece at a time."""
+        spool = SpooledLiteral(self.spool_dir)
+        try:
+            remaining = size
+            while remaining:
+                piece = await self._stream.readexactly(min(remaining, _DRAIN_CHUNK))
+                spool.write(piece)
+                remaining -= len(piece)
+            spool.finish()
+        except asyncio.IncompleteReadError as exc:
+            spool.close()
+            raise ConnectionClosed("connection closed inside a literal") from exc
+        except BaseException:
+            spool.close()
+            raise
+        return spool
+
+    async def _read_command(self) -> bytes | None:
         line = await self._line()
         if line is None:
             return None
         m = _TAG.match(line)
         tag = m.group().decode("ascii") if m else None
+        limits = self.append_limits if _APPEND.match(line) else self.limits
+        max_literal, max_command, scope = limits.max_literal, limits.max_command, limits.scope
         parts: list[bytes] = [line]
         total = len(line)
+        offset = len(line)  # length of the command bytes built so far
+        if total > max_command:
+            raise CommandTooLarge(
+                f"Command exceeds the limit of {max_command} octets{scope}", tag
+            )
         refusal: LiteralRefused | None = None
         while True:
             lit = _LITERAL_AT_END.search(line, max(0, len(line) - 26))
@@ -120,20 +210,24 @@ class CommandReader:
                 if refusal is not None:
                     # RFC 7888 §4: stop before inviting more data for a refused command.
                     raise refusal
-                if size > self.max_literal:
+                if size > max_literal:
                     raise LiteralRefused(
-                        f"Literal of {size} octets exceeds the limit of {self.max_literal}",
+                        f"Literal of {size} octets exceeds the limit of {max_literal} "
+                        f"octets{scope}",
                         tag,
                         "NO",
                     )
-            elif size > self.max_literal:
+            elif size > max_literal:
                 raise CommandTooLarge(
-                    f"Literal of {size} octets exceeds the limit of {self.max_literal}", tag
+                    f"Literal of {size} octets exceeds the limit of {max_literal} "
+                    f"octets{scope}",
+                    tag,
                 )
-            if total + size > self.max_command:
+            if total + size > max_command:
                 raise CommandTooLarge(
-                    f"Command exceeds the limit of {self.max_command} octets", tag
+                    f"Command exceeds the limit of {max_command} octets{scope}", tag
                 )
+            spool: SpooledLiteral | None = None
             if not sync and self.literal_minus and size > self.nonsync_limit:
                 # RFC 7888 §4: LITERAL- caps non-synchronising literals at 4096 octets.
                 await self._discard(size)
@@ -148,22 +242,28 @@ class CommandReader:
             else:
                 if sync:
                     await self._continuation()
-                try:
-                    data = await self._stream.readexactly(size)
-                except asyncio.IncompleteReadError as exc:
-                    raise ConnectionClosed("connection closed inside a literal") from exc
+                if limits.spool_threshold and size > limits.spool_threshold:
+                    spool = await self._spool(size)
+                    self.spooled[offset + 2] = spool
+                    data = b""
+                else:
+                    try:
+                        data = await self._stream.readexactly(size)
+                    except asyncio.IncompleteReadError as exc:
+                        raise ConnectionClosed("connection closed inside a literal") from exc
             nxt = await self._line(tag)
             if nxt is None:
                 raise ConnectionClosed("connection closed after a literal")
             total += size + len(nxt) + 2
-            if total > self.max_command:
+            if total > max_command:
                 raise CommandTooLarge(
-                    f"Command exceeds the limit of {self.max_command} octets", tag
+                    f"Command exceeds the limit of {max_command} octets{scope}", tag
                 )
             if refusal is None:
                 parts.append(b"\r\n")
                 parts.append(data)
                 parts.append(nxt)
+                offset += 2 + len(data) + len(nxt)
             line = nxt
         if refusal is not None:
             raise refusal

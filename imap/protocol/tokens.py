@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Mapping
 from typing import NoReturn
 
 from imap.protocol.errors import BadMailboxName, ParseError
 from imap.protocol.mutf7 import mutf7_decode
 from imap.protocol.sequence import SequenceSet
+from imap.protocol.spool import SpooledLiteral
 
 __all__ = ["Cursor", "MONTHS", "SYSTEM_FLAGS"]
 
@@ -57,10 +59,14 @@ class Cursor:
     mailbox names are then UTF-8, otherwise modified UTF-7 (RFC 3501 §5.1.3).
     """
 
-    __slots__ = ("data", "pos", "tag", "utf8", "depth")
+    __slots__ = ("data", "pos", "tag", "utf8", "depth", "spooled")
 
-    def __init__(self, data: bytes, utf8: bool = False) -> None:
+    def __init__(
+        self, data: bytes, utf8: bool = False, spooled: Mapping[int, SpooledLiteral] | None = None
+    ) -> None:
         self.data = data
+        # Literals the reader spooled (APPEND messages): their octets are not in ``data``.
+        self.spooled = spooled or {}
         self.pos = 0
         self.tag: str | None = None
         self.utf8 = utf8
@@ -168,6 +174,16 @@ class Cursor:
 
     def literal(self, allow8: bool = False) -> tuple[bytes, bool] | None:
         """``{n}``/``{n+}`` CRLF data, or ``~{n}`` (literal8) when ``allow8``."""
+        lit = self.message_literal(allow8, spooled=False)
+        if lit is None:
+            return None
+        assert isinstance(lit[0], bytes)
+        return lit[0], lit[1]
+
+    def message_literal(
+        self, allow8: bool = True, *, spooled: bool = True
+    ) -> tuple[bytes | SpooledLiteral, bool] | None:
+        """A literal that may have been spooled by the reader (an APPEND message)."""
         m = _LITERAL.match(self.data, self.pos)
         if m is None:
             return None
@@ -176,6 +192,14 @@ class Cursor:
             self.fail("literal8 is only allowed in APPEND and as BINARY data")
         size = int(m.group(2))
         start = m.end()
+        spool = self.spooled.get(start)
+        if spool is not None:
+            if not spooled or len(spool) != size:
+                self.fail("literal too large here")
+            if not binary and spool.has_nul:
+                self.fail("NUL octet in a literal, use literal8 (~{n})")
+            self.pos = start
+            return spool, binary
         if start + size > len(self.data):
             self.fail("literal is shorter than announced")
         self.pos = start + size

@@ -13,6 +13,14 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "make run" in first_block and "make test" in first_block
 
 
+def test_readme_says_where_first_start_passwords_go() -> None:
+    from gateway.firststart import CREDENTIALS_FILE
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert "only when standard output is a terminal" in text
+    assert f"`var/{CREDENTIALS_FILE}` (mode 0600)" in text
+
+
 def test_readme_configuration_reference_matches_the_settings() -> None:
     assert markdown_reference().strip() in README.read_text(encoding="utf-8")
 

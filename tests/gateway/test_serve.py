@@ -96,11 +96,20 @@ def test_serve_banner_tls_on_every_port_and_clean_sigterm(tmp_path: Path) -> Non
     try:
         text = "\n".join(lines)
         assert "mssante-gateway ready" in text
-        assert "First start: these passwords are shown once" in text
+        # Standard output is a pipe here: the passwords are in a 0600 file, not the banner
+        # (tests/security/test_privacy_credentials.py covers the terminal case).
+        credentials = data / "first-start-credentials.txt"
+        assert f"First start: the passwords were written to {credentials}" in text
+        assert credentials.stat().st_mode & 0o777 == 0o600
+        secrets = credentials.read_text()
         assert re.search(
-            r"administrator\s+postmaster@mssante\.test\s+application password \S+", text
+            r"administrator\s+postmaster@mssante\.test\s+application password \S+", secrets
         )
-        assert re.search(r"demo mailbox\s+demo@mssante\.test\s+application password \S+", text)
+        assert re.search(r"demo mailbox\s+demo@mssante\.test\s+application password \S+",
+                         secrets)
+        assert "application password" not in text
+        assert "mssante accounts portal-password postmaster@mssante.test" in text
+        assert str(data / "outbox") in text
         listeners = [m.groupdict() for m in map(LISTENER.match, lines) if m]
         assert len(listeners) >= 5, lines
         for lst in listeners:
@@ -108,7 +117,7 @@ def test_serve_banner_tls_on_every_port_and_clean_sigterm(tmp_path: Path) -> Non
                 lst["label"], lst["host"], int(lst["port"]), lst["sec"], data / "pki" / "ca.pem"
             )
             assert version.startswith("TLS"), (lst, version)
-        assert re.search(r"demo certificate \S+demo-cps\.p12", text)
+        assert re.search(r"demo certificate \S+demo-cps\.p12", secrets)
         assert (data / "pki" / "issued" / "demo-cps.p12").exists()
         assert (data / "mssante.toml").exists()
         assert (data / "master.key").stat().st_mode & 0o777 == 0o600

@@ -54,7 +54,15 @@ def _files(root: Path) -> list[Path]:
 
 @pytest.mark.timeout(180)
 async def test_mbsync_full_then_incremental(imap_env: ImapEnv, tmp_path: Path) -> None:
-    await asyncio.gather(*(imap_env.deliver(message(n)) for n in range(COUNT)))
+    # 100 at a time, as SMTP sessions would: 2,000 deliveries waiting at once for a pooled
+    # connection can outwait the pool's timeout on a loaded machine
+    slots = asyncio.Semaphore(100)
+
+    async def deliver(n: int) -> None:
+        async with slots:
+            await imap_env.deliver(message(n))
+
+    await asyncio.gather(*(deliver(n) for n in range(COUNT)))
     conf = _config(imap_env, tmp_path)
     await _mbsync(conf)
     files = _files(tmp_path)

@@ -12,7 +12,11 @@ from imap.protocol import (
     CommandReader,
     CommandTooLarge,
     ConnectionClosed,
+    LiteralLimits,
     LiteralRefused,
+    ParseError,
+    SpooledLiteral,
+    commands,
     continuation,
     parse_command,
 )
@@ -138,7 +142,7 @@ async def test_sync_literal_too_large_refused_without_reading(link_factory) -> N
     with pytest.raises(LiteralRefused) as info:
         await link.reader.read_command()
     assert info.value.response() == (
-        b"t1 NO [TOOBIG] Literal of 5000 octets exceeds the limit of 1000\r\n"
+        b"t1 NO [TOOBIG] Literal of 5000 octets exceeds the limit of 1000 octets\r\n"
     )
     assert link.continuations == []
     # The client got no "+", abandoned the command: the connection stays usable.
@@ -195,3 +199,47 @@ async def test_read_line_for_idle_done(link_factory) -> None:  # type: ignore[no
     link.client_w.write(b"a IDLE\r\nDONE\r\n")
     assert parse_command(await link.reader.read_command()).name == "IDLE"  # type: ignore[arg-type]
     assert await link.reader.read_line() == b"DONE"
+
+
+# -- APPEND literals: own limits, large ones spooled ------------------------------------
+SPOOL_MARKER = b"Jean DUPONT ne le 01/02/1960 "
+
+
+async def test_reader_spools_large_append_literal(link_factory) -> None:  # type: ignore[no-untyped-def]
+    link = await link_factory(max_literal=1000)
+    link.reader.append_limits = LiteralLimits(1 << 20, 2 << 20, spool_threshold=4096)
+    message = SPOOL_MARKER * 3000
+    link.client_w.write(b"t1 APPEND INBOX (\\Seen) {%d+}\r\n" % len(message) + message
+                        + b" {5+}\r\nsmall\r\n")
+    raw = await link.reader.read_command()
+    assert raw is not None and SPOOL_MARKER not in raw
+    assert [len(s) for s in link.reader.spooled.values()] == [len(message)]
+    cmd = parse_command(raw, spooled=link.reader.spooled)
+    assert isinstance(cmd, commands.Append)
+    first, second = cmd.messages
+    assert isinstance(first.data, SpooledLiteral) and first.data.read() == message
+    assert first.flags == ("\\Seen",) and second.data == b"small"
+    link.reader.release_spools()
+    assert link.reader.spooled == {}
+
+
+async def test_spooled_literal_is_refused_outside_append(link_factory) -> None:  # type: ignore[no-untyped-def]
+    # A command whose literal was spooled (forged offsets) cannot use it as a string.
+    link = await link_factory(max_literal=1000)
+    link.reader.append_limits = LiteralLimits(1 << 20, 2 << 20, spool_threshold=4096)
+    link.client_w.write(b"t1 APPEND {6000+}\r\n" + b"x" * 6000 + b" {3+}\r\nabc\r\n")
+    raw = await link.reader.read_command()
+    assert raw is not None
+    with pytest.raises(ParseError, match="too large here"):
+        parse_command(raw, spooled=link.reader.spooled)
+    link.reader.release_spools()
+
+
+async def test_other_commands_keep_their_own_limit(link_factory) -> None:  # type: ignore[no-untyped-def]
+    link = await link_factory(max_literal=1000)
+    link.reader.append_limits = LiteralLimits(1 << 20, 2 << 20, spool_threshold=4096)
+    link.client_w.write(b"t1 SEARCH TEXT {5000}\r\nt2 NOOP\r\n")
+    with pytest.raises(LiteralRefused):
+        await link.reader.read_command()
+    assert link.continuations == []
+    assert await link.reader.read_command() == b"t2 NOOP"

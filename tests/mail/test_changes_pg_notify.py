@@ -1,5 +1,5 @@
 """Cross-node change notification: two gateways on one PostgreSQL database see each other's
-changes (DESIGN.md §4, LISTEN/NOTIFY); SQLite stays in-process."""
+changes (docs/architecture.md §4, LISTEN/NOTIFY); SQLite stays in-process."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ async def test_purge_after_retention(database) -> None:  # type: ignore[no-untyp
     async with db.read() as conn:
         row = (await conn.execute(select(messages).where(
             messages.c.id == stored.message_id))).one()
-        assert row.purged_at is not None and row.subject is None and row.view is None
+        assert row.purged_at is not None
+        assert row.sealed_fields is None and row.sealed_view is None
         assert row.content_sha256 == stored.content_sha256  # proofs can still name it
         left = (await conn.execute(select(func.count()).select_from(blob_segments).where(
             blob_segments.c.blob_id == row.blob_id))).scalar_one()

@@ -1,0 +1,1 @@
+"""Adversarial tests: attacks run against real servers on every build."""

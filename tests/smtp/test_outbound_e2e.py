@@ -59,6 +59,16 @@ async def _wait_inbox(gw: RunningGateway, address: str, subject: str) -> dict[st
             await asyncio.sleep(0.1)
 
 
+async def _wait_proof(gw: RunningGateway, ref: str, kind: str) -> None:
+    """The sender records "relayed" once the peer's 250 reached it, which may be a moment
+    after the peer filed the message: wait for it rather than race it."""
+    for _ in range(150):
+        if kind in [p["kind"] for p in await gw.proofs_for(ref)]:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {kind} proof for {ref} within 15 s")
+
+
 async def test_two_gateways_exchange_mail_with_proofs_on_both_sides(
     tmp_path: Path, dev_pki: DevPkiBundle
 ) -> None:
@@ -69,8 +79,9 @@ async def test_two_gateways_exchange_mail_with_proofs_on_both_sides(
         msgid = await _submit(a, a.demo_address, a.demo_password, b.demo_address, "aller")
         row = await _wait_inbox(b, b.demo_address, "aller")
         assert b"X-MSS-CODECDA: 11502-2" in await b.raw_message(row)
+        await _wait_proof(a, msgid, "relayed")
         kinds_a = [p["kind"] for p in await a.proofs_for(msgid)]
-        assert "submitted" in kinds_a and "relayed" in kinds_a
+        assert "submitted" in kinds_a
         relayed = [p for p in await a.proofs_for(msgid) if p["kind"] == "relayed"][0]
         assert "TLSv1" in relayed["details"]
         kinds_b = [p["kind"] for p in await b.proofs_for(msgid)]
@@ -78,6 +89,6 @@ async def test_two_gateways_exchange_mail_with_proofs_on_both_sides(
 
         reply = await _submit(b, b.demo_address, b.demo_password, a.demo_address, "retour")
         await _wait_inbox(a, a.demo_address, "retour")
-        assert "relayed" in [p["kind"] for p in await b.proofs_for(reply)]
+        await _wait_proof(b, reply, "relayed")
         assert "delivered" in [p["kind"] for p in await a.proofs_for(reply)]
         assert all(r["state"] == "sent" for r in await a.queue_rows())

@@ -21,7 +21,7 @@ async def _message(conn: AsyncConnection, database: Database, n: int) -> int:
         conn,
         blob_id=ref.id, content_sha256=ref.content_sha256, size=ref.size, header_size=14,
         internal_date=datetime(2026, 3, 1, tzinfo=UTC), message_id_header=f"<{n}@t>",
-        view={}, subject=str(n),
+        sealed_view=ref.metadata.seal(b"view", b"{}") if ref.metadata else None,
     )
 
 

@@ -106,7 +106,9 @@ async def test_deletion_of_newest_records_detected_by_checkpoint(database: Datab
         await conn.execute(delete(proofs_table).where(proofs_table.c.seq >= 5))
     report = await _verify(database)
     assert report.problems == [
-        "checkpoint 6: the ledger ends at record 4; records up to 6 were deleted"
+        "checkpoint 6: the ledger ends at record 4; records up to 6 were deleted",
+        "records 5..6 were cut off: the stored proof tree covers 6 records, the ledger ends "
+        "at record 4",
     ]
 
 

@@ -137,17 +137,16 @@ async def test_messages_in_folders(database: Database) -> None:
                     header_size=14,
                     internal_date=date,
                     message_id_header=f"<{i}@mssante.test>",
-                    view={"envelope": ["x"]},
-                    subject=str(i),
+                    sealed_view=b"sealed-%d" % i,
                 )
             )
         placed = await messages.add_to_folder(conn, inbox.id, ids, flags=["\\Recent", "$X"])
         assert placed == [(1, 2), (2, 2), (3, 2)]
     async with database.read() as conn:
         rows = await messages.fetch_range(conn, inbox.id, 2)
-        assert [(r.uid, r.flags, r.view) for r in rows] == [
-            (2, ("$X", "\\Recent"), {"envelope": ["x"]}),
-            (3, ("$X", "\\Recent"), {"envelope": ["x"]}),
+        assert [(r.uid, r.flags, r.sealed_view) for r in rows] == [
+            (2, ("$X", "\\Recent"), b"sealed-1"),
+            (3, ("$X", "\\Recent"), b"sealed-2"),
         ]
         assert rows[0].internal_date == date
         assert await database.blobs.read(conn, rows[0].blob_id) == b"Subject: 1\r\n\r\nbody 1\r\n"

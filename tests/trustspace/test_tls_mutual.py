@@ -1,4 +1,5 @@
-"""Mutual TLS: client certificates verified against the anchors and CRLs, peer information.
+"""Mutual TLS: client certificates verified against the anchors, peer information; CRLs are
+checked after the handshake by ``trustspace.crl.CrlStore`` (its docstring says why).
 
 Real asyncio TLS server with ``server_context``; real clients (Python's ssl through asyncio,
 and ``openssl s_client``) presenting the certificates of the ``dev_pki`` fixture.
@@ -15,6 +16,7 @@ import pytest
 
 from tests.fixtures.pki import DevPkiBundle, TlsProbeServer, serve_tls
 from trustspace.certs import PkiError
+from trustspace.crl import CrlStore
 from trustspace.pki import IssuedFiles
 from trustspace.tls import client_context, idnat_from_certificate, server_context
 
@@ -100,32 +102,43 @@ async def test_expired_refused(dev_pki: DevPkiBundle, version: str) -> None:
     assert server.peers == []
 
 
+async def _store(settings: object) -> CrlStore:
+    store = CrlStore(settings)  # type: ignore[arg-type]
+    await store.load_initial()
+    return store
+
+
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
-async def test_revoked_refused_when_crl_configured(dev_pki: DevPkiBundle, version: str) -> None:
+async def test_revoked_passes_handshake_and_is_refused_by_the_crl_store(
+    dev_pki: DevPkiBundle, version: str
+) -> None:
+    """The handshake checks chain and dates; revocation is the store's verdict afterwards,
+    so the front-ends can refuse in their protocol with a sentence."""
     async with serve_tls(server_context(dev_pki.settings_with_crl, "required")) as server:
         result = await connect(server.port, _client(dev_pki, dev_pki.revoked, version))
-        valid = await connect(server.port, _client(dev_pki, dev_pki.cps, version))
-    _refused(server, result, "certificate revoked")
-    assert valid == b"hello\n"
-    assert [p.idnat for p in server.peers] == ["810001234567"]
-
-
-async def test_revoked_accepted_without_crl(dev_pki: DevPkiBundle) -> None:
-    """Revocation is checked only when CRLs are configured (tls.crl_files)."""
-    async with serve_tls(server_context(dev_pki.settings, "required")) as server:
-        result = await connect(server.port, _client(dev_pki, dev_pki.revoked, "1.3"))
     assert result == b"hello\n"
+    store = await _store(dev_pki.settings_with_crl)
+    verdict = store.check(dev_pki.revoked.certificate)
+    assert not verdict.ok
+    assert f"serial {dev_pki.revoked.serial:x}" in verdict.reason and "revoked on" in verdict.reason
+    assert store.check(dev_pki.cps.certificate).ok
 
 
 async def test_crl_check_chain_mode(dev_pki: DevPkiBundle, tmp_path: Path) -> None:
     settings = dev_pki.settings_for(tmp_path, with_crl=True, tls={"crl_check": "chain"})
-    ctx = server_context(settings, "required")
-    assert ctx.verify_flags & ssl.VERIFY_CRL_CHECK_CHAIN
-    async with serve_tls(ctx) as server:
-        revoked = await connect(server.port, _client(dev_pki, dev_pki.revoked, "1.3"))
-        valid = await connect(server.port, _client(dev_pki, dev_pki.cps, "1.3"))
-    _refused(server, revoked, "certificate revoked")
-    assert valid == b"hello\n"
+    store = await _store(settings)
+    assert not store.check(dev_pki.revoked.certificate).ok
+    assert store.check(dev_pki.cps.certificate).ok
+    # chain mode: a CA without any CRL is refused (leaf mode does not check it).
+    other = dev_pki.settings_for(
+        tmp_path, tls={"anchors": (str(dev_pki.ca_file), str(dev_pki.unknown_ca.cert_file)),
+                       "crl_files": (str(dev_pki.crl_file),), "crl_check": "chain"})
+    verdict = (await _store(other)).check(dev_pki.unknown.certificate)
+    assert not verdict.ok and "no revocation list" in verdict.reason
+    leaf = dev_pki.settings_for(
+        tmp_path, tls={"anchors": (str(dev_pki.ca_file), str(dev_pki.unknown_ca.cert_file)),
+                       "crl_files": (str(dev_pki.crl_file),)})
+    assert (await _store(leaf)).check(dev_pki.unknown.certificate).ok
 
 
 async def test_optional_client_auth(dev_pki: DevPkiBundle) -> None:
@@ -177,7 +190,7 @@ async def test_operator_to_operator_mutual_tls(dev_pki: DevPkiBundle, tmp_path: 
 
 
 async def test_openssl_client_certificate(dev_pki: DevPkiBundle) -> None:
-    """Debian's OpenSSL client: valid certificate accepted, revoked and missing refused."""
+    """Debian's OpenSSL client: valid certificate accepted, missing refused."""
     async with serve_tls(server_context(dev_pki.settings_with_crl, "required")) as server:
         async def s_client(*args: str) -> tuple[int, str]:
             proc = await asyncio.create_subprocess_exec(
@@ -191,17 +204,13 @@ async def test_openssl_client_certificate(dev_pki: DevPkiBundle) -> None:
         code, text = await s_client("-cert", str(dev_pki.cps.cert_file),
                                     "-key", str(dev_pki.cps.key_file))
         assert code == 0 and "Verify return code: 0 (ok)" in text, text
-        code, text = await s_client("-cert", str(dev_pki.revoked.cert_file),
-                                    "-key", str(dev_pki.revoked.key_file))
-        assert code != 0, text
-        assert "certificate revoked" in server.failure_text()
         code, text = await s_client()
         assert code != 0, text
         assert "peer did not return a certificate" in str(server.failures[-1])
     assert [p.idnat for p in server.peers] == ["810001234567"]
 
 
-def test_context_refusals_name_the_file(dev_pki: DevPkiBundle, tmp_path: Path) -> None:
+async def test_context_refusals_name_the_file(dev_pki: DevPkiBundle, tmp_path: Path) -> None:
     missing_anchor = dev_pki.settings_for(
         tmp_path, tls={"anchors": ("/nonexistent/anchor.pem",)}
     )
@@ -219,7 +228,7 @@ def test_context_refusals_name_the_file(dev_pki: DevPkiBundle, tmp_path: Path) -
         tmp_path, tls={"crl_files": (str(bad_crl),)}
     )
     with pytest.raises(PkiError, match="not a valid PEM or DER CRL"):
-        client_context(broken)
+        await _store(broken)
     mismatched = dev_pki.settings_for(
         tmp_path,
         tls={"cert_file": str(dev_pki.cps.cert_file), "key_file": str(dev_pki.app.key_file)},
@@ -236,6 +245,4 @@ async def test_der_crl_is_honoured(dev_pki: DevPkiBundle, tmp_path: Path) -> Non
     der = tmp_path / "crl.der"
     der.write_bytes(crl.public_bytes(Encoding.DER))
     settings = dev_pki.settings_for(tmp_path, tls={"crl_files": (str(der),)})
-    async with serve_tls(server_context(settings, "required")) as server:
-        result = await connect(server.port, _client(dev_pki, dev_pki.revoked, "1.2"))
-    _refused(server, result, "certificate revoked")
+    assert not (await _store(settings)).check(dev_pki.revoked.certificate).ok

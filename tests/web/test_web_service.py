@@ -227,6 +227,10 @@ async def test_autodiscover_refusals(web_gateway: RunningGateway) -> None:
         assert doctype.status_code == 400 and b"DOCTYPE interdit" in doctype.content
         broken = await http.post(url, content="<Autodiscover><Request>")
         assert broken.status_code == 400 and b"<ErrorCode>600</ErrorCode>" in broken.content
+        # found by fuzzing: an XML declaration naming an encoding Python does not know
+        unknown = await http.post(url, content=OUTLOOK_REQUEST.format(
+            address="a@mssante.test").replace('encoding="utf-8"', 'encoding="utf-6"'))
+        assert unknown.status_code == 400 and b"<ErrorCode>600</ErrorCode>" in unknown.content
         huge = await http.post(url, content=b"<a>" + b"x" * 20000 + b"</a>")
         assert huge.status_code == 413
         assert (await http.get(url)).status_code == 405
