@@ -47,11 +47,22 @@ def decode(data: bytes, encoding: str) -> bytes:
             raise ImapRefusal("NO", "PARSE", f"The part's base64 content is damaged ({exc})"
                               ) from exc
     if encoding == "quoted-printable":
-        return binascii.a2b_qp(data)  # RFC 2045 §6.7, soft line breaks removed
+        return decode_quoted_printable(data)
     # RFC 3516 §4.3: an encoding the server cannot undo is refused with UNKNOWN-CTE.
     raise ImapRefusal("NO", "UNKNOWN-CTE",
                       f"Cannot decode content-transfer-encoding {encoding[:40]!r}; fetch the "
                       "part with BODY[] and decode it yourself")
+
+
+_QP_LINE_END = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
+
+
+def decode_quoted_printable(data: bytes) -> bytes:
+    """RFC 2045 §6.7: white space at the end of an encoded line is not content (rule 3:
+    it was added in transport and must be removed), so ``=`` followed by such white space
+    and the line break is a soft line break (rule 5); then ``=XX`` and soft breaks are
+    undone."""
+    return binascii.a2b_qp(_QP_LINE_END.sub(b"", data))
 
 
 async def read_binary(view: MessageView, part: tuple[int, ...], read: ReadRange) -> bytes | None:

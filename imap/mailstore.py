@@ -248,6 +248,14 @@ def _flags(text: str | None) -> tuple[str, ...]:
     return tuple(text.split()) if text else ()
 
 
+async def _claim_lost_subscription(conn: Any, account_id: int, name: str) -> bool:
+    """Whether ``name`` was subscribed while it had no mailbox; the mailbox now created
+    under it carries that subscription (the lost one is forgotten)."""
+    result = await conn.execute(delete(lost_subscriptions).where(
+        lost_subscriptions.c.account_id == account_id, lost_subscriptions.c.name == name))
+    return bool(result.rowcount)
+
+
 def _in_ranges(ranges: Ranges) -> Any:
     """A WHERE clause for UIDs in the given inclusive ranges (one range → BETWEEN)."""
     uid = folder_messages.c.uid
@@ -603,18 +611,22 @@ class SqlMailStore:
         self, account_id: int, name: str, special_use: str | None = None
     ) -> FolderInfo:
         """Creates ``name`` and any missing parent (RFC 9051 §6.3.4 "SHOULD create"), so
-        there is never a non-selectable intermediate level that hides mail from clients."""
+        there is never a non-selectable intermediate level that hides mail from clients.
+
+        RFC 3501 §6.3.3 / RFC 9051 §6.3.4: CREATE does not subscribe. A created mailbox (or
+        parent) is subscribed only when its name already was (a subscription outlives its
+        mailbox, RFC 3501 §6.3.6)."""
         parts = name.split(DELIMITER)
         async with self._db.begin() as conn:
             for i in range(1, len(parts)):
                 parent = DELIMITER.join(parts[:i])
                 if await folder_rows.get(conn, account_id, parent) is None:
-                    await folder_rows.create(conn, account_id, parent)
-            created = await folder_rows.create(conn, account_id, name, special_use=special_use)
-            # The re-created mailbox carries its old subscription again (it is subscribed).
-            await conn.execute(delete(lost_subscriptions).where(
-                lost_subscriptions.c.account_id == account_id,
-                lost_subscriptions.c.name == name))
+                    await folder_rows.create(
+                        conn, account_id, parent,
+                        subscribed=await _claim_lost_subscription(conn, account_id, parent))
+            created = await folder_rows.create(
+                conn, account_id, name, special_use=special_use,
+                subscribed=await _claim_lost_subscription(conn, account_id, name))
         return FolderInfo(
             id=created.id, name=created.name, special_use=created.special_use,
             uidvalidity=created.uidvalidity, uidnext=created.uidnext,
@@ -650,7 +662,9 @@ class SqlMailStore:
             for i in range(1, len(parts)):
                 parent = DELIMITER.join(parts[:i])
                 if await folder_rows.get(conn, account_id, parent) is None:
-                    await folder_rows.create(conn, account_id, parent)
+                    await folder_rows.create(
+                        conn, account_id, parent,
+                        subscribed=await _claim_lost_subscription(conn, account_id, parent))
             await folder_rows.rename(conn, folder_id, new_name)
         self._changes.changed([folder_id])
 

@@ -18,12 +18,47 @@ from dataclasses import dataclass, field
 from typing import overload
 
 from imap.mailstore import MailStore
-from imap.protocol import ImapRefusal, SequenceSet, fetch_response, untagged_data
+from imap.protocol import (
+    ImapRefusal,
+    ResponseCode,
+    SequenceSet,
+    fetch_response,
+    untagged,
+    untagged_data,
+)
 from imap.protocol.response import Atom, Value
 
 QUIET_RECHECK = 1.0
 """Seconds during which a session that was not notified of any change skips the query for
 changes at the end of a command (the query is most of the cost of a cheap command)."""
+
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+def permanent_flags(rights: str, keywords: Iterable[str]) -> tuple[str, ...]:
+    """RFC 4314 §4: PERMANENTFLAGS lists only the flags the rights allow to change."""
+    out: list[str] = []
+    for flag in SYSTEM_FLAGS:
+        needed = {"\\Seen": "s", "\\Deleted": "t"}.get(flag, "w")
+        if needed in rights:
+            out.append(flag)
+    if "w" in rights:
+        out += [*keywords, "\\*"]
+    return tuple(out)
+
+
+def flags_announcement(keywords: Iterable[str], rights: str, readonly: bool) -> list[bytes]:
+    """The untagged FLAGS and ``OK [PERMANENTFLAGS]`` of a mailbox (RFC 9051 §7.3.5, §7.1)."""
+    keywords = sorted(keywords)
+    out = [untagged_data("FLAGS", [Atom(f) for f in (*SYSTEM_FLAGS, *keywords)])]
+    if readonly:
+        out.append(untagged("OK", "No permanent flags in read-only mode",
+                            ResponseCode.permanentflags(())))
+    else:
+        out.append(untagged("OK", "Flags and keywords are kept",
+                            ResponseCode.permanentflags(permanent_flags(rights, keywords))))
+    return out
 
 
 def flags_value(flags: tuple[str, ...], recent: bool) -> list[Value]:
@@ -187,6 +222,8 @@ class SelectedMailbox:
     pending_expunge: set[int] = field(default_factory=set)
     own_changes: dict[int, int] = field(default_factory=dict)
     saved: list[int] | None = None  # RFC 5182 SEARCHRES, as UIDs
+    keywords: set[str] = field(default_factory=set)  # those announced in FLAGS
+    rights: str = ""  # RFC 4314 rights at SELECT (for PERMANENTFLAGS)
     synced_at: float = 0.0  # loop time of the last query for changes
 
     # -- numbers -------------------------------------------------------------------
@@ -229,6 +266,19 @@ class SelectedMailbox:
             out.extend(uids[i:j])
         return out
 
+    def keyword_news(self, flag_lists: Iterable[tuple[str, ...]]) -> list[bytes]:
+        """FLAGS and PERMANENTFLAGS again when keywords not yet announced appear.
+
+        RFC 3501 §7.2.6 / RFC 9051 §7.3.5: the FLAGS response lists the flags of the
+        mailbox; a client refuses (or drops) a keyword it was not told about, so the news
+        goes before any FETCH that shows the keyword."""
+        new = {f for flags in flag_lists for f in flags
+               if not f.startswith("\\") and f not in self.keywords}
+        if not new:
+            return []
+        self.keywords |= new
+        return flags_announcement(self.keywords, self.rights, self.readonly)
+
     # -- updates from other sessions -------------------------------------------------
     async def sync(
         self, store: MailStore, *, allow_expunge: bool, condstore: bool, qresync: bool,
@@ -268,6 +318,7 @@ class SelectedMailbox:
             self.modseq = highest
         if allow_expunge and self.pending_expunge:
             out += self.take_expunged(sorted(self.pending_expunge), qresync)
+        out += self.keyword_news(ch.flags for ch in changes if not ch.expunged)
         if new:
             self.uids.extend(new)
             # RFC 3501 §2.3.2: \Recent goes to the first session told; EXAMINE only looks.
@@ -297,6 +348,7 @@ class SelectedMailbox:
         """Removes ``uids`` and answers EXPUNGE per message, or one VANISHED under QRESYNC."""
         out: list[bytes] = []
         gone: list[int] = []
+        recent = len(self.recent)
         # Highest first, so each EXPUNGE number is still right when the client applies it
         # (RFC 9051 §7.5.1: numbers shift down after each EXPUNGE).
         for uid in sorted(uids, reverse=True):
@@ -312,4 +364,8 @@ class SelectedMailbox:
         if qresync and gone:
             # RFC 7162 §3.2.10: VANISHED replaces EXPUNGE once QRESYNC is enabled.
             out.append(untagged_data("VANISHED", SequenceSet.from_ints(gone)))
+        if len(self.recent) < recent:
+            # RFC 3501 §7.3.2: RECENT whenever the count changes (an IMAP4rev2 session has
+            # no recent messages, so it never gets one).
+            out.append(untagged_data(len(self.recent), "RECENT"))
         return out

@@ -203,6 +203,18 @@ class Session:
     def qresync(self) -> bool:
         return "QRESYNC" in self.enabled
 
+    def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command (FETCH or SEARCH MODSEQ, CHANGEDSINCE, STORE
+        UNCHANGEDSINCE, STATUS HIGHESTMODSEQ, ENABLE): RFC 7162 §3.1, when the mailbox
+        was selected without CONDSTORE, the client first learns its HIGHESTMODSEQ (the one
+        matching what it has been told), as SELECT would have said."""
+        if self.condstore:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            self.write(untagged("OK", "Highest mod-sequence",
+                                ResponseCode.highestmodseq(self.selected.modseq)))
+
     def capabilities(self) -> list[str]:
         from imap.commands.auth import mechanism_names
 
@@ -361,7 +373,8 @@ class Session:
                 cmd = parse_command(raw, utf8=self.utf8, spooled=self.cmd_reader.spooled)
             except ParseError as exc:
                 self.write(exc.response())
-                return self._count_bad()
+                # A refused value (NO: a charset, a mailbox name) is not an invalid command.
+                return self._count_bad() if exc.status == "BAD" else True
             await self.dispatch(cmd)
         except CommandTooLarge as exc:
             # A continuation line (AUTHENTICATE response, IDLE's DONE) over the line limit.

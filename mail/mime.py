@@ -113,6 +113,15 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[t
     by ``--`` (close delimiter) and linear white space; the line break *before* it belongs to
     the delimiter, so a part ends before that CRLF. Preamble and epilogue are not parts.
     An unterminated multipart ends at ``end``.
+
+    The reading is the grammar's: after ``--boundary`` (or ``--boundary--``) only transport
+    padding (spaces and tabs) may come before the line break; a line such as
+    ``--boundaryX`` or ``--boundary text`` is content. Dovecot reads any line that *starts*
+    with the delimiter as one (the note to implementors of §5.1.1 allows it) and then picks
+    the longest boundary of the enclosing multiparts; this parser splits an outer multipart
+    before it reads the inner ones' boundaries, so the prefix reading would cut a nested
+    multipart whose boundary extends the outer one (``abc`` / ``abcd``), which the grammar
+    reading never does.
     """
     delim = b"--" + boundary
     regions: list[tuple[int, int]] = []
@@ -268,13 +277,10 @@ def parse_message(raw: bytes) -> Message:
 def count_lines(raw: bytes, start: int, end: int) -> int:
     """Text lines of ``raw[start:end]`` for BODYSTRUCTURE (RFC 3501 §7.4.2 body-fld-lines).
 
-    Each line break ends a line, and a last line without its break still counts as a line:
-    inside a multipart the CRLF before the boundary belongs to the delimiter (RFC 2046
-    §5.1.1), yet the text above it is a line of the part.
+    The lines ended by a line break: inside a multipart the CRLF before the boundary belongs
+    to the delimiter (RFC 2046 §5.1.1), so ``un CRLF deux CRLF --B`` holds ``un CRLF deux``,
+    one line, and the size and BODY[n] octets say the same (Dovecot counts alike).
     """
     if end <= start:
         return 0
-    lines = raw.count(b"\n", start, end)
-    if raw[end - 1] != LF:
-        lines += 1
-    return lines
+    return raw.count(b"\n", start, end)

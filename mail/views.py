@@ -191,12 +191,23 @@ def _addresses_text(value: str | None) -> str | None:
     if value is None:
         return None
     out: list[str] = []
+    group = ""  # the "name:" of a group whose first member is still to come
     for name, _adl, mailbox, host in parse_address_list(value):
         if host is None:
-            continue  # group markers
+            # RFC 3501 §6.4.4: TO/FROM/CC/BCC match the field's text, which holds the
+            # display name of a group (RFC 5322 §3.4): "name: members;".
+            if mailbox:
+                group = f"{decode_words(mailbox) or mailbox}: "
+            elif out or group:
+                if group:
+                    out.append(group.rstrip())
+                    group = ""
+                out[-1] += ";"
+            continue
         addr = f"{mailbox}@{host}"
         shown = decode_words(name)
-        out.append(f"{shown} <{addr}>" if shown else addr)
+        out.append(group + (f"{shown} <{addr}>" if shown else addr))
+        group = ""
     return _readable(", ".join(out)) if out else None
 
 

@@ -64,8 +64,8 @@ async def move(session: Session, cmd: c.Move) -> Done | None:
     uids = sel.resolve(cmd.sequence_set, cmd.uid)
     if not uids:
         return None
-    if dest_id == sel.folder_id:
-        raise ImapRefusal("NO", "CANNOT", "Source and destination mailbox are the same")
+    # RFC 6851 §3.3: the target may be the selected mailbox; the copies get new UIDs and
+    # appear at the end (EXISTS) once the sources are expunged.
     pairs = await session.ctx.store.copy(sel.folder_id, uids, dest_id, move=True)
     if pairs:
         session.write(untagged("OK", "Moved", _copyuid(uidvalidity, pairs)))

@@ -26,6 +26,7 @@ from imap.readproof import record_reads
 from imap.selected import SelectedMailbox, uid_ranges
 from imap.session import Done, Session
 from mail import sections
+from mail.bodystructure import basic_global
 from mail.imapstring import wire_bytes
 from mail.views import MessageView
 
@@ -52,7 +53,18 @@ def _response_name(attr: FetchAttr) -> bytes:
 
 
 def _literal(data: bytes) -> bytes:
-    # RFC 3516 §4.2 / RFC 9051 §4.3: content holding NUL goes as literal8 ``~{n}``.
+    """A literal for BODY[…] and RFC822*: RFC 9051 §9 ``literal`` is ``*CHAR8``, which
+    excludes NUL, and RFC 3516 §4.2 keeps ``literal8`` for BINARY responses. A stored NUL
+    (binary content, RFC 3516 §4.3 APPEND of a literal8) is sent as octet 0x80, as Dovecot
+    does: the size and offsets stay those of RFC822.SIZE and BODYSTRUCTURE, and BINARY[…]
+    gives the exact octets."""
+    if b"\x00" in data:
+        data = data.replace(b"\x00", b"\x80")
+    return b"{%d}\r\n" % len(data) + data
+
+
+def _literal8(data: bytes) -> bytes:
+    # RFC 3516 §4.2 / RFC 9051 §4.3: decoded content holding NUL goes as literal8 ``~{n}``.
     prefix = b"~{%d}\r\n" if b"\x00" in data else b"{%d}\r\n"
     return prefix % len(data) + data
 
@@ -84,6 +96,13 @@ async def _binary_size(row: MessageRow, view: MessageView, attr: FetchAttr,
         return await reader.read(blob, start, max(0, end - start))
 
     return await binary_size(view, attr.section.part if attr.section else (), read)
+
+
+def _structure(rendered: str, utf8: bool) -> bytes:
+    """BODY or BODYSTRUCTURE as the session's grammar allows: message/global has the
+    message/rfc822 shape only after ENABLE UTF8=ACCEPT or IMAP4rev2 (RFC 9051 §7.5.2)."""
+    data = wire_bytes(rendered)
+    return data if utf8 else basic_global(data)
 
 
 def _flags(flags: tuple[str, ...], recent: bool) -> bytes:
@@ -210,9 +229,9 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
         elif name == "ENVELOPE":
             out.append(b"ENVELOPE " + wire_bytes(view.envelope))
         elif name == "BODY":
-            out.append(b"BODY " + wire_bytes(view.body))
+            out.append(b"BODY " + _structure(view.body, session.utf8))
         elif name == "BODYSTRUCTURE":
-            out.append(b"BODYSTRUCTURE " + wire_bytes(view.bodystructure))
+            out.append(b"BODYSTRUCTURE " + _structure(view.bodystructure, session.utf8))
         elif name == "RFC822":
             out.append(b"RFC822 " + _literal(await _whole(view, row, 0, None, reader)))
         elif name == "RFC822.HEADER":
@@ -226,7 +245,7 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
             out.append(_response_name(attr) + b" " + _literal(data))
         elif name == "BINARY[]":
             data = await _binary(row, view, attr, reader)
-            out.append(_response_name(attr) + b" " + _literal(data))
+            out.append(_response_name(attr) + b" " + _literal8(data))
         elif name == "BINARY.SIZE[]":
             size = await _binary_size(row, view, attr, reader)
             out.append(_response_name(attr) + b" %d" % size)
@@ -372,7 +391,7 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
         items.insert(0, FetchAttr("UID"))  # RFC 9051 §6.4.9
     wants_modseq = cmd.changedsince is not None or any(a.name == "MODSEQ" for a in items)
     if wants_modseq:
-        session.enabled.add("CONDSTORE")  # RFC 7162 §3.1: implicit enable
+        session.enable_condstore()  # RFC 7162 §3.1: implicit enable
         if not any(a.name == "MODSEQ" for a in items):
             items.append(FetchAttr("MODSEQ"))
     uids = sel.resolve(cmd.sequence_set, cmd.uid)

@@ -106,7 +106,7 @@ async def status_values(
             value = folder.uidvalidity
         elif item == "HIGHESTMODSEQ":
             value = folder.highestmodseq  # RFC 7162 §3.1.2.1, never 0
-            session.enabled.add("CONDSTORE")
+            session.enable_condstore()  # RFC 7162 §3.1.2.1
         elif item == "APPENDLIMIT":
             value = session.ctx.settings.imap.max_literal_size  # RFC 7889
         if value is not None:

@@ -44,6 +44,15 @@ from mail.views import decode_words
 _COLUMNS = {"subject": "subject", "from": "from_addr", "to": "to_addr", "cc": "cc_addr"}
 
 
+def _column_answers(key: SearchHeader) -> bool:
+    """Whether the stored Subject/From/To/Cc text answers ``key``.
+
+    RFC 3501 §6.4.4: ``HEADER <field> ""`` matches every message that *has* the field;
+    the stored text is empty both for an absent field and an empty one, so that question
+    goes to the header itself."""
+    return key.name.lower() in _COLUMNS and key.value != ""
+
+
 def _uses_modseq(key: SearchKey) -> bool:
     if isinstance(key, SearchModseq):
         return True
@@ -104,7 +113,7 @@ class _Matcher:
         if isinstance(key, SearchNot):
             return not await self.match(key.key, row)
         if isinstance(key, SearchFlag | SearchSequence | SearchModseq) or (
-                isinstance(key, SearchHeader) and key.name.lower() in _COLUMNS):
+                isinstance(key, SearchHeader) and _column_answers(key)):
             # The criteria the folder index answers: the same predicates (_compile).
             test = self._leaves.get(id(key))
             if test is None:
@@ -178,7 +187,7 @@ def _index_needs(key: SearchKey) -> tuple[bool, bool]:
     if isinstance(key, SearchAll | SearchFlag | SearchSequence | SearchModseq):
         return True, False
     if isinstance(key, SearchHeader):
-        return key.name.lower() in _COLUMNS, True
+        return _column_answers(key), True
     subkeys: tuple[SearchKey, ...]
     if isinstance(key, SearchNot):
         subkeys = (key.key,)
@@ -314,17 +323,17 @@ async def search(session: Session, cmd: c.Search) -> Done | None:
     key = cmd.criteria or SearchAll()
     modseq_used = _uses_modseq(key)
     if modseq_used:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()  # RFC 7162 §3.1.5
     found = await run_search(session, sel, key)
     uids = [r.uid for r in found]
     numbers = uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids]
-    highest = max((r.modseq for r in found), default=0)
     returns = cmd.returns
     if returns is None and session.rev2:
         returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers ESEARCH
     if returns is None:
         parts: list[Value] = ["SEARCH", *numbers]
         if modseq_used and numbers:
+            highest = max(r.modseq for r in found)
             parts.append(Atom(f"(MODSEQ {highest})"))  # RFC 7162 §3.1.5
         session.write(untagged_data(*parts))
         return None
@@ -356,6 +365,12 @@ async def search(session: Session, cmd: c.Search) -> Done | None:
     if "COUNT" in wanted:
         out += ["COUNT", len(numbers)]
     if modseq_used and numbers:
-        out += ["MODSEQ", highest]
+        # RFC 7162 §3.1.5: with MIN and/or MAX alone, the MODSEQ of the messages returned;
+        # with ALL or COUNT, the highest of every match.
+        returned = found
+        if not wanted & {"ALL", "COUNT"}:
+            returned = [r for r, want in ((found[0], "MIN"), (found[-1], "MAX"))
+                        if want in wanted]
+        out += ["MODSEQ", max(r.modseq for r in returned)]
     session.write(untagged_data(*out))
     return None

@@ -16,10 +16,9 @@ from imap.protocol import (
 )
 from imap.protocol import commands as c
 from imap.protocol.response import fetch_response
-from imap.selected import SelectedMailbox, UidList, flags_value
+from imap.selected import SelectedMailbox, UidList, flags_announcement, flags_value
 from imap.session import Done, Session
 
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 _ENABLEABLE = ("CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT")
 # RFC 4314 §4: insert, expunge and the flag rights (\Seen, \Deleted, the others) are the
 # ones that make a selection read-write; "l", "r", "p" and the mailbox rights do not.
@@ -32,6 +31,8 @@ async def enable(session: Session, cmd: c.Enable) -> Done | None:
     newly = []
     for cap in cmd.capabilities:
         if cap in _ENABLEABLE and cap not in session.enabled:
+            if cap in ("CONDSTORE", "QRESYNC"):
+                session.enable_condstore()  # RFC 7162 §3.1: HIGHESTMODSEQ if selected
             session.enabled.add(cap)
             newly.append(cap)
             if cap == "QRESYNC":
@@ -76,7 +77,7 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     sel = SelectedMailbox(
         folder_id=folder.id, name=folder.name, uidvalidity=info.uidvalidity,
         readonly=readonly, uids=uids, modseq=info.highestmodseq, event=event,
-        recent=recent,
+        recent=recent, rights=access.rights,
     )
     session.selected = sel
     if session.rev2:
@@ -84,15 +85,9 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         # (its canonical spelling, as LIST would show it).
         session.write(untagged_data("LIST", [], b"/", Atom(encode_mailbox(
             folder.name, utf8=True).decode("utf-8", "surrogateescape"))))
-    keywords = sorted({f for flags in distinct for f in flags if not f.startswith("\\")})
-    flags = [Atom(f) for f in (*SYSTEM_FLAGS, *keywords)]
-    session.write(untagged_data("FLAGS", flags))
-    if readonly:
-        session.write(untagged("OK", "No permanent flags in read-only mode",
-                               ResponseCode.permanentflags(())))
-    else:
-        session.write(untagged("OK", "Flags and keywords are kept",
-                               ResponseCode.permanentflags(_permanent(access.rights, keywords))))
+    sel.keywords = {f for flags in distinct for f in flags if not f.startswith("\\")}
+    for line in flags_announcement(sel.keywords, access.rights, readonly):
+        session.write(line)
     session.write(untagged_data(len(uids), "EXISTS"))
     if not session.rev2:
         session.write(untagged_data(len(sel.recent), "RECENT"))
@@ -108,18 +103,6 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
         await _qresync(session, sel, cmd.qresync)
     code = "READ-ONLY" if readonly else "READ-WRITE"
     return Done("Completed", code)
-
-
-def _permanent(rights: str, keywords: list[str]) -> tuple[str, ...]:
-    """RFC 4314 §4: PERMANENTFLAGS lists only the flags the rights allow to change."""
-    out: list[str] = []
-    for flag in SYSTEM_FLAGS:
-        needed = {"\\Seen": "s", "\\Deleted": "t"}.get(flag, "w")
-        if needed in rights:
-            out.append(flag)
-    if "w" in rights:
-        out += [*keywords, "\\*"]
-    return tuple(out)
 
 
 async def _qresync(session: Session, sel: SelectedMailbox, q: c.QResync) -> None:

@@ -65,7 +65,7 @@ async def store(session: Session, cmd: c.Store) -> Done | None:
             raise _noperm(session, missing, "change these flags")
     uids = sel.resolve(cmd.sequence_set, cmd.uid)
     if cmd.unchangedsince is not None:
-        session.enabled.add("CONDSTORE")
+        session.enable_condstore()  # RFC 7162 §3.1.3
     unchanged: list[int] = []
     seen: list[int] = []
 
@@ -101,6 +101,8 @@ async def store(session: Session, cmd: c.Store) -> Done | None:
     if newly_seen:
         await record_reads(session, sel.folder_id, newly_seen, "store")
     rows = [MessageRow(uid, *state[uid]) for uid in known if uid in state]
+    for line in sel.keyword_news(row.flags for row in rows):
+        session.write(line)  # RFC 3501 §7.2.6: before any FETCH showing the new keyword
     report_all = not cmd.silent
     for row in rows:
         if (cmd.unchangedsince is not None and row.modseq > cmd.unchangedsince

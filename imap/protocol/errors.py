@@ -62,6 +62,20 @@ class BadCharset(ParseError):
         self.charset = charset
 
 
+class BadMailboxName(ParseError):
+    """A well-formed command named a mailbox that is not valid modified UTF-7.
+
+    RFC 3501 §5.1.3 / RFC 9051 §5.1: the syntax is right, the name is refused: ``NO``
+    with RFC 5530 ``CANNOT``, which a client treats as a failed command rather than a
+    broken session.
+    """
+
+    status = "NO"
+
+    def __init__(self, reason: str, tag: str | None = None) -> None:
+        super().__init__(reason, tag, "CANNOT")
+
+
 class LiteralRefused(ParseError):
     """A literal was refused without ending the connection.
 

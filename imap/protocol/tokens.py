@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import NoReturn
 
-from imap.protocol.errors import ParseError
+from imap.protocol.errors import BadMailboxName, ParseError
 from imap.protocol.mutf7 import mutf7_decode
 from imap.protocol.sequence import SequenceSet
 from imap.protocol.spool import SpooledLiteral
@@ -260,7 +260,8 @@ class Cursor:
             try:
                 name = mutf7_decode(raw)
             except ValueError as exc:
-                self.fail(f"invalid mailbox name: {exc}")
+                raise BadMailboxName(f"invalid mailbox name: {exc} (modified UTF-7, "
+                                     "RFC 3501 5.1.3)", self.tag) from None
         if "\x00" in name or "\r" in name or "\n" in name:
             self.fail("mailbox name contains a control character")
         # RFC 9051 §5.1: INBOX is case-insensitive.

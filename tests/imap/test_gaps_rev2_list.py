@@ -59,8 +59,9 @@ async def test_recursivematch_childinfo_and_nonexistent(imap_env: ImapEnv) -> No
         imap = _login(imap_env)
         for name in ("Patients", "Patients/Dupont", "Patients/Dupont/Bilans", "Old"):
             assert imap.create(name)[0] == "OK"
-        assert imap.unsubscribe("Patients")[0] == "OK"
-        assert imap.unsubscribe("Patients/Dupont")[0] == "OK"
+        # RFC 9051 §6.3.4: CREATE does not subscribe; the client subscribes what it wants.
+        assert imap.subscribe("Patients/Dupont/Bilans")[0] == "OK"
+        assert imap.subscribe("Old")[0] == "OK"
         assert imap.delete("Old")[0] == "OK"  # subscribed when deleted
         typ, lines = _cmd(imap, "LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "%")
         assert typ == "OK"

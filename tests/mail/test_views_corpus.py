@@ -48,16 +48,16 @@ EXPECTED: dict[str, dict[str, str]] = {
             ' "<nested-1@hopital-a.mssante.fr>")'
         ),
         "body": (
-            '((("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 19 1)'
-            '(("text" "html" ("charset" "utf-8") NIL NIL "7bit" 37 1)'
+            '((("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 19 0)'
+            '(("text" "html" ("charset" "utf-8") NIL NIL "7bit" 37 0)'
             '("image" "png" NIL "<logo@a>" NIL "base64" 12) "related") "alternative")'
             '("application" "pdf" ("name" "compte-rendu.pdf") NIL "Compte rendu" "base64" 4)'
             ' "mixed")'
         ),
         "bodystructure": (
-            '((("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 19 1'
+            '((("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 19 0'
             " NIL NIL NIL NIL)"
-            '(("text" "html" ("charset" "utf-8") NIL NIL "7bit" 37 1 NIL NIL NIL NIL)'
+            '(("text" "html" ("charset" "utf-8") NIL NIL "7bit" 37 0 NIL NIL NIL NIL)'
             '("image" "png" NIL "<logo@a>" NIL "base64" 12 NIL'
             ' ("inline" ("filename" "logo.png")) NIL NIL)'
             ' "related" ("boundary" "rel" "type" "text/html") NIL NIL NIL)'
@@ -78,30 +78,30 @@ EXPECTED: dict[str, dict[str, str]] = {
             ' "<fwd-1@chu-x.mssante.fr>")'
         ),
         "body": (
-            '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 1)'
+            '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 0)'
             '("message" "rfc822" NIL NIL NIL "7bit" 425'
             " (" + WA + ' "Resultats" (("Labo" NIL "labo" "labo-y.mssante.fr"))'
             ' (("Labo" NIL "labo" "labo-y.mssante.fr"))'
             ' (("Labo" NIL "labo" "labo-y.mssante.fr"))'
             ' (("Dr Claire Petit" NIL "claire.petit" "chu-x.mssante.fr")) NIL NIL NIL'
             ' "<res-42@labo-y.mssante.fr>")'
-            ' (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 17 1)'
+            ' (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 17 0)'
             '("application" "pdf" ("name" "res.pdf") NIL NIL "base64" 8) "mixed")'
-            " 18)"
+            " 17)"
             ' "mixed")'
         ),
         "bodystructure": (
-            '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 1 NIL NIL NIL NIL)'
+            '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 0 NIL NIL NIL NIL)'
             '("message" "rfc822" NIL NIL NIL "7bit" 425'
             " (" + WA + ' "Resultats" (("Labo" NIL "labo" "labo-y.mssante.fr"))'
             ' (("Labo" NIL "labo" "labo-y.mssante.fr"))'
             ' (("Labo" NIL "labo" "labo-y.mssante.fr"))'
             ' (("Dr Claire Petit" NIL "claire.petit" "chu-x.mssante.fr")) NIL NIL NIL'
             ' "<res-42@labo-y.mssante.fr>")'
-            ' (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 17 1 NIL NIL NIL NIL)'
+            ' (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 17 0 NIL NIL NIL NIL)'
             '("application" "pdf" ("name" "res.pdf") NIL NIL "base64" 8 NIL NIL NIL NIL)'
             ' "mixed" ("boundary" "inner") NIL NIL NIL)'
-            ' 18 NIL ("attachment" ("filename" "resultats.eml")) NIL NIL)'
+            ' 17 NIL ("attachment" ("filename" "resultats.eml")) NIL NIL)'
             ' "mixed" ("boundary" "fwd") NIL NIL NIL)'
         ),
     },
@@ -167,11 +167,11 @@ EXPECTED: dict[str, dict[str, str]] = {
             ' "<xdm-1@hopital-a.mssante.fr>")'
         ),
         "body": (
-            '(("text" "plain" ("charset" "UTF-8") NIL NIL "7bit" 42 1)'
+            '(("text" "plain" ("charset" "UTF-8") NIL NIL "7bit" 42 0)'
             '("application" "zip" ("name" "IHE_XDM.ZIP") NIL NIL "base64" 32) "mixed")'
         ),
         "bodystructure": (
-            '(("text" "plain" ("charset" "UTF-8") NIL NIL "7bit" 42 1 NIL NIL NIL NIL)'
+            '(("text" "plain" ("charset" "UTF-8") NIL NIL "7bit" 42 0 NIL NIL NIL NIL)'
             '("application" "zip" ("name" "IHE_XDM.ZIP") NIL NIL "base64" 32 NIL'
             ' ("attachment" ("filename" "IHE_XDM.ZIP")) NIL NIL)'
             ' "mixed" ("boundary" "----=_Part_0_1") NIL NIL NIL)'
@@ -186,13 +186,13 @@ EXPECTED: dict[str, dict[str, str]] = {
             ' "<2231@x>")'
         ),
         "body": (
-            '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 16 1)'
+            '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 16 0)'
             '("application" "pdf" ("name*0*" "UTF-8\'\'compte%20rendu%20"'
             ' "name*1*" "op%C3%A9ratoire.pdf") NIL NIL "base64" 12)'
             '("application" "octet-stream" NIL NIL NIL "quoted-printable" 9) "mixed")'
         ),
         "bodystructure": (
-            '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 16 1 NIL NIL NIL NIL)'
+            '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 16 0 NIL NIL NIL NIL)'
             '("application" "pdf" ("name*0*" "UTF-8\'\'compte%20rendu%20"'
             ' "name*1*" "op%C3%A9ratoire.pdf") NIL NIL "base64" 12 NIL'
             ' ("attachment" ("filename*0*" "UTF-8\'fr\'compte%20rendu%20"'
@@ -279,9 +279,10 @@ def test_search_fields_of_missing_headers() -> None:
     assert search.attachments == ()
 
 
-def test_search_groups_list_only_mailboxes() -> None:
+def test_search_groups_keep_group_names() -> None:
+    """RFC 3501 §6.4.4: SEARCH TO matches the group's display name too (RFC 5322 §3.4)."""
     search = build_view(load("groups")).search
-    assert search.to is None
+    assert search.to == "undisclosed-recipients:;"
     assert search.cc == 'route@dest.example, Jean "JJ" Dupont <jean@x.example>'
 
 

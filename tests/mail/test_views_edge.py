@@ -36,7 +36,7 @@ def test_unterminated_multipart_ends_at_message_end() -> None:
     assert section(raw, "1") == b"one"
     assert section(raw, "2") == b"two\r\n"
     assert view.body == (
-        '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 3 1)'
+        '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 3 0)'
         '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 1) "mixed")'
     )
 
@@ -90,25 +90,27 @@ def test_digest_parts_default_to_message_rfc822() -> None:
 
 
 def test_base64_message_rfc822_is_an_opaque_part() -> None:
-    """An encoded message/rfc822 cannot be read in place: no envelope, no inner parts."""
+    """An encoded message/rfc822 cannot be read in place: no envelope, no inner parts, so
+    it is a basic body (RFC 3501 §9 body-type-msg needs them; RFC 2046 §5.2.1 forbids the
+    encoding)."""
     raw = H + (
         b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         b"U3ViamVjdDogeA==\r\n"
     )
     view = build_view(raw)
-    assert view.body == '("message" "rfc822" NIL NIL NIL "base64" 18)'
+    assert view.body == '("application" "octet-stream" NIL NIL NIL "base64" 18)'
     assert section(raw, "1.HEADER") == b""
 
 
 def test_invalid_content_type_falls_back_to_text_plain() -> None:
     raw = H + b"Content-Type: garbage\r\n\r\nx"
-    assert build_view(raw).body == '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 1)'
+    assert build_view(raw).body == '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0)'
 
 
 def test_text_without_charset_gets_us_ascii_appended() -> None:
     raw = H + b"Content-Type: text/html; format=flowed\r\n\r\n<p>"
     assert build_view(raw).body == (
-        '("text" "html" ("format" "flowed" "charset" "us-ascii") NIL NIL "7bit" 3 1)'
+        '("text" "html" ("format" "flowed" "charset" "us-ascii") NIL NIL "7bit" 3 0)'
     )
 
 
