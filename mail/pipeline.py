@@ -24,14 +24,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 
+from sqlalchemy import select
+
 from config import Settings
 from mail.changes import ChangeHub
+from mail.reports import ReceivedReport, parse_report, report_kind
 from mail.views import MessageView, build_view
 from storage import messages as message_rows
 from storage import metadata, proofs
 from storage import queue as queue_rows
 from storage.blobs import BlobRef
 from storage.database import Database
+from storage.schema import messages
 from storage.types import utcnow
 
 log = logging.getLogger("mssante.pipeline")
@@ -65,6 +69,9 @@ class LocalTarget:
     account_id: int
     folder_id: int
     flags: tuple[str, ...] = ()
+    # RFC 3461 parameters of this recipient: NOTIFY=SUCCESS asks for a "delivered" DSN.
+    notify: str | None = None
+    orcpt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,10 @@ class ProofSpec:
     kind: str
     actor: str | None
     details: dict[str, Any] = field(default_factory=dict)
+    # The message the proof is about when it is not the one stored: an MDN's ``mdn-sent``
+    # proof is filed under the message that was read, so ``proofs show`` lists it there.
+    message_ref: str | None = None
+    content_sha256: str | None = None
 
 
 @dataclass
@@ -100,6 +111,8 @@ class Delivery:
     internal_date: Any = None
     # False for IMAP APPEND: a user filing a message is not a delivery to prove.
     record_delivery: bool = True
+    # A DSN or MDN delivered to a local mailbox (set by submit()): proved under the original.
+    report: ReceivedReport | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,9 @@ class Pipeline:
                 if delivery.view is None:
                     # Parsing a large message takes milliseconds of CPU: off the event loop.
                     delivery.view = await asyncio.to_thread(build_view, delivery.raw)
+                if (delivery.record_delivery and delivery.local and delivery.report is None
+                        and report_kind(delivery.raw) is not None):
+                    delivery.report = await asyncio.to_thread(parse_report, delivery.raw)
             self._queue.put_nowait(_Pending(list(deliveries), future))
         finally:
             self._preparing -= 1
@@ -283,13 +299,17 @@ class Pipeline:
         new: list[proofs.NewProof] = []
         for i, d in enumerate(batch):
             ref = views[i].search.message_id
-            new += [proofs.NewProof(p.kind, ref, shas[i], p.actor, p.details) for p in d.proofs]
+            new += [proofs.NewProof(p.kind, p.message_ref or ref,
+                                    p.content_sha256 if p.message_ref else shas[i],
+                                    p.actor, p.details) for p in d.proofs]
             if d.record_delivery:
                 new += [
                     proofs.NewProof("delivered", ref, shas[i], t.address,
                                     {"mailbox": t.address, "uid": uids[i][t.folder_id]})
                     for t in d.local
                 ]
+                if d.report is not None:
+                    new.append(await _report_proof(conn, d, ref, shas[i]))
         await proofs.append_many(conn, new)
         return [
             Stored(
@@ -299,3 +319,22 @@ class Pipeline:
             )
             for i in range(len(batch))
         ]
+
+
+async def _report_proof(conn: Any, d: Delivery, ref: str | None, sha: str) -> proofs.NewProof:
+    """The ``dsn-received`` / ``mdn-received`` proof of a report filed in local mailboxes,
+    under the original message (its content hash when this gateway holds a copy), so the
+    sender's ledger shows the answer next to the submission. A report naming no original
+    is filed under its own Message-ID, where it can still be found."""
+    report = d.report
+    assert report is not None
+    original = report.original_message_id
+    content = None
+    if original:
+        content = (await conn.execute(
+            select(messages.c.content_sha256).where(messages.c.message_id_header == original)
+            .order_by(messages.c.id).limit(1))).scalar()
+    details = dict(report.details(), mailboxes=[t.address for t in d.local],
+                   report_sha256=sha)
+    return proofs.NewProof(report.proof_kind, original or ref, content, report.actor,
+                           details)

@@ -44,6 +44,7 @@ from smtp.handlers_support import (
     Mailboxes,
     ReverseDns,
     TransactionStore,
+    local_target,
     new_smtp_id,
     remote_target,
     store,
@@ -181,7 +182,7 @@ class SubmissionPolicy:
         rcpt = check_submission_recipient(address, space, self.gateway.settings.primary_domain)
         transaction = self._transactions.get(envelope)
         if space.is_local(rcpt.domain):
-            target = await self._mailboxes.resolve(rcpt)
+            target = local_target(await self._mailboxes.resolve(rcpt), params)
             transaction.local.setdefault(target.account_id, target)
             return
         await self._check_directory(str(rcpt))
@@ -325,7 +326,7 @@ class RelayPolicy:
         trust = self.gateway.trust
         assert trust is not None
         rcpt = check_relay_recipient(address, trust.current, self.gateway.settings.primary_domain)
-        target = await self._mailboxes.resolve(rcpt)
+        target = local_target(await self._mailboxes.resolve(rcpt), params)
         self._transactions.get(envelope).local.setdefault(target.account_id, target)
 
     async def accept(self, session: GatewaySMTP, envelope: GatewayEnvelope, data: bytes) -> str:

@@ -48,6 +48,19 @@ PROOF_KINDS = (
     "read",  # first reading by the recipient
     "mdn-sent",  # a disposition notification was sent
     "purged",  # body removed at the end of its retention
+    # reports filed in a local mailbox, under the message they answer (mail/reports.py)
+    "dsn-received",  # a delivery status notification came back
+    "mdn-received",  # a disposition notification (read receipt) came back
+    # account life cycle and delegations, written with the change by whoever made it
+    "account-created",
+    "account-suspended",
+    "account-reactivated",
+    "account-closed",
+    "credential-added",
+    "credential-revoked",
+    "delegation-granted",
+    "delegation-changed",
+    "delegation-revoked",
 )
 
 
