@@ -58,7 +58,7 @@ from smtp.policy import (
     PasswordCredentials,
     TokenCredentials,
 )
-from smtp.sender_fields import check_sender_fields
+from smtp.sender_fields import check_sender_fields, on_behalf_of, sender_field
 from trustspace.crl import require_not_revoked
 from trustspace.policy import (
     PeerIdentity,
@@ -242,6 +242,13 @@ class SubmissionPolicy:
             fields.append(field("Message-ID", new_message_id(settings.hostname)))
         if not facts.has_date:
             fields.append(field("Date", date_value()))
+        # RFC 5322 §3.6.2: when the author is not who sends (a secretary writing for a
+        # doctor, a member for an organisational mailbox), Sender names the one who did.
+        written_for = on_behalf_of(facts.from_addresses, account.address)
+        sender_added = bool(written_for) and not any(
+            name.lower() == "sender" for name, _ in facts.sender_addresses)
+        if sender_added:
+            fields.append(sender_field(account.address))
         proof = ProofSpec(
             kind="submitted",
             actor=account.address,
@@ -253,6 +260,8 @@ class SubmissionPolicy:
                 "mail_from": envelope.mail_from or "",
                 "recipients": recipients,
                 "smtp_id": smtp_id,
+                **({"on_behalf_of": written_for, "sender_field_added": sender_added}
+                   if written_for else {}),
             },
         )
         return await store(
