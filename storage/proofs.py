@@ -53,6 +53,7 @@ PROOF_KINDS = (
     "mdn-received",  # a disposition notification (read receipt) came back
     # account life cycle and delegations, written with the change by whoever made it
     "account-created",
+    "account-approved",
     "account-suspended",
     "account-reactivated",
     "account-closed",

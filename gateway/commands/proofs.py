@@ -6,6 +6,7 @@ import json
 
 import click
 
+from accounts.audit import ACCOUNT_REF_PREFIX
 from gateway.context import CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
 from storage import proofs
@@ -46,9 +47,10 @@ def verify(cli: CliContext) -> None:
 @click.argument("message_id")
 @pass_cli
 def show(cli: CliContext, message_id: str) -> None:
-    """Every proof about one message, by its Message-ID (with or without <>)."""
+    """Every proof about one message, by its Message-ID (with or without <>), or about one
+    account, as account:ADDRESS."""
     settings = cli.settings()
-    ref = message_id if message_id.startswith("<") else f"<{message_id}>"
+    ref = message_id if message_id.startswith(("<", ACCOUNT_REF_PREFIX)) else f"<{message_id}>"
 
     async def run() -> list[proofs.ProofRecord]:
         db = await open_storage(settings)
