@@ -171,3 +171,20 @@ async def test_two_gateways_delivered_dsn_and_mdn_come_back_with_the_whole_story
         assert kinds_a.index("dsn-received") < kinds_a.index("mdn-received")
         assert "dsn-sent" not in kinds_a  # no "relayed" DSN from A
 
+        text_a = await _show(a, msgid)
+        lines_a = text_a.splitlines()
+        assert msgid in lines_a[0]
+        order = [next(i for i, line in enumerate(lines_a) if word in line) for word in (
+            "submitted by " + a.demo_address, "relayed to " + b.demo_address,
+            "delivery report received", "read receipt received")]
+        assert order == sorted(order), text_a
+        text_b = await _show(b, msgid)
+        order = [next(i for i, line in enumerate(text_b.splitlines()) if word in line)
+                 for word in ("received from", "delivered to " + b.demo_address,
+                              "delivery report sent", "read by " + b.demo_address,
+                              "read receipt sent")]
+        assert order == sorted(order), text_b
+        story = json.loads(await _show(b, msgid, "--json"))
+        assert story["message_id"] == msgid
+        assert [e["kind"] for e in story["events"]] == kinds_b
+        assert all(e["seq"] and e["time"] and e["summary"] for e in story["events"])
