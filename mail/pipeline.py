@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from storage import metadata, proofs
 from storage import queue as queue_rows
 from storage.blobs import BlobRef
 from storage.database import Database
-from storage.schema import messages
+from storage.schema import proofs as proof_rows
 from storage.types import utcnow
 
 log = logging.getLogger("mssante.pipeline")
@@ -322,19 +323,42 @@ class Pipeline:
 
 
 async def _report_proof(conn: Any, d: Delivery, ref: str | None, sha: str) -> proofs.NewProof:
-    """The ``dsn-received`` / ``mdn-received`` proof of a report filed in local mailboxes,
-    under the original message (its content hash when this gateway holds a copy), so the
-    sender's ledger shows the answer next to the submission. A report naming no original
-    is filed under its own Message-ID, where it can still be found."""
+    """The ``dsn-received`` / ``mdn-received`` proof of a report filed in local mailboxes.
+
+    It is filed under the original message only when that message was submitted here by
+    (or for) one of the mailboxes receiving the report — the sender a report answers — so
+    that nobody can add events to the story of a message that is not theirs by mailing a
+    made-up report to a user. Otherwise it is filed under the report's own Message-ID with
+    the original named in its details. How the report arrived (received from which
+    operator, or submitted by which user) is recorded too: the proof says that a report
+    came, and through whom, not that what it reports is true.
+    """
     report = d.report
     assert report is not None
+    mailboxes = [t.address for t in d.local]
     original = report.original_message_id
-    content = None
-    if original:
-        content = (await conn.execute(
-            select(messages.c.content_sha256).where(messages.c.message_id_header == original)
-            .order_by(messages.c.id).limit(1))).scalar()
-    details = dict(report.details(), mailboxes=[t.address for t in d.local],
-                   report_sha256=sha)
-    return proofs.NewProof(report.proof_kind, original or ref, content, report.actor,
-                           details)
+    content = await _sent_from(conn, original, mailboxes) if original else None
+    linked = content is not None
+    details = dict(report.details(), mailboxes=mailboxes, report_sha256=sha,
+                   envelope_sender=d.sender,
+                   arrived=[{"kind": p.kind, "actor": p.actor} for p in d.proofs])
+    if not linked:
+        details["original_message_id"] = original
+    return proofs.NewProof(report.proof_kind, original if linked else ref, content or None,
+                           report.actor, details)
+
+
+async def _sent_from(conn: Any, original: str, mailboxes: list[str]) -> str | None:
+    """The content hash of message ``original`` ("" if unknown) when one of ``mailboxes``
+    submitted it here, as author or delegate; None when none of them did."""
+    wanted = {m.lower() for m in mailboxes}
+    rows = await conn.execute(
+        select(proof_rows.c.content_sha256, proof_rows.c.details)
+        .where(proof_rows.c.message_ref == original, proof_rows.c.kind == "submitted"))
+    for content, text in rows:
+        facts = json.loads(text) if isinstance(text, str) else {}
+        senders = {str(facts.get("mail_from", "")).lower(), str(facts.get("login", "")).lower(),
+                   *(str(a).lower() for a in facts.get("on_behalf_of") or [])}
+        if senders & wanted:
+            return str(content or "")
+    return None

@@ -82,18 +82,28 @@ def _relayed(r: ProofRecord, d: dict[str, Any]) -> str:
     return text + f": {d.get('reply', '-')}"
 
 
+def _arrival(d: dict[str, Any]) -> str:
+    """How a received report came: from another operator, or submitted by a local user."""
+    for step in d.get("arrived") or []:
+        if step.get("kind") == "received":
+            return f" (came from operator {step.get('actor') or '-'})"
+        if step.get("kind") == "submitted":
+            return f" (submitted here by {step.get('actor') or '-'})"
+    return ""
+
+
 def _dsn_received(r: ProofRecord, d: dict[str, Any]) -> str:
     parts = [f"{x.get('action') or '?'} for {_address(x.get('final_recipient'))}"
              + (f" ({x['status']})" if x.get("status") else "")
              for x in d.get("recipients") or []]
     return (f"delivery report received from {d.get('reporter') or r.actor or '-'}: "
-            f"{'; '.join(parts) or '-'}")
+            f"{'; '.join(parts) or '-'}{_arrival(d)}")
 
 
 def _mdn_received(r: ProofRecord, d: dict[str, Any]) -> str:
     first = (d.get("recipients") or [{}])[0]
     return (f"read receipt received from {r.actor or '-'}: "
-            f"{first.get('disposition') or '-'}")
+            f"{first.get('disposition') or '-'}{_arrival(d)}")
 
 
 _SENTENCES: dict[str, Callable[[ProofRecord, dict[str, Any]], str]] = {
