@@ -190,7 +190,8 @@ class Pipeline:
                 if delivery.view is None:
                     # Parsing a large message takes milliseconds of CPU: off the event loop.
                     delivery.view = await asyncio.to_thread(build_view, delivery.raw)
-                if (delivery.record_delivery and delivery.local and delivery.report is None
+                if (delivery.record_delivery and delivery.report is None
+                        and (delivery.local or _submitted(delivery) is not None)
                         and report_kind(delivery.raw) is not None):
                     delivery.report = await asyncio.to_thread(parse_report, delivery.raw)
             self._queue.put_nowait(_Pending(list(deliveries), future))
@@ -309,8 +310,11 @@ class Pipeline:
                                     {"mailbox": t.address, "uid": uids[i][t.folder_id]})
                     for t in d.local
                 ]
-                if d.report is not None:
+                if d.report is not None and d.local:
                     new.append(await _report_proof(conn, d, ref, shas[i]))
+                submitted = _submitted(d)
+                if d.report is not None and d.report.kind == "mdn" and submitted is not None:
+                    new.append(await _client_mdn_proof(conn, d, submitted, ref, shas[i]))
         await proofs.append_many(conn, new)
         return [
             Stored(
@@ -320,6 +324,46 @@ class Pipeline:
             )
             for i in range(len(batch))
         ]
+
+
+def _submitted(d: Delivery) -> ProofSpec | None:
+    """The ``submitted`` proof of a message a user sent through submission, if it is one."""
+    return next((p for p in d.proofs if p.kind == "submitted"), None)
+
+
+async def _client_mdn_proof(conn: Any, d: Delivery, submitted: ProofSpec, ref: str | None,
+                            sha: str) -> proofs.NewProof:
+    """The ``mdn-sent`` proof of a read receipt a user's own client sent (Thunderbird asks
+    the user, then submits it): filed under the message it answers when that message was
+    delivered here to the user (or to a mailbox it wrote for), like the gateway's own."""
+    report = d.report
+    assert report is not None
+    writers = [str(submitted.actor or ""),
+               *(str(a) for a in submitted.details.get("on_behalf_of") or [])]
+    original = report.original_message_id
+    content = await _delivered_to(conn, original, writers) if original else None
+    first = report.recipients[0] if report.recipients else {}
+    details: dict[str, Any] = {
+        "original_message_id": original, "to": [t.address for t in d.local]
+        + [t.address for t in d.remote], "disposition": first.get("disposition"),
+        "reader": submitted.actor, "sent_by": "client", "mdn_message_id": ref,
+    }
+    return proofs.NewProof("mdn-sent", original if content is not None else ref,
+                           content or (None if content is not None else sha),
+                           submitted.actor, details)
+
+
+async def _delivered_to(conn: Any, original: str, mailboxes: list[str]) -> str | None:
+    """The content hash of ``original`` when it was delivered here to one of
+    ``mailboxes``; None when it was not."""
+    wanted = {m.lower() for m in mailboxes if m}
+    rows = await conn.execute(
+        select(proof_rows.c.content_sha256, proof_rows.c.actor)
+        .where(proof_rows.c.message_ref == original, proof_rows.c.kind == "delivered"))
+    for content, actor in rows:
+        if str(actor or "").lower() in wanted:
+            return str(content or "")
+    return None
 
 
 async def _report_proof(conn: Any, d: Delivery, ref: str | None, sha: str) -> proofs.NewProof:

@@ -123,8 +123,10 @@ _SENTENCES: dict[str, Callable[[ProofRecord, dict[str, Any]], str]] = {
                           + (f" in {d['mailbox']}" if d.get("mailbox")
                              and d.get("mailbox") != d.get("reader") else "")
                           + (f" ({d['via']})" if d.get("via") else "")),
-    "mdn-sent": lambda r, d: (f"read receipt sent to {d.get('to', '-')} for "
-                              f"{d.get('reader') or r.actor or '-'}: "
+    "mdn-sent": lambda r, d: (f"read receipt sent to {_list(d.get('to'))} "
+                              + ("by the mail client of " if d.get("sent_by") == "client"
+                                 else "for ")
+                              + f"{d.get('reader') or r.actor or '-'}: "
                               f"{d.get('disposition', '-')}"),
     "mdn-received": _mdn_received,
     "purged": lambda r, d: f"body purged ({d.get('reason', 'retention period ended')})",

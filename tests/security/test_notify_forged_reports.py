@@ -67,3 +67,30 @@ async def test_forged_receipt_is_kept_apart_or_shown_with_who_submitted_it(
                             _forged_mdn(carol, gateway.demo_address, original, "forged2"))
     [linked] = [p for p in await gateway.proofs_for(original) if p["kind"] == "mdn-received"]
     assert json.loads(linked["details"])["arrived"] == [{"kind": "submitted", "actor": carol}]
+
+
+async def test_receipt_sent_by_the_readers_client_is_proved_under_the_message_read(
+    gateway: RunningGateway,
+) -> None:
+    """Thunderbird asks its user, then submits the MDN itself: that is an MDN sent too,
+    filed under the message read only if that message was delivered here to the user."""
+    bob, bob_password = await gateway.add_mailbox("bob")
+    carol, carol_password = await gateway.add_mailbox("carol")
+    original = "<asks@client.test>"
+    await asyncio.to_thread(
+        _submit, gateway, gateway.demo_address, gateway.demo_password, bob,
+        (f"From: <{gateway.demo_address}>\r\nTo: <{bob}>\r\nSubject: asks\r\n"
+         f"Disposition-Notification-To: <{gateway.demo_address}>\r\n"
+         f"Message-ID: {original}\r\n\r\nbonjour\r\n").encode())
+    await asyncio.to_thread(_submit, gateway, bob, bob_password, gateway.demo_address,
+                            _forged_mdn(bob, gateway.demo_address, original, "bob-mdn"))
+    stories = {p["kind"]: p for p in await gateway.proofs_for(original)}
+    sent = stories["mdn-sent"]
+    assert sent["actor"] == bob
+    assert json.loads(sent["details"])["sent_by"] == "client"
+    assert "mdn-received" in stories
+    # Carol never received the message: her "receipt" is not part of its story.
+    await asyncio.to_thread(_submit, gateway, carol, carol_password, gateway.demo_address,
+                            _forged_mdn(carol, gateway.demo_address, original, "carol-mdn"))
+    assert [p["actor"] for p in await gateway.proofs_for(original)
+            if p["kind"] == "mdn-sent"] == [bob]
