@@ -112,7 +112,8 @@ class Delivery:
     internal_date: Any = None
     # False for IMAP APPEND: a user filing a message is not a delivery to prove.
     record_delivery: bool = True
-    # A DSN or MDN delivered to a local mailbox (set by submit()): proved under the original.
+    # A DSN or MDN filed in a local mailbox or submitted by a user (set by submit()):
+    # proved as received or sent under the message it answers.
     report: ReceivedReport | None = None
 
 

@@ -9,8 +9,9 @@ by, in this order:
 - the ``Original-Message-ID`` field of an MDN (RFC 8098 §3.2.5);
 - the ``Message-ID`` of the returned header section or message of a DSN (RFC 3462 §3,
   RFC 3464 §2 third part), which every DSN this gateway sends carries;
-- the ``Original-Envelope-Id`` of a DSN (RFC 3464 §2.2.1), which the caller maps back to
-  the message it relayed with that ENVID (:attr:`ReceivedReport.envelope_id`).
+- a DSN returning nothing names its message only by ``Original-Envelope-Id`` (RFC 3464
+  §2.2.1), the sender's own ENVID: it is kept in the proof's details, and the proof is
+  filed under the report's own Message-ID.
 
 Only the report's fields are kept, never the returned content: the returned header section
 may carry a Subject naming a patient.
