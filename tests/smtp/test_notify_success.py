@@ -172,6 +172,7 @@ async def test_two_gateways_delivered_dsn_and_mdn_come_back_with_the_whole_story
         assert "dsn-sent" not in kinds_a  # no "relayed" DSN from A
 
         text_a = await _show(a, msgid)
+        print(f"--- proofs show on A ---\n{text_a}")
         lines_a = text_a.splitlines()
         assert msgid in lines_a[0]
         order = [next(i for i, line in enumerate(lines_a) if word in line) for word in (
@@ -179,6 +180,7 @@ async def test_two_gateways_delivered_dsn_and_mdn_come_back_with_the_whole_story
             "delivery report received", "read receipt received")]
         assert order == sorted(order), text_a
         text_b = await _show(b, msgid)
+        print(f"--- proofs show on B ---\n{text_b}")
         order = [next(i for i, line in enumerate(text_b.splitlines()) if word in line)
                  for word in ("received from", "delivered to " + b.demo_address,
                               "delivery report sent", "read by " + b.demo_address,
