@@ -401,7 +401,7 @@ async def _sent_from(conn: Any, original: str, mailboxes: list[str]) -> str | No
         select(proof_rows.c.content_sha256, proof_rows.c.details)
         .where(proof_rows.c.message_ref == original, proof_rows.c.kind == "submitted"))
     for content, text in rows:
-        facts = json.loads(text) if isinstance(text, str) else {}
+        facts = json.loads(text) if isinstance(text, str) else dict(text or {})
         senders = {str(facts.get("mail_from", "")).lower(), str(facts.get("login", "")).lower(),
                    *(str(a).lower() for a in facts.get("on_behalf_of") or [])}
         if senders & wanted:

@@ -277,10 +277,10 @@ async def send_delivered_dsn(gateway: Gateway, delivery: Delivery, stored: Store
     """RFC 3461 §4.1 / RFC 3464: the "delivered" DSN for local recipients that asked
     ``NOTIFY=SUCCESS``, sent once the message is committed to their mailboxes.
 
-    Sent before the 250 (one more group commit) so that it is never lost to a restart
-    between the two; a failure to build or store it is logged and does not undo the
-    delivery. The DSN goes through the pipeline like any message, with a ``dsn-sent``
-    proof under the original message.
+    Sent before the 250 (one more group commit): if the gateway stops in between, the
+    client sees no 250 and sends again, rather than the notice being lost unseen. A
+    failure to build or store it is logged and does not undo the delivery. The DSN goes
+    through the pipeline like any message, with a ``dsn-sent`` proof under the original.
     """
     wanted = [t for t in delivery.local if wants_dsn(delivery.sender, t.notify, "delivered")]
     if not wanted or gateway.db is None or gateway.pipeline is None:
