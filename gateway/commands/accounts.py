@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from accounts.audit import operator_actor
 from accounts.errors import AccountRefused
 from accounts.mailboxes import MAILBOX_TYPES, add_mailbox
 from gateway.context import EXIT_USAGE, CliContext, fail, pass_cli, run_command
@@ -39,6 +40,7 @@ def add(
             created = await add_mailbox(
                 db, address, type=mailbox_type, name=name, idnat=idnat,
                 structure_id=structure, structure_name=structure_name, is_admin=admin,
+                actor=operator_actor(),
             )
         finally:
             await db.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from accounts.app_passwords import add_app_password, list_credentials, revoke_credential
+from accounts.audit import operator_actor
 from accounts.errors import AccountRefused
 from gateway.commands import accounts as accounts_command
 from gateway.context import EXIT_USAGE, CliContext, fail, pass_cli, run_command
@@ -32,7 +33,7 @@ def add(cli: CliContext, address: str, label: str) -> None:
     async def run() -> str:
         db = await open_storage(settings)
         try:
-            new = await add_app_password(db, address, label)
+            new = await add_app_password(db, address, label, actor=operator_actor())
         finally:
             await db.close()
         return (f"application password id {new.credential.id} ({new.credential.label}) "
@@ -55,7 +56,8 @@ def revoke(cli: CliContext, address: str, credential_id: int) -> None:
     async def run() -> str:
         db = await open_storage(settings)
         try:
-            found = await revoke_credential(db, address, credential_id)
+            found = await revoke_credential(db, address, credential_id,
+                                            actor=operator_actor())
         finally:
             await db.close()
         return f"credential {found.id} ({found.label}) of {address.strip().lower()} revoked"
