@@ -21,11 +21,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from config import Settings
 from mail.changes import ChangeHub
@@ -36,7 +36,9 @@ from storage import metadata, proofs
 from storage import queue as queue_rows
 from storage.blobs import BlobRef
 from storage.database import Database
+from storage.schema import messages as message_table
 from storage.schema import proofs as proof_rows
+from storage.schema import queue as queue_table
 from storage.types import utcnow
 
 log = logging.getLogger("mssante.pipeline")
@@ -195,10 +197,34 @@ class Pipeline:
                         and (delivery.local or _submitted(delivery) is not None)
                         and report_kind(delivery.raw) is not None):
                     delivery.report = await asyncio.to_thread(parse_report, delivery.raw)
+                    if delivery.report is not None and delivery.local:
+                        delivery.report = await self._by_envelope_id(delivery.report,
+                                                                     delivery.local)
             self._queue.put_nowait(_Pending(list(deliveries), future))
         finally:
             self._preparing -= 1
         return await future
+
+    async def _by_envelope_id(self, report: ReceivedReport,
+                              local: list[LocalTarget]) -> ReceivedReport:
+        """A DSN that returned no header section names its message only by the sender's
+        ENVID (RFC 3464 §2.2.1): the message one of the receiving mailboxes sent with it,
+        from the outbound queue rows. Looked up here, before the write transaction, so a
+        rare unindexed search never holds up the group commit."""
+        if report.kind != "dsn" or report.original_message_id or not report.envelope_id:
+            return report
+        async with self._db.read() as conn:
+            found = (await conn.execute(
+                select(message_table.c.message_id_header)
+                .select_from(queue_table.join(
+                    message_table, message_table.c.id == queue_table.c.message_id))
+                .where(queue_table.c.envid == report.envelope_id,
+                       func.lower(queue_table.c.sender).in_(
+                           [t.address.lower() for t in local]))
+                .order_by(queue_table.c.id.desc()).limit(1))).scalar()
+        if not found:
+            return report
+        return replace(report, original_message_id=str(found), matched_by="envid")
 
     async def _writer(self) -> None:
         while True:

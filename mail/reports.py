@@ -10,8 +10,8 @@ by, in this order:
 - the ``Message-ID`` of the returned header section or message of a DSN (RFC 3462 §3,
   RFC 3464 §2 third part), which every DSN this gateway sends carries;
 - a DSN returning nothing names its message only by ``Original-Envelope-Id`` (RFC 3464
-  §2.2.1), the sender's own ENVID: it is kept in the proof's details, and the proof is
-  filed under the report's own Message-ID.
+  §2.2.1), the sender's own ENVID: the pipeline looks for the message that mailbox sent
+  with that ENVID among its outbound queue rows (``matched_by: envid``).
 
 Only the report's fields are kept, never the returned content: the returned header section
 may carry a Subject naming a patient.
@@ -44,6 +44,7 @@ class ReceivedReport:
     reporter: str | None  # Reporting-MTA (DSN) or Reporting-UA (MDN)
     report_message_id: str | None
     recipients: list[dict[str, Any]] = field(default_factory=list)
+    matched_by: str = "message-id"  # or "envid": how the original message was found
 
     @property
     def actor(self) -> str | None:
@@ -60,7 +61,8 @@ class ReceivedReport:
     def details(self) -> dict[str, Any]:
         """What the proof records (field names of RFC 3464 / RFC 8098, lower-cased)."""
         out: dict[str, Any] = {"report_message_id": self.report_message_id,
-                               "reporter": self.reporter, "recipients": self.recipients}
+                               "reporter": self.reporter, "recipients": self.recipients,
+                               "matched_by": self.matched_by}
         if self.envelope_id:
             out["original_envelope_id"] = self.envelope_id
         return out

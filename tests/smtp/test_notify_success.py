@@ -24,7 +24,9 @@ from click.testing import CliRunner
 
 from gateway.commands.proofs import command as proofs_command
 from gateway.context import CliContext
+from mail.pipeline import Delivery, LocalTarget
 from storage import accounts as account_rows
+from storage import folders as folder_rows
 from tests.fixtures.gateway import RunningGateway, free_port, running_gateway
 from tests.fixtures.pki import DevPkiBundle
 from tests.smtp.test_outbound_e2e import A_DOMAIN, B_DOMAIN, _settings
@@ -190,3 +192,39 @@ async def test_two_gateways_delivered_dsn_and_mdn_come_back_with_the_whole_story
         assert story["message_id"] == msgid
         assert [e["kind"] for e in story["events"]] == kinds_b
         assert all(e["seq"] and e["time"] and e["summary"] for e in story["events"])
+
+
+async def test_dsn_returning_no_headers_is_linked_through_its_envelope_id(
+    gateway: RunningGateway,
+) -> None:
+    """RFC 3464 §2.2.1: a report that returns nothing names the message by the ENVID its
+    sender gave; the sender's queue row with that ENVID says which message it was."""
+    remote = "dr.x@ch-exemple.mssante.fr"
+    msgid = await _send(gateway, gateway.demo_address, gateway.demo_password, remote,
+                        "envid-only", envid="env-remote-7")
+    db, pipeline = gateway.gw.db, gateway.gw.pipeline
+    assert db is not None and pipeline is not None
+    async with db.read() as conn:
+        account = await account_rows.get_by_address(conn, gateway.demo_address)
+        assert account is not None
+        inbox = await folder_rows.get(conn, account.id, "INBOX")
+        assert inbox is not None
+    dsn = (
+        "From: MAILER-DAEMON@ch-exemple.mssante.fr\r\n"
+        f"To: <{gateway.demo_address}>\r\nSubject: Successful Mail Delivery Report\r\n"
+        "Message-ID: <dsn-envid@ch-exemple.mssante.fr>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+        "\r\n--b\r\nContent-Type: text/plain\r\n\r\ndelivered\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns;mx.ch-exemple.mssante.fr\r\n"
+        "Original-Envelope-Id: env-remote-7\r\n\r\n"
+        f"Original-Recipient: rfc822;{remote}\r\nFinal-Recipient: rfc822;{remote}\r\n"
+        "Action: delivered\r\nStatus: 2.0.0\r\n\r\n--b--\r\n"
+    ).encode()
+    await pipeline.submit(Delivery(raw=dsn, sender="", local=[
+        LocalTarget(account.address, account.id, inbox.id)]))
+    [received] = [p for p in await gateway.proofs_for(msgid) if p["kind"] == "dsn-received"]
+    details = json.loads(received["details"])
+    assert details["matched_by"] == "envid"
+    assert details["original_envelope_id"] == "env-remote-7"
+    assert details["recipients"][0]["original_recipient"] == f"rfc822;{remote}"
