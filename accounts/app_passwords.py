@@ -1,14 +1,19 @@
-"""Application passwords of a mailbox: create (named, shown once), list, revoke.
+"""Application passwords of a mailbox: create (named, shown once), list, revoke — each
+change with its proof.
 
-One per device, so that losing a telephone revokes one password, not the mailbox's
-access. The portal and ``mssante accounts app-password`` both call these functions; the
-refusals are in French because the portal shows them as they are.
+One per device (docs/architecture.md §1 rule 3), so that losing a telephone revokes one
+password, not the mailbox's access. The portal calls :func:`create`, :func:`list_live` and
+:func:`revoke` (refusals in French, shown as they are); the command line calls
+:func:`add_app_password`, :func:`revoke_credential` and :func:`list_credentials`. Every
+addition and revocation writes a ``credential-added`` / ``credential-revoked`` proof in the
+same transaction (:mod:`accounts.audit`); the password itself never enters the ledger.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accounts import audit
 from accounts.errors import AccountRefused
 from accounts.passwords import generate_app_password, hash_secret
 from storage import accounts as account_rows
@@ -47,7 +52,8 @@ async def _account_id(db: Database, address: str) -> int:
     return account.id
 
 
-async def create(db: Database, address: str, label: str) -> NewAppPassword:
+async def create(db: Database, address: str, label: str, *,
+                 actor: str | None = None) -> NewAppPassword:
     """A new application password for ``address`` named ``label``; shown once."""
     if problem := label_problem(label):
         raise AccountRefused(problem)
@@ -63,6 +69,8 @@ async def create(db: Database, address: str, label: str) -> NewAppPassword:
             raise AccountRefused(f"Un mot de passe nommé « {label.strip()} » existe déjà.")
         cred = await credentials.add(conn, account_id, "app_password", label=label.strip(),
                                      secret_hash=secret_hash)
+        await audit.record(conn, "credential-added", address, actor or f"portal:{address}",
+                           credential_id=cred.id, kind=cred.kind, label=cred.label)
     return NewAppPassword(cred, password)
 
 
@@ -73,7 +81,8 @@ async def list_live(db: Database, address: str) -> list[Credential]:
         return await credentials.list_for_account(conn, account_id, kind="app_password")
 
 
-async def revoke(db: Database, address: str, credential_id: int) -> Credential:
+async def revoke(db: Database, address: str, credential_id: int, *,
+                 actor: str | None = None) -> Credential:
     """Revokes one application password of ``address`` (not anyone else's): sessions
     opened with it end and caches forget it (the access version is raised)."""
     account_id = await _account_id(db, address)
@@ -89,4 +98,63 @@ async def revoke(db: Database, address: str, credential_id: int) -> Credential:
         if not await credentials.revoke(conn, credential_id):
             raise AccountRefused(
                 f"Le mot de passe d'application n° {credential_id} est déjà révoqué.")
+        await audit.record(conn, "credential-revoked", address, actor or f"portal:{address}",
+                           credential_id=cred.id, kind=cred.kind, label=cred.label)
         return await credentials.get(conn, credential_id)
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    """A new application password (shown once) and its credential row."""
+
+    credential: Credential
+    password: str
+
+
+async def add_app_password(db: Database, address: str, label: str, *,
+                           actor: str | None = None) -> NewPassword:
+    """A new application password for ``address``'s mailbox, labelled for its device."""
+    if not label.strip():
+        raise AccountRefused("an application password needs a label naming its device (--label)")
+    password = generate_app_password()
+    secret_hash = await hash_secret(password)
+    async with db.begin() as conn:
+        account = await account_rows.get_by_address(conn, address.strip().lower())
+        if account is None:
+            raise AccountRefused(f"address {address!r} has no mailbox here")
+        credential = await credentials.add(conn, account.id, "app_password",
+                                           label=label.strip(), secret_hash=secret_hash)
+        await audit.record(conn, "credential-added", account.address, actor,
+                           credential_id=credential.id, kind=credential.kind,
+                           label=credential.label)
+    return NewPassword(credential, password)
+
+
+async def revoke_credential(db: Database, address: str, credential_id: int, *,
+                            actor: str | None = None) -> Credential:
+    """Revokes one credential of ``address`` (open sessions using it end at once)."""
+    async with db.begin() as conn:
+        account = await account_rows.get_by_address(conn, address.strip().lower())
+        if account is None:
+            raise AccountRefused(f"address {address!r} has no mailbox here")
+        try:
+            found = await credentials.get(conn, credential_id)
+        except NotFound:
+            found = None
+        if found is None or found.account_id != account.id:
+            raise AccountRefused(f"credential {credential_id} is not one of {account.address}")
+        if not await credentials.revoke(conn, credential_id):
+            raise AccountRefused(f"credential {credential_id} of {account.address} is "
+                                 "already revoked")
+        await audit.record(conn, "credential-revoked", account.address, actor,
+                           credential_id=found.id, kind=found.kind, label=found.label)
+    return found
+
+
+async def list_credentials(db: Database, address: str) -> list[Credential]:
+    """Every credential of ``address``, revoked ones included."""
+    async with db.read() as conn:
+        account = await account_rows.get_by_address(conn, address.strip().lower())
+        if account is None:
+            raise AccountRefused(f"address {address!r} has no mailbox here")
+        return await credentials.list_for_account(conn, account.id, include_revoked=True)

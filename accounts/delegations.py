@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accounts import audit
 from accounts.errors import AccountRefused
 from storage import accounts as account_rows
 from storage import delegations as rows
@@ -70,7 +71,9 @@ async def grant(db: Database, owner: str, delegate: str, rights: str, *,
                 can_send_as: bool = False, by: str | None = None) -> Delegation:
     """Gives ``delegate`` ``rights`` on ``owner``'s mailbox (replacing earlier rights).
 
-    ``by`` is the account asking (None: the operator); it must manage the mailbox.
+    ``by`` is the account asking (None: the operator); it must manage the mailbox. A
+    ``delegation-granted`` proof (``delegation-changed`` with the rights before, when the
+    delegate already held some) names ``by`` or the operator.
     """
     letters = parse_rights(rights)
     async with db.begin() as conn:
@@ -88,9 +91,18 @@ async def grant(db: Database, owner: str, delegate: str, rights: str, *,
                 if held is None or "a" not in held.rights:
                     raise DelegationRefused(f"{by!r} may not manage {owner!r}: only the owner "
                                             "and delegates holding the 'a' right may")
+        before = await rows.get(conn, own.id, dele.id)
         await rows.grant(conn, own.id, dele.id, letters, can_send_as)
         result = await rows.get(conn, own.id, dele.id)
-    assert result is not None
+        assert result is not None
+        change: dict[str, object] = {"delegate": dele.address, "rights": result.rights,
+                                     "send_as": result.can_send_as}
+        if before is None:
+            await audit.record(conn, "delegation-granted", own.address, by, **change)
+        elif (before.rights, before.can_send_as) != (result.rights, result.can_send_as):
+            await audit.record(conn, "delegation-changed", own.address, by, **change,
+                               before={"rights": before.rights,
+                                       "send_as": before.can_send_as})
     return result
 
 
@@ -107,6 +119,8 @@ async def revoke(db: Database, owner: str, delegate: str, *, by: str | None = No
                                         "and delegates holding the 'a' right may")
         if not await rows.revoke(conn, own.id, dele.id, dele.address):
             raise DelegationRefused(f"{delegate!r} holds no delegation on {owner!r}")
+        await audit.record(conn, "delegation-revoked", own.address, by,
+                           delegate=dele.address)
 
 
 async def list_for(db: Database, address: str) -> DelegationList:

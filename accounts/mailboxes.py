@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from accounts import audit
 from accounts.errors import AccountRefused
 from accounts.passwords import generate_app_password, hash_secret
 from config import Settings
@@ -64,11 +65,13 @@ async def add_mailbox(
     structure_name: str | None = None,
     is_admin: bool = False,
     device_label: str = "initial",
+    actor: str | None = None,
 ) -> NewMailbox:
     """Creates an active mailbox with INBOX, Sent, Drafts, Trash, Archive and one password.
 
     A nominative (PER) mailbox names its holder by idNatPS; an applicative (APP) one names
     its structure (FINESS/SIRET). Raises :class:`AccountRefused` before writing anything.
+    ``account-created`` and ``credential-added`` proofs name ``actor`` (None: the operator).
     """
     address = check_address(db.settings, address)
     if type not in MAILBOX_TYPES:
@@ -95,9 +98,14 @@ async def add_mailbox(
                 surname=surname or name.strip(), idnat=idnat, structure_id=structure_id,
                 structure_name=structure_name, is_admin=is_admin,
             )
-            await credentials.add(
+            credential = await credentials.add(
                 conn, account.id, "app_password", label=device_label, secret_hash=secret_hash
             )
+            await audit.record(conn, "account-created", address, actor, type=type,
+                               status="active", is_admin=is_admin)
+            await audit.record(conn, "credential-added", address, actor,
+                               credential_id=credential.id, kind=credential.kind,
+                               label=credential.label)
     except AlreadyExists:
         raise AccountRefused(f"address {address!r} already has a mailbox") from None
     return NewMailbox(account=account, app_password=password)
@@ -127,8 +135,13 @@ STATUSES = ("active", "suspended", "closed")
 """What the operator may set; ``pending`` belongs to registration."""
 
 
-async def set_status(db: Database, address: str, status: str) -> Account:
+async def set_status(db: Database, address: str, status: str, *,
+                     actor: str | None = None) -> Account:
     """Suspends, closes or reactivates a mailbox; :class:`AccountRefused` names a bad value.
+
+    A real change appends its proof (``account-suspended``, ``-reactivated``, ``-closed``,
+    ``-approved`` for a pending registration) naming ``actor`` (None: the operator); setting
+    the status it already has changes nothing and proves nothing.
 
     The change raises the access version (:mod:`storage.access`) in the same transaction:
     open IMAP and SMTP sessions of the account end within a second on every node, cached
@@ -141,7 +154,11 @@ async def set_status(db: Database, address: str, status: str) -> Account:
         account = await account_rows.get_by_address(conn, address.strip().lower())
         if account is None:
             raise AccountRefused(f"address {address!r} has no mailbox here")
-        await account_rows.set_status(conn, account.id, wanted)
+        kind = audit.status_kind(account.status, wanted)
+        if kind is not None:
+            await account_rows.set_status(conn, account.id, wanted)
+            await audit.record(conn, kind, account.address, actor,
+                               **{"from": account.status, "to": wanted})
         found = await account_rows.get_by_address(conn, account.address)
     assert found is not None
     return found

@@ -40,6 +40,9 @@ from trustspace.crl import CrlStore
 from trustspace.pki import ensure_dev_pki, issue_certificate
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
 
+FIRST_START_ACTOR = "gateway:first-start"
+"""Who created the first accounts, in their proofs (no operator ran a command)."""
+
 log = logging.getLogger("mssante.gateway")
 
 DEMO_IDNAT = "810000000001"
@@ -140,10 +143,12 @@ class Gateway:
                 return None
         domain = self.settings.primary_domain
         admin = await add_mailbox(
-            db, f"postmaster@{domain}", type="ORG", name="Postmaster", is_admin=True
+            db, f"postmaster@{domain}", type="ORG", name="Postmaster", is_admin=True,
+            actor=FIRST_START_ACTOR,
         )
         demo = await add_mailbox(
-            db, f"demo@{domain}", type="PER", name="Dr Camille Demo", idnat=DEMO_IDNAT
+            db, f"demo@{domain}", type="PER", name="Dr Camille Demo", idnat=DEMO_IDNAT,
+            actor=FIRST_START_ACTOR,
         )
         log.info("first_start_accounts", extra={"fields": {
             "admin": admin.account.address, "demo": demo.account.address}})

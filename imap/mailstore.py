@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imap.aclaudit import AclChange
 from imap.folderindex import (
     FOLDER_COLUMNS,
     Entry,
@@ -220,7 +221,8 @@ class MailStore(Protocol):
 
     async def acl(self, folder_id: int) -> list[tuple[str, str]]: ...
 
-    async def set_acl(self, folder_id: int, identifier: str, rights: str | None) -> None: ...
+    async def set_acl(self, folder_id: int, identifier: str, rights: str | None, *,
+                      change: AclChange | None = None) -> None: ...
 
     async def shared_folders(self, account_id: int, address: str) -> list[SharedFolder]: ...
 
@@ -979,10 +981,14 @@ class SqlMailStore:
             )
             return [(i, r) for i, r in rows]
 
-    async def set_acl(self, folder_id: int, identifier: str, rights: str | None) -> None:
+    async def set_acl(self, folder_id: int, identifier: str, rights: str | None, *,
+                      change: AclChange | None = None) -> None:
         """Replaces (or with None removes) the rights of ``identifier`` (RFC 4314 §3.1-3.2);
-        an empty string is stored: it takes a delegate's account-wide rights away here."""
+        an empty string is stored: it takes a delegate's account-wide rights away here.
+        With ``change``, a real change of rights is proved in the same transaction."""
         async with self._db.begin() as conn:
+            if change is not None:
+                await change.record(conn, identifier, rights or "")
             await conn.execute(
                 delete(folder_acl).where(folder_acl.c.folder_id == folder_id,
                                          folder_acl.c.identifier == identifier)

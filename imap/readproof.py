@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 
-from mail.mdn import build_mdn, decide, parse_headers
+from mail.mdn import build_mdn, decide, mdn_message_id, parse_headers
 from mail.pipeline import Delivery, LocalTarget, ProofSpec, RemoteTarget
 from storage import proofs
 from storage.accounts import get_by_address
@@ -174,12 +174,17 @@ async def _maybe_send_mdn(session: Session, db: Database, row: Any) -> None:
     raw = build_mdn(reporting_host=settings.hostname, final_recipient=row.address,
                     to=decision.to, original_message_id=decision.original_message_id,
                     original_subject=decision.subject)
+    # Filed under the message that was read (the ledger's name for it, as the read proof
+    # has it), so that ``proofs show <original>`` lists the receipt; the MDN's own
+    # Message-ID is kept in the details.
     await pipeline.submit(Delivery(
         raw=raw, sender="", local=local, remote=remote,
         proofs=[ProofSpec("mdn-sent", row.address, {
             "original_message_id": decision.original_message_id, "to": decision.to,
             "disposition": "automatic-action/MDN-sent-automatically; displayed",
             "reader": session.identity.address if session.identity else None,
-        })],
+            "mdn_message_id": mdn_message_id(raw),
+        }, message_ref=row.message_id_header or decision.original_message_id,
+            content_sha256=row.content_sha256)],
     ))
     log.info("mdn_sent", extra=session.log_fields(local=bool(local), **fields))

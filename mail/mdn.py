@@ -138,3 +138,9 @@ def build_mdn(*, reporting_host: str, final_recipient: str, to: str,
         "",
     ]
     return "\r\n".join(lines).encode("utf-8")
+
+
+def mdn_message_id(raw: bytes) -> str | None:
+    """The Message-ID :func:`build_mdn` gave its report (for the ``mdn-sent`` proof)."""
+    value = parse_headers(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n").get("Message-ID")
+    return str(value).strip() if value else None

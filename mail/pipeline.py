@@ -18,20 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, cast
 
+from sqlalchemy import func, select
+
 from config import Settings
 from mail.changes import ChangeHub
+from mail.reports import ReceivedReport, parse_report, report_kind
 from mail.views import MessageView, build_view
 from storage import messages as message_rows
 from storage import metadata, proofs
 from storage import queue as queue_rows
 from storage.blobs import BlobRef
 from storage.database import Database
+from storage.schema import messages as message_table
+from storage.schema import proofs as proof_rows
+from storage.schema import queue as queue_table
 from storage.types import utcnow
 
 log = logging.getLogger("mssante.pipeline")
@@ -65,6 +72,9 @@ class LocalTarget:
     account_id: int
     folder_id: int
     flags: tuple[str, ...] = ()
+    # RFC 3461 parameters of this recipient: NOTIFY=SUCCESS asks for a "delivered" DSN.
+    notify: str | None = None
+    orcpt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,10 @@ class ProofSpec:
     kind: str
     actor: str | None
     details: dict[str, Any] = field(default_factory=dict)
+    # The message the proof is about when it is not the one stored: an MDN's ``mdn-sent``
+    # proof is filed under the message that was read, so ``proofs show`` lists it there.
+    message_ref: str | None = None
+    content_sha256: str | None = None
 
 
 @dataclass
@@ -100,6 +114,9 @@ class Delivery:
     internal_date: Any = None
     # False for IMAP APPEND: a user filing a message is not a delivery to prove.
     record_delivery: bool = True
+    # A DSN or MDN filed in a local mailbox or submitted by a user (set by submit()):
+    # proved as received or sent under the message it answers.
+    report: ReceivedReport | None = None
 
 
 @dataclass(frozen=True)
@@ -176,10 +193,38 @@ class Pipeline:
                 if delivery.view is None:
                     # Parsing a large message takes milliseconds of CPU: off the event loop.
                     delivery.view = await asyncio.to_thread(build_view, delivery.raw)
+                if (delivery.record_delivery and delivery.report is None
+                        and (delivery.local or _submitted(delivery) is not None)
+                        and report_kind(delivery.raw) is not None):
+                    delivery.report = await asyncio.to_thread(parse_report, delivery.raw)
+                    if delivery.report is not None and delivery.local:
+                        delivery.report = await self._by_envelope_id(delivery.report,
+                                                                     delivery.local)
             self._queue.put_nowait(_Pending(list(deliveries), future))
         finally:
             self._preparing -= 1
         return await future
+
+    async def _by_envelope_id(self, report: ReceivedReport,
+                              local: list[LocalTarget]) -> ReceivedReport:
+        """A DSN that returned no header section names its message only by the sender's
+        ENVID (RFC 3464 §2.2.1): the message one of the receiving mailboxes sent with it,
+        from the outbound queue rows. Looked up here, before the write transaction, so a
+        rare unindexed search never holds up the group commit."""
+        if report.kind != "dsn" or report.original_message_id or not report.envelope_id:
+            return report
+        async with self._db.read() as conn:
+            found = (await conn.execute(
+                select(message_table.c.message_id_header)
+                .select_from(queue_table.join(
+                    message_table, message_table.c.id == queue_table.c.message_id))
+                .where(queue_table.c.envid == report.envelope_id,
+                       func.lower(queue_table.c.sender).in_(
+                           [t.address.lower() for t in local]))
+                .order_by(queue_table.c.id.desc()).limit(1))).scalar()
+        if not found:
+            return report
+        return replace(report, original_message_id=str(found), matched_by="envid")
 
     async def _writer(self) -> None:
         while True:
@@ -283,13 +328,20 @@ class Pipeline:
         new: list[proofs.NewProof] = []
         for i, d in enumerate(batch):
             ref = views[i].search.message_id
-            new += [proofs.NewProof(p.kind, ref, shas[i], p.actor, p.details) for p in d.proofs]
+            new += [proofs.NewProof(p.kind, p.message_ref or ref,
+                                    p.content_sha256 if p.message_ref else shas[i],
+                                    p.actor, p.details) for p in d.proofs]
             if d.record_delivery:
                 new += [
                     proofs.NewProof("delivered", ref, shas[i], t.address,
                                     {"mailbox": t.address, "uid": uids[i][t.folder_id]})
                     for t in d.local
                 ]
+                if d.report is not None and d.local:
+                    new.append(await _report_proof(conn, d, ref, shas[i]))
+                submitted = _submitted(d)
+                if d.report is not None and d.report.kind == "mdn" and submitted is not None:
+                    new.append(await _client_mdn_proof(conn, d, submitted, ref, shas[i]))
         await proofs.append_many(conn, new)
         return [
             Stored(
@@ -299,3 +351,85 @@ class Pipeline:
             )
             for i in range(len(batch))
         ]
+
+
+def _submitted(d: Delivery) -> ProofSpec | None:
+    """The ``submitted`` proof of a message a user sent through submission, if it is one."""
+    return next((p for p in d.proofs if p.kind == "submitted"), None)
+
+
+async def _client_mdn_proof(conn: Any, d: Delivery, submitted: ProofSpec, ref: str | None,
+                            sha: str) -> proofs.NewProof:
+    """The ``mdn-sent`` proof of a read receipt a user's own client sent (Thunderbird asks
+    the user, then submits it): filed under the message it answers when that message was
+    delivered here to the user (or to a mailbox it wrote for), like the gateway's own."""
+    report = d.report
+    assert report is not None
+    writers = [str(submitted.actor or ""),
+               *(str(a) for a in submitted.details.get("on_behalf_of") or [])]
+    original = report.original_message_id
+    content = await _delivered_to(conn, original, writers) if original else None
+    first = report.recipients[0] if report.recipients else {}
+    details: dict[str, Any] = {
+        "original_message_id": original, "to": [t.address for t in d.local]
+        + [t.address for t in d.remote], "disposition": first.get("disposition"),
+        "reader": submitted.actor, "sent_by": "client", "mdn_message_id": ref,
+    }
+    return proofs.NewProof("mdn-sent", original if content is not None else ref,
+                           content or (None if content is not None else sha),
+                           submitted.actor, details)
+
+
+async def _delivered_to(conn: Any, original: str, mailboxes: list[str]) -> str | None:
+    """The content hash of ``original`` when it was delivered here to one of
+    ``mailboxes``; None when it was not."""
+    wanted = {m.lower() for m in mailboxes if m}
+    rows = await conn.execute(
+        select(proof_rows.c.content_sha256, proof_rows.c.actor)
+        .where(proof_rows.c.message_ref == original, proof_rows.c.kind == "delivered"))
+    for content, actor in rows:
+        if str(actor or "").lower() in wanted:
+            return str(content or "")
+    return None
+
+
+async def _report_proof(conn: Any, d: Delivery, ref: str | None, sha: str) -> proofs.NewProof:
+    """The ``dsn-received`` / ``mdn-received`` proof of a report filed in local mailboxes.
+
+    It is filed under the original message only when that message was submitted here by
+    (or for) one of the mailboxes receiving the report — the sender a report answers — so
+    that nobody can add events to the story of a message that is not theirs by mailing a
+    made-up report to a user. Otherwise it is filed under the report's own Message-ID with
+    the original named in its details. How the report arrived (received from which
+    operator, or submitted by which user) is recorded too: the proof says that a report
+    came, and through whom, not that what it reports is true.
+    """
+    report = d.report
+    assert report is not None
+    mailboxes = [t.address for t in d.local]
+    original = report.original_message_id
+    content = await _sent_from(conn, original, mailboxes) if original else None
+    linked = content is not None
+    details = dict(report.details(), mailboxes=mailboxes, report_sha256=sha,
+                   envelope_sender=d.sender,
+                   arrived=[{"kind": p.kind, "actor": p.actor} for p in d.proofs])
+    if not linked:
+        details["original_message_id"] = original
+    return proofs.NewProof(report.proof_kind, original if linked else ref, content or None,
+                           report.actor, details)
+
+
+async def _sent_from(conn: Any, original: str, mailboxes: list[str]) -> str | None:
+    """The content hash of message ``original`` ("" if unknown) when one of ``mailboxes``
+    submitted it here, as author or delegate; None when none of them did."""
+    wanted = {m.lower() for m in mailboxes}
+    rows = await conn.execute(
+        select(proof_rows.c.content_sha256, proof_rows.c.details)
+        .where(proof_rows.c.message_ref == original, proof_rows.c.kind == "submitted"))
+    for content, text in rows:
+        facts = json.loads(text) if isinstance(text, str) else dict(text or {})
+        senders = {str(facts.get("mail_from", "")).lower(), str(facts.get("login", "")).lower(),
+                   *(str(a).lower() for a in facts.get("on_behalf_of") or [])}
+        if senders & wanted:
+            return str(content or "")
+    return None

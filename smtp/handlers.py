@@ -44,6 +44,7 @@ from smtp.handlers_support import (
     Mailboxes,
     ReverseDns,
     TransactionStore,
+    local_target,
     new_smtp_id,
     remote_target,
     store,
@@ -57,7 +58,7 @@ from smtp.policy import (
     PasswordCredentials,
     TokenCredentials,
 )
-from smtp.sender_fields import check_sender_fields
+from smtp.sender_fields import check_sender_fields, on_behalf_of, sender_field
 from trustspace.crl import require_not_revoked
 from trustspace.policy import (
     PeerIdentity,
@@ -181,7 +182,7 @@ class SubmissionPolicy:
         rcpt = check_submission_recipient(address, space, self.gateway.settings.primary_domain)
         transaction = self._transactions.get(envelope)
         if space.is_local(rcpt.domain):
-            target = await self._mailboxes.resolve(rcpt)
+            target = local_target(await self._mailboxes.resolve(rcpt), params)
             transaction.local.setdefault(target.account_id, target)
             return
         await self._check_directory(str(rcpt))
@@ -241,6 +242,13 @@ class SubmissionPolicy:
             fields.append(field("Message-ID", new_message_id(settings.hostname)))
         if not facts.has_date:
             fields.append(field("Date", date_value()))
+        # RFC 5322 §3.6.2: when the author is not who sends (a secretary writing for a
+        # doctor, a member for an organisational mailbox), Sender names the one who did.
+        written_for = on_behalf_of(facts.from_addresses, account.address)
+        sender_added = bool(written_for) and not any(
+            name.lower() == "sender" for name, _ in facts.sender_addresses)
+        if sender_added:
+            fields.append(sender_field(account.address))
         proof = ProofSpec(
             kind="submitted",
             actor=account.address,
@@ -253,6 +261,8 @@ class SubmissionPolicy:
                 "recipients": recipients,
                 "smtp_id": smtp_id,
                 "session": session.trace_id,
+                **({"on_behalf_of": written_for, "sender_field_added": sender_added}
+                   if written_for else {}),
             },
         )
         return await store(
@@ -327,7 +337,7 @@ class RelayPolicy:
         trust = self.gateway.trust
         assert trust is not None
         rcpt = check_relay_recipient(address, trust.current, self.gateway.settings.primary_domain)
-        target = await self._mailboxes.resolve(rcpt)
+        target = local_target(await self._mailboxes.resolve(rcpt), params)
         self._transactions.get(envelope).local.setdefault(target.account_id, target)
 
     async def accept(self, session: GatewaySMTP, envelope: GatewayEnvelope, data: bytes) -> str:

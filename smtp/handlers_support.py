@@ -13,19 +13,22 @@ import logging
 import secrets
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 
+from mail.dsn import RecipientReport, wants_dsn
 from mail.headers import prepend
 from mail.limits import check_attachment_sizes
-from mail.pipeline import Delivery, LocalTarget, ProofSpec, RemoteTarget
+from mail.pipeline import Delivery, LocalTarget, ProofSpec, RemoteTarget, Stored
 from mail.views import MessageView, build_view
 from smtp.dsn_params import RcptParams
+from smtp.outbound_dsn import DsnSender
 from smtp.policy import GatewayEnvelope
 from storage.schema import accounts, folders
+from storage.types import utcnow
 from trustspace.policy import Address, MailboxStatus, check_mailbox
 from trustspace.refusal import Refusal
 
@@ -194,10 +197,21 @@ class Mailboxes:
         return LocalTarget(address=address, account_id=int(row.id), folder_id=int(row.inbox))
 
 
-def remote_target(rcpt: Address, params: RcptParams) -> RemoteTarget:
-    """An outbound recipient with its RFC 3461 NOTIFY and ORCPT kept for the next hop."""
+def _rfc3461(params: RcptParams) -> tuple[str | None, str | None]:
     notify = ",".join(sorted(params.notify)) if params.notify is not None else None
     orcpt = f"{params.orcpt[0]};{params.orcpt[1]}" if params.orcpt is not None else None
+    return notify, orcpt
+
+
+def local_target(target: LocalTarget, params: RcptParams) -> LocalTarget:
+    """A local recipient with its RFC 3461 NOTIFY and ORCPT, for the "delivered" DSN."""
+    notify, orcpt = _rfc3461(params)
+    return replace(target, notify=notify, orcpt=orcpt)
+
+
+def remote_target(rcpt: Address, params: RcptParams) -> RemoteTarget:
+    """An outbound recipient with its RFC 3461 NOTIFY and ORCPT kept for the next hop."""
+    notify, orcpt = _rfc3461(params)
     return RemoteTarget(address=str(rcpt), notify=notify, orcpt=orcpt)
 
 
@@ -259,4 +273,32 @@ async def store(
              "local=%d remote=%d", session.kind, session.peer_ip, session.trace_id, smtp_id,
              stored.message_id, ",".join(map(str, stored.queue_ids)) or "-", len(data),
              len(delivery.local), len(delivery.remote))
+    await send_delivered_dsn(gateway, delivery, stored)
     return f"Ok: queued as {smtp_id}"
+
+
+async def send_delivered_dsn(gateway: Gateway, delivery: Delivery, stored: Stored) -> None:
+    """RFC 3461 §4.1 / RFC 3464: the "delivered" DSN for local recipients that asked
+    ``NOTIFY=SUCCESS``, sent once the message is committed to their mailboxes.
+
+    Sent before the 250 (one more group commit): if the gateway stops in between, the
+    client sees no 250 and sends again, rather than the notice being lost unseen. A
+    failure to build or store it is logged and does not undo the delivery. The DSN goes
+    through the pipeline like any message, with a ``dsn-sent`` proof under the original.
+    """
+    wanted = [t for t in delivery.local if wants_dsn(delivery.sender, t.notify, "delivered")]
+    if not wanted or gateway.db is None or gateway.pipeline is None:
+        return
+    reports = [RecipientReport(final_recipient=t.address, action="delivered", status="2.0.0",
+                               original_recipient=t.orcpt,
+                               diagnostic="delivered to the recipient's mailbox")
+               for t in wanted]
+    try:
+        await DsnSender(gateway.db, gateway.settings, gateway.pipeline).send(
+            sender=delivery.sender, reports=reports, notify=[t.notify for t in wanted],
+            original=delivery.raw, message_ref=stored.message_id_header,
+            content_sha256=stored.content_sha256, ret=delivery.ret, envid=delivery.envid,
+            arrival=utcnow(),
+        )
+    except Exception:  # noqa: BLE001 - the message is delivered; the notice is best effort
+        log.exception("event=dsn_delivered_failed message=%d", stored.message_id)

@@ -64,11 +64,23 @@ PROOF_KINDS = (
     "read",  # first reading by the recipient
     "mdn-sent",  # a disposition notification was sent
     "purged",  # body removed at the end of its retention
-    # registration life cycle (accounts/registrations.py): registration id, actor = who
-    "account-created",  # a professional signed up (e-mail not yet confirmed)
+    # registration life cycle (accounts/registrations.py) and account changes made by an
+    # operator or the portal (accounts/audit.py), written with the change, naming the actor
+    "account-created",  # a professional signed up, or an operator created a mailbox
     "account-confirmed",  # the usual e-mail address was confirmed by its link
-    "account-approved",  # an administrator approved: the mailbox address created
+    "account-approved",  # an administrator approved (or activated a pending account)
     "account-rejected",  # an administrator rejected, with the reason
+    "account-suspended",
+    "account-reactivated",
+    "account-closed",
+    "credential-added",
+    "credential-revoked",
+    "delegation-granted",
+    "delegation-changed",
+    "delegation-revoked",
+    # reports filed in a local mailbox, under the message they answer (mail/reports.py)
+    "dsn-received",  # a delivery status notification came back
+    "mdn-received",  # a disposition notification (read receipt) came back
 )
 # The evidence type of ETSI EN 319 522-2 (Electronic Registered Delivery Services) each kind
 # stands for, so that receipts and exports name it; None: an operator event ETSI has no

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from accounts.audit import operator_actor
 from accounts.errors import AccountRefused
 from accounts.mailboxes import set_status
 from gateway.commands import accounts as accounts_command
@@ -27,7 +28,7 @@ def status(cli: CliContext, address: str, status: str) -> None:
     async def run() -> str:
         db = await open_storage(settings)
         try:
-            account = await set_status(db, address, status)
+            account = await set_status(db, address, status, actor=operator_actor())
         finally:
             await db.close()
         return f"{account.address}: {account.status}"

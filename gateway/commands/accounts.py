@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import click
 
 from accounts import app_passwords
+from accounts.audit import operator_actor
 from accounts.errors import AccountRefused
 from accounts.mailboxes import MAILBOX_TYPES, add_mailbox
 from accounts.notify import outbox_for
@@ -47,6 +48,7 @@ def add(
             created = await add_mailbox(
                 db, address, type=mailbox_type, name=name, idnat=idnat,
                 structure_id=structure, structure_name=structure_name, is_admin=admin,
+                actor=operator_actor(),
             )
         finally:
             await db.close()
@@ -218,7 +220,7 @@ def app_password() -> None:
 def app_password_create(cli: CliContext, address: str, label: str) -> None:
     """Create a named application password and print it (shown once)."""
     async def body(_settings: Settings, db: Database) -> None:
-        created = await app_passwords.create(db, address, label)
+        created = await app_passwords.create(db, address, label, actor=operator_actor())
         click.echo(f"application password {created.credential.id} "
                    f"({created.credential.label}) created")
         click.echo(f"password (shown once): {created.password}")
@@ -247,7 +249,7 @@ def app_password_list(cli: CliContext, address: str) -> None:
 def app_password_revoke(cli: CliContext, address: str, number: int) -> None:
     """Revoke application password NUMBER of ADDRESS (open sessions with it end)."""
     async def body(_settings: Settings, db: Database) -> None:
-        revoked = await app_passwords.revoke(db, address, number)
+        revoked = await app_passwords.revoke(db, address, number, actor=operator_actor())
         click.echo(f"application password {revoked.id} ({revoked.label}) revoked")
 
     _run_refusable(cli, body)

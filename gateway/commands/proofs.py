@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from accounts.audit import ACCOUNT_REF_PREFIX
 from gateway.context import CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
+from mail.timeline import story_json, story_text
 from storage import proof_bundle, proofs, receipts
 
 
@@ -54,11 +56,13 @@ def verify(cli: CliContext, offline: Path | None) -> None:
 
 @command.command("show")
 @click.argument("message_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for machines.")
 @pass_cli
-def show(cli: CliContext, message_id: str) -> None:
-    """Every proof about one message, by its Message-ID (with or without <>)."""
+def show(cli: CliContext, message_id: str, as_json: bool) -> None:
+    """The story of one message, by its Message-ID (with or without <>), or of one
+    account, as account:ADDRESS: every proof in ledger order, one sentence each."""
     settings = cli.settings()
-    ref = message_id if message_id.startswith("<") else f"<{message_id}>"
+    ref = message_id if message_id.startswith(("<", ACCOUNT_REF_PREFIX)) else f"<{message_id}>"
 
     async def run() -> list[proofs.ProofRecord]:
         db = await open_storage(settings)
@@ -71,9 +75,12 @@ def show(cli: CliContext, message_id: str) -> None:
     records = run_command(run())
     if not records:
         fail(f"no proof names message {ref!r}", 2)
-    for r in records:
-        details = json.dumps(r.details, ensure_ascii=False, sort_keys=True)
-        click.echo(f"#{r.seq} {r.created_at.isoformat()} {r.kind} {r.actor or '-'} {details}")
+    if as_json:
+        click.echo(json.dumps(story_json(ref, records), ensure_ascii=False, indent=2,
+                              sort_keys=True))
+        return
+    for line in story_text(ref, records):
+        click.echo(line)
 
 
 @command.command("checkpoint")

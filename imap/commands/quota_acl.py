@@ -11,6 +11,7 @@ the account's folders.
 from __future__ import annotations
 
 from accounts.delegations import ALL_RIGHTS  # RFC 4314 §2.1 (RFC 2086 c/d kept)
+from imap.aclaudit import AclChange
 from imap.commands import AUTHENTICATED, register
 from imap.commands.mailboxes import require_access, require_folder
 from imap.protocol import Atom, ImapRefusal, encode_mailbox, untagged_data
@@ -109,6 +110,15 @@ async def listrights(session: Session, cmd: c.ListRights) -> Done | None:
     return None
 
 
+def _change(session: Session, access: Access, before: str) -> AclChange | None:
+    """What the proof of this rights change names: the account making it, the owner, the
+    folder (as the owner names it) and the rights held before."""
+    identity = session.identity
+    if identity is None:
+        return None
+    return AclChange(identity.address, access.owner, access.stored_name, before)
+
+
 @register(c.SetAcl, AUTHENTICATED)
 async def setacl(session: Session, cmd: c.SetAcl) -> Done | None:
     access = await _managed(session, cmd.mailbox)
@@ -133,7 +143,8 @@ async def setacl(session: Session, cmd: c.SetAcl) -> Done | None:
     delegates = {d for d, _ in await session.ctx.store.delegates(access.owner_id)}
     # An empty row is kept for a delegate: it overrides the account-wide delegation.
     await session.ctx.store.set_acl(access.folder.id, identifier,
-                                    text if (text or identifier in delegates) else None)
+                                    text if (text or identifier in delegates) else None,
+                                    change=_change(session, access, current))
     return None
 
 
@@ -144,7 +155,9 @@ async def deleteacl(session: Session, cmd: c.DeleteAcl) -> Done | None:
         raise ImapRefusal("NO", "CANNOT", "The owner's rights cannot be removed")
     identifier = cmd.identifier.lower() if "@" in cmd.identifier else cmd.identifier
     delegates = {d for d, _ in await session.ctx.store.delegates(access.owner_id)}
+    current = dict(await _effective(session, access)).get(identifier, "")
     # RFC 4314 §3.2: the identifier is left with no rights on this mailbox.
     await session.ctx.store.set_acl(access.folder.id, identifier,
-                                    "" if identifier in delegates else None)
+                                    "" if identifier in delegates else None,
+                                    change=_change(session, access, current))
     return None

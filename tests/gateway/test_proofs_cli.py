@@ -52,7 +52,7 @@ def test_verify_show_checkpoint_and_tamper_detection(tmp_path: Path) -> None:
     assert "3 records, 1 signed checkpoints" in ok.stdout and "ledger intact" in ok.stdout
     shown = cli(tmp_path, "proofs", "show", "m1@mssante.test")
     assert shown.returncode == 0
-    assert [line.split()[2] for line in shown.stdout.splitlines()] == [
+    assert [line.split()[2] for line in shown.stdout.splitlines()[1:]] == [
         "submitted", "delivered", "read"]
     unknown = cli(tmp_path, "proofs", "show", "<nope@x.test>")
     assert unknown.returncode == 2 and "<nope@x.test>" in unknown.stderr

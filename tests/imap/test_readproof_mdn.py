@@ -257,3 +257,22 @@ async def test_read_marker_and_mdn_on_both_engines(db_url: str, tmp_path: Path,
         assert len(await _mdn_proofs(env)) == 1
     finally:
         await env.gateway.stop(grace=0)
+
+
+async def test_mdn_sent_proof_is_filed_under_the_message_read(imap_env: ImapEnv) -> None:
+    """``proofs show <original>`` must list the receipt: the proof names the message that
+    was read (and its content hash), the MDN's own Message-ID stays in the details."""
+    await _policy(imap_env, ALICE, "always")
+    stored = await imap_env.deliver(_asking(7))
+
+    def read() -> None:
+        c = _client(imap_env)
+        c.select_folder("INBOX")
+        c.fetch([1], ["BODY[]"])
+        c.logout()
+    await _in_thread(read)
+    [proof] = await _proofs(imap_env, "<m7@mssante.test>", "mdn-sent")
+    assert proof.content_sha256 == stored.content_sha256
+    assert proof.details["mdn_message_id"].startswith("<mdn.")
+    [mdn] = await _inbox(imap_env, BOB)
+    assert proof.details["mdn_message_id"].encode() in mdn
