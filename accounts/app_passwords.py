@@ -3,8 +3,8 @@ change with its proof.
 
 One per device (docs/architecture.md §1 rule 3), so that losing a telephone revokes one
 password, not the mailbox's access. The portal calls :func:`create`, :func:`list_live` and
-:func:`revoke` (refusals in French, shown as they are); the command line calls
-:func:`add_app_password`, :func:`revoke_credential` and :func:`list_credentials`. Every
+:func:`revoke` (refusals in French, shown as they are), and so does ``mssante accounts
+app-password`` with the operator as actor. Every
 addition and revocation writes a ``credential-added`` / ``credential-revoked`` proof in the
 same transaction (:mod:`accounts.audit`); the password itself never enters the ledger.
 """
@@ -101,60 +101,3 @@ async def revoke(db: Database, address: str, credential_id: int, *,
         await audit.record(conn, "credential-revoked", address, actor or f"portal:{address}",
                            credential_id=cred.id, kind=cred.kind, label=cred.label)
         return await credentials.get(conn, credential_id)
-
-
-@dataclass(frozen=True)
-class NewPassword:
-    """A new application password (shown once) and its credential row."""
-
-    credential: Credential
-    password: str
-
-
-async def add_app_password(db: Database, address: str, label: str, *,
-                           actor: str | None = None) -> NewPassword:
-    """A new application password for ``address``'s mailbox, labelled for its device."""
-    if not label.strip():
-        raise AccountRefused("an application password needs a label naming its device (--label)")
-    password = generate_app_password()
-    secret_hash = await hash_secret(password)
-    async with db.begin() as conn:
-        account = await account_rows.get_by_address(conn, address.strip().lower())
-        if account is None:
-            raise AccountRefused(f"address {address!r} has no mailbox here")
-        credential = await credentials.add(conn, account.id, "app_password",
-                                           label=label.strip(), secret_hash=secret_hash)
-        await audit.record(conn, "credential-added", account.address, actor,
-                           credential_id=credential.id, kind=credential.kind,
-                           label=credential.label)
-    return NewPassword(credential, password)
-
-
-async def revoke_credential(db: Database, address: str, credential_id: int, *,
-                            actor: str | None = None) -> Credential:
-    """Revokes one credential of ``address`` (open sessions using it end at once)."""
-    async with db.begin() as conn:
-        account = await account_rows.get_by_address(conn, address.strip().lower())
-        if account is None:
-            raise AccountRefused(f"address {address!r} has no mailbox here")
-        try:
-            found = await credentials.get(conn, credential_id)
-        except NotFound:
-            found = None
-        if found is None or found.account_id != account.id:
-            raise AccountRefused(f"credential {credential_id} is not one of {account.address}")
-        if not await credentials.revoke(conn, credential_id):
-            raise AccountRefused(f"credential {credential_id} of {account.address} is "
-                                 "already revoked")
-        await audit.record(conn, "credential-revoked", account.address, actor,
-                           credential_id=found.id, kind=found.kind, label=found.label)
-    return found
-
-
-async def list_credentials(db: Database, address: str) -> list[Credential]:
-    """Every credential of ``address``, revoked ones included."""
-    async with db.read() as conn:
-        account = await account_rows.get_by_address(conn, address.strip().lower())
-        if account is None:
-            raise AccountRefused(f"address {address!r} has no mailbox here")
-        return await credentials.list_for_account(conn, account.id, include_revoked=True)

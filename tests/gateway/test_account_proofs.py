@@ -80,12 +80,13 @@ def test_account_life_cycle_and_credentials_are_proved(tmp_path: Path) -> None:
     assert records[2].details == {"account": DOCTOR, "from": "active", "to": "suspended"}
 
     mssante(tmp_path, "accounts", "status", DOCTOR, "active")
-    code, out = mssante(tmp_path, "accounts", "password", "add", DOCTOR, "--label", "phone")
+    code, out = mssante(tmp_path, "accounts", "app-password", "create", DOCTOR,
+                        "--label", "phone")
     assert code == 0, out
-    new_id = int(out.split("id ")[1].split()[0])
-    code, out = mssante(tmp_path, "accounts", "password", "revoke", DOCTOR, str(new_id))
+    new_id = int(out.split("application password ")[1].split()[0])
+    code, out = mssante(tmp_path, "accounts", "app-password", "revoke", DOCTOR, str(new_id))
     assert code == 0, out
-    code, out = mssante(tmp_path, "accounts", "password", "revoke", DOCTOR, str(new_id))
+    code, out = mssante(tmp_path, "accounts", "app-password", "revoke", DOCTOR, str(new_id))
     assert code == 2 and str(new_id) in out
     tail = ledger(tmp_path)[-2:]
     assert kinds(tail) == [("credential-added", ref, OPERATOR),
