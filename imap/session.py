@@ -438,8 +438,10 @@ class Session:
             self._count_bad()
             return
         except (ConnectionError, ConnectionClosed, ssl.SSLError, asyncio.IncompleteReadError,
-                TimeoutError):
-            raise  # the connection is gone or stalled: the session ends (see run)
+                TimeoutError, CommandTooLarge):
+            # the connection is gone or stalled, or a continuation line (AUTHENTICATE, IDLE)
+            # overran the limit: the session ends with its own answer (run, _one_command)
+            raise
         except Exception as exc:  # noqa: BLE001 - one failed command must not end the session
             IMAP_COMMANDS.labels(name, "NO").inc()
             self.write(tagged(cmd.tag, "NO", internal_error(exc, self.log_fields), "SERVERBUG"))
