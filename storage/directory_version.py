@@ -13,15 +13,11 @@ re-check its rights, which a new mailbox or a new display name does not call for
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.meta import next_counter
-from storage.schema import meta
+from storage.meta import next_counter, read_counter
 
 KEY = "directory_version"
-
-_READ = select(meta.c.value).where(meta.c.key == bindparam("key"))
 
 
 async def bump(conn: AsyncConnection) -> int:
@@ -31,5 +27,4 @@ async def bump(conn: AsyncConnection) -> int:
 
 async def current(conn: AsyncConnection) -> int:
     """The directory version now (0 when nothing was ever changed)."""
-    value = (await conn.execute(_READ, {"key": KEY})).scalar()
-    return int(value) if value is not None else 0
+    return await read_counter(conn, KEY)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.engine import insert_or_ignore, upsert
@@ -32,3 +32,12 @@ async def next_counter(conn: AsyncConnection, key: str, *, at_least: int = 1) ->
     value = max(int(current) + 1, at_least)
     await conn.execute(update(meta).where(meta.c.key == key).values(value=str(value)))
     return value
+
+
+_READ_COUNTER = select(meta.c.value).where(meta.c.key == bindparam("key"))
+
+
+async def read_counter(conn: AsyncConnection, key: str) -> int:
+    """A counter's value now (0 when it was never raised); one primary-key read."""
+    value = (await conn.execute(_READ_COUNTER, {"key": key})).scalar()
+    return int(value) if value is not None else 0
