@@ -16,6 +16,7 @@ import aiosmtplib
 
 from tests.fixtures.gateway import RunningGateway, free_port, gateway_settings, running_gateway
 from tests.fixtures.pki import DevPkiBundle
+from trustspace.pki import ensure_dev_pki
 
 A_DOMAIN = "mssante.test"
 B_DOMAIN = "hopital-b.mssante.test"
@@ -92,3 +93,33 @@ async def test_two_gateways_exchange_mail_with_proofs_on_both_sides(
         await _wait_proof(b, reply, "relayed")
         assert "delivered" in [p["kind"] for p in await a.proofs_for(reply)]
         assert all(r["state"] == "sent" for r in await a.queue_rows())
+
+
+async def test_two_gateways_with_their_own_development_cas(tmp_path: Path) -> None:
+    """The README's two-operator path with two separate development PKIs: each gateway lists
+    the other's CA beside its own in [tls] anchors and routes by address; only its own CA
+    has a CRL (the embedded one), and the other's peers are still accepted (leaf mode)."""
+    port_a, port_b = free_port(), free_port()
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+
+    def settings(own: Path, domain: str, other: str, other_dir: Path, own_port: int,
+                 other_port: int) -> Any:
+        return gateway_settings(
+            own, trusted=(other,), gateway={"domains": (domain,)},
+            smtp={"relay_port": own_port}, directory={"enabled": False},
+            tls={"anchors": (str(own / "pki" / "ca.pem"), str(other_dir / "pki" / "ca.pem"))},
+            transport={other: f"127.0.0.1:{other_port}"},
+        )
+
+    sa = settings(a_dir, A_DOMAIN, B_DOMAIN, b_dir, port_a, port_b)
+    sb = settings(b_dir, B_DOMAIN, A_DOMAIN, a_dir, port_b, port_a)
+    for s in (sa, sb):  # each CA must exist before the other gateway loads it as an anchor
+        await asyncio.to_thread(ensure_dev_pki, s)
+    assert (a_dir / "pki" / "ca.pem").read_bytes() != (b_dir / "pki" / "ca.pem").read_bytes()
+    async with running_gateway(sa) as a, running_gateway(sb) as b:
+        msgid = await _submit(a, a.demo_address, a.demo_password, b.demo_address, "aller")
+        await _wait_inbox(b, b.demo_address, "aller")
+        await _wait_proof(a, msgid, "relayed")
+        reply = await _submit(b, b.demo_address, b.demo_password, a.demo_address, "retour")
+        await _wait_inbox(a, a.demo_address, "retour")
+        await _wait_proof(b, reply, "relayed")
