@@ -104,6 +104,19 @@ def _configured_files(settings: Settings, with_key: bool) -> list[tuple[str, Pat
     return list(unique.values())
 
 
+def checkpoints_up_to(directory: Path, ledger_size: int) -> list[Path]:
+    """The checkpoint files of ``directory`` signing a tree of at most ``ledger_size``
+    records (their names start with the tree size, see storage/checkpoint_files.py)."""
+    if not directory.is_dir():
+        return []
+    out = []
+    for path in sorted(directory.glob("*.note")):
+        size = path.name.split("-", 1)[0]
+        if size.isascii() and size.isdigit() and int(size) <= ledger_size:
+            out.append(path)
+    return out
+
+
 def create_backup(settings: Settings, dest: Path, *, with_key: bool) -> BackupReport:
     """Writes a complete backup of the running (or stopped) gateway into ``dest``.
 
@@ -134,6 +147,19 @@ def create_backup(settings: Settings, dest: Path, *, with_key: bool) -> BackupRe
         else:
             stored = Path("external") / f"{n}-{path.name}"
             entries.append({"path": str(stored), "role": role, "original": str(path)})
+        _copy_private(path, dest / stored)
+
+    # Checkpoint files, copied after the database snapshot: the ones that sign a ledger no
+    # longer than the snapshot's are exactly those of the state backed up (a checkpoint
+    # signed meanwhile belongs to a later state, and restored next to the older database it
+    # would read as records cut off). On PostgreSQL the count is read just after pg_dump, so
+    # a checkpoint signed in that instant could still be taken: verify would then name it.
+    ledger = snap.counts.get("proofs", 0)
+    for path in checkpoints_up_to(settings.checkpoint_dir, ledger):
+        rel = _inside(path, settings.data_dir)
+        stored = Path("files") / rel if rel is not None else Path("external") / path.name
+        entries.append({"path": str(stored), "role": "checkpoints",
+                        "original": str(rel if rel is not None else path)})
         _copy_private(path, dest / stored)
 
     if settings.directory.enabled and not settings.directory.url:
