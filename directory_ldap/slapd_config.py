@@ -197,7 +197,7 @@ def write_crls(layout: SlapdLayout, pem: bytes) -> bool:
     layout.root.mkdir(parents=True, exist_ok=True)
     tmp = layout.crl_file.with_suffix(".tmp")
     tmp.write_bytes(pem)
-    os.chmod(tmp, 0o644)
+    os.chmod(tmp, 0o600)  # slapd runs as the gateway's user; nobody else needs it
     tmp.replace(layout.crl_file)
     return True
 

@@ -63,16 +63,19 @@ def _candidates(settings: Settings) -> Iterator[Path]:
             yield path
 
 
-def exposed_paths(settings: Settings) -> list[tuple[Path, int]]:
+def exposed_paths(settings: Settings, *, sockets: bool = False) -> list[tuple[Path, int]]:
     """``(path, mode)`` of every gateway path that group or others may use (symbolic links
-    are not followed: their own mode means nothing)."""
+    are not followed: their own mode means nothing; sockets are reached through their
+    directory)."""
     found: list[tuple[Path, int]] = []
     for path in _candidates(settings):
         try:
             st = path.lstat()
         except FileNotFoundError:
             continue  # removed meanwhile (a WAL checkpointed away)
-        if stat.S_ISLNK(st.st_mode):
+        if stat.S_ISLNK(st.st_mode) or (stat.S_ISSOCK(st.st_mode) and not sockets):
+            # a socket's mode is its creator's (slapd's ldapi, anew at every start): not
+            # worth a warning, the 0700 directory holding it keeps other accounts out
             continue
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             found.append((path, stat.S_IMODE(st.st_mode)))
@@ -84,7 +87,7 @@ def make_private(settings: Settings) -> list[tuple[Path, int]]:
     returns what was changed, with the mode it had. The key file is left alone: the key
     ring refuses an exposed master key (it may have been read) with the command to run."""
     changed: list[tuple[Path, int]] = []
-    for path, mode in exposed_paths(settings):
+    for path, mode in exposed_paths(settings, sockets=True):
         if path == settings.key_file:
             continue
         try:
@@ -93,7 +96,12 @@ def make_private(settings: Settings) -> list[tuple[Path, int]]:
             log.warning("data_mode_not_changed", extra={"fields": {
                 "path": str(path), "mode": f"{mode:04o}", "error": exc.strerror or str(exc)}})
             continue
-        changed.append((path, mode))
+        try:
+            quiet = stat.S_ISSOCK(path.lstat().st_mode)
+        except OSError:
+            quiet = False
+        if not quiet:
+            changed.append((path, mode))
     if changed:
         log.warning("data_modes_tightened", extra={"fields": {
             "count": len(changed), "first": str(changed[0][0]),
