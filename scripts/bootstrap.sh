@@ -15,6 +15,7 @@ PACKAGES=(
   openssl curl testssl.sh isync
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   chromium chromium-driver
+  systemd
 )
 if [ "${1:-}" = "--bench" ]; then
   PACKAGES+=(postfix dovecot-imapd)
@@ -74,7 +75,8 @@ fi
 problems=()
 swaks --support 2>&1 | grep -q "^=== TLS supported" \
   || problems+=("swaks has no TLS (needs libnet-ssleay-perl and libio-socket-ssl-perl)")
-for tool in slapd slapadd ldapsearch mbsync testssl openssl curl; do
+for tool in slapd slapadd slapcat ldapsearch ldapwhoami mbsync testssl openssl curl \
+            pg_dump pg_restore psql chromedriver systemd-analyze; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] \
     || problems+=("$tool is not on the PATH")
 done
