@@ -2,7 +2,7 @@
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PKGS   := config storage trustspace directory_ldap accounts mail smtp imap web gateway
+PKGS   := config storage trustspace directory_ldap accounts mail mailstore smtp imap web gateway
 
 .PHONY: run test fuzz bench bench-blobs bench-smtp bench-imap bench-directory lint clean setup setup-bench
 

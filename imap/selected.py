@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import overload
 
-from imap.mailstore import MailStore
 from imap.protocol import (
     ImapRefusal,
     ResponseCode,
@@ -27,6 +26,7 @@ from imap.protocol import (
     untagged_data,
 )
 from imap.protocol.response import Atom, Value
+from mailstore.store import MailStore
 
 QUIET_RECHECK = 1.0
 """Seconds during which a session that was not notified of any change skips the query for

@@ -24,7 +24,6 @@ from accounts.authenticator import Authenticator, Identity
 from config import Settings
 from config.metrics import IMAP_COMMANDS
 from imap.capabilities import capabilities
-from imap.mailstore import MailStore
 from imap.protocol import (
     CommandReader,
     CommandTooLarge,
@@ -43,6 +42,7 @@ from imap.protocol import commands as c
 from imap.selected import SelectedMailbox
 from imap.workarounds import Workarounds
 from mail.changes import ChangeHub
+from mailstore.store import MailStore
 
 if TYPE_CHECKING:
     from mail.pipeline import Pipeline

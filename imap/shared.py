@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from accounts.delegations import ALL_RIGHTS
-from imap.mailstore import DELIMITER, FolderInfo, SharedFolder
 from imap.protocol import ImapRefusal, tagged
 from imap.protocol import commands as c
+from mailstore.store import DELIMITER, FolderInfo, SharedFolder
 from storage.accounts import get_by_address
 
 if TYPE_CHECKING:

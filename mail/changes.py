@@ -29,7 +29,7 @@ class ChangeHub:
         self._publishers: list[Publisher] = []
         self.generation = 0
         """Counts wake-ups: a read started under an older generation may predate a change,
-        so readers shared between sessions (:class:`imap.mailstore.SqlMailStore`) are only
+        so readers shared between sessions (:class:`mailstore.store.SqlMailStore`) are only
         joined within one generation."""
 
     def watch(self, folder_id: int) -> asyncio.Event:

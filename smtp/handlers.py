@@ -78,7 +78,7 @@ from trustspace.refusal import Refusal
 from trustspace.tls import peer_info
 
 if TYPE_CHECKING:
-    from gateway.runtime import Gateway
+    from smtp.deps import SmtpGateway as Gateway
     from smtp.session import GatewaySMTP
 
 log = logging.getLogger("mssante.smtp")

@@ -33,7 +33,7 @@ from trustspace.policy import Address, MailboxStatus, check_mailbox
 from trustspace.refusal import Refusal
 
 if TYPE_CHECKING:
-    from gateway.runtime import Gateway
+    from smtp.deps import SmtpGateway as Gateway
     from smtp.session import GatewaySMTP
 
 log = logging.getLogger("mssante.smtp")

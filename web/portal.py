@@ -14,17 +14,15 @@ shared with IMAP, SMTP and LDAP (``protocol="web"``).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -39,11 +37,10 @@ from storage import accounts as account_rows
 from storage.accounts import Account
 from storage.database import Database
 from storage.types import utcnow
-from web.sessions import COOKIE, Session, SessionStore
-from web.working_dates import french_date
+from web.pages import Forbidden, Pages
+from web.sessions import Session, SessionStore
 
 HERE = Path(__file__).resolve().parent
-MAX_FORM = 64 * 1024
 MAX_OTP_SENDS = 4
 """Codes one sign-in may cause (the first and three re-sends): each gives 5 tries."""
 MAILBOX_WORDS = {"PER": "nominative", "ORG": "organisationnelle", "APP": "applicative"}
@@ -63,31 +60,12 @@ class PortalDeps:
     clock: Callable[[], datetime] = field(default=utcnow)
 
 
-CSRF_REFUSED = ("Ce formulaire a expiré ou ne vient pas de ce site : rechargez la page et "
-                "recommencez.")
-
-
-class Forbidden(Exception):
-    """A POST without the session's CSRF token, or a page the user may not see; the
-    message says which, in French."""
-
-    def __init__(self, message: str = CSRF_REFUSED) -> None:
-        super().__init__(message)
-
-
-def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(HERE / "templates"),
-                      autoescape=select_autoescape(["html"]), enable_async=False)
-    env.filters["date"] = french_date
-    return env
-
-
-class Portal:
+class Portal(Pages):
     """The portal's routes over :class:`PortalDeps`."""
 
     def __init__(self, deps: PortalDeps) -> None:
+        super().__init__(deps.db, deps.sessions)
         self.deps = deps
-        self.env = _environment()
 
     # -- plumbing ------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -112,87 +90,6 @@ class Portal:
             Route("/admin/demandes/{reg_id:int}/refuser", page(self.reject), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
-
-    def _page(self, handler: Callable[[Request, Session, FormData | None],
-                                      Awaitable[Response]]) -> Callable[[Request],
-                                                                        Awaitable[Response]]:
-        """Wraps a handler: finds or opens the session, reads and checks a POSTed form
-        (size, CSRF), and sets the session cookie when the identifier changed."""
-        async def endpoint(request: Request) -> Response:
-            sessions = self.deps.sessions
-            session = sessions.get(request.cookies.get(COOKIE))
-            fresh = session is None
-            form: FormData | None = None
-            try:
-                if request.method == "POST":
-                    if session is None:
-                        raise Forbidden
-                    form = await self._form(request)
-                    if form is None:
-                        return self._render(request, session, "message.html", status=413,
-                                            title="Formulaire trop volumineux", lines=[])
-                    if not session.csrf_ok(str(form.get("csrf", ""))):
-                        raise Forbidden
-                if session is None:
-                    session = sessions.new()
-                request.state.session_id = session.id
-                response = await handler(request, session, form)
-            except Forbidden as exc:
-                if session is None:
-                    session = sessions.new()
-                    fresh = True
-                response = self._render(request, session, "message.html", status=403,
-                                        title="Accès refusé", lines=[str(exc)])
-            current = getattr(request.state, "session", session)
-            if current is None:
-                response.headers.append("set-cookie", sessions.clear_cookie_header())
-            elif fresh or current.id != request.cookies.get(COOKIE):
-                response.headers.append("set-cookie", sessions.cookie_header(current))
-            return response
-
-        return endpoint
-
-    @staticmethod
-    async def _form(request: Request) -> FormData | None:
-        declared = request.headers.get("content-length", "")
-        if not declared.isdigit() or int(declared) > MAX_FORM:
-            return None
-        return await request.form(max_files=0, max_fields=64, max_part_size=MAX_FORM)
-
-    def _render(self, request: Request, session: Session, template: str, *,
-                status: int = 200, user: Account | None = None, **context: Any) -> Response:
-        context.setdefault("error", None)
-        context.setdefault("notice", None)
-        context.setdefault("warnings", {})
-        html = self.env.get_template(template).render(
-            csrf=session.csrf, user=user, domain=self.deps.db.settings.primary_domain,
-            **context)
-        return HTMLResponse(html, status_code=status)
-
-    async def _user(self, session: Session) -> Account | None:
-        """The signed-in account, or None (and the session forgets a closed one)."""
-        account_id = session.data.get("account_id")
-        if account_id is None:
-            return None
-        async with self.deps.db.read() as conn:
-            account = await account_rows.get_by_id(conn, int(account_id))
-        if account is None or account.status != "active":
-            session.data.clear()
-            return None
-        return account
-
-    @staticmethod
-    def _client(request: Request) -> str | None:
-        return request.client.host if request.client else None
-
-    @staticmethod
-    def _trace_id(session: Session) -> str:
-        """Names the session in traces without giving its cookie value away."""
-        return hashlib.sha256(session.id.encode()).hexdigest()[:16]
-
-    @staticmethod
-    def _see_other(path: str) -> Response:
-        return RedirectResponse(path, status_code=303)
 
     # -- public pages --------------------------------------------------------------------
     async def home(self, request: Request, session: Session, _form: FormData | None,

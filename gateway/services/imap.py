@@ -6,10 +6,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from gateway.service import Listener
-from imap.mailstore import SqlMailStore
 from imap.server import ImapServer
 from imap.session import ImapContext
 from imap.workarounds import Workarounds
+from mailstore.store import SqlMailStore
 from trustspace.tls import server_context
 
 if TYPE_CHECKING:

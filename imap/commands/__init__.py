@@ -3,7 +3,7 @@
 A handler is ``async def handler(session, command) -> Done | None``: it writes untagged
 responses with ``session.write`` and either returns (tagged OK) or raises
 :class:`~imap.protocol.ImapRefusal`. Storage is reached only through ``session.ctx.store``
-(the :class:`~imap.mailstore.MailStore` protocol).
+(the :class:`~mailstore.store.MailStore` protocol).
 """
 
 from __future__ import annotations

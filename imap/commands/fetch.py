@@ -5,7 +5,7 @@ part offsets) and from ranged reads of the encrypted body, which decrypt only th
 touched: a FETCH never re-parses a message. One query per run of UIDs, with only the
 columns the items need; then the byte spans every message's items need are read for a whole
 batch of messages with one query (:meth:`storage.blobs.BlobStore.read_many`), and decoded
-views are shared between sessions (:class:`imap.mailstore.OpenedViews`). A FETCH that sets no flag
+views are shared between sessions (:class:`mailstore.store.OpenedViews`). A FETCH that sets no flag
 runs in a single read transaction.
 """
 
@@ -17,8 +17,6 @@ from functools import lru_cache
 
 from imap.binary import binary_size, read_binary
 from imap.commands import SELECTED, register
-from imap.folderindex import Entry
-from imap.mailstore import BodyReader, MessageRow, SpanCache
 from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
 from imap.protocol import commands as c
 from imap.protocol.response import Atom
@@ -29,11 +27,13 @@ from mail import sections
 from mail.bodystructure import basic_global
 from mail.imapstring import wire_bytes
 from mail.views import MessageView
+from mailstore.folderindex import Entry
+from mailstore.store import BodyReader, MessageRow, SpanCache
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIMPLE = frozenset({"UID", "FLAGS", "INTERNALDATE", "MODSEQ"})
 _INDEXED = frozenset({"UID", "FLAGS", "MODSEQ"})
-"""Items the in-memory folder index answers (see :mod:`imap.folderindex`)."""
+"""Items the in-memory folder index answers (see :mod:`mailstore.folderindex`)."""
 _FIELDS = SpanCache(max_bytes=8 * 1024 * 1024, max_span=8 * 1024)
 """Answers to ``BODY[…HEADER.FIELDS (…)]`` by (blob, section, partial)."""
 _UNSUPPORTED = frozenset({"SAVEDATE", "EMAILID", "THREADID"})
@@ -356,7 +356,7 @@ async def _mark_seen(session: Session, sel: SelectedMailbox, rows: list[MessageR
                      ) -> set[int]:
     """Adds \\Seen where it lacks (RFC 9051 §6.4.5) to the flags as they are when written,
     not as they were read (another session may have changed them meanwhile: see
-    :meth:`imap.mailstore.MailStore.change_flags`); the rows get the stored flags. Returns
+    :meth:`mailstore.store.MailStore.change_flags`); the rows get the stored flags. Returns
     the UIDs whose flags this FETCH changed."""
     def add_seen(uid: int, modseq: int, flags: tuple[str, ...]) -> tuple[str, ...] | None:
         return None if "\\Seen" in flags else (*flags, "\\Seen")

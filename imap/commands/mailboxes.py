@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 
 from imap.commands import AUTHENTICATED, register
-from imap.mailstore import DELIMITER, AlreadyExists, FolderInfo
 from imap.protocol import Atom, ImapRefusal, encode_mailbox, untagged_data
 from imap.protocol import commands as c
 from imap.protocol.response import Value
 from imap.session import Done, Session
 from imap.shared import PREFIX, Access, is_shared_name, resolve, shared_access
+from mailstore.store import DELIMITER, AlreadyExists, FolderInfo
 
 SPECIAL_USES = frozenset({"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash", "\\Flagged",
                           "\\All"})

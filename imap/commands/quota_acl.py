@@ -11,13 +11,13 @@ the account's folders.
 from __future__ import annotations
 
 from accounts.delegations import ALL_RIGHTS  # RFC 4314 §2.1 (RFC 2086 c/d kept)
-from imap.aclaudit import AclChange
 from imap.commands import AUTHENTICATED, register
 from imap.commands.mailboxes import require_access, require_folder
 from imap.protocol import Atom, ImapRefusal, encode_mailbox, untagged_data
 from imap.protocol import commands as c
 from imap.session import Done, Session
 from imap.shared import Access, acl_identifier
+from mailstore.aclaudit import AclChange
 
 _VALID = set(ALL_RIGHTS) | set("0123456789")
 

@@ -14,8 +14,6 @@ from datetime import UTC, date, datetime
 from typing import cast
 
 from imap.commands import SELECTED, register
-from imap.folderindex import HeaderTuple
-from imap.mailstore import BodyReader, MessageRow
 from imap.protocol import (
     Atom,
     SearchAge,
@@ -40,6 +38,8 @@ from imap.selected import SelectedMailbox
 from imap.session import Done, Session
 from mail.sections import filter_header_fields
 from mail.views import decode_words
+from mailstore.folderindex import HeaderTuple
+from mailstore.store import BodyReader, MessageRow
 
 _COLUMNS = {"subject": "subject", "from": "from_addr", "to": "to_addr", "cc": "cc_addr"}
 

@@ -4,7 +4,6 @@ RFC 7162 §3.1.3 UNCHANGEDSINCE)."""
 from __future__ import annotations
 
 from imap.commands import SELECTED, register
-from imap.mailstore import MessageRow
 from imap.protocol import ImapRefusal, ResponseCode, SequenceSet, fetch_response
 from imap.protocol import commands as c
 from imap.protocol.response import Value
@@ -12,6 +11,7 @@ from imap.readproof import record_reads
 from imap.selected import flags_value, uid_ranges
 from imap.session import Done, Session
 from imap.shared import RIGHT_NAMES
+from mailstore.store import MessageRow
 
 _SYSTEM = {"\\answered": "\\Answered", "\\flagged": "\\Flagged", "\\deleted": "\\Deleted",
            "\\seen": "\\Seen", "\\draft": "\\Draft"}

@@ -1,4 +1,4 @@
-"""The in-memory folder index (imap/folderindex.py): always the same answer as the database,
+"""The in-memory folder index (mailstore/folderindex.py): always the same answer as the database,
 brought up to date by MODSEQ, no query while nothing changed, bounded memory, and SEARCH
 answered from it exactly as from the stored rows."""
 
@@ -9,8 +9,8 @@ import asyncio
 import pytest
 from sqlalchemy import func, select, update
 
-import imap.folderindex as folderindex
-from imap.mailstore import Change, MessageRow, SqlMailStore
+import mailstore.folderindex as folderindex
+from mailstore.store import Change, MessageRow, SqlMailStore
 from storage import folders as folder_rows
 from storage.schema import folder_messages, folders, messages
 from tests.fixtures.imap import ALICE, ImapEnv, message

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
-from imap.mailstore import SpanCache, SqlMailStore
 from imap.selected import UidList
 from mail.views import ViewCache, build_view
+from mailstore.store import SpanCache, SqlMailStore
 from tests.fixtures.imap import ALICE, ImapEnv, message
 
 

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from alembic import command
 
 from config.settings import Settings
-from imap.mailstore import SqlMailStore
 from mail.changes import ChangeHub
 from mail.views import build_view
+from mailstore.store import SqlMailStore
 from storage import accounts, folders
 from storage import messages as message_rows
 from storage.blobs import BlobStore

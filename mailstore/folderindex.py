@@ -59,7 +59,7 @@ FOLDER_COLUMNS = (
     folders.c.id, folders.c.name, folders.c.special_use, folders.c.uidvalidity,
     folders.c.uidnext, folders.c.highestmodseq, folders.c.subscribed, folders.c.recent_uid,
 )
-"""The folder row as the IMAP store reads it (also :mod:`imap.mailstore`)."""
+"""The folder row as the IMAP store reads it (also :mod:`mailstore.store`)."""
 
 # Built once: composing and keying a statement per call costs more than running it.
 _FOLDER_ROW = select(*FOLDER_COLUMNS).where(folders.c.id == bindparam("folder"))

@@ -30,8 +30,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imap.aclaudit import AclChange
-from imap.folderindex import (
+from mail.changes import ChangeHub
+from mail.views import MessageView
+from mailstore.aclaudit import AclChange
+from mailstore.folderindex import (
     FOLDER_COLUMNS,
     Entry,
     FolderIndex,
@@ -39,8 +41,6 @@ from imap.folderindex import (
     HeaderFields,
     HeaderTuple,
 )
-from mail.changes import ChangeHub
-from mail.views import MessageView
 from storage import delegations as delegation_rows
 from storage import folders as folder_rows
 from storage.blobs import BlobStore
