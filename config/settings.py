@@ -216,6 +216,11 @@ class SmtpSettings:
     outbound_concurrency_per_destination: int = opt(
         4, "simultaneous connections to one destination", min=1, max=100
     )
+    outbound_lease: float = opt(
+        120.0, "seconds a node holds an in-flight delivery without renewing its claim (renewed "
+        "every third of it while the delivery runs): rows of a node that died are taken up by "
+        "the others after this long", min=10, max=3600,
+    )
     relay_sender_binding: str = opt(
         "trust-space",
         "relay: which sender domains a peer may use (never ours, in MAIL FROM or From:); "
