@@ -128,6 +128,10 @@ class ProxiedTransport(asyncio.Transport):
         self._real = real
         self._peername = peername
 
+    def __getattr__(self, name: str) -> Any:
+        # asyncio's TLS layer calls private methods of the transport (``_force_close``).
+        return getattr(self._real, name)
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self._peername
@@ -209,6 +213,9 @@ class ProxyGate(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         real = cast(asyncio.Transport, transport)  # uvloop's is one without the base class
         peer = real.get_extra_info("peername")
+        if not isinstance(peer, tuple):  # reset before we looked: nobody to serve
+            real.abort()
+            return
         if not trusted(self._balancers, peer):
             self._hand_over(real, real)  # a direct client: nothing to read first
             return

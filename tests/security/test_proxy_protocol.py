@@ -102,8 +102,8 @@ def test_balancer_gives_the_client_address_on_every_listener(tmp_path: Path, loo
         assert gw.gw.db is not None
         for _ in range(50):  # the authentication traces name the client's address
             async with gw.gw.db.read() as conn:
-                details = json.dumps([r.detail for r in (await conn.execute(
-                    select(traces.c.detail).where(traces.c.event.like("%auth%")))).all()])
+                details = json.dumps([[r.service, r.event, r.detail] for r in (await conn.execute(
+                    select(traces).where(traces.c.event.like("%auth%")))).all()])
             if details.count(CLIENT[0]) >= 2:
                 break
             await asyncio.sleep(0.1)
