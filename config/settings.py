@@ -63,6 +63,14 @@ class GatewaySettings:
     shutdown_grace: float = opt(
         30.0, "seconds running sessions get to finish after SIGTERM/SIGINT", min=0, max=3600
     )
+    proxy_protocol_from: tuple[str, ...] = opt(
+        (), "load balancers (addresses or networks) whose connections to the SMTP and IMAP "
+        "listeners start with a PROXY protocol v2 header giving the client's address "
+        "(HAProxy send-proxy-v2); from anyone else a header is never read", networks=True,
+    )
+    proxy_protocol_timeout: float = opt(
+        10.0, "seconds a listed balancer has to send the PROXY header", min=0.1, max=300
+    )
     log_format: str = opt("kv", "log line format", choices=("kv", "json"))
     log_level: str = opt("info", "log level", choices=("debug", "info", "warning", "error"))
 
@@ -215,6 +223,11 @@ class SmtpSettings:
     )
     outbound_concurrency_per_destination: int = opt(
         4, "simultaneous connections to one destination", min=1, max=100
+    )
+    outbound_lease: float = opt(
+        120.0, "seconds a node holds an in-flight delivery without renewing its claim (renewed "
+        "every third of it while the delivery runs): rows of a node that died are taken up by "
+        "the others after this long", min=10, max=3600,
     )
     relay_sender_binding: str = opt(
         "trust-space",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from accounts.authenticator import Authenticator
+from accounts.errors import AccountRefused
 from accounts.mailboxes import add_mailbox
 from config import Settings
 from directory_ldap import Directory
@@ -142,14 +143,23 @@ class Gateway:
             if await account_rows.list_accounts(conn, limit=1):
                 return None
         domain = self.settings.primary_domain
-        admin = await add_mailbox(
-            db, f"postmaster@{domain}", type="ORG", name="Postmaster", is_admin=True,
-            actor=FIRST_START_ACTOR,
-        )
-        demo = await add_mailbox(
-            db, f"demo@{domain}", type="PER", name="Dr Camille Demo", idnat=DEMO_IDNAT,
-            actor=FIRST_START_ACTOR,
-        )
+        try:
+            admin = await add_mailbox(
+                db, f"postmaster@{domain}", type="ORG", name="Postmaster", is_admin=True,
+                actor=FIRST_START_ACTOR,
+            )
+            demo = await add_mailbox(
+                db, f"demo@{domain}", type="PER", name="Dr Camille Demo", idnat=DEMO_IDNAT,
+                actor=FIRST_START_ACTOR,
+            )
+        except AccountRefused:
+            # Another node on the same database made them at the same moment (nodes may
+            # start together on an empty database): that node shows the credentials.
+            async with db.read() as conn:
+                if not await account_rows.list_accounts(conn, limit=1):
+                    raise
+            log.info("first_start_accounts_made_by_another_node")
+            return None
         log.info("first_start_accounts", extra={"fields": {
             "admin": admin.account.address, "demo": demo.account.address}})
         creds = FirstStartCredentials(

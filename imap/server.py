@@ -23,6 +23,7 @@ from typing import Any, cast
 from config.metrics import CONNECTIONS, SESSIONS
 from imap.protocol import bye
 from imap.session import ImapContext, Session
+from trustspace.proxy_protocol import gated, parse_networks
 
 log = logging.getLogger("mssante.imap")
 
@@ -127,12 +128,15 @@ class ImapServer:
         s = self.ctx.settings
         host = s.gateway.listen
         loop = asyncio.get_running_loop()
+        balancers = parse_networks(s.gateway.proxy_protocol_from)
+        wait = s.gateway.proxy_protocol_timeout
         plain = await loop.create_server(
-            functools.partial(_Accept, self, tls=False), host, s.imap.port, reuse_address=True)
+            gated(functools.partial(_Accept, self, tls=False), balancers, wait), host,
+            s.imap.port, reuse_address=True)
         try:
             implicit = await loop.create_server(
-                functools.partial(_Accept, self, tls=True), host, s.imap.tls_port,
-                reuse_address=True)
+                gated(functools.partial(_Accept, self, tls=True), balancers, wait), host,
+                s.imap.tls_port, reuse_address=True)
         except BaseException:
             plain.close()
             raise

@@ -16,6 +16,7 @@ PACKAGES=(
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   chromium chromium-driver
   systemd
+  haproxy
 )
 if [ "${1:-}" = "--bench" ]; then
   PACKAGES+=(postfix dovecot-imapd)
@@ -76,10 +77,12 @@ problems=()
 swaks --support 2>&1 | grep -q "^=== TLS supported" \
   || problems+=("swaks has no TLS (needs libnet-ssleay-perl and libio-socket-ssl-perl)")
 for tool in slapd slapadd slapcat ldapsearch ldapwhoami mbsync testssl openssl curl \
-            pg_dump pg_restore psql chromedriver systemd-analyze; do
+            pg_dump pg_restore psql chromedriver systemd-analyze haproxy; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] \
     || problems+=("$tool is not on the PATH")
 done
+{ /usr/sbin/haproxy -v 2>/dev/null || haproxy -v 2>/dev/null; } | grep -q "^HAProxy version" \
+  || problems+=("haproxy does not run (package haproxy)")
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || problems+=("PostgreSQL's initdb is missing (package postgresql)")
 .venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop' 2>/dev/null \

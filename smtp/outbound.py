@@ -42,7 +42,7 @@ from mail.dsn import Action, RecipientReport
 from mail.pipeline import Pipeline
 from smtp.mx import Destination, MxResolver, ResolutionError
 from smtp.outbound_dsn import DsnSender
-from smtp.outbound_rows import QueuedMessage, message_of, release_claims
+from smtp.outbound_rows import QueuedMessage, message_of, release_claims, renew_claims
 from smtp.outbound_session import Envelope, OutboundSession, SessionFailure
 from storage import proofs
 from storage import queue as queue_rows
@@ -99,7 +99,7 @@ class OutboundWorker:
         worker_id: str | None = None,
         poll_interval: float = 0.5,
         claim_limit: int = 100,
-        lease: timedelta = timedelta(minutes=15),
+        lease: timedelta | None = None,
         timeout: float = 60.0,
     ) -> None:
         self._db = db
@@ -109,7 +109,8 @@ class OutboundWorker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._poll = poll_interval
         self._claim_limit = claim_limit
-        self._lease = lease
+        self._lease = lease or timedelta(seconds=settings.smtp.outbound_lease)
+        self._renew_task: asyncio.Task[None] | None = None
         self._timeout = timeout
         self._dsn = DsnSender(db, settings, pipeline)
         self._tls: ssl.SSLContext | None = None
@@ -129,7 +130,14 @@ class OutboundWorker:
     async def start(self) -> None:
         """Builds the client TLS context, then starts the claiming loop."""
         await self.prepare()
+        async with self._db.begin() as conn:
+            # Rows an earlier run of this node still held (it was killed): due again now,
+            # not when their lease lapses.
+            reclaimed = await release_claims(conn, self.worker_id)
+        if reclaimed:
+            log.info("outbound_claims_reclaimed", extra={"fields": {"rows": reclaimed}})
         self._loop_task = asyncio.create_task(self._run(), name="outbound-worker")
+        self._renew_task = asyncio.create_task(self._renew(), name="outbound-lease")
 
     async def prepare(self) -> None:
         """Loads our certificate and the anchors (files: off the event loop)."""
@@ -154,16 +162,35 @@ class OutboundWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        renew, self._renew_task = self._renew_task, None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=max(grace, 0.001))
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if renew is not None:
+            renew.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renew
         async with self._db.begin() as conn:
             released = await release_claims(conn, self.worker_id)
         if released:
             log.info("outbound_claims_released", extra={"fields": {"rows": released}})
+
+    async def _renew(self) -> None:
+        """Extends the lease of the rows this node holds, every third of the lease, so a
+        long delivery keeps its rows while a dead node's rows come back within one lease."""
+        period = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            if not self._tasks:
+                continue
+            try:
+                async with self._db.begin() as conn:
+                    await renew_claims(conn, self.worker_id, self._lease)
+            except Exception:  # noqa: BLE001 - try again next period; the lease has slack
+                log.exception("outbound_lease_renewal_failed")
 
     async def _run(self) -> None:
         while not self._stopping:

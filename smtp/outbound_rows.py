@@ -9,9 +9,9 @@ administrator's ``retry`` or ``delete`` and the worker see one consistent state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, case, delete, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
@@ -62,12 +62,34 @@ async def release_claims(conn: AsyncConnection, worker: str) -> int:
     return int(result.rowcount or 0)
 
 
-async def make_due(conn: AsyncConnection, item_id: int | None = None) -> int:
-    """``retry``: a waiting row (or every waiting row) becomes due now; returns how many."""
-    stmt = update(queue).where(queue.c.state.in_(("queued", "deferred")))
+async def renew_claims(conn: AsyncConnection, worker: str, lease: timedelta) -> int:
+    """Extends the lease of every row ``worker`` holds in flight; returns how many."""
+    result = await conn.execute(
+        update(queue)
+        .where(queue.c.claimed_by == worker, queue.c.state == "inflight")
+        .values(claimed_until=utcnow() + lease)
+    )
+    return int(result.rowcount or 0)
+
+
+async def make_due(conn: AsyncConnection, item_id: int | None = None, *,
+                   force: bool = False) -> int:
+    """``retry``: a waiting row (or every waiting row) becomes due now; returns how many.
+
+    A row in flight whose lease lapsed (the node that took it died) is waiting too and is
+    taken back; with ``force``, so is one whose lease still runs (the operator knows that
+    node is gone: if it is not, the message may be delivered twice).
+    """
+    now = utcnow()
+    abandoned = and_(queue.c.state == "inflight",
+                     true() if force else queue.c.claimed_until < now)
+    stmt = update(queue).where(or_(queue.c.state.in_(("queued", "deferred")), abandoned))
     if item_id is not None:
         stmt = stmt.where(queue.c.id == item_id)
-    result = await conn.execute(stmt.values(next_attempt_at=utcnow()))
+    result = await conn.execute(stmt.values(
+        next_attempt_at=now,
+        state=case((queue.c.state == "inflight", "deferred"), else_=queue.c.state),
+        claimed_by=None, claimed_until=None))
     return int(result.rowcount or 0)
 
 

@@ -16,6 +16,7 @@ from smtp.auth import SaslMechanism
 from smtp.limits import ConnectionCounter, SessionLimits
 from smtp.policy import ServerKind, SmtpPolicy
 from smtp.session import GatewaySMTP
+from trustspace.proxy_protocol import gated, parse_networks
 
 _WEAK_MINIMUMS = {
     ssl.TLSVersion.MINIMUM_SUPPORTED,
@@ -107,7 +108,8 @@ async def start_smtp_server(
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        factory,
+        gated(factory, parse_networks(settings.gateway.proxy_protocol_from),
+              settings.gateway.proxy_protocol_timeout),
         host=host,
         port=port,
         # Implicit TLS (RFC 8314 §3.3) is started by the session itself, so that a

@@ -29,6 +29,7 @@ from storage.engine import (
 )
 from storage.errors import KeyFileMissing
 from storage.group_commit import WriteGroups
+from storage.key_registry import check_and_record, refuse_missing_key_file
 from storage.keys import Keyring, load_or_create_keyring
 from storage.migrate import migrate
 
@@ -115,15 +116,19 @@ async def open_database(settings: Settings, *, may_create_key: bool) -> Database
         await migrate(engine, lambda: load_or_create_keyring(key_path, may_create=False))
         async with engine.connect() as conn:
             has_blobs = await any_blob_stored(conn)
-        if has_blobs and not await asyncio.to_thread(key_path.exists):
+        key_exists = await asyncio.to_thread(key_path.exists)
+        if has_blobs and not key_exists:
             raise KeyFileMissing(
                 f"key file {key_path} is missing but the database holds encrypted message "
                 "bodies; a new key cannot read them, so none is created. Restore the key "
                 "file from backup (or point [storage].key_file at it) and start again"
             )
+        if not key_exists:
+            await refuse_missing_key_file(engine, str(key_path))
         keyring = await asyncio.to_thread(
             load_or_create_keyring, key_path, may_create=may_create_key
         )
+        await check_and_record(engine, keyring)
         async with engine.begin() as conn:
             await meta.set_value(conn, "master_key_id", keyring.active_key_id)
     except BaseException:

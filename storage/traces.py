@@ -101,7 +101,10 @@ class TraceBuffer:
 
     async def _later(self) -> None:
         await asyncio.sleep(self._delay)
-        await self.flush()
+        # Rows added while a write waits for the database are written by this task too:
+        # ``add`` starts no new task while this one runs.
+        while self._rows:
+            await self.flush()
 
     async def flush(self) -> None:
         """Writes the waiting rows now (one transaction)."""

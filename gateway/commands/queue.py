@@ -121,9 +121,13 @@ def show(cli: CliContext, item_id: str) -> None:
 @command.command("retry")
 @click.argument("item_id", required=False)
 @click.option("--all", "retry_all", is_flag=True, help="Every waiting row.")
+@click.option("--force", is_flag=True,
+              help="Also take back rows in flight whose node still holds a lease (only when "
+                   "that node is known to be gone: otherwise the message may go twice).")
 @pass_cli
-def retry(cli: CliContext, item_id: str | None, retry_all: bool) -> None:
-    """Make a waiting row (or all of them) due now."""
+def retry(cli: CliContext, item_id: str | None, retry_all: bool, force: bool) -> None:
+    """Make a waiting row (or all of them) due now; a row in flight on a node that died
+    (its lease lapsed) is taken back too."""
     if (item_id is None) == (not retry_all):
         fail("give a queue id or --all (not both)", EXIT_USAGE)
     settings = cli.settings()
@@ -135,7 +139,7 @@ def retry(cli: CliContext, item_id: str | None, retry_all: bool) -> None:
             async with db.begin() as conn:
                 if wanted is not None:
                     await queue_rows.get(conn, wanted)  # NotFound names it
-                return await make_due(conn, wanted)
+                return await make_due(conn, wanted, force=force)
         finally:
             await db.close()
 
@@ -144,7 +148,8 @@ def retry(cli: CliContext, item_id: str | None, retry_all: bool) -> None:
     except NotFound:
         fail(f"queue row {wanted} does not exist", EXIT_USAGE)
     if wanted is not None and count == 0:
-        fail(f"queue row {wanted} is not waiting (already sent, bounced or in flight)",
+        fail(f"queue row {wanted} is not waiting: already sent or bounced, or in flight on a "
+             "node whose lease still runs ([smtp] outbound_lease; --force takes it back)",
              EXIT_USAGE)
     click.echo(f"{count} row(s) due now")
 

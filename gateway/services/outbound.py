@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gateway.node import node_name
 from smtp.outbound import OutboundWorker
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ def build(gateway: Gateway) -> OutboundWorker | None:
     def in_trust_space(domain: str) -> bool:
         return trust is not None and trust.current.contains(domain)
 
-    worker = OutboundWorker(gateway.db, gateway.settings, gateway.pipeline, trust=in_trust_space)
+    worker = OutboundWorker(gateway.db, gateway.settings, gateway.pipeline, trust=in_trust_space,
+                            worker_id=node_name(gateway.settings.data_dir))
     worker.revocation = gateway.revocation
     gateway.pipeline.on_queued(worker.wake)
     return worker

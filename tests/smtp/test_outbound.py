@@ -545,3 +545,66 @@ async def test_running_worker_picks_up_new_rows_and_stops_cleanly(
         assert (await a.row(qid)).state == "sent"
         await worker.stop(1.0)
         assert len(policy.accepted) == 1
+
+
+async def test_restarted_node_takes_its_rows_back_at_once(
+    tmp_path: Path, dev_pki: DevPkiBundle, sender_gateway: SenderFactory
+) -> None:
+    """A node killed during a delivery left its rows in flight under a long lease; started
+    again under the same node name it delivers them at once (failed before: they waited
+    for the lease to lapse)."""
+    async with peer_server(tmp_path, dev_pki) as (server, policy):
+        a = await sender_gateway(server.port)
+        [qid] = await a.submit(message(1), f"bob@{PEER_DOMAIN}")
+        async with a.db.begin() as conn:
+            await queue_rows.claim_due(conn, worker="node-a", limit=10,
+                                       lease=timedelta(minutes=10))
+        worker = a.worker(worker_id="node-a", poll_interval=0.1)
+        await worker.start()
+        for _ in range(100):
+            if (await a.row(qid)).state == "sent":
+                break
+            await asyncio.sleep(0.05)
+        assert (await a.row(qid)).state == "sent"
+        assert len(policy.accepted) == 1
+
+
+async def test_lease_is_renewed_while_a_delivery_runs(
+    tmp_path: Path, dev_pki: DevPkiBundle, sender_gateway: SenderFactory
+) -> None:
+    """A delivery longer than the lease keeps its row: the lease is renewed, so another
+    node does not take the row and send it a second time (failed before: nothing renewed
+    the lease and a second worker claimed the row)."""
+    greeting_sent = asyncio.Event()
+
+    async def slow_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3.0)  # a peer slower than the lease
+        greeting_sent.set()
+        writer.close()
+
+    slow = await asyncio.start_server(slow_peer, "127.0.0.1", 0)
+    port = slow.sockets[0].getsockname()[1]
+    try:
+        a = await sender_gateway(port, host="127.0.0.1")
+        [qid] = await a.submit(message(1), f"bob@{PEER_DOMAIN}")
+        first = a.worker(worker_id="node-a", poll_interval=0.1, lease=timedelta(seconds=1.2),
+                         timeout=10.0)
+        await first.start()
+        for _ in range(40):
+            if (await a.row(qid)).state == "inflight":
+                break
+            await asyncio.sleep(0.05)
+        taken = await a.row(qid)
+        assert taken.claimed_by == "node-a"
+        await asyncio.sleep(2.0)  # well past the first lease
+        later = await a.row(qid)
+        assert later.claimed_by == "node-a" and later.state == "inflight", later
+        assert later.attempts == taken.attempts == 1, later  # the same, first attempt
+        assert later.claimed_until is not None and taken.claimed_until is not None
+        assert later.claimed_until > taken.claimed_until
+        second = a.worker(worker_id="node-b", lease=timedelta(seconds=1.2))
+        assert await second.run_once() == 0
+        await first.stop(0)
+    finally:
+        slow.close()
+        await slow.wait_closed()

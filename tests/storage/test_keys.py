@@ -70,10 +70,21 @@ async def test_missing_key_file_with_blobs_refused(db_settings: Settings) -> Non
     assert not db_settings.key_file.exists()  # never replaced by a fresh key
 
 
-async def test_missing_key_file_without_blobs_recreated(db_settings: Settings) -> None:
+async def test_missing_key_file_of_a_used_database_refused(db_settings: Settings) -> None:
+    """Even without bodies, a used database has proofs signed with the key file's signing
+    key and may have nodes using its master key: a fresh key file is refused, naming the
+    keys to bring back (storage/key_registry.py)."""
     db = await open_database(db_settings, may_create_key=True)
+    wanted = set(db.keyring.master_keys) | set(db.keyring.signing_keys)
     await db.close()
     db_settings.key_file.unlink()
+    with pytest.raises(KeyFileMissing) as refused:
+        await open_database(db_settings, may_create_key=True)
+    assert all(key_id in str(refused.value) for key_id in wanted)
+    assert not db_settings.key_file.exists()
+
+
+async def test_new_database_creates_its_key_file(db_settings: Settings) -> None:
     db = await open_database(db_settings, may_create_key=True)
     await db.close()
     assert db_settings.key_file.exists()
