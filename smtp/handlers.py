@@ -20,6 +20,7 @@ local active mailboxes — never an open relay.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -102,9 +103,12 @@ def _account(session: GatewaySMTP) -> AccountIdentity:
 class SubmissionPolicy:
     """Policy of the submission listeners (RFC 6409), shared by 587 and 465."""
 
-    def __init__(self, gateway: Gateway, *, token_checker: TokenChecker | None = None) -> None:
+    def __init__(self, gateway: Gateway, *, token_checker: TokenChecker | None = None,
+                 token_challenge: Callable[[str], bytes] | None = None) -> None:
         self.gateway = gateway
         self.token_checker = token_checker
+        # RFC 7628 §3.2.2: the JSON error sent after a refused token (smtp/oauth.py)
+        self.token_challenge = token_challenge
         self._mailboxes = Mailboxes(gateway)
         self._transactions = TransactionStore()
         self._rdns = ReverseDns()
@@ -163,6 +167,10 @@ class SubmissionPolicy:
         remembered only under the current access version, see :mod:`accounts.access`)."""
         authenticator = self.gateway.authenticator
         assert authenticator is not None
+        if account.expires_at is not None and time.time() >= account.expires_at:
+            # a Pro Santé Connect token holds until its own expiry, not a second more
+            raise Refusal(530, "5.7.0", "the access token this session logged in with has "
+                          "expired: connect again and authenticate with a new token")
         reason = await authenticator.still_valid(account)
         if reason == "revoked":
             raise Refusal(550, "5.7.1", "the application password this session logged in "
