@@ -21,6 +21,7 @@ from accounts.psc_tokens import TokenRefused, TokenValidator
 from config.settings import Settings
 from storage.database import Database
 from storage.schema import accounts
+from storage.traces import TraceBuffer
 
 log = logging.getLogger("mssante.accounts")
 
@@ -67,6 +68,11 @@ class PscLogin:
 
     async def close(self) -> None:
         await self.http.close()
+
+    @property
+    def traces(self) -> TraceBuffer:
+        """The attempts' trace buffer shared with every other login."""
+        return self._auth.traces
 
     def error_challenge(self, status: str) -> bytes:
         """RFC 7628 §3.2.2: the JSON a failed exchange is answered with before the final

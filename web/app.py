@@ -33,6 +33,7 @@ from web.health import Check, run_checks
 from web.metrics import CONTENT_TYPE, GatewayMetrics
 
 if TYPE_CHECKING:
+    from accounts.psc_login import PscLogin
     from web.portal import PortalDeps
 
 XML = "application/xml; charset=utf-8"
@@ -49,6 +50,9 @@ class WebDeps:
     metrics_from: Sequence[Network]
     portal: PortalDeps | None = None
     """The professionals' portal (:mod:`web.portal`); None serves only the routes above."""
+    psc: PscLogin | None = None
+    """Pro Santé Connect (:mod:`web.psc`): its login button and routes; None: off."""
+    public_url: str = ""
 
 
 def parse_networks(values: Sequence[str]) -> list[Network]:
@@ -148,5 +152,10 @@ def build_app(deps: WebDeps) -> Starlette:
     if deps.portal is not None:
         from web.portal import Portal
 
-        routes.extend(Portal(deps.portal).routes())
+        portal = Portal(deps.portal)
+        routes.extend(portal.routes())
+        if deps.psc is not None:
+            from web.psc import PscPages
+
+            routes.extend(PscPages(portal, deps.psc, deps.public_url).routes())
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

@@ -114,6 +114,8 @@ class WebService:
             readiness=readiness_checks(gateway),
             metrics_from=parse_networks(settings.web.metrics_from),
             portal=portal,
+            psc=gateway.psc,
+            public_url=settings.web.public_url,
         )
         self._host = settings.gateway.listen
         self.server = WebServer(build_app(deps), self._host, settings.web.port,
