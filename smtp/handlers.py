@@ -84,8 +84,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mssante.smtp")
 
-TokenChecker = Callable[[str, str, str], Awaitable[AccountIdentity | None]]
-"""(login, token, mechanism) → identity: the hook XOAUTH2/OAUTHBEARER plug into."""
+TokenChecker = Callable[[str, str, str, str | None, str], Awaitable[AccountIdentity | None]]
+"""(login, token, mechanism, client address, trace id) → identity: the hook XOAUTH2 and
+OAUTHBEARER plug into (smtp/oauth.py)."""
 
 
 class RecipientDirectory(Protocol):
@@ -143,7 +144,8 @@ class SubmissionPolicy:
             except CertificateNotAccepted as refused:
                 raise Refusal(535, "5.7.8", str(refused)) from None
         elif isinstance(credentials, TokenCredentials) and self.token_checker is not None:
-            found = await self.token_checker(credentials.login, credentials.token, mechanism)
+            found = await self.token_checker(credentials.login, credentials.token, mechanism,
+                                             session.peer_ip, session.trace_id)
         if found is None:
             return None
         return Identity(login=found.address, mechanism=mechanism, detail=found)

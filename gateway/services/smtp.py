@@ -40,8 +40,10 @@ def token_checker(psc: PscLogin) -> TokenChecker:
     """SASL OAUTHBEARER/XOAUTH2 of submission through Pro Santé Connect; PSC out of reach
     is a temporary failure (RFC 4954 454 4.7.0), not a wrong token."""
 
-    async def check(login: str, token: str, mechanism: str) -> Identity | None:
-        verdict = await psc.check(login, token, mechanism, protocol="smtp")
+    async def check(login: str, token: str, mechanism: str, client: str | None,
+                    trace_id: str) -> Identity | None:
+        verdict = await psc.check(login, token, mechanism, client=client, protocol="smtp",
+                                  session_id=trace_id)
         if verdict.status == "temporarily_unavailable":
             raise Refusal(454, "4.7.0", "Temporary authentication failure: Pro Santé Connect "
                           "cannot be reached; try again later")

@@ -127,3 +127,32 @@ async def test_mail_after_the_token_expired_is_refused(psc_gateway: PscGateway) 
 
     code, text = await asyncio.to_thread(run)
     assert code == 530 and text.startswith(b"5.7.0") and b"expired" in text
+
+
+async def test_token_attempts_are_traced_without_the_token(psc_gateway: PscGateway) -> None:
+    from sqlalchemy import select
+
+    from storage.schema import traces
+
+    good = psc_gateway.provider.token(psc_gateway.idnat)
+    bad = psc_gateway.provider.token(psc_gateway.idnat, aud="someone-else")
+
+    def run() -> None:
+        for token in (good, bad):
+            smtp = connect(psc_gateway)
+            try:
+                authenticate(smtp, "XOAUTH2", psc_gateway.address, token, [])
+            except smtplib.SMTPAuthenticationError:
+                pass
+            smtp.close()
+
+    await asyncio.to_thread(run)
+    gw = psc_gateway.running.gw
+    assert gw.authenticator is not None and gw.db is not None
+    await gw.authenticator.traces.flush()
+    async with gw.db.read() as conn:
+        rows = (await conn.execute(select(traces).where(traces.c.service == "smtp"))).all()
+    seen = sorted((r.event, r.detail["result"], r.detail["client"]) for r in rows)
+    assert seen == [("auth_failure", "wrong audience", "127.0.0.1"),
+                    ("auth_success", "ok", "127.0.0.1")]
+    assert not any(good in str(r.detail) or bad in str(r.detail) for r in rows)
