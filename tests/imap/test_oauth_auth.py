@@ -174,3 +174,12 @@ async def test_the_session_ends_when_the_token_expires(psc_gateway: PscGateway) 
     reply = await asyncio.to_thread(run)
     assert "EXPIRED" in reply or "expired" in reply, reply
 
+
+
+async def test_psc_out_of_reach_is_unavailable_not_a_wrong_token(
+        psc_gateway: PscGateway) -> None:
+    token = psc_gateway.provider.token(psc_gateway.idnat)  # its keys were never fetched
+    assert psc_gateway.provider.server is not None
+    await psc_gateway.provider.server.stop(0)
+    with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
+        await asyncio.to_thread(login, psc_gateway, "OAUTHBEARER", token)

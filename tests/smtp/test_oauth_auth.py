@@ -156,3 +156,21 @@ async def test_token_attempts_are_traced_without_the_token(psc_gateway: PscGatew
     assert seen == [("auth_failure", "wrong audience", "127.0.0.1"),
                     ("auth_success", "ok", "127.0.0.1")]
     assert not any(good in str(r.detail) or bad in str(r.detail) for r in rows)
+
+
+async def test_psc_out_of_reach_is_a_temporary_failure(psc_gateway: PscGateway) -> None:
+    token = psc_gateway.provider.token(psc_gateway.idnat)  # its keys were never fetched
+    assert psc_gateway.provider.server is not None
+    await psc_gateway.provider.server.stop(0)
+
+    def run() -> tuple[int, bytes]:
+        smtp = connect(psc_gateway)
+        try:
+            return authenticate(smtp, "XOAUTH2", psc_gateway.address, token, [])
+        except smtplib.SMTPAuthenticationError as exc:
+            return exc.smtp_code, exc.smtp_error
+        finally:
+            smtp.close()
+
+    code, text = await asyncio.to_thread(run)
+    assert code == 454 and text.startswith(b"4.7.0 Temporary authentication failure")
