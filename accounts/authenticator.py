@@ -76,6 +76,9 @@ class Identity:
     method: str
     idnat: str | None = None
     credential_id: int | None = None
+    expires_at: float | None = None
+    """Unix time after which the login no longer holds (a Pro Santé Connect token's
+    expiry); None for passwords and certificates."""
 
 
 class Authenticator:

@@ -321,6 +321,7 @@ def _check_consistency(settings: Settings, source: str) -> None:
         "imap.port": settings.imap.port,
         "imap.tls_port": settings.imap.tls_port,
         "web.port": settings.web.port,
+        "web.cps_port": settings.web.cps_port,
     }
     if not settings.directory.url:
         ports["directory.port"] = settings.directory.port
@@ -337,6 +338,7 @@ def _check_consistency(settings: Settings, source: str) -> None:
                     source, f"certificates.{key}", oid,
                     "certificate policy OIDs in dotted form, such as 1.2.3.4",
                 )
+    _check_psc(settings, source)
     for url in settings.tls.crl_urls:
         if not url.startswith("https://") or len(url) <= len("https://"):
             raise ConfigError(source, "tls.crl_urls", url, "an https:// URL")
@@ -348,3 +350,19 @@ def _check_consistency(settings: Settings, source: str) -> None:
             raise ConfigError(
                 source, "smtp.retry_schedule", s, "positive numbers of seconds"
             ) from None
+
+
+def _check_psc(settings: Settings, source: str) -> None:
+    """[psc]: HTTPS addresses only (tokens and client secrets cross them), and a client
+    identifier whenever an issuer is set."""
+    psc = settings.psc
+    for key in ("issuer", "introspection_url"):
+        url = getattr(psc, key)
+        if url and (not url.startswith("https://") or len(url) <= len("https://")):
+            raise ConfigError(source, f"psc.{key}", url, "an https:// URL")
+    if psc.jwks.startswith("http://"):
+        raise ConfigError(source, "psc.jwks", psc.jwks, "a file path or an https:// URL")
+    if psc.issuer and not psc.client_id:
+        raise ConfigError(source, "psc.client_id", "", "required when psc.issuer is set")
+    if not psc.id_claim:
+        raise ConfigError(source, "psc.id_claim", [], "at least one claim name")

@@ -339,6 +339,10 @@ class WebSettings:
         43200.0, "seconds after sign-in after which a portal session ends in any case",
         min=300, max=604800,
     )
+    cps_port: int = opt(
+        8444, "HTTPS listener of the portal that requires a client certificate (CPS card "
+        "login); 0 picks a free port", port=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -402,6 +406,61 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class PscSettings:
+    """[psc]: Pro Santé Connect (OpenID Connect) for the portal and for mail clients."""
+
+    issuer: str = opt(
+        "", "PSC issuer URL (its /.well-known/openid-configuration is read); empty: Pro "
+        "Santé Connect is off (no button, no XOAUTH2/OAUTHBEARER)"
+    )
+    client_id: str = opt("", "client identifier of this operator at PSC")
+    client_secret: str = opt(
+        "", "client secret at PSC (token and introspection endpoints); prefer the "
+        "MSSANTE_PSC_CLIENT_SECRET variable to the file"
+    )
+    jwks: str = opt(
+        "", "issuer's signing keys: a JWKS file or an https:// URL (default: the discovery "
+        "document's jwks_uri)"
+    )
+    introspection_url: str = opt(
+        "", "RFC 7662 introspection endpoint for opaque access tokens; empty: JWTs only"
+    )
+    id_claim: tuple[str, ...] = opt(
+        ("SubjectNameID", "preferred_username"),
+        "claims holding the idNatPS, the first present wins",
+    )
+    audience: str = opt("", "audience required in access tokens (default: client_id)")
+    leeway: float = opt(
+        30.0, "seconds of clock difference allowed on exp, nbf and iat", min=0, max=300
+    )
+    scope: str = opt("openid scope_all", "scopes asked for in the portal's login")
+    ca_file: str = opt(
+        "", "PEM file of the CA(s) PSC's HTTPS servers must chain to (default: the system's)"
+    )
+    http_timeout: float = opt(10.0, "seconds to wait for PSC's HTTPS endpoints", min=1,
+                              max=120)
+    jwks_max_age: float = opt(
+        3600.0, "seconds the issuer's keys are kept before they are read again", min=10
+    )
+    jwks_min_refresh: float = opt(
+        60.0, "at most one early re-read of the keys per this many seconds, when a token "
+        "names an unknown key (key rotation)", min=1,
+    )
+    introspection_max_age: float = opt(
+        300.0, "longest time an introspection answer is remembered (never past the token's "
+        "own expiry)", min=0, max=3600,
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
+
+    @property
+    def expected_audience(self) -> str:
+        return self.audience or self.client_id
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, plus the data directory and the file they came from."""
 
@@ -419,6 +478,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     trustspace: TrustSpaceSettings = field(default_factory=TrustSpaceSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    psc: PscSettings = field(default_factory=PscSettings)
     transport: dict[str, str] = field(
         default_factory=dict,
         metadata={
@@ -514,6 +574,7 @@ SECTIONS: dict[str, type] = {
     "web": WebSettings,
     "trustspace": TrustSpaceSettings,
     "auth": AuthSettings,
+    "psc": PscSettings,
 }
 """Section name in the TOML file → its dataclass. ``[transport]`` and ``[relay_peers]`` are
 free tables."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from accounts.authenticator import Authenticator
 from accounts.errors import AccountRefused
 from accounts.mailboxes import add_mailbox
+from accounts.psc_login import PscLogin, build_psc_login
 from config import Settings
 from directory_ldap import Directory
 from gateway.pidfile import remove_pid_file, write_pid_file
@@ -72,6 +73,8 @@ class Gateway:
     pipeline: Pipeline | None = None
     changes: ChangeHub = field(default_factory=ChangeHub)
     authenticator: Authenticator | None = None
+    psc: PscLogin | None = None
+    """Pro Santé Connect tokens (SASL XOAUTH2/OAUTHBEARER, portal login); None: off."""
     directory: Directory | None = None
     services: list[Service] = field(default_factory=list)
     first_start: FirstStartCredentials | None = None
@@ -100,6 +103,7 @@ class Gateway:
         try:
             self.first_start = await self._first_start_accounts(self.db)
             self.authenticator = Authenticator(self.db, limits=settings.auth)
+            self.psc = build_psc_login(settings, self.db, self.authenticator)
             self.pipeline = Pipeline(self.db, settings, self.changes)
             await self.pipeline.start()
             await self.start_change_channel()
@@ -201,6 +205,8 @@ class Gateway:
             self.pipeline = None
         if self.authenticator is not None:
             await self.authenticator.close()
+        if self.psc is not None:
+            await self.psc.close()
         if self._change_channel is not None:
             self.changes.detach(self._change_channel.publish)
             await self._change_channel.stop()

@@ -118,6 +118,9 @@ class ImapContext:
     # The CRLs in force (``trustspace.crl.CrlStore``): SASL EXTERNAL refuses a revoked
     # certificate. None: revocation is not checked (tests of the core alone).
     revocation: Any = None
+    # Pro Santé Connect tokens (``accounts.psc_login.PscLogin``): SASL OAUTHBEARER and
+    # XOAUTH2 are offered only when set.
+    psc: Any = None
     # Bounds the memory of large APPENDs: a spooled message is read back whole to be parsed
     # and stored, so only this many are at once, whatever the number of connections.
     append_slots: asyncio.Semaphore = field(
@@ -224,6 +227,8 @@ class Session:
             # Only offer EXTERNAL to a client that presented a certificate: clients such as
             # mbsync pick it whenever it is listed and would then fail to log in.
             mechanisms = [m for m in mechanisms if m != "EXTERNAL"]
+        if self.ctx.psc is None:
+            mechanisms = [m for m in mechanisms if m not in ("OAUTHBEARER", "XOAUTH2")]
         return capabilities(
             tls=self.tls, authenticated=self.authenticated,
             mechanisms=mechanisms, append_limit=self.ctx.settings.imap.max_literal_size,
@@ -459,10 +464,11 @@ class Session:
                 await self.report_changes(allow_expunge=not isinstance(cmd, NO_EXPUNGE))
         self.write(tagged(cmd.tag, "OK", f"{cmd.name} {done.text}", done.code))
 
-    def shutdown(self, text: str = "Server shutting down, please reconnect") -> None:
+    def shutdown(self, text: str = "Server shutting down, please reconnect",
+                 code: str = "UNAVAILABLE") -> None:
         """Says BYE and closes now (used after the stop grace period)."""
         self.closing = True
         with contextlib.suppress(Exception):
-            self.writer.write(b"".join(self._out) + bye(text, "UNAVAILABLE"))
+            self.writer.write(b"".join(self._out) + bye(text, code))
             self._out.clear()
             self.writer.close()

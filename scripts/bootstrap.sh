@@ -14,7 +14,7 @@ PACKAGES=(
   postgresql
   openssl curl testssl.sh isync
   swaks libnet-ssleay-perl libio-socket-ssl-perl
-  chromium chromium-driver
+  chromium chromium-driver libnss3-tools
   systemd
   haproxy
 )
@@ -77,7 +77,7 @@ problems=()
 swaks --support 2>&1 | grep -q "^=== TLS supported" \
   || problems+=("swaks has no TLS (needs libnet-ssleay-perl and libio-socket-ssl-perl)")
 for tool in slapd slapadd slapcat ldapsearch ldapwhoami mbsync testssl openssl curl \
-            pg_dump pg_restore psql chromedriver systemd-analyze haproxy; do
+            pg_dump pg_restore psql chromedriver systemd-analyze haproxy certutil pk12util; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] \
     || problems+=("$tool is not on the PATH")
 done
@@ -85,7 +85,7 @@ done
   || problems+=("haproxy does not run (package haproxy)")
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || problems+=("PostgreSQL's initdb is missing (package postgresql)")
-.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop' 2>/dev/null \
+.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop, joserfc, httpx' 2>/dev/null \
   || problems+=("the Python environment lacks a module (reinstall with: make clean setup)")
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'bootstrap: %s\n' "${problems[@]}" >&2

@@ -20,6 +20,7 @@ local active mailboxes — never an open relay.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -83,8 +84,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mssante.smtp")
 
-TokenChecker = Callable[[str, str, str], Awaitable[AccountIdentity | None]]
-"""(login, token, mechanism) → identity: the hook XOAUTH2/OAUTHBEARER plug into."""
+TokenChecker = Callable[[str, str, str, str | None, str], Awaitable[AccountIdentity | None]]
+"""(login, token, mechanism, client address, trace id) → identity: the hook XOAUTH2 and
+OAUTHBEARER plug into (smtp/oauth.py)."""
 
 
 class RecipientDirectory(Protocol):
@@ -102,9 +104,12 @@ def _account(session: GatewaySMTP) -> AccountIdentity:
 class SubmissionPolicy:
     """Policy of the submission listeners (RFC 6409), shared by 587 and 465."""
 
-    def __init__(self, gateway: Gateway, *, token_checker: TokenChecker | None = None) -> None:
+    def __init__(self, gateway: Gateway, *, token_checker: TokenChecker | None = None,
+                 token_challenge: Callable[[str], bytes] | None = None) -> None:
         self.gateway = gateway
         self.token_checker = token_checker
+        # RFC 7628 §3.2.2: the JSON error sent after a refused token (smtp/oauth.py)
+        self.token_challenge = token_challenge
         self._mailboxes = Mailboxes(gateway)
         self._transactions = TransactionStore()
         self._rdns = ReverseDns()
@@ -139,7 +144,8 @@ class SubmissionPolicy:
             except CertificateNotAccepted as refused:
                 raise Refusal(535, "5.7.8", str(refused)) from None
         elif isinstance(credentials, TokenCredentials) and self.token_checker is not None:
-            found = await self.token_checker(credentials.login, credentials.token, mechanism)
+            found = await self.token_checker(credentials.login, credentials.token, mechanism,
+                                             session.peer_ip, session.trace_id)
         if found is None:
             return None
         return Identity(login=found.address, mechanism=mechanism, detail=found)
@@ -163,6 +169,10 @@ class SubmissionPolicy:
         remembered only under the current access version, see :mod:`accounts.access`)."""
         authenticator = self.gateway.authenticator
         assert authenticator is not None
+        if account.expires_at is not None and time.time() >= account.expires_at:
+            # a Pro Santé Connect token holds until its own expiry, not a second more
+            raise Refusal(530, "5.7.0", "the access token this session logged in with has "
+                          "expired: connect again and authenticate with a new token")
         reason = await authenticator.still_valid(account)
         if reason == "revoked":
             raise Refusal(550, "5.7.1", "the application password this session logged in "

@@ -12,6 +12,7 @@ import asyncio
 import ssl
 
 from config.settings import Settings
+from smtp import oauth as _oauth  # noqa: F401 - registers OAUTHBEARER and XOAUTH2
 from smtp.auth import SaslMechanism
 from smtp.limits import ConnectionCounter, SessionLimits
 from smtp.policy import ServerKind, SmtpPolicy

@@ -510,6 +510,9 @@ class GatewaySMTP(SMTP):
         if identity is None:
             log.info("event=smtp_auth_failed kind=%s peer=%s mechanism=%s",
                      self.kind, self.peer_ip, name)
+            after_failure = getattr(mechanism, "after_failure", None)
+            if after_failure is not None and not await after_failure(self):
+                return  # RFC 7628 §3.2.2 error challenge; the client cancelled it
             await self.push("535 5.7.8 Authentication credentials invalid")
             return
         self.identity = identity

@@ -9,7 +9,7 @@ business. Errors people may read are in French.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ from web.health import Check, run_checks
 from web.metrics import CONTENT_TYPE, GatewayMetrics
 
 if TYPE_CHECKING:
+    from accounts.psc_login import PscLogin
     from web.portal import PortalDeps
 
 XML = "application/xml; charset=utf-8"
@@ -49,6 +50,11 @@ class WebDeps:
     metrics_from: Sequence[Network]
     portal: PortalDeps | None = None
     """The professionals' portal (:mod:`web.portal`); None serves only the routes above."""
+    psc: PscLogin | None = None
+    """Pro Santé Connect (:mod:`web.psc`): its login button and routes; None: off."""
+    public_url: str = ""
+    cps_port: Callable[[], int] | None = None
+    """The bound port of the CPS card listener (:mod:`web.cps`); None: no CPS login."""
 
 
 def parse_networks(values: Sequence[str]) -> list[Network]:
@@ -148,5 +154,15 @@ def build_app(deps: WebDeps) -> Starlette:
     if deps.portal is not None:
         from web.portal import Portal
 
-        routes.extend(Portal(deps.portal).routes())
+        portal = Portal(deps.portal)
+        routes.extend(portal.routes())
+        if deps.psc is not None:
+            from web.psc import PscPages
+
+            routes.extend(PscPages(portal, deps.psc, deps.public_url).routes())
+        if deps.cps_port is not None:
+            from web.cps import cps_link_route
+
+            portal.env.globals["cps_enabled"] = True  # the CPS button on the login page
+            routes.append(cps_link_route(deps.cps_port, deps.public_url))
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

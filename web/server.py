@@ -17,6 +17,7 @@ from collections.abc import Generator
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 MAX_CONCURRENCY = 1000
 """Connections served at once; beyond, uvicorn answers 503 instead of queueing forever."""
@@ -28,11 +29,24 @@ class _EmbeddedServer(uvicorn.Server):
         yield  # the gateway's runtime handles SIGTERM/SIGINT, not uvicorn
 
 
+class _ClientCertificateH11(H11Protocol):
+    """h11 that hands the application the client certificate verified by the handshake,
+    as ``request.state.client_certificate`` (DER, or None): uvicorn keeps it to itself."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        self.app_state = {**self.app_state, "client_certificate": der or None}
+
+
 class WebServer:
     """One HTTPS listener serving ``app``; ``port`` is the bound port (0 asks for one)."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int, context: ssl.SSLContext) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int, context: ssl.SSLContext, *,
+                 client_certificates: bool = False) -> None:
         self._app = app
+        self._client_certificates = client_certificates
         self._host = host
         self._requested_port = port
         self._context = context
@@ -57,7 +71,8 @@ class WebServer:
             server_header=False, date_header=True, proxy_headers=False,
             limit_concurrency=MAX_CONCURRENCY, timeout_keep_alive=15,
             timeout_graceful_shutdown=5, h11_max_incomplete_event_size=16 * 1024,
-            http="h11", ws="none", loop="none",
+            http=_ClientCertificateH11 if self._client_certificates else "h11",
+            ws="none", loop="none",
         )
         config.load()
         config.ssl = self._context

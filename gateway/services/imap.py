@@ -40,6 +40,7 @@ class ImapService:
             workarounds=Workarounds.from_names(settings.imap.client_workarounds),
             trust=gateway.trust,
             revocation=gateway.revocation,
+            psc=gateway.psc,
         )
         self.server = ImapServer(self.context)
         if gateway.revocation is not None:

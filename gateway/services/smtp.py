@@ -12,11 +12,14 @@ import logging
 import ssl
 from typing import TYPE_CHECKING
 
+from accounts.authenticator import Identity
+from accounts.psc_login import PscLogin
 from gateway.service import Listener
 from smtp.auth import default_mechanisms
-from smtp.handlers import RelayPolicy, SubmissionPolicy
+from smtp.handlers import RelayPolicy, SubmissionPolicy, TokenChecker
 from smtp.policy import ServerKind, SmtpPolicy
 from smtp.server import SmtpServer, start_smtp_server
+from trustspace.refusal import Refusal
 from trustspace.tls import server_context
 
 if TYPE_CHECKING:
@@ -33,6 +36,22 @@ _LABELS: dict[ServerKind, tuple[str, str]] = {
 }
 
 
+def token_checker(psc: PscLogin) -> TokenChecker:
+    """SASL OAUTHBEARER/XOAUTH2 of submission through Pro Santé Connect; PSC out of reach
+    is a temporary failure (RFC 4954 454 4.7.0), not a wrong token."""
+
+    async def check(login: str, token: str, mechanism: str, client: str | None,
+                    trace_id: str) -> Identity | None:
+        verdict = await psc.check(login, token, mechanism, client=client, protocol="smtp",
+                                  session_id=trace_id)
+        if verdict.status == "temporarily_unavailable":
+            raise Refusal(454, "4.7.0", "Temporary authentication failure: Pro Santé Connect "
+                          "cannot be reached; try again later")
+        return verdict.identity
+
+    return check
+
+
 class SmtpService:
     """Relay (25), submission (587) and submissions (465) listeners of one gateway."""
 
@@ -41,7 +60,10 @@ class SmtpService:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.relay_policy = RelayPolicy(gateway)
-        self.submission_policy = SubmissionPolicy(gateway)
+        psc = gateway.psc
+        self.submission_policy = SubmissionPolicy(
+            gateway, token_checker=None if psc is None else token_checker(psc),
+            token_challenge=None if psc is None else psc.error_challenge)
         self.servers: dict[ServerKind, SmtpServer] = {}
 
     async def start(self) -> None:

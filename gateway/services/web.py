@@ -20,6 +20,7 @@ from trustspace.refresh import TrustSpaceManager
 from trustspace.tls import server_context
 from web.app import WebDeps, build_app, parse_networks
 from web.autoconfig import ClientSettings
+from web.cps import CpsPages
 from web.health import Check
 from web.metrics import GatewayMetrics, Reading
 from web.portal import PortalDeps
@@ -114,13 +115,27 @@ class WebService:
             readiness=readiness_checks(gateway),
             metrics_from=parse_networks(settings.web.metrics_from),
             portal=portal,
+            psc=gateway.psc,
+            public_url=settings.web.public_url,
+            cps_port=lambda: self.cps_server.port,
         )
         self._host = settings.gateway.listen
         self.server = WebServer(build_app(deps), self._host, settings.web.port,
                                 server_context(settings, "none"))
+        # CPS card login: a listener whose handshake requires a client certificate
+        cps = CpsPages(gateway.db, portal.sessions, gateway.authenticator, gateway.revocation,
+                       lambda: self.server.port, settings.web.public_url)
+        self.cps_server = WebServer(cps.app(), self._host, settings.web.cps_port,
+                                    server_context(settings, "required"),
+                                    client_certificates=True)
 
     async def start(self) -> None:
         await self.server.start()
+        try:
+            await self.cps_server.start()
+        except BaseException:
+            await self.server.stop(0)
+            raise
         if not self.registrar.portal_url:
             # links in system e-mails name the port really bound (0 in tests asks for one)
             settings = self.registrar.db.settings
@@ -129,9 +144,12 @@ class WebService:
 
     def listeners(self) -> list[Listener]:
         return [Listener("HTTPS (portal, autoconfig, metrics)", self._host, self.server.port,
-                         "implicit TLS")]
+                         "implicit TLS"),
+                Listener("HTTPS (portal, CPS card login)", self._host, self.cps_server.port,
+                         "implicit TLS, client certificate required")]
 
     async def stop(self, grace: float) -> None:
+        await self.cps_server.stop(grace)
         await self.server.stop(grace)
 
 

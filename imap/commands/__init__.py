@@ -72,6 +72,7 @@ def _load() -> None:
         fetch,
         idle,
         mailboxes,
+        oauth,
         quota_acl,
         search,
         select,

@@ -8,10 +8,12 @@ which part was wrong; the log says which.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -113,12 +115,32 @@ register_mechanism(ExternalMechanism())
 
 def _logged_in(session: Session, identity: Identity) -> Done:
     session.identity = identity
+    if identity.expires_at is not None:
+        _end_at_expiry(session, identity)
     session.access_version = session.ctx.authenticator.access.version
     session.auth_failures = 0
     AUTHENTICATIONS.labels("imap", identity.method, "success").inc()
     log.info("imap_login", extra=session.log_fields(method=identity.method))
     caps = " ".join(session.capabilities())
     return Done("Logged in", f"CAPABILITY {caps}")
+
+
+def _end_at_expiry(session: Session, identity: Identity) -> None:
+    """A login by Pro Santé Connect token holds as long as the token: at its expiry the
+    session ends with ``* BYE [EXPIRED]`` (RFC 5530), whatever it is doing (IDLE too).
+    IMAP has no re-authentication once authenticated (RFC 9051 §6.2.2), so the client
+    logs in again on a new connection with a fresh token; CONDSTORE/QRESYNC (RFC 7162)
+    let it resynchronise without reloading its mailboxes."""
+    loop = asyncio.get_running_loop()
+    assert identity.expires_at is not None
+
+    def expire() -> None:
+        if session.identity is identity and not session.closing:
+            log.info("imap_token_expired", extra=session.log_fields(method=identity.method))
+            session.shutdown("The access token has expired: log in again with a new token",
+                             "EXPIRED")
+
+    loop.call_later(max(0.0, identity.expires_at - time.time()), expire)
 
 
 def _failed(session: Session, method: str, who: str | None) -> ImapRefusal:

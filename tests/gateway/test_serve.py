@@ -21,7 +21,7 @@ LISTENER = re.compile(r"^  (?P<label>.+?)\s+(?P<host>[\d.]+):(?P<port>\d+)  \((?
 PORT_VARS = (
     "MSSANTE_SMTP_RELAY_PORT", "MSSANTE_SMTP_SUBMISSION_PORT", "MSSANTE_SMTP_SUBMISSIONS_PORT",
     "MSSANTE_IMAP_PORT", "MSSANTE_IMAP_TLS_PORT", "MSSANTE_DIRECTORY_PORT",
-    "MSSANTE_DIRECTORY_LDAPS_PORT", "MSSANTE_WEB_PORT",
+    "MSSANTE_DIRECTORY_LDAPS_PORT", "MSSANTE_WEB_PORT", "MSSANTE_WEB_CPS_PORT",
 )
 
 
@@ -58,7 +58,7 @@ def handshake(label: str, host: str, port: int, security: str, ca_file: Path) ->
     """Completes a TLS handshake on one listener the way its clients do; returns the version."""
     ctx = ssl.create_default_context(cafile=str(ca_file))
     ctx.check_hostname = False  # connecting by IP; the chain is still verified
-    if security in ("implicit TLS", "LDAPS"):
+    if security.startswith("implicit TLS") or security == "LDAPS":
         with socket.create_connection((host, port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
                 return str(tls.version())
