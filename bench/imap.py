@@ -8,6 +8,12 @@ Measures (issue 4, "Benchmark"), every size a command-line option:
 
        RESULT clients=10 ops_per_s=… vs_dovecot=…
 
+1b. the login-per-cycle mix of issue 15, ``--clients`` concurrent clients each opening a
+   connection per cycle (LOGIN, LIST or STATUS, SELECT, envelopes, a body, COPY, STORE,
+   APPEND, STORE \\Deleted, UID EXPUNGE, LOGOUT; ``bench/imap_load.py``), one user::
+
+       RESULT mix=login_cycle clients=10 commands_per_s=… vs_dovecot=…
+
 2. SELECT then ``UID FETCH 1:* (UID FLAGS)`` on a ``--big`` (100,000) message folder, both
    servers (median of ``--repeat`` runs, after one untimed warm-up that lets Dovecot build
    its index, as the gateway built its views at delivery)::
@@ -53,6 +59,7 @@ from bench.imap_load import (  # noqa: E402
     Server,
     idle_storm,
     parse_mix,
+    run_cycles,
     run_mix,
     select_fetch,
 )
@@ -75,7 +82,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes: 500 messages, 5 s runs, 5,000 big, 500 idle")
     parser.add_argument("--skip", type=str, default="",
-                        help="parts to skip, comma list among mix,big,idle")
+                        help="parts to skip, comma list among mix,cycle,big,idle")
     parser.add_argument("--mix", type=str, default="",
                         help="override the operation weights, e.g. fetch_body=1,store=1")
     parser.add_argument("--profile", type=Path, default=None,
@@ -177,6 +184,9 @@ async def main() -> int:
         if "mix" not in args.skip_parts:
             for clients in args.client_counts:
                 await mix_result(ours, theirs, clients, args.seconds, args.mix_weights)
+        if "cycle" not in args.skip_parts:
+            for clients in args.client_counts:
+                await cycle_result(ours, theirs, clients, args.seconds)
         if args.profile is not None:
             # Stop now so cProfile writes the mix's profile (restart for the rest).
             gw.stop(timeout=60)
@@ -216,6 +226,27 @@ async def mix_result(ours: Server, theirs: Server | None, clients: int, seconds:
     print(line, flush=True)
     note(f"gateway op counts: {dict(sorted(mine.per_op.items()))}")
     note(f"gateway mean ms per op: {mine.latencies_ms()}")
+    if mine.errors:
+        note(f"gateway first error: {mine.first_error}")
+
+
+async def cycle_result(ours: Server, theirs: Server | None, clients: int,
+                       seconds: float) -> None:
+    mine, took = await run_cycles(ours, clients, seconds)
+    rate = mine.ops / took
+    line = f"RESULT mix=login_cycle clients={clients} commands_per_s={rate:.1f}"
+    if theirs is not None:
+        ref, ref_took = await run_cycles(theirs, clients, seconds)
+        ref_rate = ref.ops / ref_took
+        line += f" vs_dovecot={rate / ref_rate:.2f} dovecot_commands_per_s={ref_rate:.1f}"
+        note(f"dovecot cycle mean ms per command: {ref.latencies_ms()}")
+        if ref.errors:
+            line += f" dovecot_errors={ref.errors}"
+            note(f"dovecot first error: {ref.first_error}")
+    else:
+        line += " vs_dovecot=n/a"
+    print(line + f" errors={mine.errors}", flush=True)
+    note(f"gateway cycle mean ms per command: {mine.latencies_ms()}")
     if mine.errors:
         note(f"gateway first error: {mine.first_error}")
 

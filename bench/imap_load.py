@@ -234,3 +234,86 @@ async def idle_storm(server: Server, count: int, *, concurrency: int,
     await asyncio.gather(*(close_one(c) for c in clients))
     return IdleResult(len(clients), len(errors), notified, notify_s, connect_s,
                       errors[0] if errors else ""), resident
+
+
+# -- login per cycle -------------------------------------------------------------------------
+# Issue 15's client mix: real clients (Thunderbird's several connections, phones that
+# reconnect, imapsync and mbsync runs) log in again and again; each cycle is one connection:
+# LOGIN → LIST or STATUS (½) → SELECT → FETCH flags and envelopes → FETCH a whole body →
+# COPY (⅓) → STORE flags (½) → APPEND → STORE \Deleted → UID EXPUNGE → LOGOUT.
+CYCLE_COPY_TO = b"Archives"
+
+
+async def _cycle_client(server: Server, seed: int, until: float, result: MixResult,
+                        mailbox: bytes) -> None:
+    rnd = random.Random(seed)
+    cycle = 0
+    while time.monotonic() < until:
+        cycle += 1
+        client: BenchClient | None = None
+        try:
+            t0 = time.monotonic()
+            client = await BenchClient.connect(server.port, server.ctx)
+            await client.login(server.user, server.password)
+            result.count("connect_login", time.monotonic() - t0)
+
+            async def timed(name: str, command: bytes, c: BenchClient = client) -> None:
+                start = time.monotonic()
+                await c.command(command)
+                result.count(name, time.monotonic() - start)
+
+            if rnd.random() < 0.5:
+                if rnd.random() < 0.5:
+                    await timed("list", b'LIST "" "*"')
+                else:
+                    await timed("status", b"STATUS %s (MESSAGES UNSEEN UIDNEXT)" % mailbox)
+            await timed("select", b"SELECT " + mailbox)
+            n = max(1, client.exists - 5)
+            first = rnd.randint(1, max(1, n - HEADER_PAGE))
+            await timed("fetch_envelopes", b"FETCH %d:%d (UID FLAGS ENVELOPE RFC822.SIZE)"
+                        % (first, min(n, first + HEADER_PAGE)))
+            await timed("fetch_body", b"FETCH %d (BODY.PEEK[])" % rnd.randint(1, n))
+            if rnd.random() < 1 / 3:
+                await timed("copy", b"COPY %d %s" % (rnd.randint(1, n), CYCLE_COPY_TO))
+            if rnd.random() < 0.5:
+                sign = b"+" if rnd.random() < 0.5 else b"-"
+                await timed("store", b"STORE %d %sFLAGS (\\Flagged)" % (rnd.randint(1, n), sign))
+            start = time.monotonic()
+            uid = await client.append(mailbox, _appended(seed * 100000 + cycle), b"\\Seen")
+            result.count("append", time.monotonic() - start)
+            if uid:
+                await timed("store", b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
+                await timed("expunge", b"UID EXPUNGE %d" % uid)
+            start = time.monotonic()
+            done, client = client, None
+            await done.close()  # LOGOUT: the server's BYE, then its tagged OK
+            result.count("logout", time.monotonic() - start)
+        except (ImapError, OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+            result.errors += 1
+            if not result.first_error:
+                result.first_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if client is not None:
+                await client.close()
+
+
+async def prepare_cycle(server: Server) -> None:
+    """The COPY target folder exists on both servers (CREATE; "already exists" is fine)."""
+    client = await BenchClient.connect(server.port, server.ctx)
+    try:
+        await client.login(server.user, server.password)
+        await client.command(b"CREATE " + CYCLE_COPY_TO, check=False)
+    finally:
+        await client.close()
+
+
+async def run_cycles(server: Server, clients: int, seconds: float,
+                     mailbox: bytes = b"INBOX") -> tuple[MixResult, float]:
+    """The login-per-cycle mix; (result counting every command, measured seconds)."""
+    await prepare_cycle(server)
+    result = MixResult()
+    start = time.monotonic()
+    until = start + seconds
+    await asyncio.gather(*(_cycle_client(server, 2000 + i, until, result, mailbox)
+                           for i in range(clients)))
+    return result, time.monotonic() - start
