@@ -34,6 +34,7 @@ from web.metrics import CONTENT_TYPE, GatewayMetrics
 
 if TYPE_CHECKING:
     from web.portal import PortalDeps
+    from web.webmail.base import WebmailDeps
 
 XML = "application/xml; charset=utf-8"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -49,6 +50,8 @@ class WebDeps:
     metrics_from: Sequence[Network]
     portal: PortalDeps | None = None
     """The professionals' portal (:mod:`web.portal`); None serves only the routes above."""
+    webmail: WebmailDeps | None = None
+    """The webmail (:mod:`web.webmail`, under ``/courrier/``), behind the portal's sign-in."""
 
 
 def parse_networks(values: Sequence[str]) -> list[Network]:
@@ -149,4 +152,8 @@ def build_app(deps: WebDeps) -> Starlette:
         from web.portal import Portal
 
         routes.extend(Portal(deps.portal).routes())
+    if deps.webmail is not None:
+        from web.webmail import routes as webmail_routes
+
+        routes.extend(webmail_routes(deps.webmail))
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
