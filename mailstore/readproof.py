@@ -66,7 +66,8 @@ class Submitter(Protocol):
 class TrustSpace(Protocol):
     """The trust-space manager: ``.current.contains(domain)``."""
 
-    current: Any
+    @property
+    def current(self) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from accounts.notify import outbox_for
 from accounts.registrations import Registrar
 from config import Settings
 from gateway.service import Listener
+from mailstore.readproof import ReadProofs
 from mailstore.store import MailStore, SqlMailStore
 from storage.database import Database
 from storage.stats import read_stats
@@ -119,7 +120,9 @@ class WebService:
             db=gateway.db, authenticator=gateway.authenticator, registrar=self.registrar,
             outbox=outbox, sessions=sessions, local_domains=tuple(settings.gateway.domains),
         )
-        webmail = WebmailDeps(db=gateway.db, sessions=sessions, store=mail_store(gateway))
+        webmail = WebmailDeps(
+            db=gateway.db, sessions=sessions, store=mail_store(gateway),
+            reads=ReadProofs(gateway.db, gateway.pipeline, settings, gateway.trust))
         deps = WebDeps(
             client=ClientSettings.from_settings(settings, bound_ports(gateway)),
             metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust)),

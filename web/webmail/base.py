@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from accounts.delegations import ALL_RIGHTS
+from mailstore.readproof import ReadProofs
 from mailstore.store import FolderInfo, MailStore, SharedFolder
 from storage.accounts import Account
 from storage.database import Database
@@ -49,13 +50,6 @@ class NotFound(Exception):
     both answer 404 with the same French sentence."""
 
 
-class ReadRecorder(Protocol):
-    """Proves a reading in the webmail (:class:`mailstore.readproof.ReadProofs`)."""
-
-    async def webmail_display(self, account: Account, session_ref: str, client: str | None,
-                              folder_id: int, uid: int) -> int: ...
-
-
 @dataclass
 class WebmailDeps:
     """What the webmail needs from the gateway."""
@@ -63,7 +57,7 @@ class WebmailDeps:
     db: Database
     sessions: SessionStore
     store: MailStore
-    reads: ReadRecorder | None = None
+    reads: ReadProofs | None = None
     """None: readings are not proved (tests of the pages alone)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Parts the writing side needs (pipeline, directory…), by name."""
