@@ -16,8 +16,10 @@ from tests.web.webmail_client import Pro, folder_url, professional, send, signed
 from web.webmail.html import sanitise
 
 HTML_BODIES = {
-    "script": '<p>Bonjour</p><script>document.title="pwned"</script><SCRIPT SRC=//x.example/a.js></SCRIPT>',
-    "onerror": '<img src="x" onerror="alert(1)"><body onload=alert(2)><div onmouseover="x()">survol</div>',
+    "script": ('<p>Bonjour</p><script>document.title="pwned"</script>'
+               '<SCRIPT SRC=//x.example/a.js></SCRIPT>'),
+    "onerror": ('<img src="x" onerror="alert(1)"><body onload=alert(2)>'
+                '<div onmouseover="x()">survol</div>'),
     "javascript-links": ('<a href="javascript:alert(1)">a</a><a href="JaVaScRiPt:alert(2)">b</a>'
                          '<a href="java&#x09;script:alert(3)">c</a><a href="data:text/html,'
                          '&lt;script&gt;alert(4)&lt;/script&gt;">d</a>'
