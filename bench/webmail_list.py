@@ -3,12 +3,14 @@
 Seeds one mailbox with a small and a big folder through the pipeline (as SMTP stores mail),
 then times what the list page does — the folder's UID list from the in-memory index, one
 UID-range query for the page, the page's HTML — for the newest page, a page in the middle
-and the oldest page, cold (first open after start: the index is loaded) and warm.
+and the oldest page, cold (first open after start: the index is loaded and the sidebar's unread
+counts are taken), just after a change to the big folder (its unread count is taken again),
+and warm. The sidebar (folders with unread counts) is part of each open.
 
     PYTHONPATH=. python bench/webmail_list.py [--big 100000] [--small 100] [--repeat 50]
 
 Prints ``RESULT webmail_list small_ms=… big_ms=… big_middle_ms=… big_oldest_ms=…
-big_cold_ms=…`` (medians of ``--repeat`` warm opens, in milliseconds).
+big_cold_ms=… big_after_change_ms=…`` (medians of ``--repeat`` warm opens, in milliseconds).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -61,11 +64,13 @@ async def main() -> int:
             boxes = {f.name: Mailbox(f, ALL_RIGHTS, account_id, USER, False)
                      for f in await store.list_folders(account_id)}
             template = webmail.env.get_template("webmail/list.html")
-            own = list(boxes.values())
+
+            user = SimpleNamespace(id=account_id, address=USER)
 
             async def open_page(name: str, before: int | None) -> float:
                 started = time.perf_counter()
                 box = boxes[name]
+                own = await webmail.own_mailboxes(user)  # type: ignore[arg-type]
                 page = await folder_page(webmail, box, before)
                 template.render(csrf="x", user=None, domain="d", own=own, shared=[],
                                 current=box, title=box.label, page=page, size=human_size,
@@ -75,6 +80,9 @@ async def main() -> int:
 
             cold = await open_page("Grand", None)
             await open_page("Petit", None)
+            # A new message in the big folder: its unread count is taken again once.
+            await store.store_flags(boxes["Grand"].id, {1: ("\\Flagged",)})
+            changed = await open_page("Grand", None)
 
             async def median(name: str, before: int | None) -> float:
                 return statistics.median([await open_page(name, before)
@@ -88,7 +96,7 @@ async def main() -> int:
             await db.close()
     print(f"RESULT webmail_list small={args.small} big={args.big} small_ms={small:.2f} "
           f"big_ms={big:.2f} big_middle_ms={middle:.2f} big_oldest_ms={oldest:.2f} "
-          f"big_cold_ms={cold:.1f}")
+          f"big_cold_ms={cold:.1f} big_after_change_ms={changed:.1f}")
     return 0
 
 
