@@ -31,6 +31,8 @@ from web.pages import Forbidden, Pages
 from web.sessions import Session, SessionStore
 
 PREFIX = "/courrier"
+MAX_HELD_COUNTS = 100_000
+"""Unread counts of folders held in memory (each is a few dozen bytes)."""
 SPECIAL_NAMES = {
     "INBOX": "Boîte de réception", "\\Sent": "Envoyés", "\\Drafts": "Brouillons",
     "\\Trash": "Corbeille", "\\Archive": "Archives", "\\Junk": "Indésirables",
@@ -151,6 +153,8 @@ class Webmail(Pages):
         if held is not None and held[0] == mark:
             return held[1]
         count = (await self.store.counts(folder.id)).unseen
+        if len(self._unread) >= MAX_HELD_COUNTS:
+            self._unread.clear()  # bounded: the counts are taken again as pages ask
         self._unread[folder.id] = (mark, count)
         return count
 
