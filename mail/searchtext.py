@@ -24,7 +24,6 @@ import re
 from mail.mime import Entity, Message, parse_message
 from mail.views import decode_words
 
-_QP_LINE_END = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
 _CTE = re.compile(r"[\s]+|\([^()]*\)")
 
 
@@ -40,8 +39,10 @@ def _transfer_decode(data: bytes, encoding: str) -> bytes:
         except binascii.Error:
             return b""
     if encoding == "quoted-printable":
-        # RFC 2045 §6.7 rule 3: trailing white space of an encoded line is not content.
-        return binascii.a2b_qp(_QP_LINE_END.sub(b"", data))
+        # RFC 2045 §6.7 rule 3: trailing white space of an encoded line is not content
+        # (then "=" before the line break is a soft break, rule 5).
+        lines = [line.rstrip(b"\r").rstrip(b" \t") for line in data.split(b"\n")]
+        return binascii.a2b_qp(b"\r\n".join(lines))
     return data
 
 
