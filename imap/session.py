@@ -39,6 +39,7 @@ from imap.protocol import (
     untagged,
 )
 from imap.protocol import commands as c
+from imap.protocol.sort_thread import Sort, Thread
 from imap.selected import SelectedMailbox
 from imap.workarounds import Workarounds
 from mail.changes import ChangeHub
@@ -64,7 +65,7 @@ def internal_error(error: Exception, log_fields: Callable[..., dict[str, Any]]) 
 
 
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (the client may be counting numbers).
-NO_EXPUNGE = (c.Fetch, c.Store, c.Search)
+NO_EXPUNGE = (c.Fetch, c.Store, c.Search, Sort, Thread)
 FLUSH_AT = 256 * 1024
 PREAUTH_MAX_LITERAL = 8 * 1024
 """Largest literal before login (Dovecot allows 8 KiB): a user name, a password, a SASL
@@ -160,6 +161,9 @@ class Session:
         self.id = secrets.token_hex(6)
         self.identity: Identity | None = None
         self.selected: SelectedMailbox | None = None
+        # (folder id, UID) of the bodies this session fetched with PEEK: a later \Seen on
+        # one of them is evidence of a display (imap/readproof.py).
+        self.downloaded: set[tuple[int, int]] = set()
         # RFC 4314 rights on the selected mailbox (all of them on one's own folders).
         self.rights = "lrswipkxtecda"
         # Access version checked last (accounts.access) and the shared mailbox withdrawn

@@ -35,6 +35,7 @@ from web.metrics import CONTENT_TYPE, GatewayMetrics
 if TYPE_CHECKING:
     from accounts.psc_login import PscLogin
     from web.portal import PortalDeps
+    from web.webmail.base import WebmailDeps
 
 XML = "application/xml; charset=utf-8"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -55,6 +56,8 @@ class WebDeps:
     public_url: str = ""
     cps_port: Callable[[], int] | None = None
     """The bound port of the CPS card listener (:mod:`web.cps`); None: no CPS login."""
+    webmail: WebmailDeps | None = None
+    """The webmail (:mod:`web.webmail`, under ``/courrier/``), behind the portal's sign-in."""
 
 
 def parse_networks(values: Sequence[str]) -> list[Network]:
@@ -165,4 +168,8 @@ def build_app(deps: WebDeps) -> Starlette:
 
             portal.env.globals["cps_enabled"] = True  # the CPS button on the login page
             routes.append(cps_link_route(deps.cps_port, deps.public_url))
+    if deps.webmail is not None:
+        from web.webmail import routes as webmail_routes
+
+        routes.extend(webmail_routes(deps.webmail))
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

@@ -13,6 +13,8 @@ from accounts.notify import outbox_for
 from accounts.registrations import Registrar
 from config import Settings
 from gateway.service import Listener
+from mailstore.readproof import ReadProofs
+from mailstore.store import MailStore, SqlMailStore
 from storage.database import Database
 from storage.stats import read_stats
 from trustspace.expiry import tls_expiries
@@ -26,6 +28,7 @@ from web.metrics import GatewayMetrics, Reading
 from web.portal import PortalDeps
 from web.server import WebServer
 from web.sessions import SessionStore
+from web.webmail.base import WebmailDeps
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -94,6 +97,16 @@ def bound_ports(gateway: Gateway) -> dict[str, int]:
     return ports
 
 
+def mail_store(gateway: Gateway) -> MailStore:
+    """The IMAP server's mailbox store when it runs (one folder index for both), else one
+    over the same database and change hub."""
+    assert gateway.db is not None
+    for service in gateway.services:
+        if service.name == "IMAP":
+            return service.context.store  # type: ignore[attr-defined, no-any-return]
+    return SqlMailStore(gateway.db, gateway.changes)
+
+
 class WebService:
     name = "web"
 
@@ -103,12 +116,14 @@ class WebService:
         settings = gateway.settings
         outbox = outbox_for(settings.data_dir, settings.primary_domain)
         self.registrar = Registrar(gateway.db, outbox, portal_url=settings.web.public_url)
+        sessions = SessionStore(settings.web.session_idle, settings.web.session_lifetime)
         portal = PortalDeps(
             db=gateway.db, authenticator=gateway.authenticator, registrar=self.registrar,
-            outbox=outbox,
-            sessions=SessionStore(settings.web.session_idle, settings.web.session_lifetime),
-            local_domains=tuple(settings.gateway.domains),
+            outbox=outbox, sessions=sessions, local_domains=tuple(settings.gateway.domains),
         )
+        webmail = WebmailDeps(
+            db=gateway.db, sessions=sessions, store=mail_store(gateway),
+            reads=ReadProofs(gateway.db, gateway.pipeline, settings, gateway.trust))
         deps = WebDeps(
             client=ClientSettings.from_settings(settings, bound_ports(gateway)),
             metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust)),
@@ -118,6 +133,7 @@ class WebService:
             psc=gateway.psc,
             public_url=settings.web.public_url,
             cps_port=lambda: self.cps_server.port,
+            webmail=webmail,
         )
         self._host = settings.gateway.listen
         self.server = WebServer(build_app(deps), self._host, settings.web.port,

@@ -76,6 +76,7 @@ def _load() -> None:
         quota_acl,
         search,
         select,
+        sort_thread,
         store,
     )
 
