@@ -15,6 +15,7 @@ PACKAGES=(
   openssl curl testssl.sh isync
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   chromium chromium-driver
+  fonts-dejavu-core
   systemd
 )
 if [ "${1:-}" = "--bench" ]; then
@@ -80,9 +81,11 @@ for tool in slapd slapadd slapcat ldapsearch ldapwhoami mbsync testssl openssl c
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] \
     || problems+=("$tool is not on the PATH")
 done
+[ -r /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
+  || problems+=("DejaVu Sans is missing (package fonts-dejavu-core): PDF receipts need it")
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || problems+=("PostgreSQL's initdb is missing (package postgresql)")
-.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop' 2>/dev/null \
+.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop, fpdf, pypdf' 2>/dev/null \
   || problems+=("the Python environment lacks a module (reinstall with: make clean setup)")
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'bootstrap: %s\n' "${problems[@]}" >&2
