@@ -34,6 +34,7 @@ from web.metrics import CONTENT_TYPE, GatewayMetrics
 
 if TYPE_CHECKING:
     from web.portal import PortalDeps
+    from web.webmail.compose import WriteDeps
 
 XML = "application/xml; charset=utf-8"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -49,6 +50,8 @@ class WebDeps:
     metrics_from: Sequence[Network]
     portal: PortalDeps | None = None
     """The professionals' portal (:mod:`web.portal`); None serves only the routes above."""
+    webmail_write: WriteDeps | None = None
+    """Writing, tracking and absence pages of the webmail (:mod:`web.webmail.compose`)."""
 
 
 def parse_networks(values: Sequence[str]) -> list[Network]:
@@ -149,4 +152,10 @@ def build_app(deps: WebDeps) -> Starlette:
         from web.portal import Portal
 
         routes.extend(Portal(deps.portal).routes())
+    if deps.webmail_write is not None:
+        from web.webmail.compose import Compose
+        from web.webmail.tracking import TrackingPages
+
+        routes.extend(Compose(deps.webmail_write).routes())
+        routes.extend(TrackingPages(deps.webmail_write).routes())
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

@@ -25,6 +25,7 @@ from web.metrics import GatewayMetrics, Reading
 from web.portal import PortalDeps
 from web.server import WebServer
 from web.sessions import SessionStore
+from web.webmail.compose import WriteDeps
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -108,12 +109,19 @@ class WebService:
             sessions=SessionStore(settings.web.session_idle, settings.web.session_lifetime),
             local_domains=tuple(settings.gateway.domains),
         )
+        assert gateway.pipeline is not None
+        write = WriteDeps(
+            db=gateway.db, sessions=portal.sessions, settings=settings,
+            pipeline=gateway.pipeline, trust=gateway.trust, changes=gateway.changes,
+            directory=gateway.directory,
+        )
         deps = WebDeps(
             client=ClientSettings.from_settings(settings, bound_ports(gateway)),
             metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust)),
             readiness=readiness_checks(gateway),
             metrics_from=parse_networks(settings.web.metrics_from),
             portal=portal,
+            webmail_write=write,
         )
         self._host = settings.gateway.listen
         self.server = WebServer(build_app(deps), self._host, settings.web.port,

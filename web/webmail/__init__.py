@@ -1,0 +1,1 @@
+"""The webmail: reading, writing and following messages in a browser."""
