@@ -307,10 +307,14 @@ class Compose(Pages):
         if user is None:
             return self._see_other("/connexion")
         limit = self.deps.settings.smtp.max_attachment_size
+        content_type = request.headers.get("content-type", "")
         try:
-            upload = await read_upload(
-                request.stream(), request.headers.get("content-type", ""), max_file=limit,
-                max_total=20 * limit + UPLOAD_OVERHEAD, spool_dir=self.spool_dir)
+            if content_type.startswith("application/x-www-form-urlencoded"):
+                upload = await self._plain_form(request)
+            else:
+                upload = await read_upload(
+                    request.stream(), content_type, max_file=limit,
+                    max_total=20 * limit + UPLOAD_OVERHEAD, spool_dir=self.spool_dir)
         except UploadRefused as refused:
             boxes = await self.sending_boxes(user)
             return self._compose_render(request, session, user, FormState(box=user.address),
@@ -326,6 +330,17 @@ class Compose(Pages):
             return await self._act(request, session, user, box, upload)
         finally:
             upload.discard()
+
+    async def _plain_form(self, request: Request) -> Upload:
+        """The same form without attachments, url-encoded (what a client without file
+        inputs sends), bounded like every page's form."""
+        form = await self._form(request)
+        if form is None:
+            raise UploadRefused("Ce formulaire est trop volumineux.")
+        upload = Upload()
+        for name, value in form.multi_items():
+            upload.fields.setdefault(name, []).append(str(value))
+        return upload
 
     def _forbidden(self, request: Request, session: Session | None = None) -> Response:
         session = session or self.sessions.new()
