@@ -17,7 +17,7 @@ from pathlib import Path
 import pypdf
 
 from tests.fixtures.gateway import gateway_settings, running_gateway
-from tests.web.webmail_client import compose, folder_raw, imap_fetch_all, signed_in
+from tests.web.webmail_write_client import compose, folder_raw, imap_fetch_all, signed_in
 
 MB = 1024 * 1024
 
