@@ -157,6 +157,9 @@ class Session:
         self.id = secrets.token_hex(6)
         self.identity: Identity | None = None
         self.selected: SelectedMailbox | None = None
+        # (folder id, UID) of the bodies this session fetched with PEEK: a later \Seen on
+        # one of them is evidence of a display (imap/readproof.py).
+        self.downloaded: set[tuple[int, int]] = set()
         # RFC 4314 rights on the selected mailbox (all of them on one's own folders).
         self.rights = "lrswipkxtecda"
         # Access version checked last (accounts.access) and the shared mailbox withdrawn

@@ -93,6 +93,12 @@ def _set_text(msg: EmailMessage, body: str) -> None:
 
 def _attachment_head(a: Part) -> bytes:
     part = EmailMessage(policy=policy.SMTP)
+    if a.content_type == "message/rfc822":
+        # RFC 2046 §5.2.1: a message part is never base64-encoded; it travels as it is
+        part["Content-Type"] = "message/rfc822"
+        part.add_header("Content-Disposition", "attachment", filename=a.filename)
+        part["Content-Transfer-Encoding"] = "8bit"
+        return _header_block(part) + b"\r\n"
     maintype, _, subtype = a.content_type.partition("/")
     if not (maintype and subtype) or not a.content_type.isascii() or " " in a.content_type:
         maintype, subtype = "application", "octet-stream"
@@ -132,6 +138,12 @@ def build_message(letter: Letter, hostname: str, message_id: str | None = None) 
     out += delimiter + text.as_bytes()
     for a in letter.attachments:
         out += delimiter + _attachment_head(a)
+        if a.content_type == "message/rfc822":
+            for chunk in a.chunks():
+                out += chunk
+            if not out.endswith(b"\r\n"):
+                out += b"\r\n"
+            continue
         for line in _base64_lines(a.chunks()):
             out += line
     out += f"\r\n--{boundary}--\r\n".encode()

@@ -34,7 +34,7 @@ from web.metrics import CONTENT_TYPE, GatewayMetrics
 
 if TYPE_CHECKING:
     from web.portal import PortalDeps
-    from web.webmail.compose import WriteDeps
+    from web.webmail.base import WebmailDeps
 
 XML = "application/xml; charset=utf-8"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -50,8 +50,8 @@ class WebDeps:
     metrics_from: Sequence[Network]
     portal: PortalDeps | None = None
     """The professionals' portal (:mod:`web.portal`); None serves only the routes above."""
-    webmail_write: WriteDeps | None = None
-    """Writing, tracking and absence pages of the webmail (:mod:`web.webmail.compose`)."""
+    webmail: WebmailDeps | None = None
+    """The webmail (:mod:`web.webmail`, under ``/courrier/``), behind the portal's sign-in."""
 
 
 def parse_networks(values: Sequence[str]) -> list[Network]:
@@ -152,10 +152,8 @@ def build_app(deps: WebDeps) -> Starlette:
         from web.portal import Portal
 
         routes.extend(Portal(deps.portal).routes())
-    if deps.webmail_write is not None:
-        from web.webmail.compose import Compose
-        from web.webmail.tracking import TrackingPages
+    if deps.webmail is not None:
+        from web.webmail import routes as webmail_routes
 
-        routes.extend(Compose(deps.webmail_write).routes())
-        routes.extend(TrackingPages(deps.webmail_write).routes())
+        routes.extend(webmail_routes(deps.webmail))
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

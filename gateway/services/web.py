@@ -13,6 +13,8 @@ from accounts.notify import outbox_for
 from accounts.registrations import Registrar
 from config import Settings
 from gateway.service import Listener
+from mailstore.readproof import ReadProofs
+from mailstore.store import MailStore, SqlMailStore
 from storage.database import Database
 from storage.stats import read_stats
 from trustspace.expiry import tls_expiries
@@ -25,6 +27,7 @@ from web.metrics import GatewayMetrics, Reading
 from web.portal import PortalDeps
 from web.server import WebServer
 from web.sessions import SessionStore
+from web.webmail.base import WebmailDeps
 from web.webmail.compose import WriteDeps
 
 if TYPE_CHECKING:
@@ -94,6 +97,16 @@ def bound_ports(gateway: Gateway) -> dict[str, int]:
     return ports
 
 
+def mail_store(gateway: Gateway) -> MailStore:
+    """The IMAP server's mailbox store when it runs (one folder index for both), else one
+    over the same database and change hub."""
+    assert gateway.db is not None
+    for service in gateway.services:
+        if service.name == "IMAP":
+            return service.context.store  # type: ignore[attr-defined, no-any-return]
+    return SqlMailStore(gateway.db, gateway.changes)
+
+
 class WebService:
     name = "web"
 
@@ -103,25 +116,28 @@ class WebService:
         settings = gateway.settings
         outbox = outbox_for(settings.data_dir, settings.primary_domain)
         self.registrar = Registrar(gateway.db, outbox, portal_url=settings.web.public_url)
+        sessions = SessionStore(settings.web.session_idle, settings.web.session_lifetime)
         portal = PortalDeps(
             db=gateway.db, authenticator=gateway.authenticator, registrar=self.registrar,
-            outbox=outbox,
-            sessions=SessionStore(settings.web.session_idle, settings.web.session_lifetime),
-            local_domains=tuple(settings.gateway.domains),
+            outbox=outbox, sessions=sessions, local_domains=tuple(settings.gateway.domains),
         )
         assert gateway.pipeline is not None
         write = WriteDeps(
-            db=gateway.db, sessions=portal.sessions, settings=settings,
-            pipeline=gateway.pipeline, trust=gateway.trust, changes=gateway.changes,
+            db=gateway.db, sessions=sessions, settings=settings,
+            pipeline=gateway.pipeline, trust=gateway.trust,
             directory=gateway.directory,
         )
+        webmail = WebmailDeps(
+            db=gateway.db, sessions=sessions, store=mail_store(gateway),
+            reads=ReadProofs(gateway.db, gateway.pipeline, settings, gateway.trust),
+            extra={"write": write})
         deps = WebDeps(
             client=ClientSettings.from_settings(settings, bound_ports(gateway)),
             metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust)),
             readiness=readiness_checks(gateway),
             metrics_from=parse_networks(settings.web.metrics_from),
             portal=portal,
-            webmail_write=write,
+            webmail=webmail,
         )
         self._host = settings.gateway.listen
         self.server = WebServer(build_app(deps), self._host, settings.web.port,

@@ -20,7 +20,7 @@ from imap.commands import SELECTED, register
 from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
 from imap.protocol import commands as c
 from imap.protocol.response import Atom
-from imap.readproof import record_reads
+from imap.readproof import downloads_body, note_downloads, record_reads
 from imap.selected import SelectedMailbox, uid_ranges
 from imap.session import Done, Session
 from mail import sections
@@ -423,6 +423,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
             rows = await reader.fetch_rows(sel.folder_id, ranges, full=full,
                                            changed_since=cmd.changedsince)
             await _answer(session, sel, rows, items, reader, set(), full)
+        if rows and any(downloads_body(a) for a in items):
+            note_downloads(session, sel.folder_id, [r.uid for r in rows])
         return None
     rows = await store.fetch_rows(sel.folder_id, ranges, full=full,
                                   changed_since=cmd.changedsince)

@@ -1,9 +1,11 @@
 """Read proofs and automatic read receipts (RFC 8098) over the real server, with imapclient.
 
 The first non-PEEK body FETCH, or the first \\Seen set by STORE, records one ``read`` proof
-per reader; an MDN goes back through the pipeline once per recipient when the account's
-policy is ``always`` — to a local sender's INBOX or to the outbound queue of a trusted
-remote operator — and never otherwise.
+per reader, saying how the reading was observed (``body-fetch``, ``seen-flag``); an MDN goes
+back through the pipeline once per recipient when the account's policy is ``always`` — to a
+local sender's INBOX or to the outbound queue of a trusted remote operator — and never
+otherwise. Its disposition is ``displayed``, so a bare \\Seen (what "mark as read" sends for
+a message never shown) sends none; a \\Seen after the session downloaded the body does.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ async def test_read_proof_once_on_first_body_fetch_never_on_peek(imap_env: ImapE
     [proof] = await _proofs(imap_env, "<m1@mssante.test>", "read")
     assert proof.actor == ALICE
     assert proof.details["reader"] == ALICE and proof.details["mailbox"] == ALICE
-    assert proof.details["via"] == "fetch" and proof.details["folder"] == "INBOX"
+    assert proof.details["via"] == "body-fetch" and proof.details["folder"] == "INBOX"
     assert proof.details["client"] == "Thunderbird-test"
     assert proof.details["tls"] in ("TLSv1.2", "TLSv1.3") and proof.details["session"]
     assert proof.content_sha256
@@ -141,7 +143,7 @@ async def test_read_proof_once_on_first_body_fetch_never_on_peek(imap_env: ImapE
         c.logout()
     await _in_thread(mark_seen)
     [proof] = await _proofs(imap_env, "<m2@mssante.test>", "read")
-    assert proof.details["via"] == "store" and proof.details["client"] is None
+    assert proof.details["via"] == "seen-flag" and proof.details["client"] is None
 
 
 async def test_delegate_reading_is_proved_under_its_own_address(imap_env: ImapEnv) -> None:
@@ -200,6 +202,7 @@ async def test_mdn_to_remote_trusted_sender_is_queued(imap_env: ImapEnv) -> None
     def read() -> None:
         c = _client(imap_env)
         c.select_folder("INBOX")
+        c.fetch([1], ["BODY.PEEK[]"])  # the offline copy, shown by the client
         c.add_flags([1], [b"\\Seen"])  # the first \Seen by STORE counts as reading
         c.logout()
     await _in_thread(read)
@@ -276,3 +279,57 @@ async def test_mdn_sent_proof_is_filed_under_the_message_read(imap_env: ImapEnv)
     assert proof.details["mdn_message_id"].startswith("<mdn.")
     [mdn] = await _inbox(imap_env, BOB)
     assert proof.details["mdn_message_id"].encode() in mdn
+
+
+async def test_bare_seen_flag_proves_a_reading_but_sends_no_displayed_receipt(
+        imap_env: ImapEnv) -> None:
+    await _policy(imap_env, ALICE, "always")
+    await imap_env.deliver(_asking(40))
+
+    def mark_read() -> None:
+        c = _client(imap_env)
+        c.select_folder("INBOX")
+        c.fetch([1], ["BODY.PEEK[HEADER]", "BODY.PEEK[TEXT]<0.200>"])  # a list and preview
+        c.add_flags([1], [b"\\Seen"])
+        c.logout()
+    await _in_thread(mark_read)
+    [proof] = await _proofs(imap_env, "<m40@mssante.test>", "read")
+    assert proof.details["via"] == "seen-flag"
+    assert await _inbox(imap_env, BOB) == [] and await _mdn_proofs(imap_env) == []
+
+    def display() -> None:  # displayed later: the receipt is owed then, once
+        c = _client(imap_env)
+        c.select_folder("INBOX")
+        c.fetch([1], ["BODY[]"])
+        c.fetch([1], ["BODY[]"])
+        c.logout()
+    await _in_thread(display)
+    await _in_thread(display)
+    assert len(await _proofs(imap_env, "<m40@mssante.test>", "read")) == 1
+    assert len(await _inbox(imap_env, BOB)) == 1
+    [details] = await _mdn_proofs(imap_env)
+    assert details["disposition"].endswith("; displayed")
+
+
+async def test_seen_flag_after_a_download_by_the_same_session_sends_the_receipt(
+        imap_env: ImapEnv) -> None:
+    await _policy(imap_env, ALICE, "always")
+    await imap_env.deliver(_asking(41))
+    await imap_env.deliver(_asking(42))
+
+    def offline_then_seen() -> None:
+        downloader = _client(imap_env)
+        downloader.select_folder("INBOX")
+        downloader.fetch([1], ["BODY.PEEK[]"])
+        downloader.logout()
+        c = _client(imap_env)  # another session: it downloaded nothing
+        c.select_folder("INBOX")
+        c.fetch([2], ["BODY.PEEK[]"])
+        c.add_flags([1, 2], [b"\\Seen"])
+        c.logout()
+    await _in_thread(offline_then_seen)
+    for n in (41, 42):
+        [proof] = await _proofs(imap_env, f"<m{n}@mssante.test>", "read")
+        assert proof.details["via"] == "seen-flag"
+    assert [d["original_message_id"] for d in await _mdn_proofs(imap_env)] == [
+        "<m42@mssante.test>"]

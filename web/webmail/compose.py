@@ -16,6 +16,7 @@ as actor). Read-only rights give 403 on this page for that box.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,11 +33,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from config import Settings
-from mail.changes import ChangeHub
 from mail.compose import Letter, Part, build_message
 from mail.pipeline import Delivery, LocalTarget, Pipeline
 from mail.submission import Author, RecipientRefused, Submission
-from mailstore.store import SqlMailStore
 from storage import delegations as delegation_rows
 from storage import folders as folder_rows
 from storage.accounts import Account
@@ -45,8 +44,9 @@ from storage.schema import folder_messages, messages
 from storage.types import utcnow
 from trustspace.refusal import Refusal
 from trustspace.whitelist import TrustSpace
-from web.pages import Forbidden, Pages
+from web.pages import Forbidden
 from web.sessions import COOKIE, Session, SessionStore
+from web.webmail.base import NotFound, Webmail, WebmailDeps
 from web.webmail.upload import Upload, UploadRefused, megabytes, read_upload
 
 log = logging.getLogger("mssante.webmail")
@@ -84,8 +84,6 @@ class WriteDeps:
     settings: Settings
     pipeline: Pipeline
     trust: TrustView
-    changes: ChangeHub | None = None
-    """Tells IMAP sessions (IDLE) about drafts removed here."""
     directory: DirectorySearch | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
 
@@ -136,6 +134,8 @@ class FormState:
     in_reply_to: str = ""
     references: str = ""
     draft_uid: str = ""
+    forward: str = ""
+    """``folder id:UID`` of a message forwarded: attached as message/rfc822 when sent."""
 
 
 async def raw_message(db: Database, folder_id: int, uid: int) -> bytes | None:
@@ -165,20 +165,30 @@ def _plain_body(msg: EmailMessage) -> str:
         return ""
 
 
-class Compose(Pages):
-    """The compose page, directory suggestions, and the pieces tracking/absence share."""
+def write_deps(webmail: Webmail) -> WriteDeps | None:
+    """The writing side's parts, when the gateway gave them (``WebmailDeps.extra``)."""
+    found = webmail.deps.extra.get("write")
+    return found if isinstance(found, WriteDeps) else None
 
-    def __init__(self, deps: WriteDeps) -> None:
-        super().__init__(deps.db, deps.sessions)
-        self.deps = deps
-        self.submission = Submission(deps, deps.settings, deps.pipeline, deps.directory)
-        self.spool_dir = Path(deps.settings.data_dir) / "spool" / "web"
-        self.store = SqlMailStore(deps.db, deps.changes or ChangeHub())
+
+def routes(webmail: Webmail) -> list[BaseRoute]:
+    write = write_deps(webmail)
+    return Compose(webmail.deps, write).routes() if write is not None else []
+
+
+class Compose(Webmail):
+    """The compose page and directory suggestions."""
+
+    def __init__(self, deps: WebmailDeps, write: WriteDeps) -> None:
+        super().__init__(deps)
+        self.write = write
+        self.submission = Submission(write, write.settings, write.pipeline, write.directory)
+        self.spool_dir = Path(write.settings.data_dir) / "spool" / "web"
 
     def routes(self) -> list[BaseRoute]:
         page = self._page
         return [
-            Route("/courrier/ecrire", page(self.compose_page), methods=["GET", "HEAD"]),
+            Route("/courrier/ecrire", self.page(self.compose_page), methods=["GET", "HEAD"]),
             Route("/courrier/ecrire", self.compose_post, methods=["POST"]),
             Route("/courrier/annuaire", page(self.directory_search), methods=["GET"]),
         ]
@@ -219,23 +229,22 @@ class Compose(Pages):
         return int(folder.id)
 
     # -- the page ----------------------------------------------------------------------
-    def _compose_render(self, request: Request, session: Session, user: Account,
-                        state: FormState, boxes: list[str], *, status: int = 200,
-                        error: str | None = None, errors: Sequence[str] = (),
-                        notice: str | None = None, suggestions: Sequence[Any] = (),
-                        query: str = "") -> Response:
-        limit = self.deps.settings.smtp.max_attachment_size
-        return self._render(
-            request, session, "webmail/compose.html", status=status, user=user,
-            title="Nouveau message", form=state, boxes=boxes, error=error, errors=errors,
+    async def _compose_render(self, request: Request, session: Session, user: Account,
+                              state: FormState, boxes: list[str], *, status: int = 200,
+                              error: str | None = None, errors: Sequence[str] = (),
+                              notice: str | None = None, suggestions: Sequence[Any] = (),
+                              query: str = "") -> Response:
+        limit = self.write.settings.smtp.max_attachment_size
+        own, shared = await self.mailboxes(user)
+        return self.render(
+            request, session, user, "webmail/compose.html", own=own, shared=shared,
+            status=status, title="Nouveau message", form=state, boxes=boxes, error=error,
+            errors=errors,
             notice=notice, max_attachment=limit, max_attachment_text=megabytes(limit),
             suggestions=suggestions, query=query, min_query=MIN_QUERY)
 
     async def compose_page(self, request: Request, session: Session, _form: FormData | None,
-                           ) -> Response:
-        user = await self._user(session)
-        if user is None:
-            return self._see_other("/connexion")
+                           user: Account) -> Response:
         params = request.query_params
         box = await self._box_for(user, params.get("boite"))
         state = FormState(box=box)
@@ -245,21 +254,22 @@ class Compose(Pages):
         source = params.get("repondre") or params.get("transferer") or params.get("brouillon")
         if source:
             await self._prefill(state, user, box, params, source)
-        return self._compose_render(request, session, user, state,
+        return await self._compose_render(request, session, user, state,
                                     await self.sending_boxes(user))
 
     async def _prefill(self, state: FormState, user: Account, box: str, params: Any,
                        source: str) -> None:
-        """Reply, reply-all, forward or draft: ``dossier`` names the folder, the value the
-        UID; the folder must belong to the box written for."""
-        folder_name = params.get("dossier", "INBOX")
+        """Reply, reply-all, forward or draft: ``dossier`` is the folder id, the value the
+        UID. The folder must be one the user may read (else 404, as for the reading
+        pages)."""
         try:
-            uid = int(source)
+            folder_id, uid = int(params.get("dossier", "")), int(source)
         except ValueError:
-            raise Forbidden("Message introuvable.") from None
-        raw = await raw_message(self.db, await self._folder(box, folder_name), uid)
+            raise NotFound from None
+        folder = await self.mailbox(user, folder_id, "r")
+        raw = await raw_message(self.db, folder.id, uid)
         if raw is None:
-            raise Forbidden("Message introuvable.")
+            raise NotFound
         original = message_from_bytes(raw, policy=policy.default)
         assert isinstance(original, EmailMessage)
         subject = str(original.get("Subject", ""))
@@ -276,6 +286,7 @@ class Compose(Pages):
         sender = str(original.get("Reply-To") or original.get("From") or "")
         when = str(original.get("Date", ""))
         if params.get("transferer"):
+            state.forward = f"{folder.id}:{uid}"
             state.subject = subject if subject.lower().startswith(("tr:", "fwd:")) \
                 else f"Tr : {subject}"
             state.body = ("\n\n-------- Message transféré --------\n"
@@ -306,7 +317,7 @@ class Compose(Pages):
         user = await self._user(session)
         if user is None:
             return self._see_other("/connexion")
-        limit = self.deps.settings.smtp.max_attachment_size
+        limit = self.write.settings.smtp.max_attachment_size
         content_type = request.headers.get("content-type", "")
         try:
             if content_type.startswith("application/x-www-form-urlencoded"):
@@ -317,7 +328,7 @@ class Compose(Pages):
                     max_total=20 * limit + UPLOAD_OVERHEAD, spool_dir=self.spool_dir)
         except UploadRefused as refused:
             boxes = await self.sending_boxes(user)
-            return self._compose_render(request, session, user, FormState(box=user.address),
+            return await self._compose_render(request, session, user, FormState(box=user.address),
                                         boxes, status=refused.status, error=str(refused))
         try:
             if not session.csrf_ok(upload.get("csrf")):
@@ -358,7 +369,7 @@ class Compose(Pages):
             mdn=upload.get("avis_lecture") == "1",
             in_reply_to=upload.get("en_reponse_a")[:998],
             references=upload.get("references")[:4000],
-            draft_uid=upload.get("brouillon")[:20])
+            draft_uid=upload.get("brouillon")[:20], forward=upload.get("transfert")[:40])
         boxes = await self.sending_boxes(user)
         action = upload.get("action", "envoyer")
         if action == "rechercher":
@@ -366,7 +377,7 @@ class Compose(Pages):
             found = await self._search(query) if len(query) >= MIN_QUERY else []
             notice = (f"Saisissez au moins {MIN_QUERY} lettres." if len(query) < MIN_QUERY
                       else f"{len(found)} correspondant(s) trouvé(s).")
-            return self._compose_render(request, session, user, state, boxes, notice=notice,
+            return await self._compose_render(request, session, user, state, boxes, notice=notice,
                                         suggestions=found, query=query)
         letter = Letter(
             author=box, to=split_addresses(state.to), cc=split_addresses(state.cc),
@@ -376,33 +387,36 @@ class Compose(Pages):
             references=state.references.split(),
             attachments=[Part(f.filename, f.content_type, f.spool.chunks)
                          for f in upload.files])
+        forwarded = await self._forwarded(user, state.forward)
+        if forwarded is not None:
+            letter.attachments = [*letter.attachments, forwarded]
         if action == "brouillon":
             letter.draft_bcc = split_addresses(state.bcc)
-            raw = build_message(letter, self.deps.settings.hostname)
+            raw = build_message(letter, self.write.settings.hostname)
             await self._file(box, "Drafts", raw, ("\\Draft", "\\Seen"))
             await self._drop_draft(box, state.draft_uid)
-            return self._compose_render(request, session, user, state, boxes,
+            return await self._compose_render(request, session, user, state, boxes,
                                         notice="Brouillon enregistré dans Brouillons.")
         recipients = [*letter.to, *letter.cc, *split_addresses(state.bcc)]
         if not recipients:
-            return self._compose_render(request, session, user, state, boxes, status=400,
+            return await self._compose_render(request, session, user, state, boxes, status=400,
                                         error="Indiquez au moins un destinataire.")
         errors = await self._check_all(recipients, state.dsn)
         if errors:
-            return self._compose_render(
+            return await self._compose_render(
                 request, session, user, state, boxes, status=400, errors=errors,
                 error="Rien n'a été envoyé : corrigez les adresses signalées.")
         checked = await self.submission.check_recipients(
-            recipients, self.deps.trust.current,
+            recipients, self.write.trust.current,
             notify="SUCCESS,FAILURE" if state.dsn else None)
-        raw = build_message(letter, self.deps.settings.hostname)
+        raw = build_message(letter, self.write.settings.hostname)
         author = Author(login=user.address, method=WEB_METHOD,
                         may_send_as=frozenset(boxes), client_ip=self._client(request),
                         session=self._trace_id(session))
         try:
             sent = await self.submission.submit(author, box, raw, checked)
         except Refusal as refusal:
-            return self._compose_render(
+            return await self._compose_render(
                 request, session, user, state, boxes, status=400,
                 error=f"Rien n'a été envoyé : {french_send_refusal(refusal)}")
         await self._file(box, "Sent", sent.raw, ("\\Seen",))
@@ -412,9 +426,23 @@ class Compose(Pages):
         session.data["sent_notice"] = sent.stored.message_id_header
         return self._see_other("/courrier/suivi?envoye=1")
 
+    async def _forwarded(self, user: Account, ref: str) -> Part | None:
+        """The forwarded message (``folder id:UID``), attached whole as message/rfc822,
+        if the user may still read it."""
+        folder_text, _, uid_text = ref.partition(":")
+        if not (folder_text.isdigit() and uid_text.isdigit()):
+            return None
+        folder = await self.mailbox(user, int(folder_text), "r")
+        raw = await raw_message(self.db, folder.id, int(uid_text))
+        if raw is None:
+            return None
+        subject = str(message_from_bytes(raw, policy=policy.default).get("Subject", ""))
+        name = re.sub(r"[^\w .,()-]+", "_", subject).strip()[:80] or "message"
+        return Part(f"{name}.eml", "message/rfc822", lambda: [raw])
+
     async def _check_all(self, recipients: Sequence[str], dsn: bool) -> list[str]:
         errors = []
-        space = self.deps.trust.current
+        space = self.write.trust.current
         for address in recipients:
             try:
                 await self.submission.check_recipients([address], space)
@@ -426,7 +454,7 @@ class Compose(Pages):
         """Files a copy as IMAP APPEND would (no delivery proof: nobody received it)."""
         target = LocalTarget(address=box, account_id=await self._account_id(box),
                              folder_id=await self._folder(box, folder), flags=flags)
-        await self.deps.pipeline.submit(Delivery(raw=raw, sender="", local=[target],
+        await self.write.pipeline.submit(Delivery(raw=raw, sender="", local=[target],
                                                  record_delivery=False))
 
     async def _drop_draft(self, box: str, uid_text: str) -> None:
@@ -438,7 +466,7 @@ class Compose(Pages):
 
     # -- directory -----------------------------------------------------------------------
     async def _search(self, query: str) -> list[dict[str, str]]:
-        directory = self.deps.directory
+        directory = self.write.directory
         if directory is None or len(query) < MIN_QUERY:
             return []
         try:

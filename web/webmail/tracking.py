@@ -30,9 +30,9 @@ from storage.accounts import Account
 from storage.receipt_pdf import render_pdf
 from storage.schema import messages
 from storage.schema import proofs as proof_table
-from web.pages import Pages
 from web.sessions import Session
-from web.webmail.compose import WriteDeps
+from web.webmail.base import Webmail, WebmailDeps
+from web.webmail.compose import WriteDeps, write_deps
 
 PAGE = 50
 STATES_FR = {"submitted": "déposé", "deferred": "en attente", "relayed": "relayé",
@@ -55,12 +55,17 @@ def _owns(user: Account, record: proofs.ProofRecord) -> bool:
         str(record.details.get("mail_from", "")).lower() == me
 
 
-class TrackingPages(Pages):
+def routes(webmail: Webmail) -> list[BaseRoute]:
+    write = write_deps(webmail)
+    return TrackingPages(webmail.deps, write).routes() if write is not None else []
+
+
+class TrackingPages(Webmail):
     """``/courrier/suivi`` and the receipts of each message and recipient."""
 
-    def __init__(self, deps: WriteDeps) -> None:
-        super().__init__(deps.db, deps.sessions)
-        self.deps = deps
+    def __init__(self, deps: WebmailDeps, write: WriteDeps) -> None:
+        super().__init__(deps)
+        self.write = write
 
     def routes(self) -> list[BaseRoute]:
         page = self._page
@@ -136,14 +141,16 @@ class TrackingPages(Pages):
         if days_text:
             if days_text.isdigit() and int(days_text) <= 3650:
                 days = int(days_text)
-                now = self.deps.clock()
+                now = self.write.clock()
                 lines = [line for line in lines if line.tracking.unread_after(now, days)]
             else:
                 error = "Le nombre de jours doit être un entier entre 0 et 3650."
         notice = ("Message envoyé. Son suivi apparaît ci-dessous."
                   if request.query_params.get("envoye") else None)
-        return self._render(request, session, "webmail/tracking.html", user=user,
-                            title="Suivi des messages envoyés", lines=lines, days=days,
+        own, shared = await self.mailboxes(user)
+        return self.render(request, session, user, "webmail/tracking.html", own=own,
+                           shared=shared, title="Suivi des messages envoyés", lines=lines,
+                           days=days,
                             days_text=days_text[:5], states=STATES_FR, notice=notice,
                             error=error, status=400 if error else 200)
 
@@ -156,9 +163,10 @@ class TrackingPages(Pages):
         if record is None:
             return self._not_found(request, session, user)
         lines = await self._lines(user, [record])
-        return self._render(request, session, "webmail/tracking_message.html", user=user,
-                            title="Suivi du message", line=lines[0] if lines else None,
-                            states=STATES_FR)
+        own, shared = await self.mailboxes(user)
+        return self.render(request, session, user, "webmail/tracking_message.html", own=own,
+                           shared=shared, title="Suivi du message",
+                           line=lines[0] if lines else None, states=STATES_FR)
 
     def _not_found(self, request: Request, session: Session, user: Account) -> Response:
         return self._render(request, session, "message.html", status=404, user=user,
@@ -192,7 +200,7 @@ class TrackingPages(Pages):
 
     async def build(self, ref: str, recipient: str | None) -> dict[str, Any] | None:
         """Signs a checkpoint (so every record is covered), then the receipt document."""
-        settings = self.deps.settings
+        settings = self.write.settings
         async with self.db.begin() as conn:
             await proofs.checkpoint(conn, self.db.keyring, origin=settings.proof_origin,
                                     directory=settings.checkpoint_dir)

@@ -1,0 +1,245 @@
+"""The folder sidebar's pages: the message list of a folder, paged by UID, and the folder
+management page (create, rename, delete through the store, with the IMAP server's rules).
+
+The list is paged by UID ranges taken from the folder's in-memory index
+(:mod:`mailstore.folderindex`): a page costs a bisection in the UID list and one query of
+one UID range, whatever the folder's size, so a 100,000-message folder opens as fast as a
+100-message one. UIDs grow with arrival, so UID order is the order of reception.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mailstore.store import DELIMITER, AlreadyExists, MessageRow
+from storage.accounts import Account
+from web.sessions import Session
+from web.webmail.base import Mailbox, NotFound, Webmail
+
+PAGE_SIZE = 50
+"""Messages per list page."""
+MAX_FOLDER_NAME = 200
+BAD_NAME_CHARS = set("%*\"\\") | {chr(c) for c in range(32)} | {"\x7f"}
+
+
+@dataclass(frozen=True, slots=True)
+class ListedMessage:
+    """One line of the message list."""
+
+    uid: int
+    sender: str
+    subject: str
+    date: datetime | None
+    size: int
+    attachments: int
+    seen: bool
+    flagged: bool
+    answered: bool
+
+
+def human_size(size: int) -> str:
+    """``812 o``, ``14 Ko``, ``3,2 Mo`` (French units and decimal comma)."""
+    if size < 1024:
+        return f"{size} o"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} Ko"
+    return f"{size / (1024 * 1024):.1f} Mo".replace(".", ",")
+
+
+def listed(row: MessageRow) -> ListedMessage:
+    search = row.view.search if row.view is not None else None
+    date = row.internal_date
+    if date is None and search is not None and search.date is not None:
+        date = datetime.fromtimestamp(search.date, UTC)
+    if date is not None and date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)
+    return ListedMessage(
+        uid=row.uid,
+        sender=(search.from_ if search else None) or "(expéditeur inconnu)",
+        subject=(search.subject if search else None) or "(sans objet)",
+        date=date, size=row.size,
+        attachments=len(search.attachments) if search else 0,
+        seen="\\Seen" in row.flags, flagged="\\Flagged" in row.flags,
+        answered="\\Answered" in row.flags)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a folder's list: newest first, with the cursors of the pages around."""
+
+    messages: list[ListedMessage]
+    total: int
+    first: int  # 1-based position of the newest message shown, counted from the newest
+    older: int | None  # ``avant`` of the next older page
+    newer: int | None  # ``avant`` of the next newer page (0: the first page)
+
+
+def page_bounds(uids: list[int], before: int | None, size: int = PAGE_SIZE,
+                ) -> tuple[int, int, int | None, int | None]:
+    """``(start, end)`` indexes in the ascending UID list of the page of messages below UID
+    ``before`` (None: the newest), and the older and newer page cursors."""
+    total = len(uids)
+    end = total if before is None else bisect_left(uids, before)
+    start = max(0, end - size)
+    older = uids[start] if start > 0 else None
+    newer: int | None = None
+    if end < total:
+        newer = uids[end + size] if end + size < total else 0
+    return start, end, older, newer
+
+
+async def folder_page(webmail: Webmail, box: Mailbox, before: int | None) -> Page:
+    store = webmail.store
+    entries = await store.index_entries(box.id)
+    uids = list(entries)  # ascending UIDs: a C-speed copy, before the next await
+    start, end, older, newer = page_bounds(uids, before)
+    shown = uids[start:end]
+    rows: list[MessageRow] = []
+    if shown:
+        rows = await store.fetch_rows(box.id, [(shown[0], shown[-1])], full=True)
+    rows.sort(key=lambda r: r.uid, reverse=True)
+    return Page([listed(r) for r in rows], len(uids), len(uids) - end + 1, older, newer)
+
+
+def check_folder_name(name: str) -> str | None:
+    """The French refusal of a folder name, or None when it is acceptable."""
+    if not name or len(name) > MAX_FOLDER_NAME:
+        return f"Le nom d'un dossier fait de 1 à {MAX_FOLDER_NAME} caractères."
+    if set(name) & BAD_NAME_CHARS:
+        return "Un nom de dossier ne peut contenir ni % ni * ni \" ni \\ ni caractère de contrôle."
+    parts = name.split(DELIMITER)
+    if any(not p.strip() for p in parts):
+        return "Un nom de dossier ne peut avoir de niveau vide (« / » en trop)."
+    if parts[0].upper() == "INBOX" and name != "INBOX" or name.upper() == "INBOX":
+        return "Les noms commençant par INBOX sont réservés à la boîte de réception."
+    if parts[0] == "Shared":
+        return "« Shared » est réservé aux boîtes partagées."
+    return None
+
+
+def routes(webmail: Webmail) -> list[BaseRoute]:
+    page = webmail.page
+
+    async def home(request: Request, session: Session, _form: FormData | None,
+                   user: Account) -> Response:
+        own = await webmail.own_mailboxes(user)
+        inbox = next((b for b in own if b.folder.name == "INBOX"), None)
+        if inbox is None:
+            raise NotFound
+        return webmail._see_other(webmail.url("dossier", inbox.id))
+
+    async def folder(request: Request, session: Session, _form: FormData | None,
+                     user: Account) -> Response:
+        own, shared = await webmail.mailboxes(user)
+        box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
+        raw = request.query_params.get("avant", "")
+        before = int(raw) if raw.isdigit() and 0 < int(raw) < 2**32 else None
+        listing = await folder_page(webmail, box, before)
+        return webmail.render(request, session, user, "webmail/list.html", own=own,
+                              shared=shared, current=box, title=box.label, page=listing,
+                              size=human_size, notice=session.data.pop("wm_notice", None))
+
+    async def manage(request: Request, session: Session, _form: FormData | None,
+                     user: Account) -> Response:
+        own, shared = await webmail.mailboxes(user)
+        return _manage_page(webmail, request, session, user, own, shared)
+
+    async def create(request: Request, session: Session, form: FormData | None,
+                     user: Account) -> Response:
+        assert form is not None
+        parent = str(form.get("parent", "")).strip()
+        name = str(form.get("name", "")).strip()
+        full = f"{parent}{DELIMITER}{name}" if parent else name
+        own, shared = await webmail.mailboxes(user)
+        if parent and not any(b.folder.name == parent for b in own):
+            raise NotFound
+        error = (check_folder_name(name.replace(DELIMITER, "-") if name else "")
+                 or check_folder_name(full))
+        if error is None:
+            try:
+                await webmail.store.create_folder(user.id, full)
+            except AlreadyExists:
+                error = f"Le dossier « {full} » existe déjà."
+        if error is not None:
+            return _manage_page(webmail, request, session, user, own, shared, error=error,
+                                status=400)
+        session.data["wm_notice"] = f"Dossier « {full} » créé."
+        return webmail._see_other(webmail.url("dossiers"))
+
+    async def rename(request: Request, session: Session, form: FormData | None,
+                     user: Account) -> Response:
+        assert form is not None
+        own, shared = await webmail.mailboxes(user)
+        box = _own(own, int(request.path_params["folder_id"]))
+        new = str(form.get("name", "")).strip()
+        error = _refuse_change(box, "renommer") or check_folder_name(new)
+        if error is None and any(b.folder.name == new for b in own):
+            error = f"Le dossier « {new} » existe déjà."
+        if error is None:
+            try:
+                await webmail.store.rename_folder(box.id, new)
+            except AlreadyExists:
+                error = f"Le dossier « {new} » existe déjà."
+        if error is not None:
+            return _manage_page(webmail, request, session, user, own, shared, error=error,
+                                status=400)
+        session.data["wm_notice"] = f"Dossier « {box.folder.name} » renommé en « {new} »."
+        return webmail._see_other(webmail.url("dossiers"))
+
+    async def delete(request: Request, session: Session, form: FormData | None,
+                     user: Account) -> Response:
+        own, shared = await webmail.mailboxes(user)
+        box = _own(own, int(request.path_params["folder_id"]))
+        error = _refuse_change(box, "supprimer")
+        if error is None and any(b.folder.name.startswith(box.folder.name + DELIMITER)
+                                 for b in own):
+            error = (f"Le dossier « {box.folder.name} » contient des sous-dossiers : "
+                     "supprimez-les d'abord.")
+        if error is not None:
+            return _manage_page(webmail, request, session, user, own, shared, error=error,
+                                status=400)
+        await webmail.store.delete_folder(box.id)
+        session.data["wm_notice"] = f"Dossier « {box.folder.name} » supprimé avec ses messages."
+        return webmail._see_other(webmail.url("dossiers"))
+
+    return [
+        Route(webmail.url(""), page(home), methods=["GET", "HEAD"]),
+        Route(webmail.url("dossier", "{folder_id:int}"), page(folder), methods=["GET", "HEAD"]),
+        Route(webmail.url("dossiers"), page(manage), methods=["GET", "HEAD"]),
+        Route(webmail.url("dossiers", "creer"), page(create), methods=["POST"]),
+        Route(webmail.url("dossiers", "{folder_id:int}", "renommer"), page(rename),
+              methods=["POST"]),
+        Route(webmail.url("dossiers", "{folder_id:int}", "supprimer"), page(delete),
+              methods=["POST"]),
+    ]
+
+
+def _own(own: list[Mailbox], folder_id: int) -> Mailbox:
+    for box in own:
+        if box.id == folder_id:
+            return box
+    raise NotFound
+
+
+def _refuse_change(box: Mailbox, verb: str) -> str | None:
+    """INBOX and the special folders stay (RFC 3501 §6.3.4: INBOX cannot be deleted; the
+    special folders are where sending and deleting put messages)."""
+    if box.folder.name == "INBOX" or box.folder.special_use:
+        return f"On ne peut pas {verb} le dossier « {box.label} »."
+    return None
+
+
+def _manage_page(webmail: Webmail, request: Request, session: Session, user: Account,
+                 own: list[Mailbox], shared: list[Mailbox], *, error: str | None = None,
+                 status: int = 200) -> Response:
+    return webmail.render(request, session, user, "webmail/folders.html", own=own,
+                          shared=shared, title="Gérer les dossiers", error=error,
+                          status=status, notice=session.data.pop("wm_notice", None),
+                          fixed=lambda b: b.folder.name == "INBOX" or bool(b.folder.special_use))
