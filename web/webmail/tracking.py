@@ -50,6 +50,8 @@ class SentLine:
 
 
 def _owns(user: Account, record: proofs.ProofRecord) -> bool:
+    if record.details.get("via") == "vacation":
+        return False  # absence replies are not letters the user follows
     me = user.address.lower()
     return (record.actor or "").lower() == me or \
         str(record.details.get("mail_from", "")).lower() == me
