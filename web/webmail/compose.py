@@ -15,6 +15,7 @@ as actor). Read-only rights give 403 on this page for that box.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -392,7 +393,7 @@ class Compose(Webmail):
             letter.attachments = [*letter.attachments, forwarded]
         if action == "brouillon":
             letter.draft_bcc = split_addresses(state.bcc)
-            raw = build_message(letter, self.write.settings.hostname)
+            raw = await asyncio.to_thread(build_message, letter, self.write.settings.hostname)
             await self._file(box, "Drafts", raw, ("\\Draft", "\\Seen"))
             await self._drop_draft(box, state.draft_uid)
             return await self._compose_render(request, session, user, state, boxes,
@@ -409,7 +410,7 @@ class Compose(Webmail):
         checked = await self.submission.check_recipients(
             recipients, self.write.trust.current,
             notify="SUCCESS,FAILURE" if state.dsn else None)
-        raw = build_message(letter, self.write.settings.hostname)
+        raw = await asyncio.to_thread(build_message, letter, self.write.settings.hostname)
         author = Author(login=user.address, method=WEB_METHOD,
                         may_send_as=frozenset(boxes), client_ip=self._client(request),
                         session=self._trace_id(session))

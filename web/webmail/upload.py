@@ -12,6 +12,7 @@ key that exists only in this process's memory, so a file left behind by a crash 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -220,7 +221,8 @@ async def read_upload(stream: AsyncIterator[bytes], content_type: str, *, max_fi
                 raise UploadRefused(
                     f"Ce message dépasse {megabytes(max_total)} au total : retirez des "
                     "pièces jointes.")
-            parser.write(chunk)
+            # the parser's callbacks encrypt and write to disk: off the event loop
+            await asyncio.to_thread(parser.write, chunk)
             if refused:
                 raise refused[0]
         parser.finalize()
