@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import re
+import threading
+import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
+import imapclient
 import pytest
 from sqlalchemy import select
 
@@ -206,3 +209,38 @@ async def test_webmail_display_sends_the_displayed_receipt_once(gw: RunningGatew
     async with signed_in(gw, bob) as http:
         listing = await http.get(await folder_url(http))
         assert "Read: Avec accusé" in listing.text
+
+
+def idle_until_seen(gw: RunningGateway, pro: Pro, ready: threading.Event) -> list[object]:
+    """An IMAP IDLE session on INBOX; the untagged responses up to a FETCH with \\Seen."""
+    imaps = next(s for s in gw.gw.services if s.name == "IMAP").server.tls_port  # type: ignore[attr-defined]
+    client = imapclient.IMAPClient("127.0.0.1", port=imaps, ssl=True,
+                                   ssl_context=gw.client_context(), timeout=30)
+    client.login(pro.address, pro.app_password)
+    client.select_folder("INBOX")
+    client.idle()
+    ready.set()
+    got: list[object] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        got += client.idle_check(timeout=1)
+        if any(b"FETCH" in repr(r).encode() and "Seen" in repr(r) for r in got):
+            break
+    client.idle_done()
+    client.logout()
+    return got
+
+
+async def test_an_idle_imap_session_hears_the_webmail_reading(gw: RunningGateway) -> None:
+    alice = await professional(gw, "alice")
+    bob = await professional(gw, "bob")
+    await send(gw, bob, [alice.address], with_attachments(bob, alice, "Pendant IDLE"))
+    ready = threading.Event()
+    idle = asyncio.ensure_future(asyncio.to_thread(idle_until_seen, gw, alice, ready))
+    assert await asyncio.to_thread(ready.wait, 30)
+    await asyncio.sleep(0.3)  # the IDLE command is on its way to the server
+    async with signed_in(gw, alice) as http:
+        inbox = await folder_url(http)
+        assert (await http.get(inbox + "/message/1")).status_code == 200
+    got = await idle
+    assert any("FETCH" in repr(r) and "Seen" in repr(r) for r in got), got

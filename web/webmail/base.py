@@ -154,31 +154,35 @@ class Webmail(Pages):
         self._unread[folder.id] = (mark, count)
         return count
 
-    async def own_mailboxes(self, user: Account) -> list[Mailbox]:
-        """The account's folders, INBOX first then by name."""
+    async def own_mailboxes(self, user: Account, *, counts: bool = True) -> list[Mailbox]:
+        """The account's folders, INBOX first then by name (``counts``: with unread)."""
         folders = await self.store.list_folders(user.id)
         folders.sort(key=lambda f: (f.name != "INBOX", f.name.casefold()))
-        return [Mailbox(f, ALL_RIGHTS, user.id, user.address, False, await self.unread(f))
-                for f in folders]
+        return [Mailbox(f, ALL_RIGHTS, user.id, user.address, False,
+                        await self.unread(f) if counts else 0) for f in folders]
 
-    async def shared_mailboxes(self, user: Account) -> list[Mailbox]:
+    async def shared_mailboxes(self, user: Account, *, counts: bool = True) -> list[Mailbox]:
         """Folders of other accounts reached with at least the ``l`` or ``r`` right."""
         out = []
         for s in await self.store.shared_folders(user.id, user.address):
             rights = effective_rights(s)
             if "l" in rights or "r" in rights:
-                unread = await self.unread(s.info) if "r" in rights else 0
+                unread = await self.unread(s.info) if counts and "r" in rights else 0
                 out.append(Mailbox(s.info, rights, s.owner_id, s.owner, True, unread))
         out.sort(key=lambda m: (m.owner, m.folder.name != "INBOX", m.folder.name.casefold()))
         return out
 
-    async def mailboxes(self, user: Account) -> tuple[list[Mailbox], list[Mailbox]]:
-        return await self.own_mailboxes(user), await self.shared_mailboxes(user)
+    async def mailboxes(self, user: Account, *, counts: bool = True,
+                        ) -> tuple[list[Mailbox], list[Mailbox]]:
+        """Own and shared mailboxes, the sidebar's lists (``counts``: with unread)."""
+        return (await self.own_mailboxes(user, counts=counts),
+                await self.shared_mailboxes(user, counts=counts))
 
     async def mailbox(self, user: Account, folder_id: int, rights: str = "r") -> Mailbox:
         """The folder ``folder_id`` if the account holds ``rights`` on it, else
-        :class:`NotFound` (the same answer as a folder that does not exist)."""
-        own, shared = await self.mailboxes(user)
+        :class:`NotFound` (the same answer as a folder that does not exist). Rights are
+        read again on every request: a withdrawn delegation closes the next page."""
+        own, shared = await self.mailboxes(user, counts=False)
         for box in (*own, *shared):
             if box.id == folder_id:
                 if not box.may(rights):

@@ -129,7 +129,7 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
 
     async def home(request: Request, session: Session, _form: FormData | None,
                    user: Account) -> Response:
-        own = await webmail.own_mailboxes(user)
+        own = await webmail.own_mailboxes(user, counts=False)
         inbox = next((b for b in own if b.folder.name == "INBOX"), None)
         if inbox is None:
             raise NotFound
@@ -137,8 +137,8 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
 
     async def folder(request: Request, session: Session, _form: FormData | None,
                      user: Account) -> Response:
-        own, shared = await webmail.mailboxes(user)
         box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
+        own, shared = await webmail.mailboxes(user)
         raw = request.query_params.get("avant", "")
         before = int(raw) if raw.isdigit() and 0 < int(raw) < 2**32 else None
         listing = await folder_page(webmail, box, before)

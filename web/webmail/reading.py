@@ -175,7 +175,6 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
 
     async def show(request: Request, session: Session, _form: FormData | None,
                    user: Account) -> Response:
-        own, shared = await webmail.mailboxes(user)
         box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
         uid = int(request.path_params["uid"])
         row = await _row(webmail, box, uid)
@@ -253,7 +252,7 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
             return webmail._see_other(back)
         if action in ("deplacer", "corbeille"):
             _require(box, "te", "retirer ce message du dossier")
-            own, shared = await webmail.mailboxes(user)
+            own, shared = await webmail.mailboxes(user, counts=False)
             if action == "corbeille":
                 target = _trash(own, shared, box)
                 if target is None:

@@ -1,0 +1,113 @@
+"""Webmail message list: does a 100,000-message folder open as fast as a 100-message one?
+
+Seeds one mailbox with a small and a big folder through the pipeline (as SMTP stores mail),
+then times what the list page does — the folder's UID list from the in-memory index, one
+UID-range query for the page, the page's HTML — for the newest page, a page in the middle
+and the oldest page, cold (first open after start: the index is loaded and the sidebar's unread
+counts are taken), just after a change to the big folder (its unread count is taken again),
+and warm. The sidebar (folders with unread counts) is part of each open.
+
+    PYTHONPATH=. python bench/webmail_list.py [--big 100000] [--small 100] [--repeat 50]
+
+Prints ``RESULT webmail_list small_ms=… big_ms=… big_middle_ms=… big_oldest_ms=…
+big_cold_ms=… big_after_change_ms=…`` (medians of ``--repeat`` warm opens, in milliseconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from accounts.delegations import ALL_RIGHTS  # noqa: E402
+from accounts.mailboxes import add_mailbox  # noqa: E402
+from bench.imap_seed import seed_gateway, small_message  # noqa: E402
+from config import load_settings  # noqa: E402
+from gateway.startup import open_storage  # noqa: E402
+from mail.changes import ChangeHub  # noqa: E402
+from mailstore.store import SqlMailStore  # noqa: E402
+from web.sessions import SessionStore  # noqa: E402
+from web.webmail.base import Mailbox, Webmail, WebmailDeps  # noqa: E402
+from web.webmail.folders import folder_page, human_size  # noqa: E402
+
+USER = "bench.liste@mssante.test"
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(data_dir=Path(tmp), env={}, overrides={})
+        db = await open_storage(settings)
+        await add_mailbox(db, USER, type="PER", name="Dr Liste", idnat="899999999999")
+        await db.close()
+        seconds = await seed_gateway(settings, USER, {
+            "Petit": [small_message(n, USER) for n in range(1, args.small + 1)],
+            "Grand": [small_message(n, USER) for n in range(1, args.big + 1)],
+        })
+        print(f"# seeded {args.small} + {args.big} messages in {seconds:.1f}s", flush=True)
+        db = await open_storage(settings)
+        try:
+            store = SqlMailStore(db, ChangeHub())
+            webmail = Webmail(WebmailDeps(db=db, sessions=SessionStore(60, 60), store=store))
+            account_id = await _account_id(db)
+            boxes = {f.name: Mailbox(f, ALL_RIGHTS, account_id, USER, False)
+                     for f in await store.list_folders(account_id)}
+            template = webmail.env.get_template("webmail/list.html")
+
+            user = SimpleNamespace(id=account_id, address=USER)
+
+            async def open_page(name: str, before: int | None) -> float:
+                started = time.perf_counter()
+                box = boxes[name]
+                own = await webmail.own_mailboxes(user)  # type: ignore[arg-type]
+                page = await folder_page(webmail, box, before)
+                template.render(csrf="x", user=None, domain="d", own=own, shared=[],
+                                current=box, title=box.label, page=page, size=human_size,
+                                url=webmail.url, error=None, notice=None, warnings={})
+                assert page.messages or not page.total
+                return (time.perf_counter() - started) * 1000
+
+            cold = await open_page("Grand", None)
+            await open_page("Petit", None)
+            # A new message in the big folder: its unread count is taken again once.
+            await store.store_flags(boxes["Grand"].id, {1: ("\\Flagged",)})
+            changed = await open_page("Grand", None)
+
+            async def median(name: str, before: int | None) -> float:
+                return statistics.median([await open_page(name, before)
+                                          for _ in range(args.repeat)])
+
+            small = await median("Petit", None)
+            big = await median("Grand", None)
+            middle = await median("Grand", args.big // 2)
+            oldest = await median("Grand", 51)
+        finally:
+            await db.close()
+    print(f"RESULT webmail_list small={args.small} big={args.big} small_ms={small:.2f} "
+          f"big_ms={big:.2f} big_middle_ms={middle:.2f} big_oldest_ms={oldest:.2f} "
+          f"big_cold_ms={cold:.1f} big_after_change_ms={changed:.1f}")
+    return 0
+
+
+async def _account_id(db: object) -> int:
+    from storage.accounts import get_by_address
+
+    async with db.read() as conn:  # type: ignore[attr-defined]
+        account = await get_by_address(conn, USER)
+    assert account is not None
+    return account.id
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
