@@ -223,6 +223,14 @@ class RecipientRefused(Exception):
         self.refusal = refusal
 
 
+class TooManyRecipients(Refusal):
+    """More recipients than ``[smtp] max_recipients`` allows in one message."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(452, "4.5.3", f"too many recipients: at most {limit} per message")
+        self.limit = limit
+
+
 class Submission:
     """A whole message submitted at once through the same rules and pipeline as SMTP."""
 
@@ -240,6 +248,10 @@ class Submission:
         :class:`RecipientRefused` naming it. Duplicates are merged."""
         local: dict[int, LocalTarget] = {}
         remote: dict[str, RemoteTarget] = {}
+        limit = self._settings.smtp.max_recipients
+        if len(addresses) > limit:
+            # RFC 5321 §4.5.3.1.8: what SMTP answers to the RCPT past the limit
+            raise TooManyRecipients(limit)
         for address in addresses:
             try:
                 rcpt = check_submission_recipient(address, space,
@@ -302,6 +314,10 @@ class Submission:
                if written_for else {}),
         })
         full = prepend(raw, fields)
+        if len(full) > settings.smtp.max_message_size:
+            # the SIZE limit SMTP announces in EHLO (RFC 1870), for the same message
+            raise Refusal(552, "5.3.4", f"message size {len(full)} exceeds the limit of "
+                          f"{settings.smtp.max_message_size} octets")
         view = await build_checked_view(full, settings.smtp.max_attachment_size)
         delivery = Delivery(raw=full, sender=mail_from, local=checked.local,
                             remote=checked.remote, proofs=[proof], envid=envid, view=view)

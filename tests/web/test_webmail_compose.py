@@ -49,6 +49,13 @@ async def test_send_track_read_receipt(tmp_path: Path) -> None:
         assert "Compte rendu é" in page and "Message envoyé" in page, page
         assert _state(page, colleague_addr) == "delivered"
 
+        unread = (await doctor.get("/courrier/suivi", params={"non_lus_depuis": "0"})).text
+        assert "Compte rendu é" in unread, "sent, not read after 0 days"
+        later = (await doctor.get("/courrier/suivi", params={"non_lus_depuis": "3"})).text
+        assert "Compte rendu é" not in later and "Aucun message" in later
+        bad = await doctor.get("/courrier/suivi", params={"non_lus_depuis": "trois"})
+        assert bad.status_code == 400
+
         messages = await asyncio.to_thread(imap_fetch_all, gw, colleague_addr, colleague_pw)
         letters = [m for m in messages if b"Compte rendu" in m]
         assert len(letters) == 1
@@ -63,6 +70,8 @@ async def test_send_track_read_receipt(tmp_path: Path) -> None:
 
         page = (await doctor.get("/courrier/suivi")).text
         assert _state(page, colleague_addr) == "read", page[-2000:]
+        unread = (await doctor.get("/courrier/suivi", params={"non_lus_depuis": "0"})).text
+        assert "Compte rendu é" not in unread, "read: no longer in the filter"
 
         # the same proofs as SMTP submission: submitted by the doctor over the web
         ref = msg["Message-ID"]
@@ -101,7 +110,9 @@ async def test_send_track_read_receipt(tmp_path: Path) -> None:
 
 
 async def test_refusals_before_sending(tmp_path: Path) -> None:
-    async with running_gateway(settings_for(tmp_path)) as gw:
+    settings = gateway_settings(tmp_path / "gw", directory={"enabled": False},
+                                smtp={"max_recipients": 3})
+    async with running_gateway(settings) as gw:
         doctor, _doctor_addr, _pw = await signed_in(gw, "martin")
         _colleague, colleague_addr, _cpw = await signed_in(gw, "bernard")
 
@@ -125,6 +136,11 @@ async def test_refusals_before_sending(tmp_path: Path) -> None:
         assert await gw.proofs_for(None) is not None
         rows = await gw.inbox_messages(colleague_addr)
         assert not rows, "nothing may reach the colleague when one address is refused"
+
+        many = await compose(doctor, a=", ".join(f"p{i}@mssante.test" for i in range(4)),
+                             objet="x")
+        assert many.status_code == 400
+        assert "au plus 3 destinataires par message" in html.unescape(many.text)
 
         no_csrf = await doctor.post("/courrier/ecrire", data={"a": colleague_addr},
                                     files=[("pieces", ("a.txt", b"x", "text/plain"))])

@@ -326,7 +326,8 @@ class Compose(Webmail):
             else:
                 upload = await read_upload(
                     request.stream(), content_type, max_file=limit,
-                    max_total=20 * limit + UPLOAD_OVERHEAD, spool_dir=self.spool_dir)
+                    max_total=self.write.settings.smtp.max_message_size + UPLOAD_OVERHEAD,
+                    spool_dir=self.spool_dir)
         except UploadRefused as refused:
             boxes = await self.sending_boxes(user)
             return await self._compose_render(request, session, user, FormState(box=user.address),
@@ -402,6 +403,11 @@ class Compose(Webmail):
         if not recipients:
             return await self._compose_render(request, session, user, state, boxes, status=400,
                                         error="Indiquez au moins un destinataire.")
+        limit = self.write.settings.smtp.max_recipients
+        if len(recipients) > limit:
+            return await self._compose_render(
+                request, session, user, state, boxes, status=400,
+                error=f"Rien n'a été envoyé : au plus {limit} destinataires par message.")
         errors = await self._check_all(recipients, state.dsn)
         if errors:
             return await self._compose_render(
@@ -409,7 +415,7 @@ class Compose(Webmail):
                 error="Rien n'a été envoyé : corrigez les adresses signalées.")
         checked = await self.submission.check_recipients(
             recipients, self.write.trust.current,
-            notify="SUCCESS,FAILURE" if state.dsn else None)
+            notify="FAILURE,SUCCESS" if state.dsn else None)  # RFC 3461 §4.1
         raw = await asyncio.to_thread(build_message, letter, self.write.settings.hostname)
         author = Author(login=user.address, method=WEB_METHOD,
                         may_send_as=frozenset(boxes), client_ip=self._client(request),
@@ -504,7 +510,9 @@ class Compose(Webmail):
 def french_send_refusal(refusal: Refusal) -> str:
     """A refusal at sending (sender rights, sizes) in French."""
     if refusal.enhanced == "5.3.4":
-        return "une pièce jointe dépasse la taille permise."
+        if refusal.text.startswith("attachment"):
+            return "une pièce jointe dépasse la taille permise."
+        return "le message dépasse la taille permise ; retirez des pièces jointes."
     if refusal.enhanced == "5.7.1":
         return "vous n'avez pas le droit d'envoyer au nom de cette adresse."
     if refusal.temporary:
