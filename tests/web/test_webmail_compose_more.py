@@ -15,7 +15,13 @@ from pathlib import Path
 from accounts import delegations
 from tests.fixtures.gateway import gateway_settings, running_gateway
 from tests.web.portal_client import csrf
-from tests.web.webmail_write_client import compose, folder_raw, imap_fetch_all, signed_in
+from tests.web.webmail_write_client import (
+    compose,
+    folder_id,
+    folder_raw,
+    imap_fetch_all,
+    signed_in,
+)
 
 
 def _settings(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -49,6 +55,15 @@ async def test_delegate_send_as_and_read_only(tmp_path: Path) -> None:
         assert any(b"Pour le Dr Durand" in r for _f, r in await folder_raw(gw, doctor, "Sent"))
         assert "Pour le Dr Durand" in (await secretary_http.get("/courrier/suivi")).text
         assert "Pour le Dr Durand" in (await doctor_http.get("/courrier/suivi")).text
+
+        # in the doctor's INBOX, reply buttons only for the delegate who may write
+        assert (await compose(_c, a=doctor, objet="Pour vous", corps="x")).status_code == 303
+        inbox = await folder_id(gw, doctor, "INBOX")
+        as_reader = await reader_http.get(f"/courrier/dossier/{inbox}/message/1")
+        assert as_reader.status_code == 200 and "Pour vous" in as_reader.text
+        assert "repondre=" not in as_reader.text and "transferer=" not in as_reader.text
+        as_secretary = await secretary_http.get(f"/courrier/dossier/{inbox}/message/1")
+        assert f"repondre=1&amp;boite={doctor.replace('@', '%40')}" in as_secretary.text
 
         refused = await reader_http.get("/courrier/ecrire", params={"boite": doctor})
         assert refused.status_code == 403

@@ -78,3 +78,18 @@ async def folder_raw(gw: RunningGateway, address: str, folder: str) -> list[tupl
             .order_by(folder_messages.c.uid))).all()
         return [(str(r.flags), await db.blobs.read(conn, int(r.blob_id), 0, int(r.size)))
                 for r in rows]
+
+
+async def folder_id(gw: RunningGateway, address: str, folder: str) -> int:
+    """The id of ``folder`` of ``address`` (as the webmail's URLs name it)."""
+    from storage import accounts as account_rows
+    from storage import folders as folder_rows
+
+    db = gw.gw.db
+    assert db is not None
+    async with db.read() as conn:
+        account = await account_rows.get_by_address(conn, address)
+        assert account is not None
+        found = await folder_rows.get(conn, account.id, folder)
+    assert found is not None
+    return int(found.id)
