@@ -125,9 +125,12 @@ async def test_draft_reply_forward(tmp_path: Path) -> None:
             "csrf": csrf(reply.text), "action": "envoyer", "boite": bob, "a": alice,
             "objet": "Re : Brouillon important", "corps": "Merci.",
             "en_reponse_a": re.search(r'name="en_reponse_a" value="([^"]+)"', text).group(1),
-            "references": re.search(r'name="references" value="([^"]+)"', text).group(1)})
+            "references": re.search(r'name="references" value="([^"]+)"', text).group(1),
+            "origine": re.search(r'name="origine" value="([^"]+)"', text).group(1)})
         assert answered.status_code == 303
         (answer,) = [m for _f, m in await folder_raw(gw, alice, "INBOX") if b"Merci." in m]
+        (original_flags,) = [f for f, m in await folder_raw(gw, bob, "INBOX") if b"Fini." in m]
+        assert "\\Answered" in original_flags
         parsed = message_from_bytes(answer, policy=policy.default)
         assert parsed["In-Reply-To"] and parsed["In-Reply-To"] in str(parsed["References"])
 
@@ -138,10 +141,13 @@ async def test_draft_reply_forward(tmp_path: Path) -> None:
         ref = re.search(r'name="transfert" value="([^"]+)"', text).group(1)
         done = await bob_http.post("/courrier/ecrire", data={
             "csrf": csrf(forward.text), "action": "envoyer", "boite": bob, "a": carol,
-            "objet": "Tr : Brouillon important", "corps": "Pour info.", "transfert": ref})
+            "objet": "Tr : Brouillon important", "corps": "Pour info.", "transfert": ref,
+            "origine": ref})
         assert done.status_code == 303
         (fwd,) = [m for _f, m in await folder_raw(gw, carol, "INBOX") if b"Pour info." in m]
         attached = [p for p in message_from_bytes(fwd, policy=policy.default).iter_attachments()]
+        (original_flags,) = [f for f, m in await folder_raw(gw, bob, "INBOX") if b"Fini." in m]
+        assert "$Forwarded" in original_flags and "\\Answered" in original_flags
         assert attached and attached[0].get_content_type() == "message/rfc822"
         # another user's folder id answers 404
         stolen = await _c.get("/courrier/ecrire", params={"dossier": inbox.group(1),

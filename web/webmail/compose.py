@@ -137,6 +137,9 @@ class FormState:
     draft_uid: str = ""
     forward: str = ""
     """``folder id:UID`` of a message forwarded: attached as message/rfc822 when sent."""
+    origin: str = ""
+    """``folder id:UID`` of the message answered or forwarded: flagged ``\\Answered`` or
+    ``$Forwarded`` once sent, as mail clients do (RFC 9051 §2.3.2, RFC 5550 §5.9)."""
 
 
 async def raw_message(db: Database, folder_id: int, uid: int) -> bytes | None:
@@ -286,6 +289,7 @@ class Compose(Webmail):
             return
         sender = str(original.get("Reply-To") or original.get("From") or "")
         when = str(original.get("Date", ""))
+        state.origin = f"{folder.id}:{uid}"
         if params.get("transferer"):
             state.forward = f"{folder.id}:{uid}"
             state.subject = subject if subject.lower().startswith(("tr:", "fwd:")) \
@@ -371,7 +375,8 @@ class Compose(Webmail):
             mdn=upload.get("avis_lecture") == "1",
             in_reply_to=upload.get("en_reponse_a")[:998],
             references=upload.get("references")[:4000],
-            draft_uid=upload.get("brouillon")[:20], forward=upload.get("transfert")[:40])
+            draft_uid=upload.get("brouillon")[:20], forward=upload.get("transfert")[:40],
+            origin=upload.get("origine")[:40])
         boxes = await self.sending_boxes(user)
         action = upload.get("action", "envoyer")
         if action == "rechercher":
@@ -428,10 +433,25 @@ class Compose(Webmail):
                 error=f"Rien n'a été envoyé : {french_send_refusal(refusal)}")
         await self._file(box, "Sent", sent.raw, ("\\Seen",))
         await self._drop_draft(box, state.draft_uid)
+        await self._mark_origin(user, state.origin,
+                                "$Forwarded" if state.forward else "\\Answered")
         log.info("event=webmail_sent message=%d recipients=%d attachments=%d",
                  sent.stored.message_id, len(recipients), len(upload.files))
         session.data["sent_notice"] = sent.stored.message_id_header
         return self._see_other("/courrier/suivi?envoye=1")
+
+    async def _mark_origin(self, user: Account, ref: str, flag: str) -> None:
+        """Flags the message answered or forwarded, where the user may set flags."""
+        folder_text, _, uid_text = ref.partition(":")
+        if not (folder_text.isdigit() and uid_text.isdigit()):
+            return
+        try:
+            folder = await self.mailbox(user, int(folder_text), "w")
+        except (NotFound, Forbidden):
+            return
+        await self.store.change_flags(
+            folder.id, [int(uid_text)],
+            lambda _uid, _modseq, flags: flags if flag in flags else (*flags, flag))
 
     async def _forwarded(self, user: Account, ref: str) -> Part | None:
         """The forwarded message (``folder id:UID``), attached whole as message/rfc822,
