@@ -45,6 +45,8 @@ async def main() -> int:
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--profile", action="store_true",
+                        help="print the top functions of the warm big-folder opens")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(data_dir=Path(tmp), env={}, overrides={})
@@ -89,6 +91,15 @@ async def main() -> int:
                                           for _ in range(args.repeat)])
 
             small = await median("Petit", None)
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+                await median("Grand", None)
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
             big = await median("Grand", None)
             middle = await median("Grand", args.big // 2)
             oldest = await median("Grand", 51)

@@ -164,6 +164,8 @@ async def test_flags_agree_between_imap_and_webmail_at_every_step(gw: RunningGat
             return web
 
         assert await agree() == {1: set(), 2: set()}
+        assert (await http.head(base + "1")).status_code == 200  # shows nothing: unread
+        assert await agree() == {1: set(), 2: set()}
         await http.get(base + "1")  # read in the webmail
         assert await agree() == {1: {"\\Seen"}, 2: set()}
         await asyncio.to_thread(imap_store, gw, alice, 2, "+FLAGS", "\\Seen \\Flagged")

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from accounts.delegations import ALL_RIGHTS
+from mailstore.folderindex import FolderIndexes
 from mailstore.readproof import ReadProofs
 from mailstore.store import FolderInfo, MailStore, SharedFolder
 from storage.accounts import Account
@@ -31,6 +32,10 @@ from web.pages import Forbidden, Pages
 from web.sessions import Session, SessionStore
 
 PREFIX = "/courrier"
+MAX_HELD_COUNTS = 100_000
+"""Unread counts of folders held in memory (each is a few dozen bytes)."""
+MAX_HELD_UID_LISTS = 1000
+"""UID lists of folders held for the list pages (8 octets a message)."""
 SPECIAL_NAMES = {
     "INBOX": "Boîte de réception", "\\Sent": "Envoyés", "\\Drafts": "Brouillons",
     "\\Trash": "Corbeille", "\\Archive": "Archives", "\\Junk": "Indésirables",
@@ -119,6 +124,9 @@ class Webmail(Pages):
         # messages raises its HIGHESTMODSEQ, so a held count is exact and a 100,000-message
         # folder is counted once per change, not once per page.
         self._unread: dict[int, tuple[tuple[int, int], int]] = {}
+        # Folder id → ((UIDVALIDITY, HIGHESTMODSEQ, messages), ascending UIDs): the list pages
+        # bisect it; it is copied from the folder index again only after a change.
+        self._uids: dict[int, tuple[tuple[int, int, int], list[int]]] = {}
 
     # -- plumbing ------------------------------------------------------------------------
     def page(self, handler: WebmailHandler) -> Callable[[Request], Awaitable[Response]]:
@@ -150,9 +158,32 @@ class Webmail(Pages):
         held = self._unread.get(folder.id)
         if held is not None and held[0] == mark:
             return held[1]
-        count = (await self.store.counts(folder.id)).unseen
+        indexes = getattr(self.store, "indexes", None)
+        if isinstance(indexes, FolderIndexes) and indexes.holds(folder.id):
+            # The folder's index is in memory (the folder is open somewhere): counting its
+            # entries costs far less than a count over its rows (reading one message of a
+            # 100,000-message INBOX changes its HIGHESTMODSEQ, hence the count).
+            entries = await self.store.index_entries(folder.id)
+            count = sum(1 for _m, flags, _i in entries.values() if "\\Seen" not in flags)
+        else:
+            count = (await self.store.counts(folder.id)).unseen
+        if len(self._unread) >= MAX_HELD_COUNTS:
+            self._unread.clear()  # bounded: the counts are taken again as pages ask
         self._unread[folder.id] = (mark, count)
         return count
+
+    async def uid_list(self, folder_id: int) -> list[int]:
+        """The folder's live UIDs, ascending (read-only: shared between pages)."""
+        info, entries = await self.store.snapshot(folder_id)
+        mark = (info.uidvalidity, info.highestmodseq, len(entries))
+        held = self._uids.get(folder_id)
+        if held is not None and held[0] == mark:
+            return held[1]
+        uids = list(entries)
+        if len(self._uids) >= MAX_HELD_UID_LISTS:
+            self._uids.clear()
+        self._uids[folder_id] = (mark, uids)
+        return uids
 
     async def own_mailboxes(self, user: Account, *, counts: bool = True) -> list[Mailbox]:
         """The account's folders, INBOX first then by name (``counts``: with unread)."""

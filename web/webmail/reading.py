@@ -178,12 +178,13 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
         box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
         uid = int(request.path_params["uid"])
         row = await _row(webmail, box, uid)
-        if "\\Seen" not in row.flags and box.may("s"):
+        reading = request.method == "GET"  # a HEAD shows nothing: no \\Seen, no proof
+        if reading and "\\Seen" not in row.flags and box.may("s"):
             await webmail.store.change_flags(
                 box.id, [uid], lambda _u, _m, flags: (*flags, "\\Seen")
                 if "\\Seen" not in flags else None)
             row.flags = (*row.flags, "\\Seen")
-        if webmail.deps.reads is not None:
+        if reading and webmail.deps.reads is not None:
             reader = Reader(user.id, user.address, webmail._trace_id(session), auth="portal",
                             client="webmail")
             await webmail.deps.reads.record(reader, box.id, [uid], WEBMAIL_DISPLAY)
