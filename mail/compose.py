@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -54,11 +55,23 @@ class Letter:
     """Kept only in a draft (saved to Drafts), so that reopening it finds them."""
 
 
+def one_line(text: str) -> str:
+    """A form value made safe for a header field: no CR or LF (no injected fields)."""
+    return " ".join(text.replace("\r", "\n").split("\n")).strip()
+
+
+def named(name: str | None, address: str) -> Address | str:
+    """``"Dupont, Hélène" <a@b>`` with the display name quoted or encoded as needed."""
+    if not name:
+        return address
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=one_line(name), username=local, domain=domain)
+
+
 def _headers(letter: Letter, hostname: str, message_id: str | None) -> EmailMessage:
     msg = EmailMessage(policy=policy.SMTP)
     msg["Date"] = format_datetime(utcnow())
-    msg["From"] = (f"{letter.author_name} <{letter.author}>" if letter.author_name
-                   else letter.author)
+    msg["From"] = named(letter.author_name, letter.author)
     if letter.sender:
         msg["Sender"] = letter.sender
     if letter.to:
@@ -67,12 +80,12 @@ def _headers(letter: Letter, hostname: str, message_id: str | None) -> EmailMess
         msg["Cc"] = ", ".join(letter.cc)
     if letter.draft_bcc:
         msg["Bcc"] = ", ".join(letter.draft_bcc)
-    msg["Subject"] = letter.subject
+    msg["Subject"] = one_line(letter.subject)
     msg["Message-ID"] = message_id or new_message_id(hostname)
     if letter.in_reply_to:
-        msg["In-Reply-To"] = letter.in_reply_to
+        msg["In-Reply-To"] = one_line(letter.in_reply_to)
     if letter.references:
-        msg["References"] = " ".join(letter.references)
+        msg["References"] = one_line(" ".join(letter.references))
     if letter.read_notification:
         # RFC 8098 §2.1: the MDN goes to the author
         msg["Disposition-Notification-To"] = letter.author

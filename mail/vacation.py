@@ -32,6 +32,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
 
 from config import Settings
+from mail.compose import named, one_line
 from mail.headers import new_message_id
 from mail.pipeline import Delivery, LocalTarget, Pipeline, ProofSpec, RemoteTarget, Stored
 from storage import accounts as account_rows
@@ -89,10 +90,10 @@ def build_reply(vacation: vacations.Vacation, user: str, user_name: str, sender:
     """The RFC 3834 automatic reply to the message whose header is ``head``."""
     msg = EmailMessage(policy=policy.SMTP)
     msg["Date"] = format_datetime(now)
-    msg["From"] = f"{user_name} <{user}>" if user_name else user
+    msg["From"] = named(user_name, user)
     msg["To"] = sender
     original_subject = str(head.get("Subject", "")).strip()
-    msg["Subject"] = vacation.subject.strip() or f"Absent : {original_subject}".strip()
+    msg["Subject"] = one_line(vacation.subject) or one_line(f"Absent : {original_subject}")
     msg["Message-ID"] = new_message_id(hostname)
     original_id = str(head.get("Message-ID", "")).strip()
     if original_id and original_id.isascii():

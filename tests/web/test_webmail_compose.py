@@ -102,6 +102,10 @@ async def test_send_track_read_receipt(tmp_path: Path) -> None:
         assert doctor_addr in text and colleague_addr in text
         assert stored_sha in text, (sha, stored_sha, text)
 
+        story = (await doctor.get(f"/courrier/suivi/{seq.group(1)}")).text
+        assert "Historique des preuves" in story and "SubmissionAcceptance" in story
+        assert "ContentHandover" in story  # the reading
+        assert (await _colleague.get(f"/courrier/suivi/{seq.group(1)}")).status_code == 404
         # the colleague cannot see the doctor's tracking or receipt
         other = await _colleague.get(f"/courrier/suivi/{seq.group(1)}/accuse.pdf")
         assert other.status_code == 404

@@ -24,10 +24,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mail.timeline import timeline
 from mail.tracking import Tracking, track
 from storage import proofs, receipts
 from storage.accounts import Account
-from storage.receipt_pdf import render_pdf
+from storage.proofs import ETSI_EVIDENCE
+from storage.receipt_pdf import KINDS_FR, render_pdf
 from storage.schema import messages
 from storage.schema import proofs as proof_table
 from web.sessions import Session
@@ -165,10 +167,13 @@ class TrackingPages(Webmail):
         if record is None:
             return self._not_found(request, session, user)
         lines = await self._lines(user, [record])
+        async with self.db.read() as conn:
+            events = timeline(await proofs.get_by_message(conn, str(record.message_ref)))
         own, shared = await self.mailboxes(user)
         return self.render(request, session, user, "webmail/tracking_message.html", own=own,
                            shared=shared, title="Suivi du message",
-                           line=lines[0] if lines else None, states=STATES_FR)
+                           line=lines[0] if lines else None, states=STATES_FR,
+                           events=events, kinds=KINDS_FR, evidence=ETSI_EVIDENCE)
 
     def _not_found(self, request: Request, session: Session, user: Account) -> Response:
         return self._render(request, session, "message.html", status=404, user=user,
