@@ -290,7 +290,8 @@ class Submission:
         smtp_id = new_smtp_id()
         recipients = [t.address for t in checked.local] + [t.address for t in checked.remote]
         info = ReceivedInfo(
-            helo=settings.hostname, client_ip=author.client_ip or "127.0.0.1",
+            helo="webmail" if protocol == "HTTPS" else settings.hostname,
+            client_ip=author.client_ip or "127.0.0.1",
             client_name=None, by_host=settings.hostname, protocol=protocol,
             smtp_id=smtp_id, tls_version=None, tls_cipher=None, tls_bits=None,
             auth_login=author.login, auth_method=author.method,

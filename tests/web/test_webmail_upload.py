@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from web.webmail.upload import UploadRefused, read_upload
+from web.webmail.upload import UploadRefused, read_upload, remove_stale
 
 BOUNDARY = "----formulaire7Ma4YWxkTrZu0gW"
 MB = 1024 * 1024
@@ -103,3 +103,13 @@ async def test_malformed_and_wrong_type(tmp_path: Path) -> None:
         await read_upload(Body({"a": "x" * 2000}, []).stream(), CONTENT_TYPE, max_file=MB,
                           max_total=1000, spool_dir=tmp_path)
     assert "au total" in str(total.value)
+
+
+def test_stale_spool_files_are_removed(tmp_path: Path) -> None:
+    old, fresh, other = tmp_path / "upload-old", tmp_path / "upload-new", tmp_path / "keep"
+    for path in (old, fresh, other):
+        path.write_bytes(b"x")
+    os.utime(old, (1, 1))
+    os.utime(other, (1, 1))
+    assert remove_stale(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "upload-new"]

@@ -48,7 +48,7 @@ from trustspace.whitelist import TrustSpace
 from web.pages import Forbidden
 from web.sessions import COOKIE, Session, SessionStore
 from web.webmail.base import NotFound, Webmail, WebmailDeps
-from web.webmail.upload import Upload, UploadRefused, megabytes, read_upload
+from web.webmail.upload import Upload, UploadRefused, megabytes, read_upload, remove_stale
 
 log = logging.getLogger("mssante.webmail")
 
@@ -188,6 +188,7 @@ class Compose(Webmail):
         self.write = write
         self.submission = Submission(write, write.settings, write.pipeline, write.directory)
         self.spool_dir = Path(write.settings.data_dir) / "spool" / "web"
+        remove_stale(self.spool_dir)
 
     def routes(self) -> list[BaseRoute]:
         page = self._page

@@ -90,6 +90,25 @@ class EncryptedSpool:
         self.path.unlink(missing_ok=True)
 
 
+def remove_stale(directory: Path, older_than: float = 3600.0) -> int:
+    """Removes spool files a crash left behind (unreadable anyway: their keys died with
+    the process); files younger than ``older_than`` seconds may belong to a live upload of
+    another worker and stay."""
+    import time
+
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for path in directory.glob("upload-*"):
+        try:
+            if time.time() - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 @dataclass
 class UploadedFile:
     """One attached file as received: its name, declared type and encrypted spool."""
