@@ -47,17 +47,23 @@ async def main() -> int:
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--profile", action="store_true",
                         help="print the top functions of the warm big-folder opens")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="keep the seeded data directory here and reuse it next time")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(data_dir=Path(tmp), env={}, overrides={})
-        db = await open_storage(settings)
-        await add_mailbox(db, USER, type="PER", name="Dr Liste", idnat="899999999999")
-        await db.close()
-        seconds = await seed_gateway(settings, USER, {
-            "Petit": [small_message(n, USER) for n in range(1, args.small + 1)],
-            "Grand": [small_message(n, USER) for n in range(1, args.big + 1)],
-        })
-        print(f"# seeded {args.small} + {args.big} messages in {seconds:.1f}s", flush=True)
+        data = args.data or Path(tmp)
+        settings = load_settings(data_dir=data, env={}, overrides={})
+        if not (data / ".seeded").exists():
+            db = await open_storage(settings)
+            await add_mailbox(db, USER, type="PER", name="Dr Liste", idnat="899999999999")
+            await db.close()
+            seconds = await seed_gateway(settings, USER, {
+                "Petit": [small_message(n, USER) for n in range(1, args.small + 1)],
+                "Grand": [small_message(n, USER) for n in range(1, args.big + 1)],
+            })
+            (data / ".seeded").touch()
+            print(f"# seeded {args.small} + {args.big} messages in {seconds:.1f}s",
+                  flush=True)
         db = await open_storage(settings)
         try:
             store = SqlMailStore(db, ChangeHub())
@@ -72,24 +78,34 @@ async def main() -> int:
             async def open_page(name: str, before: int | None) -> float:
                 started = time.perf_counter()
                 box = boxes[name]
+                page = await folder_page(webmail, box, before)  # as the page: rows first
+                listed = time.perf_counter()
                 own = await webmail.own_mailboxes(user)  # type: ignore[arg-type]
-                page = await folder_page(webmail, box, before)
+                sidebar = time.perf_counter()
                 template.render(csrf="x", user=None, domain="d", own=own, shared=[],
                                 current=box, title=box.label, page=page, size=human_size,
                                 url=webmail.url, error=None, notice=None, warnings={})
                 assert page.messages or not page.total
-                return (time.perf_counter() - started) * 1000
+                now = time.perf_counter()
+                parts.append(((sidebar - listed) * 1000, (listed - started) * 1000,
+                              (now - sidebar) * 1000))
+                return (now - started) * 1000
+
+            parts: list[tuple[float, float, float]] = []
 
             cold = await open_page("Grand", None)
+            print("# cold big open: " + _split(parts[-1]))
             await open_page("Petit", None)
             # A new message in the big folder: its unread count is taken again once.
             await store.store_flags(boxes["Grand"].id, {1: ("\\Flagged",)})
             changed = await open_page("Grand", None)
+            print("# after a change: " + _split(parts[-1]))
 
             async def median(name: str, before: int | None) -> float:
                 return statistics.median([await open_page(name, before)
                                           for _ in range(args.repeat)])
 
+            results: dict[str, float] = {}
             small = await median("Petit", None)
             if args.profile:
                 import cProfile
@@ -100,15 +116,24 @@ async def main() -> int:
                 await median("Grand", None)
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-            big = await median("Grand", None)
-            middle = await median("Grand", args.big // 2)
-            oldest = await median("Grand", 51)
+            for label, before in (("big", None), ("big_middle", args.big // 2),
+                                  ("big_oldest", 51)):
+                del parts[:]
+                results[label] = await median("Grand", before)
+                print(f"# {label}: sidebar, rows, HTML medians (ms): " + ", ".join(
+                    f"{statistics.median(p[i] for p in parts):.2f}" for i in range(3)))
+            big, middle, oldest = results["big"], results["big_middle"], results["big_oldest"]
         finally:
             await db.close()
     print(f"RESULT webmail_list small={args.small} big={args.big} small_ms={small:.2f} "
           f"big_ms={big:.2f} big_middle_ms={middle:.2f} big_oldest_ms={oldest:.2f} "
           f"big_cold_ms={cold:.1f} big_after_change_ms={changed:.1f}")
     return 0
+
+
+def _split(times: tuple[float, float, float]) -> str:
+    sidebar, rows, html = times
+    return f"sidebar {sidebar:.1f} ms, rows {rows:.1f} ms, HTML {html:.1f} ms"
 
 
 async def _account_id(db: object) -> int:

@@ -98,6 +98,10 @@ class StorageSettings:
     body_retention_days: int = opt(
         92, "days message bodies are kept before purge (proofs are kept forever)", min=1
     )
+    search_text_max: int = opt(
+        256 * 1024, "decoded text characters of a message indexed (sealed) at accept time for "
+        "SEARCH BODY/TEXT; a longer message is decoded when searched (0: never index)", min=0,
+    )
 
 
 @dataclass(frozen=True)

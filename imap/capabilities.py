@@ -36,6 +36,12 @@ EXTENSIONS: tuple[str, ...] = (
     "UTF8=ACCEPT",  # RFC 6855
     "BINARY",  # RFC 3516
     "MULTIAPPEND",  # RFC 3502
+    "SORT",  # RFC 5256 (imap/commands/sort_thread.py)
+    "SORT=DISPLAY",  # RFC 5957
+    "THREAD=ORDEREDSUBJECT",  # RFC 5256
+    "THREAD=REFERENCES",  # RFC 5256
+    "ESORT",  # RFC 5267 §3.1
+    "WITHIN",  # RFC 5032
 )
 
 

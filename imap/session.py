@@ -39,6 +39,7 @@ from imap.protocol import (
     untagged,
 )
 from imap.protocol import commands as c
+from imap.protocol.sort_thread import Sort, Thread
 from imap.selected import SelectedMailbox
 from imap.workarounds import Workarounds
 from mail.changes import ChangeHub
@@ -64,7 +65,7 @@ def internal_error(error: Exception, log_fields: Callable[..., dict[str, Any]]) 
 
 
 # RFC 3501 §7.4.1: no EXPUNGE while answering these (the client may be counting numbers).
-NO_EXPUNGE = (c.Fetch, c.Store, c.Search)
+NO_EXPUNGE = (c.Fetch, c.Store, c.Search, Sort, Thread)
 FLUSH_AT = 256 * 1024
 PREAUTH_MAX_LITERAL = 8 * 1024
 """Largest literal before login (Dovecot allows 8 KiB): a user name, a password, a SASL

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from config import Settings
 from mail.changes import ChangeHub
 from mail.reports import ReceivedReport, parse_report, report_kind
+from mail.searchtext import indexed_text
 from mail.views import MessageView, build_view
 from storage import messages as message_rows
 from storage import metadata, proofs
@@ -48,19 +49,25 @@ MAX_BATCH_BYTES = 64 * 1024 * 1024
 # How long the writer may wait for deliveries still being parsed to join a batch (the
 # PostgreSQL commit_delay idea): a few milliseconds buy one fsync for many messages.
 LINGER = 0.004
+# Messages up to this size have their search text decoded on the event loop (a thread
+# hop costs more than decoding them).
+_INLINE_TEXT = 64 * 1024
 
 
-def sealed_metadata(ref: BlobRef, view: MessageView) -> dict[str, bytes]:
+def sealed_metadata(ref: BlobRef, view: MessageView,
+                    text: str | None = None) -> dict[str, bytes]:
     """The message row's columns that say what its headers say, sealed under the body's
     data key (:mod:`storage.metadata`): the IMAP views (with attachment file names) and the
-    decoded search fields. Nothing derived from the headers is stored in clear."""
+    decoded search fields, ending with the decoded body ``text`` for SEARCH BODY/TEXT
+    (:mod:`mail.searchtext`; None when not indexed). Nothing derived from the message is
+    stored in clear."""
     key = ref.metadata
     assert key is not None, "BlobStore.put_many gives the key of every body it stores"
     s = view.search
     return {
         "sealed_view": key.seal(metadata.VIEW, view.to_json().encode()),
         "sealed_fields": key.seal(metadata.FIELDS, metadata.pack_fields(
-            (s.subject, s.from_, s.to, s.cc, s.sent_date))),
+            (s.subject, s.from_, s.to, s.cc, s.sent_date, text))),
     }
 
 
@@ -117,6 +124,8 @@ class Delivery:
     # A DSN or MDN filed in a local mailbox or submitted by a user (set by submit()):
     # proved as received or sent under the message it answers.
     report: ReceivedReport | None = None
+    # The decoded text SEARCH BODY/TEXT match (set by submit(); see mail.searchtext).
+    search_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +208,8 @@ class Pipeline:
                 if delivery.view is None:
                     # Parsing a large message takes milliseconds of CPU: off the event loop.
                     delivery.view = await asyncio.to_thread(build_view, delivery.raw)
+                if delivery.local and delivery.search_text is None:
+                    delivery.search_text = await self._search_text(delivery.raw)
                 if (delivery.record_delivery and delivery.report is None
                         and (delivery.local or _submitted(delivery) is not None)
                         and report_kind(delivery.raw) is not None):
@@ -214,6 +225,14 @@ class Pipeline:
             for delivery, result in zip(deliveries, stored, strict=True):
                 callback(delivery, result)
         return stored
+
+    async def _search_text(self, raw: bytes) -> str | None:
+        """The decoded text to index (:func:`mail.searchtext.indexed_text`); a large
+        message is decoded off the event loop, as its view is parsed."""
+        limit = self._settings.storage.search_text_max
+        if len(raw) <= _INLINE_TEXT:
+            return indexed_text(raw, limit)
+        return await asyncio.to_thread(indexed_text, raw, limit)
 
     async def _by_envelope_id(self, report: ReceivedReport,
                               local: list[LocalTarget]) -> ReceivedReport:
@@ -309,7 +328,7 @@ class Pipeline:
                 "header_size": v.search.header_size, "internal_date": d.internal_date or now,
                 "received_at": now, "expires_at": now + retention,
                 "message_id_header": v.search.message_id,
-                **sealed_metadata(ref, v),
+                **sealed_metadata(ref, v, d.search_text),
             }
             for d, v, ref in zip(batch, views, refs, strict=True)
         ])

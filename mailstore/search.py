@@ -21,7 +21,9 @@ What stays in IMAP is the protocol: parsing, CHARSET, the numbers put on the wir
 and SEARCHRES.
 
 Flags, numbers, MODSEQ and the Subject/From/To/Cc texts are answered from the folder
-index; dates, sizes, other header fields and bodies from the stored message.
+index; dates and sizes from the message rows; other header fields from the stored header;
+BODY and TEXT from the decoded text of the text parts (:mod:`mail.searchtext`) indexed
+sealed at accept time, or decoded from the stored message when it was not indexed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol, cast
 
+from mail.searchtext import body_text, header_text
 from mail.sections import filter_header_fields
 from mail.views import decode_words
 from mailstore.folderindex import HeaderTuple
@@ -202,6 +205,7 @@ class _Matcher:
         self.now = datetime.now(UTC)
         self._header: bytes | None = None
         self._text: str | None = None
+        self._header_text: str | None = None
         self._row: MessageRow | None = None
         self._headers: HeaderTuple | None = None  # the row's casefolded _COLUMNS
         self._leaves: dict[int, Predicate] = {}
@@ -210,6 +214,7 @@ class _Matcher:
         self._row = row
         self._header = None
         self._text = None
+        self._header_text = None
         self._headers = None
 
     async def header(self) -> bytes:
@@ -220,12 +225,19 @@ class _Matcher:
                 row.blob_id, 0, row.header_size)
         return self._header
 
-    async def whole(self) -> str:
+    async def body(self) -> str:
+        """The decoded, case-folded text of the body's text parts (RFC 9051 §6.4.4): the
+        one indexed at accept time, else (a message stored before, or too large to index)
+        decoded from the stored message now."""
         row = self._row
         assert row is not None
         if self._text is None:
-            raw = b"" if row.blob_id is None else await self.reader.read(row.blob_id, 0, row.size)
-            self._text = raw.decode("utf-8", "replace").casefold()
+            text = self.reader.indexed_text(row)
+            if text is None:
+                raw = b"" if row.blob_id is None else await self.reader.read(
+                    row.blob_id, 0, row.size)
+                text = body_text(raw) if raw else ""
+            self._text = text
         return self._text
 
     async def match(self, key: SearchKey, row: MessageRow) -> bool:  # noqa: C901, PLR0911
@@ -283,13 +295,14 @@ class _Matcher:
             decoded = decode_words(text) or text
             return needle in decoded.casefold()
         if isinstance(key, SearchText):
+            # RFC 9051 §6.4.4: BODY is the body's text; TEXT the header or the body.
             needle = key.value.casefold()
-            text = await self.whole()
-            if key.body_only:
-                row_ = self._row
-                assert row_ is not None
-                text = text[row_.header_size:] if row_.header_size <= len(text) else ""
-            return needle in text
+            if not key.body_only:
+                if self._header_text is None:
+                    self._header_text = header_text(await self.header())
+                if needle in self._header_text:
+                    return True
+            return needle in await self.body()
         return False
 
 

@@ -46,7 +46,14 @@ from storage import folders as folder_rows
 from storage.blobs import BlobStore
 from storage.database import Database
 from storage.errors import AlreadyExists
-from storage.messages import KEY_COLUMNS, WITH_KEYS, flags_text, open_fields, open_sealed
+from storage.messages import (
+    KEY_COLUMNS,
+    WITH_KEYS,
+    flags_text,
+    open_fields,
+    open_sealed,
+    open_text,
+)
 from storage.metadata import VIEW
 from storage.schema import (
     blobs,
@@ -96,6 +103,9 @@ class MessageRow:
     to_addr: str | None = None
     cc_addr: str | None = None
     date_header: str | None = None
+    # For SEARCH: the sealed fields and the data key columns that open them, kept to read
+    # the indexed body text only when a BODY or TEXT criterion asks (BodyReader.indexed_text).
+    sealed_fields: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +152,11 @@ class BodyReader(Protocol):
     ) -> list[MessageRow]:
         """Live rows in ``ranges`` (see :meth:`MailStore.fetch_rows`); ``with_flags`` and
         ``without_flags`` narrow them in SQL (SEARCH on flags)."""
+        ...
+
+    def indexed_text(self, row: MessageRow) -> str | None:
+        """The decoded, case-folded body text indexed at accept time for a row read with
+        ``search=True`` (:mod:`mail.searchtext`), or None when it was not indexed."""
         ...
 
     async def prefetch(self, spans: Sequence[tuple[int, int, int]]) -> None:
@@ -479,6 +494,7 @@ async def _fetch_rows(
             if search:
                 (row.subject, row.from_addr, row.to_addr, row.cc_addr,
                  row.date_header) = views.fields(r[k], r[6], *r[k + 1 : k + 4])
+                row.sealed_fields = (r[k], r[6], *r[k + 1 : k + 4])
             append(row)
     if pending:
         await views.open_missing(conn, pending)
@@ -546,6 +562,11 @@ class _Reader:
         return await _fetch_rows(self._conn, self._views, folder_id, ranges, full=full,
                                  search=search, changed_since=changed_since,
                                  with_flags=with_flags, without_flags=without_flags)
+
+    def indexed_text(self, row: MessageRow) -> str | None:
+        if row.sealed_fields is None:
+            return None
+        return open_text(self._db.blobs, *row.sealed_fields)
 
     async def prefetch(self, spans: Sequence[tuple[int, int, int]]) -> None:
         self._spans = {}

@@ -52,7 +52,10 @@ WITH_KEYS = messages.outerjoin(blobs, blobs.c.id == messages.c.blob_id)
 
 SEARCH_FIELDS = ("subject", "from_addr", "to_addr", "cc_addr", "date_header")
 """The sealed search fields, in order: decoded Subject, From, To, Cc, and the sent date
-(YYYY-MM-DD, RFC 3501 §6.4.4 SENTON and friends)."""
+(YYYY-MM-DD, RFC 3501 §6.4.4 SENTON and friends). A sixth value may follow: the decoded
+text of the body (:mod:`mail.searchtext`), absent from messages stored before it was
+indexed and missing (None) for a text over ``[storage] search_text_max``; read it with
+:func:`open_text`."""
 
 
 def open_sealed(store: BlobStore, kind: bytes, sealed: bytes | None, blob_id: int | None,
@@ -75,7 +78,20 @@ def open_fields(store: BlobStore, sealed: bytes | None, blob_id: int | None,
                        content_sha256)
     if data is None:
         return [None] * len(SEARCH_FIELDS)
-    return metadata.unpack_fields(data)
+    return metadata.unpack_fields(data)[: len(SEARCH_FIELDS)]
+
+
+def open_text(store: BlobStore, sealed: bytes | None, blob_id: int | None,
+              key_id: str | None, wrapped_key: bytes | None,
+              content_sha256: str | None) -> str | None:
+    """The indexed decoded text of a message's body (after the :data:`SEARCH_FIELDS`), or
+    None when it was not indexed (stored before, too large, purged)."""
+    data = open_sealed(store, metadata.FIELDS, sealed, blob_id, key_id, wrapped_key,
+                       content_sha256)
+    if data is None:
+        return None
+    values = metadata.unpack_fields(data)
+    return values[len(SEARCH_FIELDS)] if len(values) > len(SEARCH_FIELDS) else None
 
 
 def flags_text(flags: Iterable[str]) -> str:

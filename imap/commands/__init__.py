@@ -75,6 +75,7 @@ def _load() -> None:
         quota_acl,
         search,
         select,
+        sort_thread,
         store,
     )
 

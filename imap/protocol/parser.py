@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from imap.protocol import commands as c
+from imap.protocol import sort_thread
 from imap.protocol.errors import BadCharset, ParseError
 from imap.protocol.fetch_items import FetchAttr, Section
 from imap.protocol.search_keys import (
@@ -814,6 +815,14 @@ _COMMANDS: dict[str, _Handler] = {
     "MOVE": _copy_move(c.Move),
 }
 
+# RFC 5256 SORT and THREAD (imap/protocol/sort_thread.py).
+_COMMANDS.update(SORT=sort_thread.parse_sort, THREAD=sort_thread.parse_thread)
+
 _UID_COMMANDS: dict[str, _Handler] = {
-    name: _COMMANDS[name] for name in ("SEARCH", "FETCH", "STORE", "COPY", "MOVE", "EXPUNGE")
+    name: _COMMANDS[name]
+    for name in ("SEARCH", "FETCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD")
 }
+
+# The search-key grammar, for the commands that embed it (SORT, THREAD).
+CHARSETS = _CHARSETS
+search_key = _search_key

@@ -564,6 +564,38 @@ class ResponseReader(Reader):
                 return
             self.nz_number()
 
+    def thread_list(self) -> None:
+        """RFC 5256 §5: thread-list = "(" (thread-members / thread-nested) ")";
+        thread-members = nz-number *(SP nz-number) [SP thread-nested];
+        thread-nested = 2*thread-list."""
+        self.expect(b"(")
+        if self.peek(b"("):
+            self._thread_nested()
+        else:
+            self.nz_number()
+            while self.peek(b" "):
+                self.sp()
+                if self.peek(b"("):
+                    self._thread_nested()
+                    break
+                self.nz_number()
+        self.expect(b")")
+
+    def _thread_nested(self) -> None:
+        self.thread_list()
+        if not self.peek(b"("):
+            raise self.fail("thread-nested: at least two thread-lists")
+        while self.peek(b"("):
+            self.thread_list()
+
+    def thread_data(self) -> None:
+        """RFC 5256 §5: thread-data = "THREAD" [SP 1*thread-list]."""
+        if self.peek(b" "):
+            self.sp()
+            self.thread_list()
+            while self.peek(b"("):
+                self.thread_list()
+
     def esearch_data(self) -> None:
         if self.peek(b" ("):
             self.expect(b" (TAG ")
@@ -631,8 +663,10 @@ class ResponseReader(Reader):
             self.list_data()
         elif word == b"STATUS":
             self.status_data()
-        elif word == b"SEARCH":
+        elif word in (b"SEARCH", b"SORT"):  # RFC 5256 §5 sort-data: as search-data
             self.search_data()
+        elif word == b"THREAD":
+            self.thread_data()
         elif word == b"ESEARCH":
             self.esearch_data()
         elif word == b"ENABLED":

@@ -13,6 +13,8 @@ from mailstore.search import (
     SearchText,
     search_folder,
 )
+from mailstore.sorting import SortKey, sort_folder
+from mailstore.threads import thread_folder
 from tests.fixtures.imap import ALICE, ImapEnv, message
 
 
@@ -45,3 +47,18 @@ async def test_search_folder_without_a_session(imap_env: ImapEnv) -> None:
     # Sequence numbers count the folder's messages in UID order; nothing is \Recent.
     assert await search_folder(store, folder, SearchSequence(_Numbers(3), uid=False)) == [3]
     assert await search_folder(store, folder, SearchFlag("\\Recent")) == []
+
+
+async def test_sort_and_thread_folder_without_a_session(imap_env: ImapEnv) -> None:
+    """RFC 5256 SORT and THREAD REFERENCES as the webmail calls them (mailstore/)."""
+    await imap_env.deliver(message(1, subject="Bilan"))
+    await imap_env.deliver(message(2, subject="Re: Bilan",
+                                   extra="References: <m1@mssante.test>\r\n"))
+    await imap_env.deliver(message(3, subject="Analyse"))
+    store = imap_env.service.context.store
+    folder = await imap_env.folder_id(ALICE, "INBOX")
+    assert await sort_folder(store, folder, [SortKey("SUBJECT")]) == [3, 1, 2]
+    assert await sort_folder(store, folder, [SortKey("SUBJECT", reverse=True)],
+                             SearchNot(SearchHeader("subject", "re:"))) == [1, 3]
+    roots = await thread_folder(store, folder, "REFERENCES")
+    assert [(r.uid, [c.uid for c in r.children]) for r in roots] == [(1, [2]), (3, [])]

@@ -246,3 +246,25 @@ async def test_an_idle_imap_session_hears_the_webmail_reading(gw: RunningGateway
         assert (await http.get(inbox + "/message/1")).status_code == 200
     got = await idle
     assert any("FETCH" in repr(r) and "Seen" in repr(r) for r in got), got
+
+
+async def test_a_large_message_shows_its_text_without_reading_the_attachment(
+        gw: RunningGateway) -> None:
+    alice = await professional(gw, "alice")
+    bob = await professional(gw, "bob")
+    scan = bytes(range(256)) * (3 * 4096)  # 3 MiB
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = bob.address, alice.address, "Scanner joint"
+    msg.set_content("Version texte.\n")
+    msg.add_alternative("<p>Lettre <b>jointe</b> <script>alert(1)</script></p>", subtype="html")
+    msg.add_attachment(scan, maintype="image", subtype="tiff", filename="scan.tiff")
+    await send(gw, bob, [alice.address], msg.as_bytes(policy=SMTP))
+    async with signed_in(gw, alice) as http:
+        inbox = await folder_url(http)
+        page = await http.get(inbox + "/message/1")
+        assert page.status_code == 200
+        assert "<b>jointe</b>" in page.text and "<script>alert" not in page.text
+        assert "Scanner joint" in page.text and "scan.tiff" in page.text
+        [piece] = re.findall(r'href="(/courrier/dossier/\d+/message/1/piece/[0-9.]+)"',
+                             page.text)
+        assert (await http.get(piece)).content == scan

@@ -137,10 +137,12 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
     async def folder(request: Request, session: Session, _form: FormData | None,
                      user: Account) -> Response:
         box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
-        own, shared = await webmail.mailboxes(user)
         raw = request.query_params.get("avant", "")
         before = int(raw) if raw.isdigit() and 0 < int(raw) < 2**32 else None
+        # The page first: it loads the folder's index, from which the sidebar then counts
+        # the unread messages (a first open would otherwise count them in SQL as well).
         listing = await folder_page(webmail, box, before)
+        own, shared = await webmail.mailboxes(user)
         return webmail.render(request, session, user, "webmail/list.html", own=own,
                               shared=shared, current=box, title=box.label, page=listing,
                               size=human_size, notice=session.data.pop("wm_notice", None))

@@ -43,6 +43,8 @@ SHOWN_HEADERS = (("From", "De"), ("Sender", "Envoyé par"), ("To", "À"), ("Cc",
                  ("Date", "Date"), ("Subject", "Objet"))
 XDM_NAME = "IHE_XDM.ZIP"
 MAX_TEXT = 2 * 1024 * 1024
+MAX_WHOLE = 1024 * 1024
+"""Messages larger than this are not read whole to be shown: only their header and text."""
 IMAGES_CSP = CONTENT_SECURITY_POLICY.replace("img-src 'self'", "img-src 'self' https:")
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
 
@@ -111,6 +113,11 @@ def message_body(msg: Message, *, images: bool) -> Body:
             if part.get_content_maintype() == "text" and not part.is_multipart():
                 chosen = part
                 break
+    return body_of(chosen, images=images)
+
+
+def body_of(chosen: Message | None, *, images: bool) -> Body:
+    """The shown body of the text part ``chosen`` (None: the message has none)."""
     if chosen is None:
         return Body(problem="Ce message n'a pas de texte lisible ; voyez ses pièces jointes.")
     text = _decoded(chosen)
@@ -160,6 +167,32 @@ def _parse(raw: bytes) -> Message:
     return email.message_from_bytes(raw, policy=email.policy.default)
 
 
+def _part_order(part: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in part.split("."))
+
+
+async def _header_and_text(webmail: Webmail, row: MessageRow, view: MessageView,
+                           ) -> tuple[Message, Message | None]:
+    """A large message's header and its HTML (else plain) text part, read alone: the
+    attachments' bytes are not read to show a letter that comes with a 9 MB scan."""
+    header = _parse(await _raw(webmail, row, 0, view.text_start))
+    listed = {a.part for a in view.search.attachments}
+    leaves = sorted((p for p in view.parts if p not in listed
+                     and not any(q.startswith(p + ".") for q in view.parts)), key=_part_order)
+    chosen: Message | None = None
+    for name in leaves:
+        offsets = view.parts[name]
+        if offsets.body_end - offsets.body_start > 4 * MAX_TEXT:
+            continue
+        part = _parse(await _raw(webmail, row, offsets.header_start, offsets.body_end))
+        kind = part.get_content_type()
+        if kind == "text/html":
+            return header, part
+        if kind == "text/plain" and chosen is None:
+            chosen = part
+    return header, chosen
+
+
 def _attachment(view: MessageView | None, part: str) -> Attachment:
     if view is None:
         raise NotFound
@@ -190,10 +223,14 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
             await webmail.deps.reads.record(reader, box.id, [uid], WEBMAIL_DISPLAY)
         own, shared = await webmail.mailboxes(user)  # the unread count just changed
         images = request.query_params.get("images") == "1"
-        msg = _parse(await _raw(webmail, row))
+        if row.size <= MAX_WHOLE or row.view is None:
+            msg = _parse(await _raw(webmail, row))
+            body = message_body(msg, images=images)
+        else:
+            msg, text_part = await _header_and_text(webmail, row, row.view)
+            body = body_of(text_part, images=images)
         headers = [(label, value) for name, label in SHOWN_HEADERS
                    if (value := _header(msg, name))]
-        body = message_body(msg, images=images)
         targets = [b for b in (*own, *shared)
                    if b.owner_id == box.owner_id and b.id != box.id and b.may("i")]
         response = webmail.render(
