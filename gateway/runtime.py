@@ -34,6 +34,7 @@ from gateway.service import Listener, Service
 from gateway.startup import StartupError, ensure_config_file, open_storage, prepare_tls
 from mail.changes import ChangeHub
 from mail.pipeline import Pipeline
+from mail.vacation import VacationResponder
 from storage import accounts as account_rows
 from storage.database import Database
 from storage.notify import PgChangeChannel, open_change_channel
@@ -76,6 +77,7 @@ class Gateway:
     psc: PscLogin | None = None
     """Pro Santé Connect tokens (SASL XOAUTH2/OAUTHBEARER, portal login); None: off."""
     directory: Directory | None = None
+    vacation: VacationResponder | None = None
     services: list[Service] = field(default_factory=list)
     first_start: FirstStartCredentials | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -106,6 +108,8 @@ class Gateway:
             self.psc = build_psc_login(settings, self.db, self.authenticator)
             self.pipeline = Pipeline(self.db, settings, self.changes)
             await self.pipeline.start()
+            self.vacation = VacationResponder(self.db, settings, self.pipeline, self.trust)
+            self.pipeline.after_commit(self.vacation.on_delivered)
             await self.start_change_channel()
             for build in service_builders():
                 service = build(self)
@@ -200,6 +204,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._background.clear()
+        if self.vacation is not None:
+            await self.vacation.idle()  # absence replies under way go out before the writer stops
         if self.pipeline is not None:
             await self.pipeline.stop()
             self.pipeline = None

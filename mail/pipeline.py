@@ -162,11 +162,17 @@ class Pipeline:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._on_queued: list[Callable[[], None]] = []
+        self._after: list[Callable[[Delivery, Stored], None]] = []
         self._preparing = 0  # submissions parsing their message, about to join the queue
 
     def on_queued(self, callback: Callable[[], None]) -> None:
         """Calls ``callback`` after each commit that queued outbound rows (wakes the worker)."""
         self._on_queued.append(callback)
+
+    def after_commit(self, callback: Callable[[Delivery, Stored], None]) -> None:
+        """Calls ``callback(delivery, stored)`` for each delivery once committed (the
+        absence responder, :mod:`mail.vacation`); it must not block."""
+        self._after.append(callback)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="pipeline-writer")
@@ -214,7 +220,11 @@ class Pipeline:
             self._queue.put_nowait(_Pending(list(deliveries), future))
         finally:
             self._preparing -= 1
-        return await future
+        stored = await future
+        for callback in self._after:
+            for delivery, result in zip(deliveries, stored, strict=True):
+                callback(delivery, result)
+        return stored
 
     async def _search_text(self, raw: bytes) -> str | None:
         """The decoded text to index (:func:`mail.searchtext.indexed_text`); a large

@@ -15,6 +15,7 @@ PACKAGES=(
   openssl curl testssl.sh isync
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   chromium chromium-driver libnss3-tools
+  fonts-dejavu-core
   systemd
   haproxy
 )
@@ -83,9 +84,11 @@ for tool in slapd slapadd slapcat ldapsearch ldapwhoami mbsync testssl openssl c
 done
 { /usr/sbin/haproxy -v 2>/dev/null || haproxy -v 2>/dev/null; } | grep -q "^HAProxy version" \
   || problems+=("haproxy does not run (package haproxy)")
+[ -r /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
+  || problems+=("DejaVu Sans is missing (package fonts-dejavu-core): PDF receipts need it")
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || problems+=("PostgreSQL's initdb is missing (package postgresql)")
-.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop, joserfc, httpx' 2>/dev/null \
+.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop, joserfc, httpx, fpdf, pypdf' 2>/dev/null \
   || problems+=("the Python environment lacks a module (reinstall with: make clean setup)")
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'bootstrap: %s\n' "${problems[@]}" >&2

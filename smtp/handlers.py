@@ -40,13 +40,13 @@ from mail.headers import (
     received_field,
 )
 from mail.pipeline import ProofSpec
+from mail.sender_fields import check_sender_fields, on_behalf_of, sender_field
+from mail.submission import Mailboxes, new_smtp_id
 from smtp.dsn_params import MailParams, RcptParams
 from smtp.handlers_support import (
-    Mailboxes,
     ReverseDns,
     TransactionStore,
     local_target,
-    new_smtp_id,
     remote_target,
     store,
     tls_facts,
@@ -59,7 +59,6 @@ from smtp.policy import (
     PasswordCredentials,
     TokenCredentials,
 )
-from smtp.sender_fields import check_sender_fields, on_behalf_of, sender_field
 from trustspace.crl import require_not_revoked
 from trustspace.policy import (
     PeerIdentity,

@@ -8,28 +8,19 @@ how an accepted message is handed to the pipeline and what is answered) exist on
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import secrets
 import socket
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import select
-
-from mail.dsn import RecipientReport, wants_dsn
 from mail.headers import prepend
-from mail.limits import check_attachment_sizes
-from mail.pipeline import Delivery, LocalTarget, ProofSpec, RemoteTarget, Stored
-from mail.views import MessageView, build_view
+from mail.pipeline import Delivery, LocalTarget, ProofSpec, RemoteTarget
+from mail.submission import build_checked_view, send_delivered_dsn
 from smtp.dsn_params import RcptParams
-from smtp.outbound_dsn import DsnSender
 from smtp.policy import GatewayEnvelope
-from storage.schema import accounts, folders
-from storage.types import utcnow
-from trustspace.policy import Address, MailboxStatus, check_mailbox
+from trustspace.policy import Address
 from trustspace.refusal import Refusal
 
 if TYPE_CHECKING:
@@ -38,17 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mssante.smtp")
 
-INLINE_VIEW_LIMIT = 256 * 1024
-"""Messages up to this size are parsed on the loop (cheaper than a thread hop); larger in a
-worker thread so a 40 MB message never stalls other sessions."""
 RDNS_TIMEOUT = 1.0
 RDNS_TTL = 300.0
-
-_STATUS = {
-    "active": MailboxStatus.ACTIVE,
-    "suspended": MailboxStatus.SUSPENDED,
-    "pending": MailboxStatus.SUSPENDED,  # registered, not yet activated: not accepting mail
-}
 
 
 @dataclass
@@ -77,11 +59,6 @@ class TransactionStore:
         """A fresh transaction for a new MAIL FROM on this envelope."""
         found = self._by_envelope[envelope] = Transaction()
         return found
-
-
-def new_smtp_id() -> str:
-    """A short unique id for the Received field, the 250 reply and the logs."""
-    return base64.b32encode(secrets.token_bytes(10)).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -133,70 +110,6 @@ class ReverseDns:
         return name
 
 
-MAILBOX_CACHE_TTL = 5.0
-
-
-class Mailboxes:
-    """Local recipients: account status and INBOX, read with one Core query.
-
-    Answers are remembered for :data:`MAILBOX_CACHE_TTL` seconds (as Postfix's proxymap
-    does) so that a busy session does not pay a database round trip per RCPT; a suspension
-    takes effect within that time.
-    """
-
-    def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        self._cache: dict[tuple[str, bool], tuple[float, Any]] = {}
-
-    async def _lookup(self, address: str, postmaster: bool) -> Any:
-        key = (address, postmaster)
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        db = self._gateway.db
-        assert db is not None
-        query = (
-            select(accounts.c.id, accounts.c.status, folders.c.id.label("inbox"))
-            .select_from(accounts)
-            .outerjoin(
-                folders, (folders.c.account_id == accounts.c.id) & (folders.c.name == "INBOX")
-            )
-        )
-        async with db.read() as conn:
-            row = (await conn.execute(query.where(accounts.c.address == address))).first()
-            if row is None and postmaster:
-                row = (
-                    await conn.execute(
-                        query.where(accounts.c.is_admin.is_(True), accounts.c.status == "active")
-                        .order_by(accounts.c.id)
-                        .limit(1)
-                    )
-                ).first()
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[key] = (now + MAILBOX_CACHE_TTL, row)
-        return row
-
-    async def resolve(self, rcpt: Address) -> LocalTarget:
-        """The INBOX target of a local recipient, or the Refusal that says why not.
-
-        RFC 5321 §4.5.1: postmaster must be accepted; without a postmaster mailbox it goes
-        to the first active administrator.
-        """
-        address = rcpt.key()
-        row = await self._lookup(address, rcpt.is_postmaster)
-        status = MailboxStatus.UNKNOWN if row is None else _STATUS.get(row.status,
-                                                                       MailboxStatus.UNKNOWN)
-        if rcpt.is_postmaster and row is None:
-            # No administrator at all: refusing is more honest than accepting into nowhere.
-            raise Refusal.unknown_mailbox(str(rcpt))
-        check_mailbox(rcpt, status)
-        if row is None or row.inbox is None:
-            raise Refusal.temporary_failure(f"mailbox {rcpt} has no INBOX; try again later")
-        return LocalTarget(address=address, account_id=int(row.id), folder_id=int(row.inbox))
-
-
 def _rfc3461(params: RcptParams) -> tuple[str | None, str | None]:
     notify = ",".join(sorted(params.notify)) if params.notify is not None else None
     orcpt = f"{params.orcpt[0]};{params.orcpt[1]}" if params.orcpt is not None else None
@@ -213,16 +126,6 @@ def remote_target(rcpt: Address, params: RcptParams) -> RemoteTarget:
     """An outbound recipient with its RFC 3461 NOTIFY and ORCPT kept for the next hop."""
     notify, orcpt = _rfc3461(params)
     return RemoteTarget(address=str(rcpt), notify=notify, orcpt=orcpt)
-
-
-async def build_checked_view(raw: bytes, max_attachment: int) -> MessageView:
-    """Parses the message once (the pipeline reuses this view) and applies the size rules."""
-    if len(raw) <= INLINE_VIEW_LIMIT:
-        view = build_view(raw)
-    else:
-        view = await asyncio.to_thread(build_view, raw)
-    check_attachment_sizes(view, max_attachment)
-    return view
 
 
 async def store(
@@ -273,32 +176,5 @@ async def store(
              "local=%d remote=%d", session.kind, session.peer_ip, session.trace_id, smtp_id,
              stored.message_id, ",".join(map(str, stored.queue_ids)) or "-", len(data),
              len(delivery.local), len(delivery.remote))
-    await send_delivered_dsn(gateway, delivery, stored)
+    await send_delivered_dsn(gateway.db, gateway.settings, pipeline, delivery, stored)
     return f"Ok: queued as {smtp_id}"
-
-
-async def send_delivered_dsn(gateway: Gateway, delivery: Delivery, stored: Stored) -> None:
-    """RFC 3461 §4.1 / RFC 3464: the "delivered" DSN for local recipients that asked
-    ``NOTIFY=SUCCESS``, sent once the message is committed to their mailboxes.
-
-    Sent before the 250 (one more group commit): if the gateway stops in between, the
-    client sees no 250 and sends again, rather than the notice being lost unseen. A
-    failure to build or store it is logged and does not undo the delivery. The DSN goes
-    through the pipeline like any message, with a ``dsn-sent`` proof under the original.
-    """
-    wanted = [t for t in delivery.local if wants_dsn(delivery.sender, t.notify, "delivered")]
-    if not wanted or gateway.db is None or gateway.pipeline is None:
-        return
-    reports = [RecipientReport(final_recipient=t.address, action="delivered", status="2.0.0",
-                               original_recipient=t.orcpt,
-                               diagnostic="delivered to the recipient's mailbox")
-               for t in wanted]
-    try:
-        await DsnSender(gateway.db, gateway.settings, gateway.pipeline).send(
-            sender=delivery.sender, reports=reports, notify=[t.notify for t in wanted],
-            original=delivery.raw, message_ref=stored.message_id_header,
-            content_sha256=stored.content_sha256, ret=delivery.ret, envid=delivery.envid,
-            arrival=utcnow(),
-        )
-    except Exception:  # noqa: BLE001 - the message is delivered; the notice is best effort
-        log.exception("event=dsn_delivered_failed message=%d", stored.message_id)

@@ -39,9 +39,9 @@ from typing import Literal
 from config import Settings
 from config.metrics import DELIVERY_LATENCY, OUTBOUND
 from mail.dsn import Action, RecipientReport
+from mail.dsn_sender import DsnSender
 from mail.pipeline import Pipeline
 from smtp.mx import Destination, MxResolver, ResolutionError
-from smtp.outbound_dsn import DsnSender
 from smtp.outbound_rows import QueuedMessage, message_of, release_claims, renew_claims
 from smtp.outbound_session import Envelope, OutboundSession, SessionFailure
 from storage import proofs

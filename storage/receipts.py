@@ -177,10 +177,15 @@ def render_html(doc: dict[str, Any]) -> str:
 
 
 def write(doc: dict[str, Any], out: Path) -> None:
-    """Writes the receipt as JSON, or as a printable HTML page when ``out`` ends in .html."""
+    """Writes the receipt as JSON, or as a printable HTML page or PDF when ``out`` ends in
+    .html or .pdf (the PDF carries the JSON as an embedded file)."""
     import json
 
-    if out.suffix.lower() == ".html":
+    if out.suffix.lower() == ".pdf":
+        from storage.receipt_pdf import render_pdf
+
+        out.write_bytes(render_pdf(doc))
+    elif out.suffix.lower() == ".html":
         out.write_text(render_html(doc), encoding="utf-8")
     else:
         out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

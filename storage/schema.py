@@ -323,6 +323,34 @@ registrations = Table(
     CheckConstraint("email = lower(email)", name="email_lower"),
 )
 
+# RFC 5230 vacation / RFC 3834 automatic replies: one setting per account, and which
+# senders were answered in which period (a sender is kept as the SHA-256 of its address).
+vacations = Table(
+    "vacations",
+    metadata,
+    Column("account_id", BigId, ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("enabled", Boolean, nullable=False, default=False),
+    Column("starts_at", UTCDateTime, nullable=True),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("subject", String(998), nullable=False, default=""),
+    Column("body", Text, nullable=False, default=""),
+    Column("contact", String(320), nullable=False, default=""),
+    Column("days", Integer, nullable=False, default=7),
+    Column("period", Integer, nullable=False, default=1),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+vacation_replies = Table(
+    "vacation_replies",
+    metadata,
+    Column("account_id", BigId, ForeignKey("accounts.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("sender_sha256", String(64), primary_key=True),
+    Column("period", Integer, nullable=False),
+    Column("replied_at", UTCDateTime, nullable=False),
+)
+
 meta = Table(
     "meta",
     metadata,

@@ -176,12 +176,13 @@ def export(cli: CliContext, since: str | None, until: str | None, out: Path) -> 
 @click.argument("message_id")
 @click.option("--recipient", metavar="ADDR", help="only this recipient's delivery and reading")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="FILE.json (verifiable) or FILE.html (printable, with the JSON inside)")
+              help="FILE.json (verifiable), FILE.html or FILE.pdf (printable, JSON inside)")
 @pass_cli
 def receipt(cli: CliContext, message_id: str, recipient: str | None, out: Path) -> None:
     """An acknowledgement of receipt for one message, verifiable offline."""
-    if out.suffix.lower() not in (".json", ".html"):
-        raise click.BadParameter(f"{str(out)!r} must end in .json or .html", param_hint="--out")
+    if out.suffix.lower() not in (".json", ".html", ".pdf"):
+        raise click.BadParameter(f"{str(out)!r} must end in .json, .html or .pdf",
+                                 param_hint="--out")
     settings = cli.settings()
     ref = message_id if message_id.startswith("<") else f"<{message_id}>"
 

@@ -14,8 +14,8 @@ from gateway.context import EXIT_USAGE, CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
 from mail.changes import ChangeHub
 from mail.dsn import RecipientReport
+from mail.dsn_sender import DsnSender
 from mail.pipeline import Pipeline
-from smtp.outbound_dsn import DsnSender
 from smtp.outbound_rows import list_rows, make_due, message_of, remove
 from storage import proofs
 from storage import queue as queue_rows

@@ -29,6 +29,7 @@ from web.portal import PortalDeps
 from web.server import WebServer
 from web.sessions import SessionStore
 from web.webmail.base import WebmailDeps
+from web.webmail.compose import WriteDeps
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -121,9 +122,16 @@ class WebService:
             db=gateway.db, authenticator=gateway.authenticator, registrar=self.registrar,
             outbox=outbox, sessions=sessions, local_domains=tuple(settings.gateway.domains),
         )
+        assert gateway.pipeline is not None
+        write = WriteDeps(
+            db=gateway.db, sessions=sessions, settings=settings,
+            pipeline=gateway.pipeline, trust=gateway.trust,
+            directory=gateway.directory,
+        )
         webmail = WebmailDeps(
             db=gateway.db, sessions=sessions, store=mail_store(gateway),
-            reads=ReadProofs(gateway.db, gateway.pipeline, settings, gateway.trust))
+            reads=ReadProofs(gateway.db, gateway.pipeline, settings, gateway.trust),
+            extra={"write": write})
         deps = WebDeps(
             client=ClientSettings.from_settings(settings, bound_ports(gateway)),
             metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust)),

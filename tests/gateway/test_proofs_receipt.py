@@ -87,9 +87,28 @@ def test_printable_receipt_and_refusals(tmp_path: Path) -> None:
     stranger = cli(tmp_path, "proofs", "receipt", "m1@mssante.test", "--recipient",
                    "who@else.test", "--out", str(tmp_path / "r.json"))
     assert stranger.returncode == 2 and "no proof names who@else.test" in stranger.stderr
-    pdf = cli(tmp_path, "proofs", "receipt", "m1@mssante.test", "--out", str(tmp_path / "r.pdf"))
-    assert pdf.returncode == 2 and "must end in .json or .html" in pdf.stderr
+    odt = cli(tmp_path, "proofs", "receipt", "m1@mssante.test", "--out", str(tmp_path / "r.odt"))
+    assert odt.returncode == 2 and "must end in .json, .html or .pdf" in odt.stderr
     junk = tmp_path / "junk.json"
     junk.write_text("{")
     code, text = _check(junk)
     assert code == 2 and "is not a readable JSON receipt" in text
+
+
+def test_pdf_receipt_names_parties_and_sha256(tmp_path: Path) -> None:
+    """The PDF read back with pypdf: both parties, the content SHA-256, and the JSON
+    receipt embedded in it verifies."""
+    import pypdf
+
+    out = _receipt(tmp_path, ".pdf", "--recipient", "demo@mssante.test")
+    reader = pypdf.PdfReader(out)
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert "Accusé de réception" in text and "<m1@mssante.test>" in text
+    assert "Expéditeur demo@mssante.test" in text
+    assert "Destinataire demo@mssante.test" in text
+    assert "ab" * 32 in text
+    embedded = reader.attachments["accuse-de-reception.json"][0]
+    inner = tmp_path / "inner.json"
+    inner.write_bytes(embedded)
+    code, checked = _check(inner)
+    assert code == 0 and "receipt verified: 3 records" in checked, checked
