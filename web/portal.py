@@ -37,7 +37,8 @@ from storage import accounts as account_rows
 from storage.accounts import Account
 from storage.database import Database
 from storage.types import utcnow
-from web.pages import Forbidden, Pages
+from web.pages import Pages
+from web.portal_admin import AdminAccounts, require_admin
 from web.sessions import Session, SessionStore
 
 HERE = Path(__file__).resolve().parent
@@ -88,6 +89,7 @@ class Portal(Pages):
             Route("/admin/demandes/{reg_id:int}/accepter", page(self.approve),
                   methods=["POST"]),
             Route("/admin/demandes/{reg_id:int}/refuser", page(self.reject), methods=["POST"]),
+            *AdminAccounts(self.deps).routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
@@ -314,10 +316,7 @@ class Portal(Pages):
 
     # -- administrators ------------------------------------------------------------------
     async def _admin(self, session: Session) -> Account:
-        user = await self._user(session)
-        if user is None or not user.is_admin:
-            raise Forbidden("Cette page est réservée aux administrateurs du service.")
-        return user
+        return await require_admin(self, session)
 
     async def _queue_page(self, request: Request, session: Session, user: Account, *,
                           status: int = 200, **context: Any) -> Response:

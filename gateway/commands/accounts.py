@@ -18,6 +18,7 @@ from gateway.context import EXIT_USAGE, CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
 from storage import accounts as account_rows
 from storage.database import Database
+from storage.schema import ACCOUNT_STATUSES
 
 
 @click.group("accounts")
@@ -62,23 +63,24 @@ def add(
 
 
 @command.command("list")
-@click.option("--status", default=None, help="Only accounts with this status.")
+@click.option("--status", default=None,
+              help="Only accounts with this status: pending, active, suspended, closed.")
+@click.option("--search", default=None,
+              help="Only accounts whose address or name contains this text.")
 @pass_cli
-def list_(cli: CliContext, status: str | None) -> None:
-    """List mailboxes."""
-    settings = cli.settings()
+def list_(cli: CliContext, status: str | None, search: str | None) -> None:
+    """List mailboxes: address, type, status, name (tab-separated)."""
+    if status is not None and status not in ACCOUNT_STATUSES:
+        fail(f"status {status!r} is not one of {', '.join(ACCOUNT_STATUSES)}", EXIT_USAGE)
 
-    async def run() -> None:
-        db = await open_storage(settings)
-        try:
-            async with db.read() as conn:
-                rows = await account_rows.list_accounts(conn, status=status, limit=100000)
-        finally:
-            await db.close()
+    async def body(_settings: Settings, db: Database) -> None:
+        async with db.read() as conn:
+            rows = await account_rows.list_accounts(conn, status=status, search=search,
+                                                    limit=100000)
         for a in rows:
             click.echo(f"{a.address}\t{a.type}\t{a.status}\t{a.display_name}")
 
-    run_command(run())
+    _run_refusable(cli, body)
 
 
 # -- registrations: the review queue from the command line --------------------------------
