@@ -19,6 +19,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 
+from accounts.sharing import APP_MODE, SEND_ONLY
 from mail.dsn import RecipientReport, wants_dsn
 from mail.headers import prepend
 from mail.limits import check_attachment_sizes
@@ -157,7 +158,8 @@ class Mailboxes:
         db = self._gateway.db
         assert db is not None
         query = (
-            select(accounts.c.id, accounts.c.status, folders.c.id.label("inbox"))
+            select(accounts.c.id, accounts.c.status, accounts.c.type, accounts.c.settings,
+                   folders.c.id.label("inbox"))
             .select_from(accounts)
             .outerjoin(
                 folders, (folders.c.account_id == accounts.c.id) & (folders.c.name == "INBOX")
@@ -192,6 +194,10 @@ class Mailboxes:
             # No administrator at all: refusing is more honest than accepting into nowhere.
             raise Refusal.unknown_mailbox(str(rcpt))
         check_mailbox(rcpt, status)
+        if row is not None and row.type == "APP" and not rcpt.is_postmaster and (
+                (row.settings or {}).get(APP_MODE) == SEND_ONLY):
+            raise Refusal(550, "5.2.1", f"mailbox {rcpt} is an applicative mailbox that "
+                                        "only sends; it does not accept mail")
         if row is None or row.inbox is None:
             raise Refusal.temporary_failure(f"mailbox {rcpt} has no INBOX; try again later")
         return LocalTarget(address=address, account_id=int(row.id), folder_id=int(row.inbox))

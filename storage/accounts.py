@@ -146,9 +146,11 @@ async def set_status(conn: AsyncConnection, account_id: int, status: str) -> Non
 
 
 async def update_fields(conn: AsyncConnection, account_id: int, **fields: Any) -> None:
-    """Updates profile columns (display_name, settings, …) of an account; raises the
+    """Updates profile columns (display_name, settings, …) of an account (never its
+    address or type: they are fixed at creation); raises the
     directory version, since names and settings (liste rouge) are what it publishes."""
-    unknown = set(fields) - (set(accounts.c.keys()) - {"id", "address", "created_at"})
+    # MSSanté rule: a mailbox's type and address never change after creation
+    unknown = set(fields) - (set(accounts.c.keys()) - {"id", "address", "type", "created_at"})
     if unknown:
         raise ValueError(f"cannot update account fields: {', '.join(sorted(unknown))}")
     if "status" in fields:

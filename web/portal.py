@@ -39,6 +39,7 @@ from storage.database import Database
 from storage.types import utcnow
 from web.pages import Pages
 from web.portal_admin import AdminAccounts, require_admin
+from web.portal_mailboxes import MailboxPages
 from web.sessions import Session, SessionStore
 
 HERE = Path(__file__).resolve().parent
@@ -90,6 +91,7 @@ class Portal(Pages):
                   methods=["POST"]),
             Route("/admin/demandes/{reg_id:int}/refuser", page(self.reject), methods=["POST"]),
             *AdminAccounts(self.deps).routes(),
+            *MailboxPages(self.deps).routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
