@@ -41,6 +41,7 @@ from web.pages import Pages
 from web.portal_account import AccountPages
 from web.portal_admin import AdminAccounts, require_admin
 from web.portal_mailboxes import MailboxPages
+from web.portal_reset import ResetPages
 from web.sessions import Session, SessionStore
 
 HERE = Path(__file__).resolve().parent
@@ -89,6 +90,7 @@ class Portal(Pages):
             Route("/admin/demandes/{reg_id:int}/refuser", page(self.reject), methods=["POST"]),
             *AdminAccounts(self.deps).routes(),
             *MailboxPages(self.deps).routes(),
+            *ResetPages(self.deps).routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
