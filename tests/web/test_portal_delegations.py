@@ -117,6 +117,9 @@ async def test_recent_connections_of_every_protocol(gw: RunningGateway) -> None:
     doctor, doc_app, doctor_usual = await person(gw, "dr.vigilant", DOCTOR_PW)
 
     def imap_attempts() -> None:
+        with smtplib.SMTP_SSL("127.0.0.1", gw.submissions_port, context=ssl.create_default_context(
+                cafile=str(gw.ca_file))) as s:
+            s.login(doctor, doc_app)
         with imaps(gw) as imap, pytest.raises(imaplib.IMAP4.error):
             imap.login(doctor, "faux-mot-de-passe")
         with imaps(gw) as imap:
@@ -129,10 +132,11 @@ async def test_recent_connections_of_every_protocol(gw: RunningGateway) -> None:
         page = await http.get("/compte")
     rows = said(page).split('id="connexions"')[1].split("</table>")[0]
     lines = [line for line in rows.split("<tr") if "<td>" in line]
-    assert len(lines) == 4, rows
+    assert len(lines) == 5, rows
     assert "portail" in lines[0] and "code à usage unique" in lines[0] and "réussie" in lines[0]
     assert "portail" in lines[1] and "mot de passe du portail" in lines[1]
     assert "IMAP" in lines[2] and "réussie" in lines[2]
     assert "IMAP" in lines[3] and "échec (mot de passe erroné)" in lines[3]
     assert "127.0.0.1" in lines[3]
+    assert "SMTP" in lines[4] and "mot de passe d'application" in lines[4]
     assert gw.demo_address not in rows
