@@ -30,7 +30,7 @@ from accounts import otp
 from accounts.authenticator import Authenticator, shown_login
 from accounts.errors import AccountRefused
 from accounts.france import DEPARTMENTS, REGIONS
-from accounts.notify import Outbox
+from accounts.notify import Notifier
 from accounts.registrations import USUAL_EMAIL, Registrar
 from accounts.signup import FIELDS, PROFESSION_TYPES, PROFESSIONS, check_signup
 from storage import accounts as account_rows
@@ -57,7 +57,7 @@ class PortalDeps:
     db: Database
     authenticator: Authenticator
     registrar: Registrar
-    outbox: Outbox
+    outbox: Notifier
     sessions: SessionStore
     local_domains: tuple[str, ...]
     clock: Callable[[], datetime] = field(default=utcnow)

@@ -10,7 +10,7 @@ from accounts import app_passwords
 from accounts.audit import operator_actor
 from accounts.errors import AccountRefused
 from accounts.mailboxes import MAILBOX_TYPES, add_mailbox
-from accounts.notify import outbox_for
+from accounts.notify import notifier_for
 from accounts.portal_password import set_portal_password
 from accounts.registrations import USUAL_EMAIL, Registrar
 from config import Settings
@@ -91,7 +91,7 @@ def _registrar(settings: Settings, db: Database) -> Registrar:
     url = settings.web.public_url or (
         f"https://{settings.hostname}" + ("" if settings.web.port == 443
                                           else f":{settings.web.port}"))
-    return Registrar(db, outbox_for(settings.data_dir, settings.primary_domain), portal_url=url)
+    return Registrar(db, notifier_for(settings), portal_url=url)
 
 
 def _run_refusable(cli: CliContext, body: Callable[[Settings, Database],

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from accounts.notify import outbox_for
+from accounts.notify import SmarthostNotifier, notifier_for
 from accounts.registrations import Registrar
 from config import Settings
 from gateway.service import Listener
@@ -100,7 +100,8 @@ class WebService:
         assert gateway.db is not None and gateway.trust is not None
         assert gateway.authenticator is not None
         settings = gateway.settings
-        outbox = outbox_for(settings.data_dir, settings.primary_domain)
+        outbox = notifier_for(settings)
+        self.notifier = outbox
         self.registrar = Registrar(gateway.db, outbox, portal_url=settings.web.public_url)
         portal = PortalDeps(
             db=gateway.db, authenticator=gateway.authenticator, registrar=self.registrar,
@@ -121,6 +122,8 @@ class WebService:
 
     async def start(self) -> None:
         await self.server.start()
+        if isinstance(self.notifier, SmarthostNotifier):
+            await self.notifier.start()  # retries what the smarthost did not take
         if not self.registrar.portal_url:
             # links in system e-mails name the port really bound (0 in tests asks for one)
             settings = self.registrar.db.settings
@@ -132,6 +135,8 @@ class WebService:
                          "implicit TLS")]
 
     async def stop(self, grace: float) -> None:
+        if isinstance(self.notifier, SmarthostNotifier):
+            await self.notifier.stop()
         await self.server.stop(grace)
 
 
