@@ -110,11 +110,9 @@ async def grant(db: Database, owner: str, delegate: str, rights: str, *,
 
 
 async def revoke(db: Database, owner: str, delegate: str, *, by: str | None = None,
-                 actor: str | None = None, keep: str | None = None) -> None:
-    """Takes every right of ``delegate`` on ``owner``'s mailbox away (folder rows too).
-
-    ``keep`` names a delegate that may not be removed (an organisational mailbox's
-    responsible); the proof names ``actor`` (default ``by``)."""
+                 actor: str | None = None) -> None:
+    """Takes every right of ``delegate`` on ``owner``'s mailbox away (folder rows too);
+    the proof names ``actor`` (default ``by``)."""
     actor = actor or by
     async with db.begin() as conn:
         own = await _account(conn, owner, "owner")
@@ -125,9 +123,6 @@ async def revoke(db: Database, owner: str, delegate: str, *, by: str | None = No
             if asker.id != own.id and (held is None or "a" not in held.rights):
                 raise DelegationRefused(f"{by!r} may not manage {owner!r}: only the owner "
                                         "and delegates holding the 'a' right may")
-        if keep is not None and dele.address == keep.strip().lower():
-            raise DelegationRefused(f"{delegate!r} is the responsible of {owner!r} and "
-                                    "cannot be removed")
         if not await rows.revoke(conn, own.id, dele.id, dele.address):
             raise DelegationRefused(f"{delegate!r} holds no delegation on {owner!r}")
         await audit.record(conn, "delegation-revoked", own.address, actor,

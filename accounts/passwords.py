@@ -8,8 +8,10 @@ Hashing costs tens of milliseconds of CPU on purpose, so it always runs in a wor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
@@ -45,7 +47,20 @@ HASH_THREADS = max(1, os.cpu_count() or 1)
 behind other logins, never in front of the default executor's work (``asyncio.to_thread``
 of body encryption at SMTP accept, file writes), which kept the rest of the gateway waiting
 behind fifty queued hashes."""
-_POOL = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
+HASH_NICE = 10
+"""Scheduling priority of those threads (Linux threads have their own nice value, and the
+threads libargon2 starts for its lanes inherit it): hashing uses every core by design, and
+without this the event loop serving every other session got a fifth of the CPU during a
+burst of logins. Logins then take what the rest of the gateway leaves."""
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+
+
+_POOL = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2",
+                           initializer=_lower_priority)
 
 
 async def hash_secret(secret: str) -> str:

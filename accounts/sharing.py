@@ -230,7 +230,7 @@ async def app_binding(db: Database, app: Account) -> AppBinding:
                       str(app.settings.get(APP_MODE, SEND_AND_RECEIVE)))
 
 
-async def set_app_mode(db: Database, address: str, mode: str, *, actor: str | None) -> Account:
+async def set_app_mode(db: Database, address: str, mode: str) -> Account:
     """Sets an APP mailbox to send only or send and receive (SMTP delivery refuses mail
     to a send-only one with 5.2.1 once its cached lookup expires). Not a proof kind of the
     ledger: it gives no one access to messages."""
