@@ -34,6 +34,7 @@ import ssl
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,7 @@ TO = re.compile(rb"^To: ([^\r\n]+)", re.MULTILINE)
 class Measure:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
 
     def rate(self, seconds: float) -> float:
         return len(self.latencies) / seconds
@@ -154,8 +156,9 @@ async def login_loop(proc: ServeProcess, codes: Codes, address: str, usual: str,
                 answer = await http.post("/connexion/code", data={
                     "csrf": token.group(1), "code": code})
                 assert answer.headers.get("location") == "/compte", answer.status_code
-            except (AssertionError, httpx.HTTPError, TimeoutError):
+            except (AssertionError, httpx.HTTPError, TimeoutError) as exc:
                 result.errors += 1
+                result.reasons[type(exc).__name__] += 1
                 continue
             result.latencies.append(time.monotonic() - start)
 
@@ -236,7 +239,8 @@ async def main_async(args: argparse.Namespace) -> None:
             during_auto = await phase(args.seconds, args.smtp_clients, tasks, proc)
         finally:
             proc.stop()
-    print(f"# logins: {len(logins.latencies)} ok, {logins.errors} errors; autoconfig: "
+    print(f"# logins: {len(logins.latencies)} ok, {logins.errors} errors "
+          f"{dict(logins.reasons)}; autoconfig: "
           f"{len(auto.latencies)} ok, {auto.errors} errors", file=sys.stderr)
     print(f"RESULT web_logins_per_s={logins.rate(args.seconds):.1f} "
           f"autoconfig_per_s={auto.rate(args.seconds):.1f} p99_ms={logins.p99():.0f} "
