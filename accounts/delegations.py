@@ -68,13 +68,16 @@ async def may_manage(db: Database, owner_id: int, account_id: int) -> bool:
 
 
 async def grant(db: Database, owner: str, delegate: str, rights: str, *,
-                can_send_as: bool = False, by: str | None = None) -> Delegation:
+                can_send_as: bool = False, by: str | None = None,
+                actor: str | None = None) -> Delegation:
     """Gives ``delegate`` ``rights`` on ``owner``'s mailbox (replacing earlier rights).
 
-    ``by`` is the account asking (None: the operator); it must manage the mailbox. A
-    ``delegation-granted`` proof (``delegation-changed`` with the rights before, when the
-    delegate already held some) names ``by`` or the operator.
+    ``by`` is the account asking (None: the operator or an administrator, who may manage
+    every mailbox); it must manage the mailbox. A ``delegation-granted`` proof
+    (``delegation-changed`` with the rights before, when the delegate already held some)
+    names ``actor`` (default ``by``; None: the operator).
     """
+    actor = actor or by
     letters = parse_rights(rights)
     async with db.begin() as conn:
         own = await _account(conn, owner, "owner")
@@ -98,16 +101,19 @@ async def grant(db: Database, owner: str, delegate: str, rights: str, *,
         change: dict[str, object] = {"delegate": dele.address, "rights": result.rights,
                                      "send_as": result.can_send_as}
         if before is None:
-            await audit.record(conn, "delegation-granted", own.address, by, **change)
+            await audit.record(conn, "delegation-granted", own.address, actor, **change)
         elif (before.rights, before.can_send_as) != (result.rights, result.can_send_as):
-            await audit.record(conn, "delegation-changed", own.address, by, **change,
+            await audit.record(conn, "delegation-changed", own.address, actor, **change,
                                before={"rights": before.rights,
                                        "send_as": before.can_send_as})
     return result
 
 
-async def revoke(db: Database, owner: str, delegate: str, *, by: str | None = None) -> None:
-    """Takes every right of ``delegate`` on ``owner``'s mailbox away (folder rows too)."""
+async def revoke(db: Database, owner: str, delegate: str, *, by: str | None = None,
+                 actor: str | None = None) -> None:
+    """Takes every right of ``delegate`` on ``owner``'s mailbox away (folder rows too);
+    the proof names ``actor`` (default ``by``)."""
+    actor = actor or by
     async with db.begin() as conn:
         own = await _account(conn, owner, "owner")
         dele = await _account(conn, delegate, "delegate")
@@ -119,7 +125,7 @@ async def revoke(db: Database, owner: str, delegate: str, *, by: str | None = No
                                         "and delegates holding the 'a' right may")
         if not await rows.revoke(conn, own.id, dele.id, dele.address):
             raise DelegationRefused(f"{delegate!r} holds no delegation on {owner!r}")
-        await audit.record(conn, "delegation-revoked", own.address, by,
+        await audit.record(conn, "delegation-revoked", own.address, actor,
                            delegate=dele.address)
 
 

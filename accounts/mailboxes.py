@@ -154,6 +154,9 @@ async def set_status(db: Database, address: str, status: str, *,
         account = await account_rows.get_by_address(conn, address.strip().lower())
         if account is None:
             raise AccountRefused(f"address {address!r} has no mailbox here")
+        if account.status == "closed" and wanted != "closed":
+            raise AccountRefused(f"address {address!r} is closed: a closed mailbox is never "
+                                 "reopened (its history stays in the ledger)")
         kind = audit.status_kind(account.status, wanted)
         if kind is not None:
             await account_rows.set_status(conn, account.id, wanted)

@@ -8,7 +8,11 @@ Hashing costs tens of milliseconds of CPU on purpose, so it always runs in a wor
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -38,12 +42,34 @@ def verify_secret_sync(encoded: str, secret: str) -> bool:
         return False
 
 
+HASH_THREADS = max(1, os.cpu_count() or 1)
+"""argon2 runs in its own threads, as many as cores: a burst of logins then queues only
+behind other logins, never in front of the default executor's work (``asyncio.to_thread``
+of body encryption at SMTP accept, file writes), which kept the rest of the gateway waiting
+behind fifty queued hashes."""
+HASH_NICE = 10
+"""Scheduling priority of those threads (Linux threads have their own nice value, and the
+threads libargon2 starts for its lanes inherit it): hashing uses every core by design, and
+without this the event loop serving every other session got a fifth of the CPU during a
+burst of logins. Logins then take what the rest of the gateway leaves."""
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+
+
+_POOL = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2",
+                           initializer=_lower_priority)
+
+
 async def hash_secret(secret: str) -> str:
-    return await asyncio.to_thread(hash_secret_sync, secret)
+    return await asyncio.get_running_loop().run_in_executor(_POOL, hash_secret_sync, secret)
 
 
 async def verify_secret(encoded: str, secret: str) -> bool:
-    return await asyncio.to_thread(verify_secret_sync, encoded, secret)
+    return await asyncio.get_running_loop().run_in_executor(
+        _POOL, verify_secret_sync, encoded, secret)
 
 
 # A hash of a random secret, verified when no account matches so that an unknown address

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from accounts.errors import AccountRefused
 from accounts.mailboxes import check_address, insert_mailbox
-from accounts.notify import Outbox
+from accounts.notify import Notifier
 from accounts.passwords import hash_secret
 from accounts.signup import SignupForm
 from accounts.working_hours import REVIEW_LIMIT_HOURS, working_hours_between
@@ -82,7 +82,7 @@ class QueueEntry:
 class Registrar:
     """Registration steps against one database, writing system e-mails to ``outbox``."""
 
-    def __init__(self, db: Database, outbox: Outbox, *, portal_url: str,
+    def __init__(self, db: Database, outbox: Notifier, *, portal_url: str,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.outbox = outbox

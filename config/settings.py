@@ -350,6 +350,29 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """[notify]: system e-mails to usual addresses (links, codes, decisions) through a smarthost."""
+
+    smarthost: str = opt(
+        "", "host name of the notification smarthost; empty: write them to <data dir>/outbox "
+        "(embedded mode). Never the trust-space relay"
+    )
+    port: int = opt(587, "port of the notification smarthost", port=True)
+    tls: str = opt("starttls", "TLS with the smarthost, always required: STARTTLS or "
+                   "implicit TLS", choices=("starttls", "implicit"))
+    ca_file: str = opt("", "CA bundle (PEM) the smarthost's certificate must chain to "
+                       "(default: the system's)")
+    username: str = opt("", "user name for SMTP AUTH at the smarthost (empty: no AUTH)")
+    password_file: str = opt("", "file holding the SMTP AUTH password (kept out of this file)")
+    from_address: str = opt("", "sender of system e-mails (default: "
+                            "ne-pas-repondre@<primary domain>)")
+    retry_interval: float = opt(60.0, "seconds between retries of system e-mails the "
+                                "smarthost did not take (they wait in <data dir>/notify-queue)",
+                                min=1, max=86400)
+    timeout: float = opt(30.0, "seconds a smarthost conversation may take", min=1, max=600)
+
+
+@dataclass(frozen=True)
 class TrustSpaceSettings:
     """[trustspace]: the MSSanté whitelist of domains."""
 
@@ -480,6 +503,7 @@ class Settings:
     imap: ImapSettings = field(default_factory=ImapSettings)
     directory: DirectorySettings = field(default_factory=DirectorySettings)
     web: WebSettings = field(default_factory=WebSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     trustspace: TrustSpaceSettings = field(default_factory=TrustSpaceSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     psc: PscSettings = field(default_factory=PscSettings)
@@ -576,6 +600,7 @@ SECTIONS: dict[str, type] = {
     "imap": ImapSettings,
     "directory": DirectorySettings,
     "web": WebSettings,
+    "notify": NotifySettings,
     "trustspace": TrustSpaceSettings,
     "auth": AuthSettings,
     "psc": PscSettings,

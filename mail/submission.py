@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from accounts.sharing import APP_MODE, SEND_ONLY
 from config import Settings
 from mail.dsn import RecipientReport, wants_dsn
 from mail.dsn_sender import DsnSender
@@ -99,7 +100,8 @@ class Mailboxes:
         db = self._owner.db
         assert db is not None
         query = (
-            select(accounts.c.id, accounts.c.status, folders.c.id.label("inbox"))
+            select(accounts.c.id, accounts.c.status, accounts.c.type, accounts.c.settings,
+                   folders.c.id.label("inbox"))
             .select_from(accounts)
             .outerjoin(
                 folders, (folders.c.account_id == accounts.c.id) & (folders.c.name == "INBOX")
@@ -134,6 +136,10 @@ class Mailboxes:
             # No administrator at all: refusing is more honest than accepting into nowhere.
             raise Refusal.unknown_mailbox(str(rcpt))
         check_mailbox(rcpt, status)
+        if row is not None and row.type == "APP" and not rcpt.is_postmaster and (
+                (row.settings or {}).get(APP_MODE) == SEND_ONLY):
+            raise Refusal(550, "5.2.1", f"mailbox {rcpt} is an applicative mailbox that "
+                                        "only sends; it does not accept mail")
         if row is None or row.inbox is None:
             raise Refusal.temporary_failure(f"mailbox {rcpt} has no INBOX; try again later")
         return LocalTarget(address=address, account_id=int(row.id), folder_id=int(row.inbox))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -107,11 +107,18 @@ async def list_accounts(
     *,
     status: str | None = None,
     type: str | None = None,  # noqa: A002
+    search: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Account]:
-    """Accounts ordered by address, optionally filtered by status and type."""
+    """Accounts ordered by address, optionally filtered by status and type; ``search``
+    keeps those whose address or display name contains it (case-insensitively)."""
     stmt = select(accounts).order_by(accounts.c.address).limit(limit).offset(offset)
+    if search:
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        stmt = stmt.where(or_(accounts.c.address.like(pattern, escape="\\"),
+                              func.lower(accounts.c.display_name).like(pattern, escape="\\")))
     if status is not None:
         _check("status", status, ACCOUNT_STATUSES)
         stmt = stmt.where(accounts.c.status == status)
@@ -139,9 +146,11 @@ async def set_status(conn: AsyncConnection, account_id: int, status: str) -> Non
 
 
 async def update_fields(conn: AsyncConnection, account_id: int, **fields: Any) -> None:
-    """Updates profile columns (display_name, settings, …) of an account; raises the
+    """Updates profile columns (display_name, settings, …) of an account (never its
+    address or type: they are fixed at creation); raises the
     directory version, since names and settings (liste rouge) are what it publishes."""
-    unknown = set(fields) - (set(accounts.c.keys()) - {"id", "address", "created_at"})
+    # MSSanté rule: a mailbox's type and address never change after creation
+    unknown = set(fields) - (set(accounts.c.keys()) - {"id", "address", "type", "created_at"})
     if unknown:
         raise ValueError(f"cannot update account fields: {', '.join(sorted(unknown))}")
     if "status" in fields:

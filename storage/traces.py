@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.schema import traces
-from storage.types import utcnow
+from storage.types import canonical_json, utcnow
 
 if TYPE_CHECKING:
     from storage.database import Database
@@ -127,3 +127,22 @@ class TraceBuffer:
                 await self._task  # at most ``delay`` seconds, and its rows are written
         self._task = None
         await self.flush()
+
+
+AUTH_EVENTS = ("auth_success", "auth_failure")
+
+
+async def auth_attempts(conn: AsyncConnection, login: str, *, limit: int = 20,
+                        since: datetime | None = None) -> list[Trace]:
+    """The newest authentication attempts traced under ``login`` (every protocol).
+
+    Details are stored as canonical JSON text (:func:`storage.types.canonical_json`), so
+    the login is matched as its exact ``"login":"…"`` member, on both engines."""
+    member = canonical_json({"login": login})[1:-1]
+    pattern = "%" + member.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    stmt = (select(traces).where(traces.c.event.in_(AUTH_EVENTS),
+                                 cast(traces.c.detail, Text).like(pattern, escape="\\"))
+            .order_by(traces.c.id.desc()).limit(limit))
+    if since is not None:
+        stmt = stmt.where(traces.c.created_at >= since)
+    return [Trace(**r._mapping) for r in await conn.execute(stmt)]

@@ -26,24 +26,27 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from accounts import app_passwords, otp
-from accounts.authenticator import Authenticator
+from accounts import otp
+from accounts.authenticator import Authenticator, shown_login
 from accounts.errors import AccountRefused
 from accounts.france import DEPARTMENTS, REGIONS
-from accounts.notify import Outbox
+from accounts.notify import Notifier
 from accounts.registrations import USUAL_EMAIL, Registrar
 from accounts.signup import FIELDS, PROFESSION_TYPES, PROFESSIONS, check_signup
 from storage import accounts as account_rows
 from storage.accounts import Account
 from storage.database import Database
 from storage.types import utcnow
-from web.pages import Forbidden, Pages
+from web.pages import Pages
+from web.portal_account import AccountPages
+from web.portal_admin import AdminAccounts, require_admin
+from web.portal_mailboxes import MailboxPages
+from web.portal_reset import ResetPages
 from web.sessions import Session, SessionStore
 
 HERE = Path(__file__).resolve().parent
 MAX_OTP_SENDS = 4
 """Codes one sign-in may cause (the first and three re-sends): each gives 5 tries."""
-MAILBOX_WORDS = {"PER": "nominative", "ORG": "organisationnelle", "APP": "applicative"}
 LOGIN_FAILED = "Adresse ou mot de passe incorrect."
 
 
@@ -54,7 +57,7 @@ class PortalDeps:
     db: Database
     authenticator: Authenticator
     registrar: Registrar
-    outbox: Outbox
+    outbox: Notifier
     sessions: SessionStore
     local_domains: tuple[str, ...]
     clock: Callable[[], datetime] = field(default=utcnow)
@@ -80,14 +83,14 @@ class Portal(Pages):
             Route("/connexion/code", page(self.login_code), methods=["GET", "HEAD", "POST"]),
             Route("/connexion/code/renvoyer", page(self.resend_code), methods=["POST"]),
             Route("/deconnexion", page(self.logout), methods=["POST"]),
-            Route("/compte", page(self.account), methods=["GET", "HEAD"]),
-            Route("/compte/mots-de-passe", page(self.create_app_password), methods=["POST"]),
-            Route("/compte/mots-de-passe/{cred_id:int}/revoquer",
-                  page(self.revoke_app_password), methods=["POST"]),
+            *AccountPages(self.deps).routes(),
             Route("/admin/demandes", page(self.review_queue), methods=["GET", "HEAD"]),
             Route("/admin/demandes/{reg_id:int}/accepter", page(self.approve),
                   methods=["POST"]),
             Route("/admin/demandes/{reg_id:int}/refuser", page(self.reject), methods=["POST"]),
+            *AdminAccounts(self.deps).routes(),
+            *MailboxPages(self.deps).routes(),
+            *ResetPages(self.deps).routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
@@ -189,6 +192,7 @@ class Portal(Pages):
                       "code ne peut pas vous être envoyé. Contactez l'administrateur.")
         session.data.clear()
         session.data["otp_sends"] = 0
+        session.data["otp_login"] = account.address
         await self._send_code(session, account.id, usual)
         return self._see_other("/connexion/code")
 
@@ -218,6 +222,7 @@ class Portal(Pages):
             session_id=self._trace_id(session), service="web",
             event="auth_success" if outcome == "ok" else "auth_failure",
             detail={"method": "portal-otp", "client": self._client(request) or "",
+                    "login": shown_login(str(session.data.get("otp_login", ""))),
                     "result": outcome, "account": challenge.account_id})
         if outcome == "ok":
             fresh = self.deps.sessions.rotate(session)
@@ -263,61 +268,9 @@ class Portal(Pages):
         request.state.session = None
         return self._see_other("/")
 
-    # -- my account ----------------------------------------------------------------------
-    async def _account_page(self, request: Request, session: Session, user: Account, *,
-                            status: int = 200, **context: Any) -> Response:
-        passwords = await app_passwords.list_live(self.deps.db, user.address)
-        return self._render(
-            request, session, "account.html", status=status, title="Mon compte", user=user,
-            account=user, passwords=passwords,
-            mailbox_type=MAILBOX_WORDS.get(user.type, user.type),
-            usual_email=user.settings.get(USUAL_EMAIL), **context)
-
-    async def account(self, request: Request, session: Session, _form: FormData | None,
-                      ) -> Response:
-        user = await self._user(session)
-        if user is None:
-            return self._see_other("/connexion")
-        return await self._account_page(request, session, user)
-
-    async def create_app_password(self, request: Request, session: Session,
-                                  form: FormData | None) -> Response:
-        user = await self._user(session)
-        if user is None:
-            return self._see_other("/connexion")
-        assert form is not None
-        try:
-            created = await app_passwords.create(self.deps.db, user.address,
-                                                 str(form.get("label", ""))[:200])
-        except AccountRefused as exc:
-            return await self._account_page(request, session, user, status=400,
-                                            error=str(exc))
-        # shown in this answer only: never stored, never shown again
-        return await self._account_page(request, session, user, new_password=created)
-
-    async def revoke_app_password(self, request: Request, session: Session,
-                                  _form: FormData | None) -> Response:
-        user = await self._user(session)
-        if user is None:
-            return self._see_other("/connexion")
-        try:
-            revoked = await app_passwords.revoke(self.deps.db, user.address,
-                                                 int(request.path_params["cred_id"]))
-        except AccountRefused as exc:
-            return await self._account_page(request, session, user, status=400,
-                                            error=str(exc))
-        self.deps.authenticator.forget(user.id)
-        return await self._account_page(
-            request, session, user,
-            notice=f"Le mot de passe « {revoked.label} » est révoqué : les connexions "
-                   "ouvertes avec lui sont fermées.")
-
     # -- administrators ------------------------------------------------------------------
     async def _admin(self, session: Session) -> Account:
-        user = await self._user(session)
-        if user is None or not user.is_admin:
-            raise Forbidden("Cette page est réservée aux administrateurs du service.")
-        return user
+        return await require_admin(self, session)
 
     async def _queue_page(self, request: Request, session: Session, user: Account, *,
                           status: int = 200, **context: Any) -> Response:

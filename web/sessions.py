@@ -90,6 +90,13 @@ class SessionStore:
         self._remember(self._signed, fresh)
         return fresh
 
+    def drop_account(self, account_id: int) -> int:
+        """Ends every session signed in as ``account_id`` (a password reset); how many."""
+        gone = [k for k, s in self._signed.items() if s.data.get("account_id") == account_id]
+        for key in gone:
+            del self._signed[key]
+        return len(gone)
+
     def drop(self, session: Session) -> None:
         self._sessions.pop(session.id, None)
         self._signed.pop(session.id, None)

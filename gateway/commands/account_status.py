@@ -1,4 +1,6 @@
-"""``mssante accounts status ADDRESS active|suspended|closed``: suspend, close, reactivate.
+"""``mssante accounts suspend|reactivate|close ADDRESS`` (the rules of
+:mod:`accounts.lifecycle`, the same as the portal's) and the lower-level
+``mssante accounts status ADDRESS active|suspended|closed`` (a closed mailbox stays closed).
 
 Takes effect at once in open sessions too (IMAP ``BYE``, submission refuses the next
 MAIL FROM), on every gateway node using the same database; see :mod:`accounts.access`.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import click
 
+from accounts import lifecycle
 from accounts.audit import operator_actor
 from accounts.errors import AccountRefused
 from accounts.mailboxes import set_status
@@ -40,3 +43,35 @@ def status(cli: CliContext, address: str, status: str) -> None:
 
 
 accounts_command.command.add_command(status)
+
+
+def _life_cycle_command(action: str, summary: str) -> click.Command:
+    @click.command(action)
+    @click.argument("address")
+    @pass_cli
+    def command(cli: CliContext, address: str) -> None:
+        settings = cli.settings()
+
+        async def run() -> str:
+            db = await open_storage(settings)
+            try:
+                account = await lifecycle.change(db, address, action, actor=operator_actor())
+            finally:
+                await db.close()
+            return f"{account.address}: {account.status}"
+
+        try:
+            click.echo(run_command(run()))
+        except AccountRefused as exc:
+            fail(str(exc), EXIT_USAGE)
+
+    command.help = summary
+    return command
+
+
+for _action, _summary in (
+    ("suspend", "Suspend the active mailbox ADDRESS (logins and incoming mail refused)."),
+    ("reactivate", "Reactivate the suspended mailbox ADDRESS."),
+    ("close", "Close ADDRESS for good: nobody reads it again; its proofs stay."),
+):
+    accounts_command.command.add_command(_life_cycle_command(_action, _summary))

@@ -10,7 +10,7 @@ from accounts import app_passwords
 from accounts.audit import operator_actor
 from accounts.errors import AccountRefused
 from accounts.mailboxes import MAILBOX_TYPES, add_mailbox
-from accounts.notify import outbox_for
+from accounts.notify import notifier_for
 from accounts.portal_password import set_portal_password
 from accounts.registrations import USUAL_EMAIL, Registrar
 from config import Settings
@@ -18,6 +18,7 @@ from gateway.context import EXIT_USAGE, CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
 from storage import accounts as account_rows
 from storage.database import Database
+from storage.schema import ACCOUNT_STATUSES
 
 
 @click.group("accounts")
@@ -62,23 +63,24 @@ def add(
 
 
 @command.command("list")
-@click.option("--status", default=None, help="Only accounts with this status.")
+@click.option("--status", default=None,
+              help="Only accounts with this status: pending, active, suspended, closed.")
+@click.option("--search", default=None,
+              help="Only accounts whose address or name contains this text.")
 @pass_cli
-def list_(cli: CliContext, status: str | None) -> None:
-    """List mailboxes."""
-    settings = cli.settings()
+def list_(cli: CliContext, status: str | None, search: str | None) -> None:
+    """List mailboxes: address, type, status, name (tab-separated)."""
+    if status is not None and status not in ACCOUNT_STATUSES:
+        fail(f"status {status!r} is not one of {', '.join(ACCOUNT_STATUSES)}", EXIT_USAGE)
 
-    async def run() -> None:
-        db = await open_storage(settings)
-        try:
-            async with db.read() as conn:
-                rows = await account_rows.list_accounts(conn, status=status, limit=100000)
-        finally:
-            await db.close()
+    async def body(_settings: Settings, db: Database) -> None:
+        async with db.read() as conn:
+            rows = await account_rows.list_accounts(conn, status=status, search=search,
+                                                    limit=100000)
         for a in rows:
             click.echo(f"{a.address}\t{a.type}\t{a.status}\t{a.display_name}")
 
-    run_command(run())
+    _run_refusable(cli, body)
 
 
 # -- registrations: the review queue from the command line --------------------------------
@@ -89,7 +91,7 @@ def _registrar(settings: Settings, db: Database) -> Registrar:
     url = settings.web.public_url or (
         f"https://{settings.hostname}" + ("" if settings.web.port == 443
                                           else f":{settings.web.port}"))
-    return Registrar(db, outbox_for(settings.data_dir, settings.primary_domain), portal_url=url)
+    return Registrar(db, notifier_for(settings), portal_url=url)
 
 
 def _run_refusable(cli: CliContext, body: Callable[[Settings, Database],

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from accounts.notify import outbox_for
+from accounts.notify import SmarthostNotifier, notifier_for
 from accounts.registrations import Registrar
 from config import Settings
 from gateway.service import Listener
@@ -115,7 +115,8 @@ class WebService:
         assert gateway.db is not None and gateway.trust is not None
         assert gateway.authenticator is not None
         settings = gateway.settings
-        outbox = outbox_for(settings.data_dir, settings.primary_domain)
+        outbox = notifier_for(settings)
+        self.notifier = outbox
         self.registrar = Registrar(gateway.db, outbox, portal_url=settings.web.public_url)
         sessions = SessionStore(settings.web.session_idle, settings.web.session_lifetime)
         portal = PortalDeps(
@@ -160,6 +161,8 @@ class WebService:
         except BaseException:
             await self.server.stop(0)
             raise
+        if isinstance(self.notifier, SmarthostNotifier):
+            await self.notifier.start()  # retries what the smarthost did not take
         if not self.registrar.portal_url:
             # links in system e-mails name the port really bound (0 in tests asks for one)
             settings = self.registrar.db.settings
@@ -174,6 +177,8 @@ class WebService:
 
     async def stop(self, grace: float) -> None:
         await self.cps_server.stop(grace)
+        if isinstance(self.notifier, SmarthostNotifier):
+            await self.notifier.stop()
         await self.server.stop(grace)
 
 

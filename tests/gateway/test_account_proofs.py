@@ -79,7 +79,8 @@ def test_account_life_cycle_and_credentials_are_proved(tmp_path: Path) -> None:
         "account-suspended", "account-reactivated", "account-closed"]
     assert records[2].details == {"account": DOCTOR, "from": "active", "to": "suspended"}
 
-    mssante(tmp_path, "accounts", "status", DOCTOR, "active")
+    code, out = mssante(tmp_path, "accounts", "status", DOCTOR, "active")
+    assert code == 2 and "closed" in out and "never reopened" in out, out
     code, out = mssante(tmp_path, "accounts", "app-password", "create", DOCTOR,
                         "--label", "phone")
     assert code == 0, out

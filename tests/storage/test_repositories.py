@@ -194,3 +194,11 @@ async def test_naive_datetime_refused(database: Database) -> None:
                 header_size=0,
                 internal_date=datetime(2026, 1, 1),
             )
+
+
+async def test_type_and_address_never_change(sqlite_database: Database) -> None:
+    async with sqlite_database.begin() as conn:
+        acc = await accounts.create(conn, address="fixe@mssante.test", type="PER")
+        for field in ("type", "address"):
+            with pytest.raises(ValueError, match=field):
+                await accounts.update_fields(conn, acc.id, **{field: "ORG"})
