@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 
 from config import Settings
 from mail.changes import ChangeHub
+from mail.mdn import MDN_SENT_FLAG, asks_for_receipt, record_client_mdn
 from mail.reports import ReceivedReport, parse_report, report_kind
 from mail.views import MessageView, build_view
 from storage import messages as message_rows
@@ -36,6 +37,7 @@ from storage import metadata, proofs
 from storage import queue as queue_rows
 from storage.blobs import BlobRef
 from storage.database import Database
+from storage.schema import accounts as account_table
 from storage.schema import messages as message_table
 from storage.schema import proofs as proof_rows
 from storage.schema import queue as queue_table
@@ -117,6 +119,9 @@ class Delivery:
     # A DSN or MDN filed in a local mailbox or submitted by a user (set by submit()):
     # proved as received or sent under the message it answers.
     report: ReceivedReport | None = None
+    # The message asks for a read receipt (set by submit()): under an ``always`` policy
+    # the recipient's copy is filed with $MDNSent.
+    asks_receipt: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,8 @@ class Pipeline:
                     if delivery.report is not None and delivery.local:
                         delivery.report = await self._by_envelope_id(delivery.report,
                                                                      delivery.local)
+                if delivery.record_delivery and delivery.local:
+                    delivery.asks_receipt = asks_for_receipt(delivery.raw)
             self._queue.put_nowait(_Pending(list(deliveries), future))
         finally:
             self._preparing -= 1
@@ -304,8 +311,12 @@ class Pipeline:
             for d, v, ref in zip(batch, views, refs, strict=True)
         ])
         # 2. Mailbox rows: one UID range and one MODSEQ per folder for the whole batch.
+        answered = await _receipt_by_gateway(conn, batch)
         placements = [
-            (i, t, message_rows.Placement(t.folder_id, ids[i], t.flags, d.internal_date or now))
+            (i, t, message_rows.Placement(
+                t.folder_id, ids[i],
+                (*t.flags, MDN_SENT_FLAG) if (i, t.account_id) in answered else t.flags,
+                d.internal_date or now))
             for i, d in enumerate(batch)
             for t in d.local
         ]
@@ -353,6 +364,20 @@ class Pipeline:
         ]
 
 
+async def _receipt_by_gateway(conn: Any, batch: list[Delivery]) -> set[tuple[int, int]]:
+    """(delivery index, account id) of the copies filed with ``$MDNSent``: the message asks
+    for a receipt and the recipient's read-notice policy is ``always``, so the gateway
+    answers it at the first reading and the recipient's client must not ask (RFC 3503)."""
+    wanted = {t.account_id for d in batch if d.asks_receipt for t in d.local}
+    if not wanted:
+        return set()
+    always = set((await conn.execute(
+        select(account_table.c.id).where(account_table.c.id.in_(sorted(wanted)),
+                                         account_table.c.mdn_policy == "always"))).scalars())
+    return {(i, t.account_id) for i, d in enumerate(batch) if d.asks_receipt
+            for t in d.local if t.account_id in always}
+
+
 def _submitted(d: Delivery) -> ProofSpec | None:
     """The ``submitted`` proof of a message a user sent through submission, if it is one."""
     return next((p for p in d.proofs if p.kind == "submitted"), None)
@@ -375,6 +400,11 @@ async def _client_mdn_proof(conn: Any, d: Delivery, submitted: ProofSpec, ref: s
         + [t.address for t in d.remote], "disposition": first.get("disposition"),
         "reader": submitted.actor, "sent_by": "client", "mdn_message_id": ref,
     }
+    if content is not None and original:
+        # The gateway sends no receipt of its own for a message the user's client answered.
+        owners = (await conn.execute(select(account_table.c.id).where(
+            account_table.c.address.in_(sorted({w.lower() for w in writers if w}))))).scalars()
+        await record_client_mdn(conn, list(owners), original)
     return proofs.NewProof("mdn-sent", original if content is not None else ref,
                            content or (None if content is not None else sha),
                            submitted.actor, details)

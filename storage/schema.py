@@ -59,7 +59,7 @@ accounts = Table(
     Column("structure_name", String(256), nullable=True),
     Column("status", String(16), nullable=False, default="pending", index=True),
     Column("is_admin", Boolean, nullable=False, default=False),
-    Column("mdn_policy", String(16), nullable=False, default="ask"),
+    Column("mdn_policy", String(16), nullable=False, default="always"),
     Column("settings", JSONText, nullable=False, default=dict),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
