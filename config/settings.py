@@ -96,7 +96,25 @@ class StorageSettings:
         65536, "plaintext bytes per AES-256-GCM segment of a stored body", min=4096, max=16 * MiB
     )
     body_retention_days: int = opt(
-        92, "days message bodies are kept before purge (proofs are kept forever)", min=1
+        92, "days message bodies are kept before purge, counted from their arrival (a change "
+        "applies to messages already stored; proofs are kept forever)", min=1
+    )
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """[retention]: what the owner is told before a purge, and how long traces are kept."""
+
+    expiry_digest: bool = opt(
+        True,
+        "send each mailbox owner one message in INBOX listing the messages whose body will be "
+        "purged (subject, correspondent, date), expiry_digest_days before; once per message",
+    )
+    expiry_digest_days: int = opt(
+        7, "days before a body's purge that its owner is told of it", min=1, max=365
+    )
+    traces_days: int = opt(
+        365, "days session traces (connections, authentications) are kept", min=1
     )
 
 
@@ -397,6 +415,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     proofs: ProofSettings = field(default_factory=ProofSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -492,6 +511,7 @@ SECTIONS: dict[str, type] = {
     "gateway": GatewaySettings,
     "database": DatabaseSettings,
     "storage": StorageSettings,
+    "retention": RetentionSettings,
     "proofs": ProofSettings,
     "tls": TlsSettings,
     "smtp": SmtpSettings,

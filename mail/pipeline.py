@@ -37,8 +37,10 @@ from storage import metadata, proofs
 from storage import queue as queue_rows
 from storage.blobs import BlobRef
 from storage.database import Database
+from storage.engine import insert_or_ignore
 from storage.schema import accounts as account_table
 from storage.schema import messages as message_table
+from storage.schema import meta as meta_table
 from storage.schema import proofs as proof_rows
 from storage.schema import queue as queue_table
 from storage.types import utcnow
@@ -122,6 +124,14 @@ class Delivery:
     # The message asks for a read receipt (set by submit()): under an ``always`` policy
     # the recipient's copy is filed with $MDNSent.
     asks_receipt: bool = False
+    # Once-only keys (``meta`` rows) inserted in the same transaction: when one is already
+    # there the delivery is refused with AlreadyDelivered, so a notice repeated after a
+    # crash or by a concurrent run is never filed twice (the expiry digest uses them).
+    markers: tuple[str, ...] = ()
+
+
+class AlreadyDelivered(Exception):
+    """A delivery whose once-only markers (:attr:`Delivery.markers`) were already recorded."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +294,10 @@ class Pipeline:
 
     @staticmethod
     def _fail(pending: _Pending, exc: Exception) -> None:
+        if isinstance(exc, AlreadyDelivered):  # an expected outcome, not a storage fault
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+            return
         log.error(
             "message_store_failed",
             extra={"fields": {"error": type(exc).__name__, "detail": str(exc)}},
@@ -293,6 +307,9 @@ class Pipeline:
 
     async def _write_batch(self, conn: Any, batch: list[Delivery]) -> list[Stored]:
         now = utcnow()
+        for d in batch:
+            if d.markers:
+                await _claim_markers(conn, d.markers, now.isoformat())
         retention = timedelta(days=self._settings.storage.body_retention_days)
         lifetime = timedelta(hours=self._settings.smtp.queue_lifetime_hours)
         # 1. Bodies (deduplicated by content) and message rows, one statement each.
@@ -362,6 +379,17 @@ class Pipeline:
             )
             for i in range(len(batch))
         ]
+
+
+async def _claim_markers(conn: Any, keys: tuple[str, ...], value: str) -> None:
+    """Inserts every once-only key, or raises AlreadyDelivered (the transaction then rolls
+    back, and a batch is retried one delivery at a time)."""
+    stmt = (insert_or_ignore(conn, meta_table, ["key"])
+            .values([{"key": k, "value": value} for k in sorted(set(keys))])
+            .returning(meta_table.c.key))
+    won = set((await conn.execute(stmt)).scalars())
+    if len(won) != len(set(keys)):
+        raise AlreadyDelivered(f"{len(set(keys)) - len(won)} marker(s) already recorded")
 
 
 async def _receipt_by_gateway(conn: Any, batch: list[Delivery]) -> set[tuple[int, int]]:

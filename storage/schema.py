@@ -181,7 +181,8 @@ messages = Table(
     Column("size", BigInteger, nullable=False),
     Column("header_size", Integer, nullable=False),
     Column("internal_date", UTCDateTime, nullable=False),
-    Column("received_at", UTCDateTime, nullable=False),
+    # Retention counts from here with the current [storage] body_retention_days.
+    Column("received_at", UTCDateTime, nullable=False, index=True),
     Column("expires_at", UTCDateTime, nullable=True, index=True),
     Column("purged_at", UTCDateTime, nullable=True),
     # What the headers say (IMAP views with file names, decoded Subject/From/To/Cc, sent
