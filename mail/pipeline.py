@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -29,11 +30,12 @@ from sqlalchemy import func, select
 
 from config import Settings
 from mail.changes import ChangeHub
+from mail.headers import codecda
 from mail.mdn import MDN_SENT_FLAG, asks_for_receipt, record_client_mdn
 from mail.reports import ReceivedReport, parse_report, report_kind
 from mail.views import MessageView, build_view
 from storage import messages as message_rows
-from storage import metadata, proofs
+from storage import metadata, monthly, proofs
 from storage import queue as queue_rows
 from storage.blobs import BlobRef
 from storage.database import Database
@@ -128,6 +130,9 @@ class Delivery:
     # there the delivery is refused with AlreadyDelivered, so a notice repeated after a
     # crash or by a concurrent run is never filed twice (the expiry digest uses them).
     markers: tuple[str, ...] = ()
+    # The X-MSS-CODECDA code of a message entering the gateway (set by submit()), counted
+    # per month for the indicators (storage.monthly).
+    codecda: str | None = None
 
 
 class AlreadyDelivered(Exception):
@@ -217,6 +222,9 @@ class Pipeline:
                                                                      delivery.local)
                 if delivery.record_delivery and delivery.local:
                     delivery.asks_receipt = asks_for_receipt(delivery.raw)
+                if delivery.record_delivery and any(p.kind in ("submitted", "received")
+                                                    for p in delivery.proofs):
+                    delivery.codecda = codecda(delivery.raw)
             self._queue.put_nowait(_Pending(list(deliveries), future))
         finally:
             self._preparing -= 1
@@ -371,6 +379,9 @@ class Pipeline:
                 if d.report is not None and d.report.kind == "mdn" and submitted is not None:
                     new.append(await _client_mdn_proof(conn, d, submitted, ref, shas[i]))
         await proofs.append_many(conn, new)
+        codes = Counter(d.codecda for d in batch if d.codecda)
+        if codes:
+            await monthly.add(conn, monthly.month_of(now), "codecda", codes)
         return [
             Stored(
                 message_id=ids[i], content_sha256=shas[i],
