@@ -139,6 +139,22 @@ class ProofSettings:
         "append-only directory where every signed checkpoint is also written, outside the "
         "database (default: checkpoints/ in the data dir; best on another disk or synced away)",
     )
+    witness_url: str = opt(
+        "",
+        "HTTPS endpoint each new signed checkpoint is POSTed to (text/plain, the C2SP signed "
+        "note), retried until accepted; the server certificate is verified (empty: none)",
+    )
+    witness_ca_file: str = opt(
+        "", "CA certificates that may sign the witness_url server (default: the system's)"
+    )
+    witness_address: str = opt(
+        "",
+        "e-mail address each new signed checkpoint is sent to, through the system mail "
+        "(outbox / [notify]), never through the trust-space relay (empty: none)",
+    )
+    witness_timeout: float = opt(
+        10.0, "seconds one POST to witness_url may take", min=0.5, max=300
+    )
 
 
 @dataclass(frozen=True)
