@@ -33,7 +33,7 @@ from storage.database import open_database  # noqa: E402
 PROOFS_SAMPLED = 200
 
 
-async def run(root: Path, records: int, batch: int, url: str) -> str:
+async def run(root: Path, records: int, batch: int, url: str, workers: int | None) -> str:
     env = {"MSSANTE_DATABASE_URL": url} if url else {}
     settings = config.load_settings(data_dir=root, env=env)
     db = await open_database(settings, may_create_key=True)
@@ -60,7 +60,8 @@ async def run(root: Path, records: int, batch: int, url: str) -> str:
                                         directory=settings.checkpoint_dir)
         start = time.perf_counter()
         async with db.read() as conn:
-            report = await proofs.verify(conn, db.keyring, directory=settings.checkpoint_dir)
+            report = await proofs.verify(conn, db.keyring, directory=settings.checkpoint_dir,
+                                        workers=workers)
         verify_s = time.perf_counter() - start
         if not report.ok:
             raise SystemExit(f"verification failed: {report.problems[:3]}")
@@ -74,7 +75,8 @@ async def run(root: Path, records: int, batch: int, url: str) -> str:
         await db.close()
     append = "reused" if reused else f"{records / append_s:.0f}"
     return (f"RESULT records={records} append_per_s={append} "
-            f"verify_s={verify_s:.2f} inclusion_proof_ms={proof_ms:.2f}")
+            f"verify_s={verify_s:.2f} inclusion_proof_ms={proof_ms:.2f} "
+            f"verify_workers={workers or 'auto'}")
 
 
 def main() -> None:
@@ -82,14 +84,18 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=100, help="records per transaction")
     parser.add_argument("--url", default="", help="database URL (default: SQLite file)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="verification processes (default: by ledger size and cores)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="keep the ledger here and reuse it on the next run")
     args = parser.parse_args()
     if args.data_dir is not None:
-        print(asyncio.run(run(args.data_dir, args.records, args.batch, args.url)), flush=True)
+        print(asyncio.run(run(args.data_dir, args.records, args.batch, args.url,
+                              args.workers)), flush=True)
         return
     with tempfile.TemporaryDirectory(prefix="bench-proofs-") as tmp:
-        print(asyncio.run(run(Path(tmp), args.records, args.batch, args.url)), flush=True)
+        print(asyncio.run(run(Path(tmp), args.records, args.batch, args.url, args.workers)),
+              flush=True)
 
 
 if __name__ == "__main__":
