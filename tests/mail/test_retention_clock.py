@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
+import imapclient
 import pytest
 from sqlalchemy import func, select
 
@@ -19,11 +22,13 @@ from mail.pipeline import Delivery, LocalTarget, Pipeline
 from mail.retention import purge_expired, purge_traces
 from storage import folders, proofs
 from storage import traces as trace_rows
+from storage.accounts import get_by_address
 from storage.database import Database
 from storage.schema import folder_messages, messages, meta
 from storage.schema import proofs as proof_table
 from storage.schema import traces as trace_table
 from storage.types import utcnow
+from tests.fixtures.gateway import gateway_settings, running_gateway
 
 SUBJECT = "Compte rendu echographie Mme Patiente"
 
@@ -181,3 +186,35 @@ async def test_two_runs_at_once_send_one_digest(sqlite_database: Database) -> No
         await pipeline.stop()
     assert sorted(r.digests for r in reports) == [0, 1]
     assert len([b for b in await _inbox_subjects(db, inbox) if b"expiring soon" in b]) == 1
+
+
+async def test_idle_session_sees_the_purge_expunge(tmp_path: Path) -> None:
+    """A real IMAP client in IDLE is told of the EXPUNGE of a purged message."""
+    async with running_gateway(gateway_settings(tmp_path / "gw")) as gw:
+        bob, bob_pw = await gw.add_mailbox("bob")
+        me = gw.demo_address
+        assert gw.gw.db is not None and gw.gw.pipeline is not None
+        async with gw.gw.db.read() as conn:
+            account = await get_by_address(conn, bob)
+            assert account is not None
+            inbox = await folders.get(conn, account.id, "INBOX")
+        assert inbox is not None
+        await gw.gw.pipeline.submit(Delivery(raw=_raw(1), sender=me, local=[
+            LocalTarget(bob, account.id, inbox.id)]))
+        imap = next(s for s in gw.gw.services if s.name == "IMAP")
+        ctx = ssl.create_default_context(cafile=str(gw.ca_file))
+        port = imap.server.tls_port  # type: ignore[attr-defined]
+        client = await asyncio.to_thread(imapclient.IMAPClient, "127.0.0.1", port=port,
+                                         ssl=True, ssl_context=ctx, timeout=20)
+        try:
+            await asyncio.to_thread(client.login, bob, bob_pw)
+            await asyncio.to_thread(client.select_folder, "INBOX")
+            await asyncio.to_thread(client.idle)
+            report = await purge_expired(gw.gw.db, gw.gw.changes,
+                                         now=utcnow() + timedelta(days=100))
+            assert report.purged >= 1
+            responses = await asyncio.to_thread(client.idle_check, 15)
+            await asyncio.to_thread(client.idle_done)
+        finally:
+            await asyncio.to_thread(client.logout)
+        assert (1, b"EXPUNGE") in responses, responses
