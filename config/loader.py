@@ -342,6 +342,12 @@ def _check_consistency(settings: Settings, source: str) -> None:
     for url in settings.tls.crl_urls:
         if not url.startswith("https://") or len(url) <= len("https://"):
             raise ConfigError(source, "tls.crl_urls", url, "an https:// URL")
+    witness = settings.proofs.witness_url
+    if witness and (not witness.startswith("https://") or len(witness) <= len("https://")):
+        raise ConfigError(source, "proofs.witness_url", witness, "an https:// URL")
+    address = settings.proofs.witness_address
+    if address and ("@" not in address or " " in address.strip()):
+        raise ConfigError(source, "proofs.witness_address", address, "an e-mail address")
     for s in settings.smtp.retry_schedule:
         try:
             if float(s) <= 0:

@@ -104,11 +104,29 @@ class StorageSettings:
         65536, "plaintext bytes per AES-256-GCM segment of a stored body", min=4096, max=16 * MiB
     )
     body_retention_days: int = opt(
-        92, "days message bodies are kept before purge (proofs are kept forever)", min=1
+        92, "days message bodies are kept before purge, counted from their arrival (a change "
+        "applies to messages already stored; proofs are kept forever)", min=1
     )
     search_text_max: int = opt(
         256 * 1024, "decoded text characters of a message indexed (sealed) at accept time for "
         "SEARCH BODY/TEXT; a longer message is decoded when searched (0: never index)", min=0,
+    )
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """[retention]: what the owner is told before a purge, and how long traces are kept."""
+
+    expiry_digest: bool = opt(
+        True,
+        "send each mailbox owner one message in INBOX listing the messages whose body will be "
+        "purged (subject, correspondent, date), expiry_digest_days before; once per message",
+    )
+    expiry_digest_days: int = opt(
+        7, "days before a body's purge that its owner is told of it", min=1, max=365
+    )
+    traces_days: int = opt(
+        365, "days session traces (connections, authentications) are kept", min=1
     )
 
 
@@ -132,6 +150,22 @@ class ProofSettings:
         "",
         "append-only directory where every signed checkpoint is also written, outside the "
         "database (default: checkpoints/ in the data dir; best on another disk or synced away)",
+    )
+    witness_url: str = opt(
+        "",
+        "HTTPS endpoint each new signed checkpoint is POSTed to (text/plain, the C2SP signed "
+        "note), retried until accepted; the server certificate is verified (empty: none)",
+    )
+    witness_ca_file: str = opt(
+        "", "CA certificates that may sign the witness_url server (default: the system's)"
+    )
+    witness_address: str = opt(
+        "",
+        "e-mail address each new signed checkpoint is sent to, through the system mail "
+        "(outbox / [notify]), never through the trust-space relay (empty: none)",
+    )
+    witness_timeout: float = opt(
+        10.0, "seconds one POST to witness_url may take", min=0.5, max=300
     )
 
 
@@ -496,6 +530,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     proofs: ProofSettings = field(default_factory=ProofSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -593,6 +628,7 @@ SECTIONS: dict[str, type] = {
     "gateway": GatewaySettings,
     "database": DatabaseSettings,
     "storage": StorageSettings,
+    "retention": RetentionSettings,
     "proofs": ProofSettings,
     "tls": TlsSettings,
     "smtp": SmtpSettings,

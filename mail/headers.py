@@ -197,3 +197,18 @@ def _comment(text: str) -> str:
 def _atom(text: str) -> str:
     """A host name or address literal as a client gave it, reduced to safe characters."""
     return _NOT_ATOM.sub("?", text.strip())[:255]
+
+
+_CODECDA = re.compile(rb"^x-mss-codecda[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+def codecda(raw: bytes) -> str | None:
+    """The document type code of ``X-MSS-CODECDA`` (its first ``^``-separated component,
+    e.g. a LOINC code ``11490-0``), for the monthly counts; ``other`` for a value that is
+    not a plain code, None when the field is absent. Only the header block is read."""
+    found = _CODECDA.search(raw[:find_body_start(raw, 0, len(raw))])
+    if found is None:
+        return None
+    first = found.group(1).decode("ascii", "replace").split("^", 1)[0].strip()
+    return first if _CODE.fullmatch(first) else "other"

@@ -22,8 +22,10 @@ for the sender to match it (RFC 8098 §3.2.9 allows leaving it out).
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -31,8 +33,17 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, getaddresses
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.engine import insert_or_ignore
+from storage.schema import meta
+from storage.types import utcnow
 
 POLICIES = ("always", "never", "ask")
+DEFAULT_POLICY = "always"  # the seed promises a notification "à l'ouverture"
+MDN_SENT_FLAG = "$MDNSent"  # RFC 3503 §3.1
 DISPOSITION = "automatic-action/MDN-sent-automatically; displayed"
 NO_MDN_FOLDERS = frozenset({"\\Sent", "\\Drafts"})
 
@@ -144,3 +155,51 @@ def mdn_message_id(raw: bytes) -> str | None:
     """The Message-ID :func:`build_mdn` gave its report (for the ``mdn-sent`` proof)."""
     value = parse_headers(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n").get("Message-ID")
     return str(value).strip() if value else None
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_ASKS = re.compile(rb"^disposition-notification-to[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_IS_MDN = re.compile(rb"^content-type[ \t]*:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*"
+                     rb"disposition-notification", re.IGNORECASE | re.MULTILINE)
+
+
+def asks_for_receipt(raw: bytes) -> bool:
+    """Whether a message asks for a read receipt: a ``Disposition-Notification-To`` field
+    in its header section, and it is not itself a disposition notification (RFC 8098 §2.1).
+
+    Read at delivery so that, under the recipient's ``always`` policy, its copy is filed
+    with ``$MDNSent`` (RFC 3503 §3.1): a client decides whether to ask its user when it
+    displays the message, before any STORE reaches the gateway, so only a flag already
+    there stops it from asking (and sending a second receipt).
+    """
+    end = _HEADER_END.search(raw)
+    header = raw[:end.start() + 1] if end else raw
+    return bool(_ASKS.search(header)) and not _IS_MDN.search(header)
+
+
+def _client_mdn_key(account_id: int, message_id: str) -> str:
+    # meta keys are short: the Message-ID (up to 998 characters) is named by its hash.
+    digest = hashlib.sha256(message_id.strip().encode("utf-8", "replace")).hexdigest()
+    return f"cmdn:{account_id}:{digest[:40]}"
+
+
+async def record_client_mdn(conn: Any, account_ids: Iterable[int], message_id: str) -> None:
+    """Notes that the user of each of ``account_ids`` (the mailbox owner, or the delegate
+    writing for it) submitted their own disposition notification for ``message_id``,
+    in the transaction that stores it; :func:`client_mdn_already_sent` reads it."""
+    rows = [{"key": _client_mdn_key(int(a), message_id), "value": utcnow().isoformat()}
+            for a in sorted(set(account_ids))]
+    if rows:
+        await conn.execute(insert_or_ignore(conn, meta, ["key"]).values(rows))
+
+
+async def client_mdn_already_sent(conn: Any, account_id: int, message_id: str | None) -> bool:
+    """Whether the mailbox ``account_id``'s own client already sent a disposition
+    notification for ``message_id`` (submitted through the gateway by its user or a
+    delegate writing for it). The read-proof code calls this before sending the gateway's
+    automatic receipt: one receipt per reading, the client's if it came first."""
+    if not message_id:
+        return False
+    found = (await conn.execute(select(meta.c.key).where(
+        meta.c.key == _client_mdn_key(account_id, message_id)))).scalar()
+    return found is not None

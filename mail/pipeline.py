@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -29,15 +30,20 @@ from sqlalchemy import func, select
 
 from config import Settings
 from mail.changes import ChangeHub
+from mail.headers import codecda
+from mail.mdn import MDN_SENT_FLAG, asks_for_receipt, record_client_mdn
 from mail.reports import ReceivedReport, parse_report, report_kind
 from mail.searchtext import indexed_text
 from mail.views import MessageView, build_view
 from storage import messages as message_rows
-from storage import metadata, proofs
+from storage import metadata, monthly, proofs
 from storage import queue as queue_rows
 from storage.blobs import BlobRef
 from storage.database import Database
+from storage.engine import insert_or_ignore
+from storage.schema import accounts as account_table
 from storage.schema import messages as message_table
+from storage.schema import meta as meta_table
 from storage.schema import proofs as proof_rows
 from storage.schema import queue as queue_table
 from storage.types import utcnow
@@ -126,6 +132,20 @@ class Delivery:
     report: ReceivedReport | None = None
     # The decoded text SEARCH BODY/TEXT match (set by submit(); see mail.searchtext).
     search_text: str | None = None
+    # The message asks for a read receipt (set by submit()): under an ``always`` policy
+    # the recipient's copy is filed with $MDNSent.
+    asks_receipt: bool = False
+    # Once-only keys (``meta`` rows) inserted in the same transaction: when one is already
+    # there the delivery is refused with AlreadyDelivered, so a notice repeated after a
+    # crash or by a concurrent run is never filed twice (the expiry digest uses them).
+    markers: tuple[str, ...] = ()
+    # The X-MSS-CODECDA code of a message entering the gateway (set by submit()), counted
+    # per month for the indicators (storage.monthly).
+    codecda: str | None = None
+
+
+class AlreadyDelivered(Exception):
+    """A delivery whose once-only markers (:attr:`Delivery.markers`) were already recorded."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +237,11 @@ class Pipeline:
                     if delivery.report is not None and delivery.local:
                         delivery.report = await self._by_envelope_id(delivery.report,
                                                                      delivery.local)
+                if delivery.record_delivery and delivery.local:
+                    delivery.asks_receipt = asks_for_receipt(delivery.raw)
+                if delivery.record_delivery and any(p.kind in ("submitted", "received")
+                                                    for p in delivery.proofs):
+                    delivery.codecda = codecda(delivery.raw)
             self._queue.put_nowait(_Pending(list(deliveries), future))
         finally:
             self._preparing -= 1
@@ -306,6 +331,10 @@ class Pipeline:
 
     @staticmethod
     def _fail(pending: _Pending, exc: Exception) -> None:
+        if isinstance(exc, AlreadyDelivered):  # an expected outcome, not a storage fault
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+            return
         log.error(
             "message_store_failed",
             extra={"fields": {"error": type(exc).__name__, "detail": str(exc)}},
@@ -315,6 +344,9 @@ class Pipeline:
 
     async def _write_batch(self, conn: Any, batch: list[Delivery]) -> list[Stored]:
         now = utcnow()
+        for d in batch:
+            if d.markers:
+                await _claim_markers(conn, d.markers, now.isoformat())
         retention = timedelta(days=self._settings.storage.body_retention_days)
         lifetime = timedelta(hours=self._settings.smtp.queue_lifetime_hours)
         # 1. Bodies (deduplicated by content) and message rows, one statement each.
@@ -333,8 +365,12 @@ class Pipeline:
             for d, v, ref in zip(batch, views, refs, strict=True)
         ])
         # 2. Mailbox rows: one UID range and one MODSEQ per folder for the whole batch.
+        answered = await _receipt_by_gateway(conn, batch)
         placements = [
-            (i, t, message_rows.Placement(t.folder_id, ids[i], t.flags, d.internal_date or now))
+            (i, t, message_rows.Placement(
+                t.folder_id, ids[i],
+                (*t.flags, MDN_SENT_FLAG) if (i, t.account_id) in answered else t.flags,
+                d.internal_date or now))
             for i, d in enumerate(batch)
             for t in d.local
         ]
@@ -372,6 +408,9 @@ class Pipeline:
                 if d.report is not None and d.report.kind == "mdn" and submitted is not None:
                     new.append(await _client_mdn_proof(conn, d, submitted, ref, shas[i]))
         await proofs.append_many(conn, new)
+        codes = Counter(d.codecda for d in batch if d.codecda)
+        if codes:
+            await monthly.add(conn, monthly.month_of(now), "codecda", codes)
         return [
             Stored(
                 message_id=ids[i], content_sha256=shas[i],
@@ -380,6 +419,31 @@ class Pipeline:
             )
             for i in range(len(batch))
         ]
+
+
+async def _claim_markers(conn: Any, keys: tuple[str, ...], value: str) -> None:
+    """Inserts every once-only key, or raises AlreadyDelivered (the transaction then rolls
+    back, and a batch is retried one delivery at a time)."""
+    stmt = (insert_or_ignore(conn, meta_table, ["key"])
+            .values([{"key": k, "value": value} for k in sorted(set(keys))])
+            .returning(meta_table.c.key))
+    won = set((await conn.execute(stmt)).scalars())
+    if len(won) != len(set(keys)):
+        raise AlreadyDelivered(f"{len(set(keys)) - len(won)} marker(s) already recorded")
+
+
+async def _receipt_by_gateway(conn: Any, batch: list[Delivery]) -> set[tuple[int, int]]:
+    """(delivery index, account id) of the copies filed with ``$MDNSent``: the message asks
+    for a receipt and the recipient's read-notice policy is ``always``, so the gateway
+    answers it at the first reading and the recipient's client must not ask (RFC 3503)."""
+    wanted = {t.account_id for d in batch if d.asks_receipt for t in d.local}
+    if not wanted:
+        return set()
+    always = set((await conn.execute(
+        select(account_table.c.id).where(account_table.c.id.in_(sorted(wanted)),
+                                         account_table.c.mdn_policy == "always"))).scalars())
+    return {(i, t.account_id) for i, d in enumerate(batch) if d.asks_receipt
+            for t in d.local if t.account_id in always}
 
 
 def _submitted(d: Delivery) -> ProofSpec | None:
@@ -404,6 +468,11 @@ async def _client_mdn_proof(conn: Any, d: Delivery, submitted: ProofSpec, ref: s
         + [t.address for t in d.remote], "disposition": first.get("disposition"),
         "reader": submitted.actor, "sent_by": "client", "mdn_message_id": ref,
     }
+    if content is not None and original:
+        # The gateway sends no receipt of its own for a message the user's client answered.
+        owners = (await conn.execute(select(account_table.c.id).where(
+            account_table.c.address.in_(sorted({w.lower() for w in writers if w}))))).scalars()
+        await record_client_mdn(conn, list(owners), original)
     return proofs.NewProof("mdn-sent", original if content is not None else ref,
                            content or (None if content is not None else sha),
                            submitted.actor, details)

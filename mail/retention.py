@@ -1,6 +1,8 @@
 """Retention: message bodies are kept 3 months, then purged; proofs stay forever.
 
-docs/architecture.md §2 step 5 and §1 rule 4. A body past ``expires_at`` is removed from
+docs/architecture.md §2 step 5 and §1 rule 4. A body older than ``[storage]
+body_retention_days`` — counted from its arrival (``received_at``) with the setting in
+force now, so that a changed setting applies to messages already stored — is removed from
 every mailbox (expunged with a tombstone, so IMAP sessions and QRESYNC clients are told),
 its encrypted segments and data key are destroyed, the columns that could carry patient data
 (subject, addresses, the precomputed view) are cleared, and a ``purged`` proof is recorded.
@@ -8,26 +10,34 @@ What the proofs need to name the message (Message-ID, content hash, size) stays.
 
 Bodies are kept while the outbound queue still holds the message (a DSN may need it), and a
 body shared with a younger message (single-instance storage) is kept for that message.
+
+Safe under load: short batches, each its own transaction, with a pause between them so that
+deliveries and IMAP commands get the database; IMAP sessions (IDLE included) are told of
+each batch's EXPUNGEs through the ChangeHub. A run that stops midway (crash, shutdown)
+leaves every batch either done or untouched, and the next run finishes the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, true, update
+from sqlalchemy import and_, delete, func, select, true, update
 
 from mail.changes import ChangeHub
 from storage import messages as message_rows
 from storage import proofs
 from storage import queue as queue_rows
+from storage import traces as trace_rows
 from storage.database import Database
-from storage.schema import folder_messages, messages
+from storage.schema import folder_messages, messages, meta
 from storage.types import utcnow
 
 log = logging.getLogger("mssante.retention")
+DIGEST_MARKER = "expiry-digest:"  # + "<message row id>:<account id>" (mail.expiry_digest)
 
 
 @dataclass
@@ -37,22 +47,38 @@ class PurgeReport:
     mailbox_rows: int = 0
 
 
+BATCH = 50
+PAUSE = 0.05  # seconds between two batches: other writers get the database
+
+
+def retention_cutoff(now: datetime, retention_days: int) -> datetime:
+    """Messages that arrived at or before this time are past their retention."""
+    return now - timedelta(days=retention_days)
+
+
 async def purge_expired(
     db: Database, changes: ChangeHub | None = None, *, now: datetime | None = None,
-    batch: int = 200,
+    batch: int = BATCH, retention_days: int | None = None, pause: float = PAUSE,
 ) -> PurgeReport:
     """Purges every message whose retention has ended; one transaction per batch."""
     now = now or utcnow()
+    days = retention_days if retention_days is not None \
+        else db.settings.storage.body_retention_days
+    cutoff = retention_cutoff(now, days)
+    first = True
     report = PurgeReport()
     skipped: set[int] = set()
     while True:
+        if not first and pause:
+            await asyncio.sleep(pause)
+        first = False
         folders: set[int] = set()
         async with db.begin() as conn:
             due = (
                 await conn.execute(
                     select(messages.c.id, messages.c.blob_id, messages.c.message_id_header,
                            messages.c.content_sha256)
-                    .where(messages.c.expires_at <= now, messages.c.purged_at.is_(None),
+                    .where(messages.c.received_at <= cutoff, messages.c.purged_at.is_(None),
                            messages.c.id.not_in(skipped) if skipped else true())
                     .order_by(messages.c.id)
                     .limit(batch)
@@ -96,6 +122,9 @@ async def purge_expired(
                     ).scalar_one()
                     if not still_used:
                         await db.blobs.purge(conn, msg.blob_id)
+                # The expiry digest's once-only markers of this message are done with.
+                await conn.execute(delete(meta).where(
+                    meta.c.key.like(f"{DIGEST_MARKER}{msg.id}:%")))
                 await proofs.append(
                     conn, kind="purged", message_ref=msg.message_id_header,
                     content_sha256=msg.content_sha256, actor=None,
@@ -108,3 +137,23 @@ async def purge_expired(
         log.info("retention_purge", extra={"fields": {
             "purged": report.purged, "kept_for_queue": report.kept_for_queue}})
     return report
+
+
+async def purge_traces(db: Database, *, now: datetime | None = None, days: int | None = None,
+                       batch: int = 1000, pause: float = PAUSE) -> int:
+    """Deletes session traces older than ``[retention] traces_days``, in short batches."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=days if days is not None
+                             else db.settings.retention.traces_days)
+    total = 0
+    while True:
+        async with db.begin() as conn:
+            gone = await trace_rows.purge_before(conn, cutoff, limit=batch)
+        total += gone
+        if gone < batch:
+            break
+        if pause:
+            await asyncio.sleep(pause)
+    if total:
+        log.info("traces_purged", extra={"fields": {"count": total}})
+    return total

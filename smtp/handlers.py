@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 from weakref import WeakKeyDictionary
@@ -39,6 +40,7 @@ from mail.headers import (
     read_header_facts,
     received_field,
 )
+from mail.notices import ALWAYS_NOTIFY, wants_delivery_notice_always
 from mail.pipeline import ProofSpec
 from mail.sender_fields import check_sender_fields, on_behalf_of, sender_field
 from mail.submission import Mailboxes, new_smtp_id
@@ -159,7 +161,12 @@ class SubmissionPolicy:
             require_not_revoked(self.gateway.revocation, session.peer_certificate_der, "send")
         allowed = await self._may_send_as(account)
         check_submission_sender(address, account.address, allowed - {account.address})
-        self._transactions.reset(envelope).may_send_as = allowed
+        transaction = self._transactions.reset(envelope)
+        transaction.may_send_as = allowed
+        db = self.gateway.db
+        if db is not None and address:
+            async with db.read() as conn:
+                transaction.notices_always = await wants_delivery_notice_always(conn, address)
 
     async def _may_send_as(self, account: AccountIdentity) -> frozenset[str]:
         """The addresses the session's user may send as now, or a refusal when its login no
@@ -190,6 +197,8 @@ class SubmissionPolicy:
         space = trust.current  # one snapshot: a refresh never changes a decision half-way
         rcpt = check_submission_recipient(address, space, self.gateway.settings.primary_domain)
         transaction = self._transactions.get(envelope)
+        if transaction.notices_always and params.notify is None:
+            params = replace(params, notify=ALWAYS_NOTIFY)  # RFC 3461 §4.1, mail.notices
         if space.is_local(rcpt.domain):
             target = local_target(await self._mailboxes.resolve(rcpt), params)
             transaction.local.setdefault(target.account_id, target)

@@ -41,6 +41,8 @@ class Transaction:
     local: dict[int, LocalTarget] = field(default_factory=dict)  # account id → target
     remote: dict[str, RemoteTarget] = field(default_factory=dict)  # address key → target
     peer: dict[str, str] = field(default_factory=dict)  # relay: certificate facts
+    # Submission: the sender's mailbox wants delivery notices without asking (mail.notices).
+    notices_always: bool = False
 
 
 class TransactionStore:

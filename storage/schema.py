@@ -59,7 +59,7 @@ accounts = Table(
     Column("structure_name", String(256), nullable=True),
     Column("status", String(16), nullable=False, default="pending", index=True),
     Column("is_admin", Boolean, nullable=False, default=False),
-    Column("mdn_policy", String(16), nullable=False, default="ask"),
+    Column("mdn_policy", String(16), nullable=False, default="always"),
     Column("settings", JSONText, nullable=False, default=dict),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -181,7 +181,8 @@ messages = Table(
     Column("size", BigInteger, nullable=False),
     Column("header_size", Integer, nullable=False),
     Column("internal_date", UTCDateTime, nullable=False),
-    Column("received_at", UTCDateTime, nullable=False),
+    # Retention counts from here with the current [storage] body_retention_days.
+    Column("received_at", UTCDateTime, nullable=False, index=True),
     Column("expires_at", UTCDateTime, nullable=True, index=True),
     Column("purged_at", UTCDateTime, nullable=True),
     # What the headers say (IMAP views with file names, decoded Subject/From/To/Cc, sent

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.schema import traces
@@ -60,6 +60,15 @@ async def record(
             )
         ).scalar_one()
     )
+
+
+async def purge_before(conn: AsyncConnection, cutoff: datetime, *, limit: int) -> int:
+    """Deletes at most ``limit`` traces recorded before ``cutoff`` (oldest first); returns
+    how many. Traces have their own lifetime (``[retention] traces_days``)."""
+    ids = select(traces.c.id).where(traces.c.created_at < cutoff) \
+        .order_by(traces.c.id).limit(limit).scalar_subquery()
+    result = await conn.execute(delete(traces).where(traces.c.id.in_(ids)))
+    return int(result.rowcount or 0)
 
 
 async def for_session(conn: AsyncConnection, session_id: str) -> list[Trace]:

@@ -1,50 +1,94 @@
-"""``mssante accounts mdn ADDRESS always|never|ask``: the read-receipt policy of a mailbox.
+"""``mssante accounts mdn ADDRESS [always|never|ask]`` and
+``mssante accounts delivery-notice ADDRESS [always|asked]``: a mailbox's notice settings.
 
-RFC 8098 §2.1 leaves to the recipient whether a disposition notification is sent.
-``always`` sends one automatically on first reading (``automatic-action/MDN-sent-
-automatically``); ``never`` and ``ask`` (the default) send nothing automatically — with
-``ask`` the user's own client may still ask them and send one itself. The command hangs
-under ``mssante accounts`` (added to that group when the command line loads).
+Read notices (RFC 8098 §2.1 leaves to the recipient whether a disposition notification is
+sent): ``always`` (the default: the MSSanté service notifies "à l'ouverture") has the
+gateway send one automatically at the first reading, and files messages asking for one
+with ``$MDNSent`` so that the user's client never asks a second time; ``ask`` leaves it to
+the user's client, which may ask them and send one itself; ``never`` sends nothing
+automatically. Delivery notices (:mod:`mail.notices`): ``always`` asks a "delivered" DSN
+for everything the mailbox sends, ``asked`` (the default) only when the client asks.
+Without a value, each command prints the current setting. Both hang under
+``mssante accounts`` (added to that group when the command line loads).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from gateway.commands import accounts as accounts_command
 from gateway.context import EXIT_USAGE, CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
+from mail.mdn import POLICIES
+from mail.notices import DELIVERY_NOTICES, SETTING, delivery_notice
 from storage import accounts as account_rows
+from storage.accounts import Account
 
-POLICIES = ("always", "never", "ask")
+
+def _apply(cli: CliContext, address: str,
+           change: Callable[[Account], dict[str, Any] | None]) -> Account:
+    """Reads the account, applies ``change`` (the columns to update, or None), returns
+    the account as it is afterwards; exit 2 when the address has no mailbox."""
+    settings = cli.settings()
+    wanted = address.strip().lower()
+
+    async def run() -> Account | None:
+        db = await open_storage(settings)
+        try:
+            async with db.begin() as conn:
+                account = await account_rows.get_by_address(conn, wanted)
+                if account is None:
+                    return None
+                fields = change(account)
+                if fields:
+                    await account_rows.update_fields(conn, account.id, **fields)
+                    account = await account_rows.get_by_address(conn, wanted)
+                return account
+        finally:
+            await db.close()
+
+    found = run_command(run())
+    if found is None:
+        fail(f"address {address!r} has no mailbox here", EXIT_USAGE)
+    assert found is not None
+    return found
 
 
 @click.command("mdn")
 @click.argument("address")
-@click.argument("policy")
+@click.argument("policy", required=False)
 @pass_cli
-def mdn(cli: CliContext, address: str, policy: str) -> None:
+def mdn(cli: CliContext, address: str, policy: str | None) -> None:
     """Set whether ADDRESS sends read receipts automatically (always, never, ask)."""
-    settings = cli.settings()
-    if policy.lower() not in POLICIES:
+    if policy is not None and policy.lower() not in POLICIES:
         fail(f"MDN policy {policy!r} is not one of {', '.join(POLICIES)}", EXIT_USAGE)
-    wanted = policy.lower()
+    account = _apply(cli, address, lambda a: None if policy is None
+                     else {"mdn_policy": policy.lower()})
+    click.echo(f"{account.address}: read receipts {account.mdn_policy}")
 
-    async def run() -> bool:
-        db = await open_storage(settings)
-        try:
-            async with db.begin() as conn:
-                account = await account_rows.get_by_address(conn, address.strip().lower())
-                if account is None:
-                    return False
-                await account_rows.update_fields(conn, account.id, mdn_policy=wanted)
-                return True
-        finally:
-            await db.close()
 
-    if not run_command(run()):
-        fail(f"address {address!r} has no mailbox here", EXIT_USAGE)
-    click.echo(f"{address.strip().lower()}: read receipts {wanted}")
+@click.command("delivery-notice")
+@click.argument("address")
+@click.argument("when", required=False)
+@pass_cli
+def delivery_notice_command(cli: CliContext, address: str, when: str | None) -> None:
+    """Set whether ADDRESS gets a delivery notice for all it sends (always) or only when
+    its client asks (asked)."""
+    if when is not None and when.lower() not in DELIVERY_NOTICES:
+        fail(f"delivery notice {when!r} is not one of {', '.join(DELIVERY_NOTICES)}",
+             EXIT_USAGE)
+
+    def change(account: Account) -> dict[str, Any] | None:
+        if when is None:
+            return None
+        return {"settings": {**account.settings, SETTING: when.lower()}}
+
+    account = _apply(cli, address, change)
+    click.echo(f"{account.address}: delivery notices {delivery_notice(account.settings)}")
 
 
 accounts_command.command.add_command(mdn)
+accounts_command.command.add_command(delivery_notice_command)

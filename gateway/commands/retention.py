@@ -1,4 +1,4 @@
-"""``mssante retention run``: purge bodies whose retention period has ended, now."""
+"""``mssante retention run``: the retention job now (expiry digests, purge, old traces)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import click
 
 from gateway.context import CliContext, pass_cli, run_command
 from gateway.startup import open_storage
-from mail.retention import PurgeReport, purge_expired
+from mail.changes import ChangeHub
+from mail.expiry_digest import DigestReport, send_expiry_digests
+from mail.pipeline import Pipeline
+from mail.retention import PurgeReport, purge_expired, purge_traces
 
 
 @click.group("retention")
@@ -17,18 +20,25 @@ def command() -> None:
 @command.command("run")
 @pass_cli
 def run(cli: CliContext) -> None:
-    """Purge expired bodies now (a running gateway also does it every hour)."""
+    """Tell owners what expires soon, purge expired bodies and old traces now (a running
+    gateway also does it every hour)."""
     settings = cli.settings()
 
-    async def go() -> PurgeReport:
+    async def go() -> tuple[DigestReport, PurgeReport, int]:
         db = await open_storage(settings)
+        pipeline = Pipeline(db, settings, ChangeHub())
+        await pipeline.start()
         try:
-            return await purge_expired(db)
+            digests = await send_expiry_digests(db, pipeline)
+            return digests, await purge_expired(db), await purge_traces(db)
         finally:
+            await pipeline.stop()
             await db.close()
 
-    report = run_command(go())
+    digests, report, traces = run_command(go())
+    click.echo(f"expiry digests: {digests.digests} sent, listing {digests.messages} messages")
     click.echo(
         f"purged {report.purged} message bodies ({report.mailbox_rows} mailbox entries); "
         f"{report.kept_for_queue} kept while still queued for delivery"
     )
+    click.echo(f"purged {traces} traces older than [retention] traces_days")

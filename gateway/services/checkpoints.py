@@ -12,6 +12,10 @@ the newest record can. A checkpoint is signed:
 
 The job looks at the number of unsigned records once a second (two index lookups), which
 also catches records written by other nodes or by command-line tools.
+
+After each checkpoint the newest one is handed to the configured witnesses
+(:mod:`mail.witness`: ``[proofs] witness_url``, ``witness_address``); an endpoint that
+refuses it or cannot be reached is tried again with a doubling delay (2 s up to 5 min).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from accounts.notify import outbox_for
 from gateway.service import Listener
+from mail.witness import WitnessRefused, hand_to_witnesses
 from storage import proofs
 
 if TYPE_CHECKING:
@@ -31,6 +37,8 @@ if TYPE_CHECKING:
 ORDER = 5  # started first, stopped last: the final checkpoint covers everything
 POLL = 1.0  # seconds between looks at the unsigned count
 RETRY = 30.0  # seconds to wait after a failure (a locked or unreachable database)
+WITNESS_FIRST_RETRY = 2.0
+WITNESS_MAX_RETRY = 300.0
 log = logging.getLogger("mssante.proofs")
 
 
@@ -49,6 +57,11 @@ class CheckpointService:
         self._every = settings.checkpoint_every_records if every_records is None else every_records
         self._last_attempt = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        witness = gateway.settings.proofs
+        self._witnesses = bool(witness.witness_url or witness.witness_address)
+        self._witness_pending = self._witnesses  # a restart hands over what was left
+        self._witness_next = 0.0
+        self._witness_delay = WITNESS_FIRST_RETRY
 
     async def start(self) -> None:
         try:
@@ -69,6 +82,25 @@ class CheckpointService:
             )
         if seq is not None:
             log.info("proof_checkpoint_signed", extra={"fields": {"seq": seq}})
+            self._witness_pending = self._witnesses
+            self._witness_next = 0.0
+        await self.witness()
+
+    async def witness(self) -> None:
+        """Hands the newest checkpoint to the witnesses when one is waiting and due."""
+        db = self._gateway.db
+        if not self._witness_pending or db is None or time.monotonic() < self._witness_next:
+            return
+        settings = self._gateway.settings
+        try:
+            await hand_to_witnesses(db, settings,
+                                    outbox_for(settings.data_dir, settings.primary_domain))
+        except WitnessRefused:
+            self._witness_next = time.monotonic() + self._witness_delay
+            self._witness_delay = min(self._witness_delay * 2, WITNESS_MAX_RETRY)
+            return
+        self._witness_pending = False
+        self._witness_delay = WITNESS_FIRST_RETRY
 
     async def _due(self) -> bool:
         """True when enough records are unsigned, or some are and the interval has passed."""
@@ -87,6 +119,8 @@ class CheckpointService:
             try:
                 if await self._due():
                     await self.sign()
+                else:
+                    await self.witness()
             except Exception as exc:  # noqa: BLE001 - retried a little later
                 log.warning("proof_checkpoint_failed", extra={"fields": {"reason": str(exc)}})
                 await asyncio.sleep(min(RETRY, self._interval))

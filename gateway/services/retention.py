@@ -1,4 +1,5 @@
-"""The retention job as a service: purges expired bodies hourly (and once at start)."""
+"""The retention job as a service, hourly (and once at start): expiry digests, then the
+purge of expired bodies, then the purge of old traces."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from gateway.service import Listener
-from mail.retention import purge_expired
+from mail.expiry_digest import send_expiry_digests
+from mail.retention import purge_expired, purge_traces
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -33,7 +35,11 @@ class RetentionService:
             db = self._gateway.db
             if db is not None:
                 try:
+                    pipeline = self._gateway.pipeline
+                    if pipeline is not None:
+                        await send_expiry_digests(db, pipeline)
                     await purge_expired(db, self._gateway.changes)
+                    await purge_traces(db)
                 except Exception as exc:  # noqa: BLE001 - retried at the next interval
                     log.warning("retention_failed", extra={"fields": {"reason": str(exc)}})
             await asyncio.sleep(INTERVAL)
