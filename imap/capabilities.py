@@ -36,6 +36,7 @@ EXTENSIONS: tuple[str, ...] = (
     "UTF8=ACCEPT",  # RFC 6855
     "BINARY",  # RFC 3516
     "MULTIAPPEND",  # RFC 3502
+    "COMPRESS=DEFLATE",  # RFC 4978
 )
 
 

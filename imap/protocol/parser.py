@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 from imap.protocol import commands as c
 from imap.protocol.errors import BadCharset, ParseError
+from imap.protocol.ext_parser import EXT_COMMANDS
 from imap.protocol.fetch_items import FetchAttr, Section
 from imap.protocol.search_keys import (
     SearchAge,
@@ -812,6 +813,7 @@ _COMMANDS: dict[str, _Handler] = {
     "STORE": _store,
     "COPY": _copy_move(c.Copy),
     "MOVE": _copy_move(c.Move),
+    **EXT_COMMANDS,  # imap/protocol/ext_parser.py
 }
 
 _UID_COMMANDS: dict[str, _Handler] = {
