@@ -37,6 +37,9 @@ EXTENSIONS: tuple[str, ...] = (
     "BINARY",  # RFC 3516
     "MULTIAPPEND",  # RFC 3502
     "COMPRESS=DEFLATE",  # RFC 4978
+    "OBJECTID",  # RFC 8474
+    "PREVIEW",  # RFC 8970
+    "LIST-MYRIGHTS",  # RFC 8440
 )
 
 

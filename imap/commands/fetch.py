@@ -17,9 +17,11 @@ from functools import lru_cache
 
 from imap.binary import binary_size, read_binary
 from imap.commands import SELECTED, register
+from imap.objectid import email_id
+from imap.preview import preview
 from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
 from imap.protocol import commands as c
-from imap.protocol.response import Atom
+from imap.protocol.response import Atom, encode_string
 from imap.readproof import record_reads
 from imap.selected import SelectedMailbox, uid_ranges
 from imap.session import Done, Session
@@ -36,7 +38,7 @@ _INDEXED = frozenset({"UID", "FLAGS", "MODSEQ"})
 """Items the in-memory folder index answers (see :mod:`mailstore.folderindex`)."""
 _FIELDS = SpanCache(max_bytes=8 * 1024 * 1024, max_span=8 * 1024)
 """Answers to ``BODY[…HEADER.FIELDS (…)]`` by (blob, section, partial)."""
-_UNSUPPORTED = frozenset({"SAVEDATE", "EMAILID", "THREADID"})
+_UNSUPPORTED = frozenset({"SAVEDATE"})
 
 
 def internal_date(when: datetime | None) -> bytes:
@@ -96,6 +98,19 @@ async def _binary_size(row: MessageRow, view: MessageView, attr: FetchAttr,
         return await reader.read(blob, start, max(0, end - start))
 
     return await binary_size(view, attr.section.part if attr.section else (), read)
+
+
+async def _preview(view: MessageView, row: MessageRow, reader: BodyReader, utf8: bool
+                   ) -> bytes:
+    """RFC 8970 §3: the preview text, NIL once the body is purged."""
+    blob = row.blob_id
+    if blob is None:
+        return b"NIL"
+
+    async def read(start: int, end: int) -> bytes:
+        return await reader.read(blob, start, max(0, end - start))
+
+    return encode_string(await preview(view, read), utf8=utf8)
 
 
 def _structure(rendered: str, utf8: bool) -> bytes:
@@ -224,6 +239,10 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
             out.append(simple)
         elif name == "RFC822.SIZE":
             out.append(b"RFC822.SIZE %d" % row.size)
+        elif name == "EMAILID":  # RFC 8474 §5.1
+            out.append(b"EMAILID (%s)" % email_id(row.message_id).encode("ascii"))
+        elif name == "THREADID":  # RFC 8474 §5.2: no threads computed
+            out.append(b"THREADID NIL")
         elif view is None:
             raise ImapRefusal("NO", "SERVERBUG", "Message structure is not available")
         elif name == "ENVELOPE":
@@ -249,6 +268,8 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
         elif name == "BINARY.SIZE[]":
             size = await _binary_size(row, view, attr, reader)
             out.append(_response_name(attr) + b" %d" % size)
+        elif name == "PREVIEW":
+            out.append(b"PREVIEW " + await _preview(view, row, reader, session.utf8))
     return _finish(session, sel, seq, row, items, out, flags_changed)
 
 

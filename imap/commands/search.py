@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import cast
 
 from imap.commands import SELECTED, register
+from imap.objectid import message_row_of
 from imap.protocol import (
     Atom,
     SearchAge,
@@ -25,6 +26,7 @@ from imap.protocol import (
     SearchKey,
     SearchModseq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
     SearchSequence,
     SearchSize,
@@ -154,6 +156,9 @@ class _Matcher:
             text = lines.decode("utf-8", "replace").replace("\r\n", "").replace("\n", "")
             decoded = decode_words(text) or text
             return needle in decoded.casefold()
+        if isinstance(key, SearchObjectId):
+            # RFC 8474 §6: THREADID is NIL for every message here, so it matches none.
+            return key.kind == "EMAILID" and message_row_of(key.value) == row.message_id
         if isinstance(key, SearchText):
             needle = key.value.casefold()
             text = await self.whole()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from imap.commands import AUTHENTICATED, SELECTED, register
 from imap.commands.mailboxes import require_access
+from imap.objectid import mailbox_id
 from imap.protocol import (
     Atom,
     ImapRefusal,
@@ -99,6 +100,9 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     # RFC 7162 §3.1.2.1: always sent, and never 0 (the folder row starts at 1).
     session.write(untagged("OK", "Highest mod-sequence",
                            ResponseCode.highestmodseq(info.highestmodseq)))
+    # RFC 8474 §4.1: the mailbox's MAILBOXID with every SELECT and EXAMINE.
+    session.write(untagged("OK", "Mailbox id",
+                           ResponseCode("MAILBOXID", f"({mailbox_id(info.uidvalidity)})")))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == info.uidvalidity:
         await _qresync(session, sel, cmd.qresync)
     code = "READ-ONLY" if readonly else "READ-WRITE"

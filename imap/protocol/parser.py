@@ -24,6 +24,7 @@ from imap.protocol.search_keys import (
     SearchKey,
     SearchModseq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
     SearchSequence,
     SearchSize,
@@ -39,6 +40,7 @@ _BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]
 _FETCH_NAME = re.compile(rb"[A-Za-z0-9.]+")
 _PART = re.compile(rb"[1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,8})*")
 _MAX_DEPTH = 40
+_OBJECTID = re.compile(r"[A-Za-z0-9_-]{1,255}")  # RFC 8474 §7 objectid
 
 # RFC 9051 §6.4.5 macros (RFC 3501 §6.4.5 for FULL's BODY).
 _MACROS = {
@@ -62,6 +64,7 @@ _SIMPLE_FETCH = frozenset(
         "SAVEDATE",  # RFC 8514
         "EMAILID",  # RFC 8474
         "THREADID",
+        "PREVIEW",  # RFC 8970
     }
 )
 _STATUS_ITEMS = frozenset(
@@ -79,7 +82,8 @@ _STATUS_ITEMS = frozenset(
     }
 )
 _LIST_SELECT = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
-_LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+_LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS",
+                          "MYRIGHTS"})  # RFC 8440
 _ESEARCH_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 _CHARSETS = frozenset({"UTF-8", "US-ASCII"})
 _SEARCH_FLAGS = {
@@ -583,6 +587,8 @@ def _fetch_att(cur: Cursor) -> FetchAttr:
     cur.pos = m.end()
     word = m.group().decode("ascii").upper()
     if cur.peek() != 0x5B:  # "["
+        if word == "PREVIEW":
+            _preview_modifiers(cur)
         if word in _SIMPLE_FETCH:
             return FetchAttr(word)
         cur.fail(f"unknown FETCH item {word[:30]}")
@@ -613,6 +619,18 @@ def _fetch_att(cur: Cursor) -> FetchAttr:
         cur.expect(b">")
         partial = (origin, length)
     return FetchAttr(name, section, partial, word.endswith(".PEEK"))
+
+
+def _preview_modifiers(cur: Cursor) -> None:
+    """RFC 8970 §5: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``, preview-mod
+    ``LAZY``. The preview is always computed here (cheaply, from the stored view), which
+    LAZY allows, so the modifier is checked and needs nothing else."""
+    if cur.data[cur.pos:cur.pos + 2] != b" (":
+        return
+    cur.pos += 1
+    for mod in _paren_keywords(cur, "PREVIEW modifier"):
+        if mod != "LAZY":
+            cur.fail(f"unknown PREVIEW modifier {mod[:20]}")
 
 
 def _section(cur: Cursor) -> Section:
@@ -740,6 +758,12 @@ def _search_key_inner(cur: Cursor, charset: str | None) -> SearchKey:
     if word in ("LARGER", "SMALLER"):
         cur.sp()
         return SearchSize(word == "LARGER", cur.number64("size"))
+    if word in ("EMAILID", "THREADID"):  # RFC 8474 §6
+        cur.sp()
+        value = cur.atom("object id")
+        if not _OBJECTID.fullmatch(value):
+            cur.fail(f"{word} takes an object id (letters, digits, _ and -)")
+        return SearchObjectId(word, value)  # type: ignore[arg-type]
     if word in ("OLDER", "YOUNGER"):  # RFC 5032 §3
         cur.sp()
         return SearchAge(word == "OLDER", cur.nz_number("interval"))

@@ -23,6 +23,7 @@ __all__ = [
     "SearchKey",
     "SearchModseq",
     "SearchNot",
+    "SearchObjectId",
     "SearchOr",
     "SearchSequence",
     "SearchSize",
@@ -86,6 +87,14 @@ class SearchAge:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """``EMAILID id`` / ``THREADID id`` (RFC 8474 §6); ``kind`` is the key's name."""
+
+    kind: Literal["EMAILID", "THREADID"]
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class SearchSequence:
     """A sequence set (message numbers) or ``UID set``; ``$`` is ``saved``."""
 
@@ -131,6 +140,7 @@ SearchKey = (
     | SearchDate
     | SearchSize
     | SearchAge
+    | SearchObjectId
     | SearchSequence
     | SearchModseq
     | SearchNot
