@@ -40,6 +40,7 @@ EXTENSIONS: tuple[str, ...] = (
     "OBJECTID",  # RFC 8474
     "PREVIEW",  # RFC 8970
     "LIST-MYRIGHTS",  # RFC 8440
+    "SAVEDATE",  # RFC 8514
 )
 
 

@@ -56,6 +56,7 @@ from storage.schema import (
     lost_subscriptions,
     messages,
 )
+from storage.types import utcnow
 
 DELIMITER = folder_rows.DELIMITER
 Ranges = Sequence[tuple[int, int]]
@@ -96,6 +97,7 @@ class MessageRow:
     to_addr: str | None = None
     cc_addr: str | None = None
     date_header: str | None = None
+    saved_at: datetime | None = None  # RFC 8514, read only when asked (save_dates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,11 @@ class MailStore(Protocol):
     async def lost_subscriptions(self, account_id: int) -> list[str]: ...
 
     async def forget_subscription(self, account_id: int, name: str) -> bool: ...
+
+    async def save_dates(self, folder_id: int, uids: Sequence[int]
+                         ) -> dict[int, datetime | None]:
+        """RFC 8514: when each message of ``uids`` was saved in the folder."""
+        ...
 
 
 def _info(row: Any) -> FolderInfo:
@@ -925,13 +932,15 @@ class SqlMailStore:
                 return []
             first = await folder_rows.allocate_uids(conn, dest_id, len(rows))
             modseq = await folder_rows.next_modseq(conn, dest_id)
+            saved_at = utcnow()
             values = []
             for i, r in enumerate(rows):
                 # RFC 9051 §6.4.7: the copy keeps flags and internal date; \Recent is per
                 # session and never stored.
                 values.append({"folder_id": dest_id, "message_id": r.message_id,
                                "uid": first + i, "modseq": modseq, "flags": r.flags,
-                               "internal_date": r.internal_date, "expunged_modseq": None})
+                               "internal_date": r.internal_date, "expunged_modseq": None,
+                               "saved_at": saved_at})  # RFC 8514: the copy's own date
                 pairs.append((int(r.uid), first + i))
             await conn.execute(fm.insert(), values)
             if move:
@@ -1084,6 +1093,17 @@ class SqlMailStore:
                 lost_subscriptions.c.account_id == account_id,
                 lost_subscriptions.c.name == name))
             return bool(result.rowcount)
+
+    async def save_dates(self, folder_id: int, uids: Sequence[int]
+                         ) -> dict[int, datetime | None]:
+        fm = folder_messages
+        out: dict[int, datetime | None] = {}
+        async with self._db.read() as conn:
+            for i in range(0, len(uids), 500):
+                rows = await conn.execute(select(fm.c.uid, fm.c.saved_at).where(
+                    fm.c.folder_id == folder_id, fm.c.uid.in_(list(uids[i:i + 500]))))
+                out.update((int(uid), saved) for uid, saved in rows.all())
+        return out
 
 
 __all__ = [

@@ -201,6 +201,7 @@ folder_messages = Table(
     Column("flags", Text, nullable=False, default=""),
     Column("internal_date", UTCDateTime, nullable=False),
     Column("expunged_modseq", BigInteger, nullable=True),  # RFC 7162 §3.2.5 VANISHED
+    Column("saved_at", UTCDateTime, nullable=True),  # RFC 8514 SAVEDATE
     UniqueConstraint("folder_id", "uid"),
     Index("ix_folder_messages_folder_id_modseq", "folder_id", "modseq"),
 )

@@ -38,7 +38,6 @@ _INDEXED = frozenset({"UID", "FLAGS", "MODSEQ"})
 """Items the in-memory folder index answers (see :mod:`mailstore.folderindex`)."""
 _FIELDS = SpanCache(max_bytes=8 * 1024 * 1024, max_span=8 * 1024)
 """Answers to ``BODY[…HEADER.FIELDS (…)]`` by (blob, section, partial)."""
-_UNSUPPORTED = frozenset({"SAVEDATE"})
 
 
 def internal_date(when: datetime | None) -> bytes:
@@ -243,6 +242,9 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
             out.append(b"EMAILID (%s)" % email_id(row.message_id).encode("ascii"))
         elif name == "THREADID":  # RFC 8474 §5.2: no threads computed
             out.append(b"THREADID NIL")
+        elif name == "SAVEDATE":  # RFC 8514 §4
+            out.append(b"SAVEDATE " + (b"NIL" if row.saved_at is None
+                                       else internal_date(row.saved_at)))
         elif view is None:
             raise ImapRefusal("NO", "SERVERBUG", "Message structure is not available")
         elif name == "ENVELOPE":
@@ -361,6 +363,10 @@ async def _answer(session: Session, sel: SelectedMailbox, rows: list[MessageRow]
         await _answer_rows(session, sel, rows, items, changed)
         return
     rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+    if rows and any(a.name == "SAVEDATE" for a in items):
+        dates = await session.ctx.store.save_dates(sel.folder_id, [r.uid for r in rows])
+        for row in rows:
+            row.saved_at = dates.get(row.uid)
     plan = _plan(rows, items) if any(_reads_body(a) for a in items) else []
     starts = dict(plan)
     for n, row in enumerate(rows):
@@ -401,9 +407,6 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
     assert sel is not None
     store = session.ctx.store
     items = list(cmd.items)
-    for attr in items:
-        if attr.name in _UNSUPPORTED:
-            raise ImapRefusal("BAD", None, f"FETCH item {attr.name} is not supported")
     if cmd.vanished and (not cmd.uid or not session.qresync or cmd.changedsince is None):
         # RFC 7162 §3.2.6: VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC.
         raise ImapRefusal("BAD", None, "VANISHED needs UID FETCH with CHANGEDSINCE after "

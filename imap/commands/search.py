@@ -28,6 +28,7 @@ from imap.protocol import (
     SearchNot,
     SearchObjectId,
     SearchOr,
+    SearchSaveDate,
     SearchSequence,
     SearchSize,
     SearchText,
@@ -156,6 +157,11 @@ class _Matcher:
             text = lines.decode("utf-8", "replace").replace("\r\n", "").replace("\n", "")
             decoded = decode_words(text) or text
             return needle in decoded.casefold()
+        if isinstance(key, SearchSaveDate):  # RFC 8514 §4.2, dates in UTC as INTERNALDATE
+            saved = (row.saved_at or row.internal_date or self.now).astimezone(UTC).date()
+            if key.op == "before":
+                return saved < key.date
+            return saved == key.date if key.op == "on" else saved >= key.date
         if isinstance(key, SearchObjectId):
             # RFC 8474 §6: THREADID is NIL for every message here, so it matches none.
             return key.kind == "EMAILID" and message_row_of(key.value) == row.message_id
@@ -168,6 +174,18 @@ class _Matcher:
                 text = text[row_.header_size:] if row_.header_size <= len(text) else ""
             return needle in text
         return False
+
+
+def _uses_savedate(key: SearchKey) -> bool:
+    if isinstance(key, SearchSaveDate):
+        return True
+    if isinstance(key, SearchNot):
+        return _uses_savedate(key.key)
+    if isinstance(key, SearchOr):
+        return _uses_savedate(key.left) or _uses_savedate(key.right)
+    if isinstance(key, SearchAnd):
+        return any(_uses_savedate(k) for k in key.keys)
+    return False
 
 
 def _flag_filters(key: SearchKey) -> tuple[list[str], list[str]]:
@@ -313,6 +331,10 @@ async def run_search(session: Session, sel: SelectedMailbox, key: SearchKey) -> 
                                        search=True, with_flags=with_flags,
                                        without_flags=without_flags)
         rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+        if rows and _uses_savedate(key):
+            dates = await session.ctx.store.save_dates(sel.folder_id, [r.uid for r in rows])
+            for row in rows:
+                row.saved_at = dates.get(row.uid)
         matcher = _Matcher(sel, reader)
         for row in rows:
             matcher.start(row)

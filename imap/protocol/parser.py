@@ -26,6 +26,7 @@ from imap.protocol.search_keys import (
     SearchNot,
     SearchObjectId,
     SearchOr,
+    SearchSaveDate,
     SearchSequence,
     SearchSize,
     SearchText,
@@ -758,6 +759,11 @@ def _search_key_inner(cur: Cursor, charset: str | None) -> SearchKey:
     if word in ("LARGER", "SMALLER"):
         cur.sp()
         return SearchSize(word == "LARGER", cur.number64("size"))
+    if word in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):  # RFC 8514 §4.2
+        cur.sp()
+        return SearchSaveDate(word[5:].lower(), cur.date())  # type: ignore[arg-type]
+    if word == "SAVEDATESUPPORTED":  # every mailbox keeps save dates
+        return SearchAll()
     if word in ("EMAILID", "THREADID"):  # RFC 8474 §6
         cur.sp()
         value = cur.atom("object id")

@@ -25,6 +25,7 @@ __all__ = [
     "SearchNot",
     "SearchObjectId",
     "SearchOr",
+    "SearchSaveDate",
     "SearchSequence",
     "SearchSize",
     "SearchText",
@@ -87,6 +88,14 @@ class SearchAge:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSaveDate:
+    """``SAVEDBEFORE``/``SAVEDON``/``SAVEDSINCE`` date (RFC 8514 §4.2)."""
+
+    op: Literal["before", "on", "since"]
+    date: datetime.date
+
+
+@dataclass(frozen=True, slots=True)
 class SearchObjectId:
     """``EMAILID id`` / ``THREADID id`` (RFC 8474 §6); ``kind`` is the key's name."""
 
@@ -141,6 +150,7 @@ SearchKey = (
     | SearchSize
     | SearchAge
     | SearchObjectId
+    | SearchSaveDate
     | SearchSequence
     | SearchModseq
     | SearchNot
