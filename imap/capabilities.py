@@ -41,6 +41,8 @@ EXTENSIONS: tuple[str, ...] = (
     "PREVIEW",  # RFC 8970
     "LIST-MYRIGHTS",  # RFC 8440
     "SAVEDATE",  # RFC 8514
+    "CATENATE",  # RFC 4469 (without URLAUTH)
+    "REPLACE",  # RFC 8508
 )
 
 

@@ -68,6 +68,7 @@ def _load() -> None:
         any_state,
         append,
         auth,
+        catenate,
         compress,
         copy_move,
         fetch,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imap.protocol.commands import Command
+from imap.protocol.commands import AppendMessage, Command
+from imap.protocol.sequence import SequenceSet
+from imap.protocol.spool import SpooledLiteral
 
-__all__ = ["Compress"]
+__all__ = ["CatPart", "CatenateMessage", "Compress", "Replace"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +20,34 @@ class Compress(Command):
     """``COMPRESS mechanism`` (RFC 4978 §3); only ``DEFLATE`` is defined."""
 
     mechanism: str = "DEFLATE"
+
+
+@dataclass(frozen=True, slots=True)
+class CatPart:
+    """One ``cat-part`` (RFC 4469 §5): ``TEXT literal`` (``text``) or ``URL astring``
+    (``url``)."""
+
+    text: bytes | SpooledLiteral | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatenateMessage(AppendMessage):
+    """An APPEND message given as ``CATENATE (cat-part ...)`` (RFC 4469); ``data`` stays
+    empty until the parts are put together."""
+
+    parts: tuple[CatPart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Replace(Command):
+    """``[UID] REPLACE n mailbox append-message`` (RFC 8508 §3)."""
+
+    uid: bool = False
+    number: int = 0
+    mailbox: str = ""
+    message: AppendMessage | None = None
+
+    @property
+    def sequence_set(self) -> SequenceSet:
+        return SequenceSet(((self.number, self.number),))

@@ -6,13 +6,17 @@ arguments after the command name from the :class:`~imap.protocol.tokens.Cursor`.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 
 from imap.protocol import ext_commands as x
 from imap.protocol.commands import Command
 from imap.protocol.tokens import Cursor
 
-__all__ = ["EXT_COMMANDS"]
+__all__ = ["EXT_COMMANDS", "EXT_UID_COMMANDS", "catenate"]
+
+MAX_CAT_PARTS = 256
+"""Parts of one CATENATE at most (each is a literal or a URL read from a mailbox)."""
 
 
 def _compress(cur: Cursor, tag: str, uid: bool) -> Command:
@@ -24,6 +28,49 @@ def _compress(cur: Cursor, tag: str, uid: bool) -> Command:
     return x.Compress(tag, mechanism)
 
 
+def catenate(cur: Cursor, flags: tuple[str, ...], date: datetime.datetime | None
+             ) -> x.CatenateMessage:
+    """RFC 4469 §5: ``"CATENATE" SP "(" cat-part *(SP cat-part) ")"``, the cursor on
+    ``CATENATE``; ``cat-part = "TEXT" SP literal / "URL" SP astring``."""
+    cur.pos += len("CATENATE")
+    cur.sp()
+    cur.expect(b"(")
+    parts: list[x.CatPart] = []
+    while True:
+        kind = cur.keyword("TEXT or URL")
+        cur.sp()
+        if kind == "TEXT":
+            lit = cur.message_literal(allow8=True)  # RFC 3516 §4.4 allows literal8 here
+            if lit is None:
+                cur.fail("CATENATE TEXT expects a literal")
+            parts.append(x.CatPart(text=lit[0]))
+        elif kind == "URL":
+            parts.append(x.CatPart(url=cur.astring_text("IMAP URL")))
+        else:
+            cur.fail("a CATENATE part is TEXT literal or URL url")
+        if len(parts) > MAX_CAT_PARTS:
+            cur.fail(f"CATENATE takes at most {MAX_CAT_PARTS} parts")
+        if cur.accept(b")"):
+            break
+        cur.sp()
+    return x.CatenateMessage(flags, date, b"", False, tuple(parts))
+
+
+def _replace(cur: Cursor, tag: str, uid: bool) -> Command:
+    # RFC 8508 §6: replace = "REPLACE" SP seq-number SP mailbox SP append-message
+    from imap.protocol.parser import parse_append_tail
+
+    cur.sp()
+    number = cur.nz_number("message number" if not uid else "UID")
+    append = parse_append_tail(cur, tag)
+    if len(append.messages) != 1:
+        cur.fail("REPLACE takes one message")
+    return x.Replace(tag, uid, number, append.mailbox, append.messages[0])
+
+
 EXT_COMMANDS: dict[str, Callable[[Cursor, str, bool], Command]] = {
     "COMPRESS": _compress,
+    "REPLACE": _replace,
 }
+EXT_UID_COMMANDS = ("REPLACE",)
+"""Extension commands that also have a ``UID`` form."""

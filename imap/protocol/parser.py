@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from imap.protocol import commands as c
 from imap.protocol.errors import BadCharset, ParseError
-from imap.protocol.ext_parser import EXT_COMMANDS
+from imap.protocol.ext_parser import EXT_COMMANDS, EXT_UID_COMMANDS, catenate
 from imap.protocol.fetch_items import FetchAttr, Section
 from imap.protocol.search_keys import (
     SearchAge,
@@ -416,6 +416,11 @@ def _status(cur: Cursor, tag: str, uid: bool) -> c.Command:
 
 
 def _append(cur: Cursor, tag: str, uid: bool) -> c.Command:
+    return parse_append_tail(cur, tag)
+
+
+def parse_append_tail(cur: Cursor, tag: str) -> c.Append:
+    """APPEND's arguments from the space before the mailbox (also REPLACE's, RFC 8508)."""
     # RFC 9051 §6.3.12; RFC 3502 MULTIAPPEND; RFC 3516 literal8; RFC 6855 UTF8 (...)
     cur.sp()
     mailbox = cur.mailbox()
@@ -431,6 +436,9 @@ def _append(cur: Cursor, tag: str, uid: bool) -> c.Command:
             if date is None:
                 cur.fail('invalid date-time, expected "dd-Mon-yyyy hh:mm:ss +zzzz"')
             cur.sp()
+        if cur.data[cur.pos : cur.pos + 9].upper() == b"CATENATE ":  # RFC 4469
+            messages.append(catenate(cur, flags, date))
+            continue
         utf8_wrap = False
         if cur.data[cur.pos : cur.pos + 5].upper() == b"UTF8 ":
             cur.pos += 5
@@ -847,5 +855,6 @@ _COMMANDS: dict[str, _Handler] = {
 }
 
 _UID_COMMANDS: dict[str, _Handler] = {
-    name: _COMMANDS[name] for name in ("SEARCH", "FETCH", "STORE", "COPY", "MOVE", "EXPUNGE")
+    name: _COMMANDS[name] for name in ("SEARCH", "FETCH", "STORE", "COPY", "MOVE", "EXPUNGE",
+                                       *EXT_UID_COMMANDS)
 }
