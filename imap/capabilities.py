@@ -43,6 +43,7 @@ EXTENSIONS: tuple[str, ...] = (
     "SAVEDATE",  # RFC 8514
     "CATENATE",  # RFC 4469 (without URLAUTH)
     "REPLACE",  # RFC 8508
+    "NOTIFY",  # RFC 5465
 )
 
 

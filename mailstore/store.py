@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mail.changes import ChangeHub
+from mail.changes import ChangeHub, account_key
 from mail.views import MessageView
 from mailstore.aclaudit import AclChange
 from mailstore.folderindex import (
@@ -636,6 +636,7 @@ class SqlMailStore:
             created = await folder_rows.create(
                 conn, account_id, name, special_use=special_use,
                 subscribed=await _claim_lost_subscription(conn, account_id, name))
+        self._changes.changed([account_key(account_id)])
         return FolderInfo(
             id=created.id, name=created.name, special_use=created.special_use,
             uidvalidity=created.uidvalidity, uidnext=created.uidnext,
@@ -660,7 +661,7 @@ class SqlMailStore:
         self._recent_marks.pop(folder_id, None)  # SQLite may give the id to a new folder
         self._folder_sizes.pop(folder_id, None)
         self.indexes.drop(folder_id)
-        self._changes.changed([folder_id])
+        self._changes.changed([folder_id] + ([account_key(row.account_id)] if row else []))
 
     async def rename_folder(self, folder_id: int, new_name: str) -> None:
         async with self._db.begin() as conn:
@@ -675,11 +676,15 @@ class SqlMailStore:
                         conn, account_id, parent,
                         subscribed=await _claim_lost_subscription(conn, account_id, parent))
             await folder_rows.rename(conn, folder_id, new_name)
-        self._changes.changed([folder_id])
+        self._changes.changed([folder_id, account_key(account_id)])
 
     async def set_subscribed(self, folder_id: int, subscribed: bool) -> None:
         async with self._db.begin() as conn:
             await folder_rows.set_subscribed(conn, folder_id, subscribed)
+            account_id = (await conn.execute(
+                select(folders.c.account_id).where(folders.c.id == folder_id))).scalar()
+        if account_id is not None:
+            self._changes.changed([account_key(int(account_id))])
 
     async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts:
         fm = folder_messages

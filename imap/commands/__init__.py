@@ -74,6 +74,7 @@ def _load() -> None:
         fetch,
         idle,
         mailboxes,
+        notify,
         quota_acl,
         search,
         select,

@@ -12,7 +12,7 @@ from imap.protocol.commands import AppendMessage, Command
 from imap.protocol.sequence import SequenceSet
 from imap.protocol.spool import SpooledLiteral
 
-__all__ = ["CatPart", "CatenateMessage", "Compress", "Replace"]
+__all__ = ["CatPart", "CatenateMessage", "Compress", "EventGroup", "Notify", "Replace"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +51,27 @@ class Replace(Command):
     @property
     def sequence_set(self) -> SequenceSet:
         return SequenceSet(((self.number, self.number),))
+
+
+@dataclass(frozen=True, slots=True)
+class EventGroup:
+    """One ``event-group`` of NOTIFY SET (RFC 5465 §8): which mailboxes, which events.
+
+    ``filter`` is ``SELECTED``, ``SELECTED-DELAYED``, ``INBOXES``, ``PERSONAL``,
+    ``SUBSCRIBED``, ``SUBTREE`` or ``MAILBOXES`` (the last two with ``mailboxes``);
+    ``events`` are the event names as the RFC spells them (empty: ``NONE``);
+    ``fetch_atts`` are MessageNew's FETCH attributes, upper-case.
+    """
+
+    filter: str
+    mailboxes: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    fetch_atts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """``NOTIFY NONE`` (``groups`` None) or ``NOTIFY SET [(STATUS)] groups`` (RFC 5465)."""
+
+    groups: tuple[EventGroup, ...] | None = None
+    status: bool = False

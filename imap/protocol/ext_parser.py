@@ -68,8 +68,82 @@ def _replace(cur: Cursor, tag: str, uid: bool) -> Command:
     return x.Replace(tag, uid, number, append.mailbox, append.messages[0])
 
 
+_FILTERS = ("SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED", "SUBTREE",
+            "MAILBOXES")
+_EVENTS = {e.upper(): e for e in (
+    "MessageNew", "MessageExpunge", "FlagChange", "AnnotationChange", "MailboxName",
+    "SubscriptionChange", "MailboxMetadataChange", "ServerMetadataChange")}
+
+
+def _notify(cur: Cursor, tag: str, uid: bool) -> Command:
+    # RFC 5465 §8: notify = "NOTIFY" SP (notify-set / notify-none)
+    cur.sp()
+    word = cur.keyword("SET or NONE")
+    if word == "NONE":
+        return x.Notify(tag, None)
+    if word != "SET":
+        cur.fail("NOTIFY takes SET or NONE")
+    cur.sp()
+    status = False
+    if cur.data[cur.pos:cur.pos + 8].upper() == b"(STATUS)":
+        cur.pos += 8
+        status = True
+        cur.sp()
+    groups = [_event_group(cur)]
+    while cur.maybe_sp():
+        groups.append(_event_group(cur))
+        if len(groups) > 16:
+            cur.fail("NOTIFY takes at most 16 event groups")
+    return x.Notify(tag, tuple(groups), status)
+
+
+def _event_group(cur: Cursor) -> x.EventGroup:
+    # event-group = "(" filter-mailboxes SP events ")"
+    cur.expect(b"(")
+    name = cur.keyword("filter-mailboxes")
+    if name not in _FILTERS:
+        cur.fail(f"unknown mailbox filter {name[:20]}")
+    mailboxes: list[str] = []
+    if name in ("SUBTREE", "MAILBOXES"):
+        # one-or-more-mailbox = mailbox / "(" mailbox *(SP mailbox) ")"
+        cur.sp()
+        if cur.accept(b"("):
+            mailboxes.append(cur.mailbox())
+            while cur.maybe_sp():
+                mailboxes.append(cur.mailbox())
+            cur.expect(b")")
+        else:
+            mailboxes.append(cur.mailbox())
+    cur.sp()
+    events: list[str] = []
+    fetch_atts: list[str] = []
+    if not cur.accept(b"("):
+        if cur.keyword("events") != "NONE":
+            cur.fail("events are a parenthesised list or NONE")
+    else:
+        while True:
+            word = cur.keyword("event")
+            event = _EVENTS.get(word)
+            if event is None:
+                cur.fail(f"unknown event {word[:30]}")
+            events.append(event)
+            if event == "MessageNew" and cur.data[cur.pos:cur.pos + 2] == b" (":
+                cur.pos += 2
+                while True:
+                    fetch_atts.append(cur.keyword("FETCH attribute"))
+                    if cur.accept(b")"):
+                        break
+                    cur.sp()
+            if cur.accept(b")"):
+                break
+            cur.sp()
+    cur.expect(b")")
+    return x.EventGroup(name, tuple(mailboxes), tuple(events), tuple(fetch_atts))
+
+
 EXT_COMMANDS: dict[str, Callable[[Cursor, str, bool], Command]] = {
     "COMPRESS": _compress,
+    "NOTIFY": _notify,
     "REPLACE": _replace,
 }
 EXT_UID_COMMANDS = ("REPLACE",)
