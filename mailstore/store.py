@@ -56,7 +56,6 @@ from storage.schema import (
     lost_subscriptions,
     messages,
 )
-from storage.types import utcnow
 
 DELIMITER = folder_rows.DELIMITER
 Ranges = Sequence[tuple[int, int]]
@@ -937,15 +936,13 @@ class SqlMailStore:
                 return []
             first = await folder_rows.allocate_uids(conn, dest_id, len(rows))
             modseq = await folder_rows.next_modseq(conn, dest_id)
-            saved_at = utcnow()
             values = []
             for i, r in enumerate(rows):
                 # RFC 9051 §6.4.7: the copy keeps flags and internal date; \Recent is per
                 # session and never stored.
                 values.append({"folder_id": dest_id, "message_id": r.message_id,
                                "uid": first + i, "modseq": modseq, "flags": r.flags,
-                               "internal_date": r.internal_date, "expunged_modseq": None,
-                               "saved_at": saved_at})  # RFC 8514: the copy's own date
+                               "internal_date": r.internal_date, "expunged_modseq": None})
                 pairs.append((int(r.uid), first + i))
             await conn.execute(fm.insert(), values)
             if move:

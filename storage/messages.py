@@ -140,7 +140,6 @@ async def file_messages(conn: AsyncConnection, placements: Sequence[Placement]) 
             ).all()
         )
     uids = [0] * len(placements)
-    saved_at = utcnow()
     rows: list[dict[str, Any]] = []
     reserved = await _reserve(conn, {f: len(ix) for f, ix in by_folder.items()})
     for folder_id, indexes in by_folder.items():
@@ -152,7 +151,6 @@ async def file_messages(conn: AsyncConnection, placements: Sequence[Placement]) 
                 "folder_id": folder_id, "message_id": p.message_id, "uid": first + n,
                 "modseq": modseq, "flags": flags_text(p.flags),
                 "internal_date": p.internal_date or dates[p.message_id],
-                "saved_at": saved_at,  # RFC 8514
             })
     if rows:
         await conn.execute(folder_messages.insert(), rows)

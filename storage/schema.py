@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 from storage.types import BigId, JSONText, UTCDateTime
@@ -201,7 +202,8 @@ folder_messages = Table(
     Column("flags", Text, nullable=False, default=""),
     Column("internal_date", UTCDateTime, nullable=False),
     Column("expunged_modseq", BigInteger, nullable=True),  # RFC 7162 §3.2.5 VANISHED
-    Column("saved_at", UTCDateTime, nullable=True),  # RFC 8514 SAVEDATE
+    # RFC 8514 SAVEDATE: set by the database on every insert (delivery, APPEND, COPY/MOVE).
+    Column("saved_at", UTCDateTime, nullable=True, server_default=func.now()),
     UniqueConstraint("folder_id", "uid"),
     Index("ix_folder_messages_folder_id_modseq", "folder_id", "modseq"),
 )

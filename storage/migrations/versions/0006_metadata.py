@@ -20,8 +20,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("folder_messages") as batch:
-        batch.add_column(sa.Column("saved_at", sa.DateTime(timezone=True), nullable=True))
+    # The database stamps each new row; SQLite cannot add a column with a non-constant
+    # default in place, so there the table is rebuilt.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table("folder_messages",
+                              recreate="always" if sqlite else "auto") as batch:
+        batch.add_column(sa.Column("saved_at", sa.DateTime(timezone=True), nullable=True,
+                                   server_default=sa.func.now()))
     op.execute("UPDATE folder_messages SET saved_at = internal_date")
 
 
