@@ -116,8 +116,10 @@ class Notifier:
         return set()
 
     def _selected_id(self) -> int | None:
+        """The selected mailbox: its changes go out as EXISTS/EXPUNGE/FETCH (RFC 5465
+        §5.2), never as STATUS, whether or not SELECTED was given."""
         sel = self.session.selected
-        return sel.folder_id if sel is not None and self.selected is not None else None
+        return sel.folder_id if sel is not None else None
 
     # -- life cycle --------------------------------------------------------------------
     async def start(self, initial_status: bool) -> None:

@@ -141,3 +141,23 @@ async def test_notify_refusals(imap_env: ImapEnv) -> None:
         plain.shutdown()
 
     await asyncio.to_thread(run)
+
+
+async def test_notify_never_sends_status_for_the_selected_mailbox(imap_env: ImapEnv) -> None:
+    """RFC 5465 §5.2: changes of the selected mailbox are told as EXISTS/EXPUNGE/FETCH,
+    not STATUS, even when only PERSONAL was given (here: at the next command)."""
+    loop = asyncio.get_running_loop()
+
+    def run() -> None:
+        w = Wire(imap_env)
+        w.cmd("SELECT INBOX")
+        assert w.cmd("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")[0] == "OK"
+        asyncio.run_coroutine_threadsafe(imap_env.deliver(message(1)), loop).result(15)
+        asyncio.run_coroutine_threadsafe(
+            imap_env.deliver(message(2), folder="Drafts"), loop).result(15)
+        assert w.response() == b"* STATUS Drafts (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n"
+        _, lines = w.cmd("NOOP")
+        assert b"* 1 EXISTS" in lines and not any(x.startswith(b"* STATUS") for x in lines)
+        w.close()
+
+    await asyncio.to_thread(run)
