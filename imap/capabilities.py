@@ -44,6 +44,7 @@ EXTENSIONS: tuple[str, ...] = (
     "CATENATE",  # RFC 4469 (without URLAUTH)
     "REPLACE",  # RFC 8508
     "NOTIFY",  # RFC 5465
+    "METADATA",  # RFC 5464 (server and mailbox annotations)
 )
 
 

@@ -41,8 +41,10 @@ from mailstore.folderindex import (
     HeaderFields,
     HeaderTuple,
 )
+from storage import annotations as annotation_rows
 from storage import delegations as delegation_rows
 from storage import folders as folder_rows
+from storage.annotations import TooManyEntries
 from storage.blobs import BlobStore
 from storage.database import Database
 from storage.errors import AlreadyExists
@@ -240,6 +242,19 @@ class MailStore(Protocol):
     async def save_dates(self, folder_id: int, uids: Sequence[int]
                          ) -> dict[int, datetime | None]:
         """RFC 8514: when each message of ``uids`` was saved in the folder."""
+        ...
+
+    async def annotations(self, account_id: int, folder_id: int | None,
+                          names: Sequence[str], depth: int | None) -> dict[str, bytes]:
+        """RFC 5464: entries of ``account_id`` on a mailbox (None: the server) named in
+        ``names`` or below them, ``depth`` levels (None: all)."""
+        ...
+
+    async def set_annotations(self, folder_id: int | None,
+                              values: Mapping[int, Mapping[str, bytes | None]],
+                              max_entries: int) -> None:
+        """RFC 5464 SETMETADATA: entries by account, in one transaction (all or nothing);
+        :class:`TooManyEntries` over the limit."""
         ...
 
 
@@ -1108,8 +1123,24 @@ class SqlMailStore:
         return out
 
 
+    async def annotations(self, account_id: int, folder_id: int | None,
+                          names: Sequence[str], depth: int | None) -> dict[str, bytes]:
+        async with self._db.read() as conn:
+            return await annotation_rows.read_entries(
+                conn, self._db.blobs.keyring, account_id, folder_id, names, depth)
+
+    async def set_annotations(self, folder_id: int | None,
+                              values: Mapping[int, Mapping[str, bytes | None]],
+                              max_entries: int) -> None:
+        async with self._db.begin() as conn:
+            for account_id, entries in values.items():
+                await annotation_rows.write_entries(
+                    conn, self._db.blobs.keyring, account_id, folder_id, entries,
+                    max_entries)
+
 __all__ = [
     "AlreadyExists",
+    "TooManyEntries",
     "BodyReader",
     "Change",
     "FolderCounts",

@@ -140,6 +140,21 @@ lost_subscriptions = Table(
     PrimaryKeyConstraint("account_id", "name"),
 )
 
+# RFC 5464 METADATA: server (folder_id NULL) and mailbox annotations. ``account_id`` is the
+# user for /private entries and the mailbox owner for /shared ones; values are sealed
+# (storage/annotations.py), the entry name is kept in clear.
+annotation_entries = Table(
+    "annotations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", BigId, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("folder_id", BigId, ForeignKey("folders.id", ondelete="CASCADE"), nullable=True),
+    Column("name", String(1024), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Index("ix_annotations_account_folder", "account_id", "folder_id"),
+)
+
 folder_acl = Table(
     "folder_acl",
     metadata,

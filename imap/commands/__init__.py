@@ -74,6 +74,7 @@ def _load() -> None:
         fetch,
         idle,
         mailboxes,
+        metadata,
         notify,
         quota_acl,
         search,

@@ -12,7 +12,8 @@ from imap.protocol.commands import AppendMessage, Command
 from imap.protocol.sequence import SequenceSet
 from imap.protocol.spool import SpooledLiteral
 
-__all__ = ["CatPart", "CatenateMessage", "Compress", "EventGroup", "Notify", "Replace"]
+__all__ = ["CatPart", "CatenateMessage", "Compress", "EventGroup", "GetMetadata", "Notify",
+           "Replace", "SetMetadata"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +76,22 @@ class Notify(Command):
 
     groups: tuple[EventGroup, ...] | None = None
     status: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GetMetadata(Command):
+    """``GETMETADATA [(MAXSIZE n DEPTH d)] mailbox entries`` (RFC 5464 §4.2); ``mailbox``
+    None is the server (``""``); entry names lower-case; ``depth`` None is infinity."""
+
+    mailbox: str | None = None
+    entries: tuple[str, ...] = ()
+    maxsize: int | None = None
+    depth: int | None = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetMetadata(Command):
+    """``SETMETADATA mailbox (entry value ...)`` (RFC 5464 §4.3); a None value removes."""
+
+    mailbox: str | None = None
+    values: tuple[tuple[str, bytes | None], ...] = ()

@@ -7,6 +7,7 @@ arguments after the command name from the :class:`~imap.protocol.tokens.Cursor`.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable
 
 from imap.protocol import ext_commands as x
@@ -141,7 +142,92 @@ def _event_group(cur: Cursor) -> x.EventGroup:
     return x.EventGroup(name, tuple(mailboxes), tuple(events), tuple(fetch_atts))
 
 
+# RFC 5464 §3.2.1: "/private" or "/shared", then "/"-separated components of printable
+# ASCII without "*", "%" (list wildcards) or "/"; no empty component, no trailing "/".
+_ENTRY = re.compile(r"/(?:private|shared)(?:/[\x21-\x24\x26-\x29\x2b-\x2e\x30-\x7e]+)+",
+                    re.IGNORECASE)
+MAX_METADATA_ENTRIES = 1000
+"""Entries one GETMETADATA or SETMETADATA may name (a parsing bound)."""
+
+
+def _metadata_mailbox(cur: Cursor) -> str | None:
+    raw = cur.astring("mailbox name")
+    return None if raw == b"" else cur.decode_mailbox(raw)
+
+
+def _entry(cur: Cursor) -> str:
+    name = cur.text(cur.astring("entry name"), "entry name")
+    if not _ENTRY.fullmatch(name):
+        cur.fail(f"invalid entry name {name[:60]!r}: /private/... or /shared/...")
+    return name.lower()
+
+
+def _getmetadata(cur: Cursor, tag: str, uid: bool) -> Command:
+    # RFC 5464 §5: getmetadata = "GETMETADATA" [SP getmetadata-options] SP mailbox SP entries
+    cur.sp()
+    maxsize: int | None = None
+    depth: int | None = 0
+    if cur.accept(b"("):
+        while True:
+            option = cur.keyword("GETMETADATA option")
+            cur.sp()
+            if option == "MAXSIZE":
+                maxsize = cur.number(what="MAXSIZE")
+            elif option == "DEPTH":
+                value = cur.keyword("DEPTH")
+                if value not in ("0", "1", "INFINITY"):
+                    cur.fail("DEPTH is 0, 1 or infinity")
+                depth = None if value == "INFINITY" else int(value)
+            else:
+                cur.fail(f"unknown GETMETADATA option {option[:20]}")
+            if cur.accept(b")"):
+                break
+            cur.sp()
+        cur.sp()
+    mailbox = _metadata_mailbox(cur)
+    cur.sp()
+    entries = []
+    if cur.accept(b"("):
+        entries.append(_entry(cur))
+        while cur.maybe_sp():
+            entries.append(_entry(cur))
+            if len(entries) > MAX_METADATA_ENTRIES:
+                cur.fail("too many entries")
+        cur.expect(b")")
+    else:
+        entries.append(_entry(cur))
+    return x.GetMetadata(tag, mailbox, tuple(dict.fromkeys(entries)), maxsize, depth)
+
+
+def _setmetadata(cur: Cursor, tag: str, uid: bool) -> Command:
+    # setmetadata = "SETMETADATA" SP mailbox SP "(" entry-value *(SP entry-value) ")"
+    # entry-value = entry SP value ; value = nstring / literal8
+    cur.sp()
+    mailbox = _metadata_mailbox(cur)
+    cur.sp()
+    cur.expect(b"(")
+    values: dict[str, bytes | None] = {}
+    while True:
+        name = _entry(cur)
+        cur.sp()
+        if cur.peek() == 0x7E:  # "~": literal8
+            lit = cur.literal(allow8=True)
+            if lit is None:
+                cur.fail("expected a value")
+            values[name] = lit[0]
+        else:
+            values[name] = cur.nstring("value")
+        if len(values) > MAX_METADATA_ENTRIES:
+            cur.fail("too many entries")
+        if cur.accept(b")"):
+            break
+        cur.sp()
+    return x.SetMetadata(tag, mailbox, tuple(values.items()))
+
+
 EXT_COMMANDS: dict[str, Callable[[Cursor, str, bool], Command]] = {
+    "GETMETADATA": _getmetadata,
+    "SETMETADATA": _setmetadata,
     "COMPRESS": _compress,
     "NOTIFY": _notify,
     "REPLACE": _replace,

@@ -699,6 +699,21 @@ class ResponseReader(Reader):
                 self.astring()
                 self.sp()
                 self.astring()
+        elif word == b"METADATA":
+            # RFC 5464 §5: "METADATA" SP mailbox SP ("(" entry SP value *(SP entry SP value)
+            # ")" / entry-list); value = nstring / literal8
+            self.sp()
+            self.astring()
+            self.sp()
+            self.expect(b"(")
+            while True:
+                self.astring()
+                self.sp()
+                self.nstring(binary=True)
+                if self.peek(b")"):
+                    break
+                self.sp()
+            self.expect(b")")
         elif word == b"MYRIGHTS":
             self.sp()
             self.mailbox()
