@@ -1,5 +1,5 @@
 """Property tests for the extension syntax (COMPRESS, NOTIFY, CATENATE, REPLACE, PREVIEW,
-OBJECTID and SAVEDATE search keys, IMAP URLs): the parser only ever raises ParseError with
+OBJECTID and SAVEDATE search keys, METADATA, IMAP URLs): the parser only ever raises ParseError with
 a BAD/NO line, and the URL parser only ValueError. Bounded to run in seconds."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ WORDS = [
     b"CATENATE", b"TEXT", b"URL", b"PREVIEW", b"(LAZY)", b"LAZY", b"EMAILID", b"THREADID",
     b"SAVEDON", b"SAVEDSINCE", b"SAVEDATESUPPORTED", b"M12", b"1-Feb-2025", b"INBOX",
     b"(", b")", b" ", b'"', b"{3}\r\n", b"{2+}\r\n", b"~{1+}\r\n", b"NIL", b"1", b"*",
-    b"/INBOX/;UID=1", b";SECTION=", b"\x00", b"\xc3\xa9",
+    b"/INBOX/;UID=1", b";SECTION=", b"\x00", b"\xc3\xa9", b"/private/", b"/shared/x",
+    b"MAXSIZE", b"DEPTH", b"infinity", b"~{2+}\r\n",
 ]
 soup = st.lists(st.one_of(st.sampled_from(WORDS), st.binary(max_size=3)), max_size=20).map(
     b"".join)
@@ -28,7 +29,9 @@ soup = st.lists(st.one_of(st.sampled_from(WORDS), st.binary(max_size=3)), max_si
 
 @given(st.sampled_from([b"COMPRESS ", b"NOTIFY ", b"NOTIFY SET ", b"REPLACE 1 INBOX ",
                         b"UID REPLACE 2 x ", b"APPEND INBOX CATENATE ", b"FETCH 1 PREVIEW ",
-                        b"FETCH 1 (PREVIEW ", b"SEARCH ", b"STATUS INBOX "]), soup)
+                        b"FETCH 1 (PREVIEW ", b"SEARCH ", b"STATUS INBOX ",
+                        b"GETMETADATA ", b"GETMETADATA (", b"SETMETADATA INBOX (",
+                        b'SETMETADATA "" (/private/a ']), soup)
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_extension_soup_only_parse_error(prefix: bytes, rest: bytes) -> None:
     _check(b"e1 " + prefix + rest)
