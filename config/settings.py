@@ -319,6 +319,13 @@ class ImapSettings:
     quota_storage_mb: int = opt(
         2048, "mailbox storage quota reported by GETQUOTAROOT (RFC 9208), MiB", min=1
     )
+    metadata_max_size: int = opt(
+        16384, "largest METADATA entry value (RFC 5464 MAXSIZE), octets", min=64,
+    )
+    metadata_max_entries: int = opt(
+        100, "METADATA entries one user may keep per mailbox, and on the server "
+        "(RFC 5464 TOOMANY)", min=1,
+    )
     max_connections_per_address: int = opt(
         200, "simultaneous IMAP connections from one client address, each counted from the "
         "TCP accept (TLS handshake included) until it closes", min=1,

@@ -42,6 +42,15 @@ EXTENSIONS: tuple[str, ...] = (
     "THREAD=REFERENCES",  # RFC 5256
     "ESORT",  # RFC 5267 §3.1
     "WITHIN",  # RFC 5032
+    "COMPRESS=DEFLATE",  # RFC 4978
+    "OBJECTID",  # RFC 8474
+    "PREVIEW",  # RFC 8970
+    "LIST-MYRIGHTS",  # RFC 8440
+    "SAVEDATE",  # RFC 8514
+    "CATENATE",  # RFC 4469 (without URLAUTH)
+    "REPLACE",  # RFC 8508
+    "NOTIFY",  # RFC 5465
+    "METADATA",  # RFC 5464 (server and mailbox annotations)
 )
 
 

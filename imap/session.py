@@ -176,6 +176,10 @@ class Session:
         self.auth_failures = 0
         self.closing = False
         self.done = asyncio.get_running_loop().create_future()
+        self.running: c.Command | None = None
+        """The command being handled, if any (RFC 5465 NOTIFY pushes between commands)."""
+        self.between_commands = asyncio.Event()
+        self.between_commands.set()
         self._out: list[bytes] = []
         self._out_size = 0
         imap = ctx.settings.imap
@@ -384,7 +388,13 @@ class Session:
                 self.write(exc.response())
                 # A refused value (NO: a charset, a mailbox name) is not an invalid command.
                 return self._count_bad() if exc.status == "BAD" else True
-            await self.dispatch(cmd)
+            self.running = cmd
+            self.between_commands.clear()
+            try:
+                await self.dispatch(cmd)
+            finally:
+                self.running = None
+                self.between_commands.set()
         except CommandTooLarge as exc:
             # A continuation line (AUTHENTICATE response, IDLE's DONE) over the line limit.
             self.write(exc.response())

@@ -21,6 +21,13 @@ from collections.abc import Callable, Iterable
 Publisher = Callable[[set[int]], None]
 
 
+def account_key(account_id: int) -> int:
+    """The key :meth:`ChangeHub.changed` is given when an account's list of mailboxes
+    changes (created, deleted, renamed, (un)subscribed: RFC 5465 NOTIFY MailboxName and
+    SubscriptionChange). Folder ids are positive, so a negative key never meets one."""
+    return -account_id
+
+
 class ChangeHub:
     """Folder id → the events of the sessions watching it."""
 

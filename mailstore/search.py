@@ -38,6 +38,7 @@ from mail.searchtext import body_text, header_text
 from mail.sections import filter_header_fields
 from mail.views import decode_words
 from mailstore.folderindex import HeaderTuple
+from mailstore.objectid import message_row_of
 from mailstore.searchkeys import (
     SearchAge,
     SearchAll,
@@ -48,7 +49,9 @@ from mailstore.searchkeys import (
     SearchKey,
     SearchModseq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
+    SearchSaveDate,
     SearchSequence,
     SearchSize,
     SearchText,
@@ -280,6 +283,14 @@ class _Matcher:
             if key.op == "on":
                 return day == key.date
             return day >= key.date
+        if isinstance(key, SearchSaveDate):  # RFC 8514 §4.2, dates in UTC as INTERNALDATE
+            saved = (row.saved_at or row.internal_date or self.now).astimezone(UTC).date()
+            if key.op == "before":
+                return saved < key.date
+            return saved == key.date if key.op == "on" else saved >= key.date
+        if isinstance(key, SearchObjectId):
+            # RFC 8474 §6: THREADID is NIL for every message here, so it matches none.
+            return key.kind == "EMAILID" and message_row_of(key.value) == row.message_id
         if isinstance(key, SearchAge):
             when = row.internal_date or self.now
             age = (self.now - when).total_seconds()
@@ -320,6 +331,18 @@ def _flag_filters(key: SearchKey) -> tuple[list[str], list[str]]:
         if isinstance(k, SearchFlag) and k.flag.lower() != "\\recent":
             (with_flags if k.present else without_flags).append(k.flag)
     return with_flags, without_flags
+
+
+def _uses_savedate(key: SearchKey) -> bool:
+    if isinstance(key, SearchSaveDate):
+        return True
+    if isinstance(key, SearchNot):
+        return _uses_savedate(key.key)
+    if isinstance(key, SearchOr):
+        return _uses_savedate(key.left) or _uses_savedate(key.right)
+    if isinstance(key, SearchAnd):
+        return any(_uses_savedate(k) for k in key.keys)
+    return False
 
 
 def _index_needs(key: SearchKey) -> tuple[bool, bool]:
@@ -454,6 +477,10 @@ async def search_rows(store: MailStore, sel: SearchScope, key: SearchKey) -> lis
                                        search=True, with_flags=with_flags,
                                        without_flags=without_flags)
         rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+        if rows and _uses_savedate(key):
+            dates = await store.save_dates(sel.folder_id, [r.uid for r in rows])
+            for row in rows:
+                row.saved_at = dates.get(row.uid)
         matcher = _Matcher(sel, reader)
         for row in rows:
             matcher.start(row)

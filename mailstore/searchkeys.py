@@ -30,6 +30,8 @@ __all__ = [
     "SearchSize",
     "SearchText",
     "SearchAge",
+    "SearchObjectId",
+    "SearchSaveDate",
     "NumberSet",
 ]
 
@@ -100,6 +102,22 @@ class SearchAge:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSaveDate:
+    """``SAVEDBEFORE``/``SAVEDON``/``SAVEDSINCE`` date (RFC 8514 §4.2)."""
+
+    op: Literal["before", "on", "since"]
+    date: datetime.date
+
+
+@dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """``EMAILID id`` / ``THREADID id`` (RFC 8474 §6); ``kind`` is the key's name."""
+
+    kind: Literal["EMAILID", "THREADID"]
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class SearchSequence:
     """A sequence set (message numbers) or ``UID set``; ``$`` is ``saved``."""
 
@@ -145,6 +163,8 @@ SearchKey = (
     | SearchDate
     | SearchSize
     | SearchAge
+    | SearchObjectId
+    | SearchSaveDate
     | SearchSequence
     | SearchModseq
     | SearchNot

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mail.changes import ChangeHub
+from mail.changes import ChangeHub, account_key
 from mail.views import MessageView
 from mailstore.aclaudit import AclChange
 from mailstore.folderindex import (
@@ -41,8 +41,10 @@ from mailstore.folderindex import (
     HeaderFields,
     HeaderTuple,
 )
+from storage import annotations as annotation_rows
 from storage import delegations as delegation_rows
 from storage import folders as folder_rows
+from storage.annotations import TooManyEntries
 from storage.blobs import BlobStore
 from storage.database import Database
 from storage.errors import AlreadyExists
@@ -106,6 +108,7 @@ class MessageRow:
     # For SEARCH: the sealed fields and the data key columns that open them, kept to read
     # the indexed body text only when a BODY or TEXT criterion asks (BodyReader.indexed_text).
     sealed_fields: tuple[Any, ...] | None = None
+    saved_at: datetime | None = None  # RFC 8514, read only when asked (save_dates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,24 @@ class MailStore(Protocol):
     async def lost_subscriptions(self, account_id: int) -> list[str]: ...
 
     async def forget_subscription(self, account_id: int, name: str) -> bool: ...
+
+    async def save_dates(self, folder_id: int, uids: Sequence[int]
+                         ) -> dict[int, datetime | None]:
+        """RFC 8514: when each message of ``uids`` was saved in the folder."""
+        ...
+
+    async def annotations(self, account_id: int, folder_id: int | None,
+                          names: Sequence[str], depth: int | None) -> dict[str, bytes]:
+        """RFC 5464: entries of ``account_id`` on a mailbox (None: the server) named in
+        ``names`` or below them, ``depth`` levels (None: all)."""
+        ...
+
+    async def set_annotations(self, folder_id: int | None,
+                              values: Mapping[int, Mapping[str, bytes | None]],
+                              max_entries: int) -> None:
+        """RFC 5464 SETMETADATA: entries by account, in one transaction (all or nothing);
+        :class:`TooManyEntries` over the limit."""
+        ...
 
 
 def _info(row: Any) -> FolderInfo:
@@ -650,6 +671,7 @@ class SqlMailStore:
             created = await folder_rows.create(
                 conn, account_id, name, special_use=special_use,
                 subscribed=await _claim_lost_subscription(conn, account_id, name))
+        self._changes.changed([account_key(account_id)])
         return FolderInfo(
             id=created.id, name=created.name, special_use=created.special_use,
             uidvalidity=created.uidvalidity, uidnext=created.uidnext,
@@ -674,7 +696,7 @@ class SqlMailStore:
         self._recent_marks.pop(folder_id, None)  # SQLite may give the id to a new folder
         self._folder_sizes.pop(folder_id, None)
         self.indexes.drop(folder_id)
-        self._changes.changed([folder_id])
+        self._changes.changed([folder_id] + ([account_key(row.account_id)] if row else []))
 
     async def rename_folder(self, folder_id: int, new_name: str) -> None:
         async with self._db.begin() as conn:
@@ -689,11 +711,15 @@ class SqlMailStore:
                         conn, account_id, parent,
                         subscribed=await _claim_lost_subscription(conn, account_id, parent))
             await folder_rows.rename(conn, folder_id, new_name)
-        self._changes.changed([folder_id])
+        self._changes.changed([folder_id, account_key(account_id)])
 
     async def set_subscribed(self, folder_id: int, subscribed: bool) -> None:
         async with self._db.begin() as conn:
             await folder_rows.set_subscribed(conn, folder_id, subscribed)
+            account_id = (await conn.execute(
+                select(folders.c.account_id).where(folders.c.id == folder_id))).scalar()
+        if account_id is not None:
+            self._changes.changed([account_key(int(account_id))])
 
     async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts:
         fm = folder_messages
@@ -1106,9 +1132,36 @@ class SqlMailStore:
                 lost_subscriptions.c.name == name))
             return bool(result.rowcount)
 
+    async def save_dates(self, folder_id: int, uids: Sequence[int]
+                         ) -> dict[int, datetime | None]:
+        fm = folder_messages
+        out: dict[int, datetime | None] = {}
+        async with self._db.read() as conn:
+            for i in range(0, len(uids), 500):
+                rows = await conn.execute(select(fm.c.uid, fm.c.saved_at).where(
+                    fm.c.folder_id == folder_id, fm.c.uid.in_(list(uids[i:i + 500]))))
+                out.update((int(uid), saved) for uid, saved in rows.all())
+        return out
+
+
+    async def annotations(self, account_id: int, folder_id: int | None,
+                          names: Sequence[str], depth: int | None) -> dict[str, bytes]:
+        async with self._db.read() as conn:
+            return await annotation_rows.read_entries(
+                conn, self._db.blobs.keyring, account_id, folder_id, names, depth)
+
+    async def set_annotations(self, folder_id: int | None,
+                              values: Mapping[int, Mapping[str, bytes | None]],
+                              max_entries: int) -> None:
+        async with self._db.begin() as conn:
+            for account_id, entries in values.items():
+                await annotation_rows.write_entries(
+                    conn, self._db.blobs.keyring, account_id, folder_id, entries,
+                    max_entries)
 
 __all__ = [
     "AlreadyExists",
+    "TooManyEntries",
     "BodyReader",
     "Change",
     "FolderCounts",

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 from storage.types import BigId, JSONText, UTCDateTime
@@ -139,6 +140,21 @@ lost_subscriptions = Table(
     PrimaryKeyConstraint("account_id", "name"),
 )
 
+# RFC 5464 METADATA: server (folder_id NULL) and mailbox annotations. ``account_id`` is the
+# user for /private entries and the mailbox owner for /shared ones; values are sealed
+# (storage/annotations.py), the entry name is kept in clear.
+annotation_entries = Table(
+    "annotations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", BigId, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("folder_id", BigId, ForeignKey("folders.id", ondelete="CASCADE"), nullable=True),
+    Column("name", String(1024), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Index("ix_annotations_account_folder", "account_id", "folder_id"),
+)
+
 folder_acl = Table(
     "folder_acl",
     metadata,
@@ -202,6 +218,8 @@ folder_messages = Table(
     Column("flags", Text, nullable=False, default=""),
     Column("internal_date", UTCDateTime, nullable=False),
     Column("expunged_modseq", BigInteger, nullable=True),  # RFC 7162 §3.2.5 VANISHED
+    # RFC 8514 SAVEDATE: set by the database on every insert (delivery, APPEND, COPY/MOVE).
+    Column("saved_at", UTCDateTime, nullable=True, server_default=func.now()),
     UniqueConstraint("folder_id", "uid"),
     Index("ix_folder_messages_folder_id_modseq", "folder_id", "modseq"),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from imap.commands import AUTHENTICATED, register
+from imap.commands.catenate import resolve_catenate
 from imap.commands.mailboxes import require_access
 from imap.commands.store import normalise_flags
 from imap.protocol import ImapRefusal, ResponseCode, SequenceSet, SpooledLiteral
@@ -28,6 +29,7 @@ async def append(session: Session, cmd: c.Append) -> Done | None:
         raise ImapRefusal("NO", "UNAVAILABLE", "Message storage is not available, retry later")
     access = await require_access(session, cmd.mailbox, missing="TRYCREATE")
     access.require("i", "append messages")  # RFC 4314 §4: APPEND needs "i"
+    cmd = await resolve_catenate(session, cmd)  # RFC 4469
     limit = ctx.settings.imap.max_literal_size
     total = 0
     for msg in cmd.messages:

@@ -17,9 +17,10 @@ from functools import lru_cache
 
 from imap.binary import binary_size, read_binary
 from imap.commands import SELECTED, register
+from imap.preview import preview
 from imap.protocol import FetchAttr, ImapRefusal, SequenceSet, untagged_data
 from imap.protocol import commands as c
-from imap.protocol.response import Atom
+from imap.protocol.response import Atom, encode_string
 from imap.readproof import downloads_body, note_downloads, record_reads
 from imap.selected import SelectedMailbox, uid_ranges
 from imap.session import Done, Session
@@ -28,6 +29,7 @@ from mail.bodystructure import basic_global
 from mail.imapstring import wire_bytes
 from mail.views import MessageView
 from mailstore.folderindex import Entry
+from mailstore.objectid import email_id
 from mailstore.store import BodyReader, MessageRow, SpanCache
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -36,7 +38,6 @@ _INDEXED = frozenset({"UID", "FLAGS", "MODSEQ"})
 """Items the in-memory folder index answers (see :mod:`mailstore.folderindex`)."""
 _FIELDS = SpanCache(max_bytes=8 * 1024 * 1024, max_span=8 * 1024)
 """Answers to ``BODY[…HEADER.FIELDS (…)]`` by (blob, section, partial)."""
-_UNSUPPORTED = frozenset({"SAVEDATE", "EMAILID", "THREADID"})
 
 
 def internal_date(when: datetime | None) -> bytes:
@@ -96,6 +97,19 @@ async def _binary_size(row: MessageRow, view: MessageView, attr: FetchAttr,
         return await reader.read(blob, start, max(0, end - start))
 
     return await binary_size(view, attr.section.part if attr.section else (), read)
+
+
+async def _preview(view: MessageView, row: MessageRow, reader: BodyReader, utf8: bool
+                   ) -> bytes:
+    """RFC 8970 §3: the preview text, NIL once the body is purged."""
+    blob = row.blob_id
+    if blob is None:
+        return b"NIL"
+
+    async def read(start: int, end: int) -> bytes:
+        return await reader.read(blob, start, max(0, end - start))
+
+    return encode_string(await preview(view, read), utf8=utf8)
 
 
 def _structure(rendered: str, utf8: bool) -> bytes:
@@ -224,6 +238,13 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
             out.append(simple)
         elif name == "RFC822.SIZE":
             out.append(b"RFC822.SIZE %d" % row.size)
+        elif name == "EMAILID":  # RFC 8474 §5.1
+            out.append(b"EMAILID (%s)" % email_id(row.message_id).encode("ascii"))
+        elif name == "THREADID":  # RFC 8474 §5.2: no threads computed
+            out.append(b"THREADID NIL")
+        elif name == "SAVEDATE":  # RFC 8514 §4
+            out.append(b"SAVEDATE " + (b"NIL" if row.saved_at is None
+                                       else internal_date(row.saved_at)))
         elif view is None:
             raise ImapRefusal("NO", "SERVERBUG", "Message structure is not available")
         elif name == "ENVELOPE":
@@ -249,6 +270,8 @@ async def render(session: Session, sel: SelectedMailbox, seq: int, row: MessageR
         elif name == "BINARY.SIZE[]":
             size = await _binary_size(row, view, attr, reader)
             out.append(_response_name(attr) + b" %d" % size)
+        elif name == "PREVIEW":
+            out.append(b"PREVIEW " + await _preview(view, row, reader, session.utf8))
     return _finish(session, sel, seq, row, items, out, flags_changed)
 
 
@@ -340,6 +363,10 @@ async def _answer(session: Session, sel: SelectedMailbox, rows: list[MessageRow]
         await _answer_rows(session, sel, rows, items, changed)
         return
     rows = [r for r in rows if sel.seq_of(r.uid) is not None]
+    if rows and any(a.name == "SAVEDATE" for a in items):
+        dates = await session.ctx.store.save_dates(sel.folder_id, [r.uid for r in rows])
+        for row in rows:
+            row.saved_at = dates.get(row.uid)
     plan = _plan(rows, items) if any(_reads_body(a) for a in items) else []
     starts = dict(plan)
     for n, row in enumerate(rows):
@@ -380,9 +407,6 @@ async def fetch(session: Session, cmd: c.Fetch) -> Done | None:
     assert sel is not None
     store = session.ctx.store
     items = list(cmd.items)
-    for attr in items:
-        if attr.name in _UNSUPPORTED:
-            raise ImapRefusal("BAD", None, f"FETCH item {attr.name} is not supported")
     if cmd.vanished and (not cmd.uid or not session.qresync or cmd.changedsince is None):
         # RFC 7162 §3.2.6: VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC.
         raise ImapRefusal("BAD", None, "VANISHED needs UID FETCH with CHANGEDSINCE after "

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 
+from accounts.delegations import ALL_RIGHTS
 from imap.commands import AUTHENTICATED, register
-from imap.protocol import Atom, ImapRefusal, encode_mailbox, untagged_data
+from imap.protocol import Atom, ImapRefusal, ResponseCode, encode_mailbox, untagged_data
 from imap.protocol import commands as c
 from imap.protocol.response import Value
 from imap.session import Done, Session
 from imap.shared import PREFIX, Access, is_shared_name, resolve, shared_access
+from mailstore.objectid import mailbox_id
 from mailstore.store import DELIMITER, AlreadyExists, FolderInfo
 
 SPECIAL_USES = frozenset({"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash", "\\Flagged",
@@ -109,6 +111,8 @@ async def status_values(
             session.enable_condstore()  # RFC 7162 §3.1.2.1
         elif item == "APPENDLIMIT":
             value = session.ctx.settings.imap.max_literal_size  # RFC 7889
+        elif item == "MAILBOXID":  # RFC 8474 §4.2
+            out += [Atom(item), [Atom(mailbox_id(folder.uidvalidity))]]
         if value is not None:
             out += [Atom(item), value]
     return out
@@ -150,6 +154,7 @@ async def _list(session: Session, reference: str, patterns: tuple[str, ...], *,
     reachable = [a for a in await shared_access(session) if "l" in a.rights]
     shared = [a.folder for a in reachable]
     unreadable = {a.folder.id for a in reachable if "r" not in a.rights}
+    rights_of = {a.folder.id: a.rights for a in reachable}
     levels = _shared_levels(shared)
     folders: dict[str, FolderInfo] = {f.name: f for f in own}
     subscribed = {f.name for f in own if f.subscribed} | {f.name for f in shared}
@@ -209,6 +214,10 @@ async def _list(session: Session, reference: str, patterns: tuple[str, ...], *,
             # RFC 5819 §2: one STATUS after each LIST of a selectable mailbox.
             values = await status_values(session, folder, status)
             session.write(untagged_data("STATUS", _wire_name(session, name), values))
+        if "MYRIGHTS" in returns and folder is not None and folder.id:
+            # RFC 8440 §3: the rights of each listed mailbox that exists, after its LIST.
+            session.write(untagged_data("MYRIGHTS", _wire_name(session, name),
+                                        Atom(rights_of.get(folder.id, ALL_RIGHTS))))
 
 
 @register(c.List, AUTHENTICATED)
@@ -253,11 +262,12 @@ async def create(session: Session, cmd: c.Create) -> Done | None:
     if await store.get_folder(session.identity.account_id, name) is not None:
         raise ImapRefusal("NO", "ALREADYEXISTS", f"Mailbox {name[:80]!r} already exists")
     try:
-        await store.create_folder(session.identity.account_id, name, special)
+        created = await store.create_folder(session.identity.account_id, name, special)
     except AlreadyExists:
         raise ImapRefusal("NO", "ALREADYEXISTS", f"Mailbox {name[:80]!r} already exists"
                           ) from None
-    return None
+    # RFC 8474 §4.1: the new mailbox's MAILBOXID in the tagged OK.
+    return Done("Completed", ResponseCode("MAILBOXID", f"({mailbox_id(created.uidvalidity)})"))
 
 
 @register(c.Delete, AUTHENTICATED)

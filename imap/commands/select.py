@@ -18,6 +18,7 @@ from imap.protocol import commands as c
 from imap.protocol.response import fetch_response
 from imap.selected import SelectedMailbox, UidList, flags_announcement, flags_value
 from imap.session import Done, Session
+from mailstore.objectid import mailbox_id
 
 _ENABLEABLE = ("CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT")
 # RFC 4314 §4: insert, expunge and the flag rights (\Seen, \Deleted, the others) are the
@@ -99,6 +100,9 @@ async def select(session: Session, cmd: c.Select) -> Done | None:
     # RFC 7162 §3.1.2.1: always sent, and never 0 (the folder row starts at 1).
     session.write(untagged("OK", "Highest mod-sequence",
                            ResponseCode.highestmodseq(info.highestmodseq)))
+    # RFC 8474 §4.1: the mailbox's MAILBOXID with every SELECT and EXAMINE.
+    session.write(untagged("OK", "Mailbox id",
+                           ResponseCode("MAILBOXID", f"({mailbox_id(info.uidvalidity)})")))
     if cmd.qresync is not None and cmd.qresync.uidvalidity == info.uidvalidity:
         await _qresync(session, sel, cmd.qresync)
     code = "READ-ONLY" if readonly else "READ-WRITE"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from imap.protocol import commands as c
 from imap.protocol import sort_thread
 from imap.protocol.errors import BadCharset, ParseError
+from imap.protocol.ext_parser import EXT_COMMANDS, EXT_UID_COMMANDS, catenate
 from imap.protocol.fetch_items import FetchAttr, Section
 from imap.protocol.search_keys import (
     SearchAge,
@@ -24,7 +25,9 @@ from imap.protocol.search_keys import (
     SearchKey,
     SearchModseq,
     SearchNot,
+    SearchObjectId,
     SearchOr,
+    SearchSaveDate,
     SearchSequence,
     SearchSize,
     SearchText,
@@ -39,6 +42,7 @@ _BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]
 _FETCH_NAME = re.compile(rb"[A-Za-z0-9.]+")
 _PART = re.compile(rb"[1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,8})*")
 _MAX_DEPTH = 40
+_OBJECTID = re.compile(r"[A-Za-z0-9_-]{1,255}")  # RFC 8474 §7 objectid
 
 # RFC 9051 §6.4.5 macros (RFC 3501 §6.4.5 for FULL's BODY).
 _MACROS = {
@@ -62,6 +66,7 @@ _SIMPLE_FETCH = frozenset(
         "SAVEDATE",  # RFC 8514
         "EMAILID",  # RFC 8474
         "THREADID",
+        "PREVIEW",  # RFC 8970
     }
 )
 _STATUS_ITEMS = frozenset(
@@ -79,7 +84,8 @@ _STATUS_ITEMS = frozenset(
     }
 )
 _LIST_SELECT = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
-_LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+_LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS",
+                          "MYRIGHTS"})  # RFC 8440
 _ESEARCH_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 _CHARSETS = frozenset({"UTF-8", "US-ASCII"})
 _SEARCH_FLAGS = {
@@ -411,6 +417,11 @@ def _status(cur: Cursor, tag: str, uid: bool) -> c.Command:
 
 
 def _append(cur: Cursor, tag: str, uid: bool) -> c.Command:
+    return parse_append_tail(cur, tag)
+
+
+def parse_append_tail(cur: Cursor, tag: str) -> c.Append:
+    """APPEND's arguments from the space before the mailbox (also REPLACE's, RFC 8508)."""
     # RFC 9051 §6.3.12; RFC 3502 MULTIAPPEND; RFC 3516 literal8; RFC 6855 UTF8 (...)
     cur.sp()
     mailbox = cur.mailbox()
@@ -426,6 +437,9 @@ def _append(cur: Cursor, tag: str, uid: bool) -> c.Command:
             if date is None:
                 cur.fail('invalid date-time, expected "dd-Mon-yyyy hh:mm:ss +zzzz"')
             cur.sp()
+        if cur.data[cur.pos : cur.pos + 9].upper() == b"CATENATE ":  # RFC 4469
+            messages.append(catenate(cur, flags, date))
+            continue
         utf8_wrap = False
         if cur.data[cur.pos : cur.pos + 5].upper() == b"UTF8 ":
             cur.pos += 5
@@ -583,6 +597,8 @@ def _fetch_att(cur: Cursor) -> FetchAttr:
     cur.pos = m.end()
     word = m.group().decode("ascii").upper()
     if cur.peek() != 0x5B:  # "["
+        if word == "PREVIEW":
+            _preview_modifiers(cur)
         if word in _SIMPLE_FETCH:
             return FetchAttr(word)
         cur.fail(f"unknown FETCH item {word[:30]}")
@@ -613,6 +629,18 @@ def _fetch_att(cur: Cursor) -> FetchAttr:
         cur.expect(b">")
         partial = (origin, length)
     return FetchAttr(name, section, partial, word.endswith(".PEEK"))
+
+
+def _preview_modifiers(cur: Cursor) -> None:
+    """RFC 8970 §5: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``, preview-mod
+    ``LAZY``. The preview is always computed here (cheaply, from the stored view), which
+    LAZY allows, so the modifier is checked and needs nothing else."""
+    if cur.data[cur.pos:cur.pos + 2] != b" (":
+        return
+    cur.pos += 1
+    for mod in _paren_keywords(cur, "PREVIEW modifier"):
+        if mod != "LAZY":
+            cur.fail(f"unknown PREVIEW modifier {mod[:20]}")
 
 
 def _section(cur: Cursor) -> Section:
@@ -740,6 +768,17 @@ def _search_key_inner(cur: Cursor, charset: str | None) -> SearchKey:
     if word in ("LARGER", "SMALLER"):
         cur.sp()
         return SearchSize(word == "LARGER", cur.number64("size"))
+    if word in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):  # RFC 8514 §4.2
+        cur.sp()
+        return SearchSaveDate(word[5:].lower(), cur.date())  # type: ignore[arg-type]
+    if word == "SAVEDATESUPPORTED":  # every mailbox keeps save dates
+        return SearchAll()
+    if word in ("EMAILID", "THREADID"):  # RFC 8474 §6
+        cur.sp()
+        value = cur.atom("object id")
+        if not _OBJECTID.fullmatch(value):
+            cur.fail(f"{word} takes an object id (letters, digits, _ and -)")
+        return SearchObjectId(word, value)  # type: ignore[arg-type]
     if word in ("OLDER", "YOUNGER"):  # RFC 5032 §3
         cur.sp()
         return SearchAge(word == "OLDER", cur.nz_number("interval"))
@@ -813,14 +852,15 @@ _COMMANDS: dict[str, _Handler] = {
     "STORE": _store,
     "COPY": _copy_move(c.Copy),
     "MOVE": _copy_move(c.Move),
+    **EXT_COMMANDS,  # imap/protocol/ext_parser.py
 }
 
 # RFC 5256 SORT and THREAD (imap/protocol/sort_thread.py).
 _COMMANDS.update(SORT=sort_thread.parse_sort, THREAD=sort_thread.parse_thread)
 
 _UID_COMMANDS: dict[str, _Handler] = {
-    name: _COMMANDS[name]
-    for name in ("SEARCH", "FETCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD")
+    name: _COMMANDS[name] for name in ("SEARCH", "FETCH", "STORE", "COPY", "MOVE", "EXPUNGE",
+                                       "SORT", "THREAD", *EXT_UID_COMMANDS)
 }
 
 # The search-key grammar, for the commands that embed it (SORT, THREAD).

@@ -49,7 +49,8 @@ Continuation = Callable[[], Awaitable[None]]
 _LITERAL_AT_END = re.compile(rb"(~?)\{([0-9]{1,20})(\+?)\}\Z")
 _TAG = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+")
 _DRAIN_CHUNK = 1 << 16
-_APPEND = re.compile(rb"[^ ]+ APPEND ", re.IGNORECASE)
+# APPEND and RFC 8508 REPLACE carry a message (CATENATE TEXT parts too, RFC 4469).
+_APPEND = re.compile(rb"[^ ]+ (?:APPEND|(?:UID )?REPLACE) ", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

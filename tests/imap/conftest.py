@@ -3,6 +3,8 @@ the strict grammar (:mod:`tests.imap.imap_grammar`) when the test ends.
 
 The bytes are taken where the real clients read them (imaplib, which imapclient and the
 tests' raw :class:`tests.imap.rfc_wire.Wire` build on), so the server runs untouched.
+Sessions under COMPRESS=DEFLATE (RFC 4978) are checked too, in clear: their client
+(:mod:`tests.imap.deflate_client`) inflates below ``readline``/``read``.
 """
 
 from __future__ import annotations

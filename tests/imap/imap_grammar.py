@@ -18,6 +18,7 @@ class GrammarError(ValueError):
 
 
 _NUMBER = re.compile(rb"[0-9]+")
+_OBJECTID = re.compile(rb"[A-Za-z0-9_-]{1,255}")  # RFC 8474 §7
 _ATOM = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\\]]+")  # ATOM-CHAR (no resp-specials)
 _ASTRING_CHARS = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\]+")  # ATOM-CHAR / resp-specials
 _TAG = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\+]+")
@@ -481,8 +482,29 @@ class ResponseReader(Reader):
         elif name in (b"RFC822", b"RFC822.HEADER", b"RFC822.TEXT"):
             self.sp()
             self.nstring()
+        elif name == b"EMAILID":  # RFC 8474 §7: "EMAILID" SP "(" objectid ")"
+            self.sp()
+            self.objectid_paren()
+        elif name == b"THREADID":  # "THREADID" SP ( "(" objectid ")" / nil )
+            self.sp()
+            if not self.nil():
+                self.objectid_paren()
+        elif name == b"SAVEDATE":  # RFC 8514 §4: "SAVEDATE" SP (date-time / nil)
+            self.sp()
+            if not self.nil():
+                m = self.match(_DATE_TIME, "date-time")
+                if m[4:7] not in _MONTHS:
+                    raise self.fail("date-month")
+        elif name == b"PREVIEW":  # RFC 8970 §5: "PREVIEW" SP nstring
+            self.sp()
+            self.nstring()
         else:
             raise self.fail("a FETCH item this server sends")
+
+    def objectid_paren(self) -> None:
+        self.expect(b"(")
+        self.match(_OBJECTID, "objectid (RFC 8474 §7)")
+        self.expect(b")")
 
     def fetch(self) -> None:
         self.expect(b"(")
@@ -546,9 +568,12 @@ class ResponseReader(Reader):
         self.expect(b"(")
         if not self.peek(b")"):
             while True:
-                self.atom()
-                self.sp()
-                self.number()
+                if self.atom().upper() == b"MAILBOXID":  # RFC 8474 §7
+                    self.sp()
+                    self.objectid_paren()
+                else:
+                    self.sp()
+                    self.number()
                 if not self.peek(b" "):
                     break
                 self.sp()
@@ -708,6 +733,21 @@ class ResponseReader(Reader):
                 self.astring()
                 self.sp()
                 self.astring()
+        elif word == b"METADATA":
+            # RFC 5464 §5: "METADATA" SP mailbox SP ("(" entry SP value *(SP entry SP value)
+            # ")" / entry-list); value = nstring / literal8
+            self.sp()
+            self.astring()
+            self.sp()
+            self.expect(b"(")
+            while True:
+                self.astring()
+                self.sp()
+                self.nstring(binary=True)
+                if self.peek(b")"):
+                    break
+                self.sp()
+            self.expect(b")")
         elif word == b"MYRIGHTS":
             self.sp()
             self.mailbox()

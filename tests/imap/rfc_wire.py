@@ -18,11 +18,11 @@ _LITERAL_AT_END = re.compile(rb"(~?)\{(\d+)\}\r\n$")
 class Wire:
     """One logged-in connection; :meth:`cmd` returns ``(status, untagged responses)``."""
 
-    def __init__(self, env: ImapEnv, user: str = ALICE) -> None:
+    def __init__(self, env: ImapEnv, user: str = ALICE, *,
+                 client: type[imaplib.IMAP4_SSL] = imaplib.IMAP4_SSL) -> None:
         password = env.alice_password if user == ALICE else env.bob_password
         assert user in (ALICE, BOB)
-        self.imap = imaplib.IMAP4_SSL("127.0.0.1", env.tls_port, ssl_context=env.client_ssl(),
-                                      timeout=15)
+        self.imap = client("127.0.0.1", env.tls_port, ssl_context=env.client_ssl(), timeout=15)
         self.traffic: list[bytes] = []
         self.last_tagged = b""
         status, _ = self.cmd(f'LOGIN {user} "{password}"')
