@@ -6,6 +6,8 @@ every field read and opened) and the next ones (warm: served from memory) cost::
 
     RESULT messages=5000 select_s=… search_cold_s=… search_warm_s=… search_sent_s=…
            search_sent_warm_s=… envelope_cold_s=… envelope_warm_s=… bodystructure_warm_s=…
+           search_body_s=… search_body_warm_s=… [sort_date_s=… sort_subject_s=…
+           thread_references_s=… when SORT and THREAD are announced]
 
 The gateway runs as ``mssante serve`` (a child), seeded offline through its own accept
 path, as in :mod:`bench.imap`.
@@ -32,6 +34,15 @@ async def timed(client: BenchClient, command: bytes) -> float:
     start = time.monotonic()
     await client.command(command)
     return time.monotonic() - start
+
+
+async def capabilities(client: BenchClient) -> bytes:
+    """The server's CAPABILITY line (the bench runs against older servers too)."""
+    keep, client.keep = client.keep, True
+    try:
+        return b" ".join((await client.command(b"CAPABILITY")).lines)
+    finally:
+        client.keep = keep
 
 
 async def main() -> int:
@@ -62,7 +73,15 @@ async def main() -> int:
                 "envelope_cold_s": await timed(client, b"FETCH 1:* (ENVELOPE)"),
                 "envelope_warm_s": await timed(client, b"FETCH 1:* (ENVELOPE)"),
                 "bodystructure_warm_s": await timed(client, b"FETCH 1:* (BODYSTRUCTURE)"),
+                # The decoded body text (RFC 9051 §6.4.4), every message read.
+                "search_body_s": await timed(client, b'SEARCH BODY "absentword"'),
+                "search_body_warm_s": await timed(client, b'SEARCH TEXT "absentword"'),
             }
+            if b"SORT" in await capabilities(client):
+                figures["sort_date_s"] = await timed(client, b"SORT (DATE) UTF-8 ALL")
+                figures["sort_subject_s"] = await timed(client, b"SORT (SUBJECT) UTF-8 ALL")
+                figures["thread_references_s"] = await timed(
+                    client, b"THREAD REFERENCES UTF-8 ALL")
         finally:
             await client.close()
         print(f"RESULT messages={args.messages} "

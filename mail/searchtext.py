@@ -24,6 +24,7 @@ import re
 from mail.mime import Entity, Message, parse_message
 from mail.views import decode_words
 
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _CTE = re.compile(r"[\s]+|\([^()]*\)")
 
 
@@ -32,8 +33,10 @@ def _transfer_decode(data: bytes, encoding: str) -> bytes:
     it goes (search is best effort, never an error)."""
     if encoding == "base64":
         # RFC 2045 §6.8: characters outside the alphabet (line breaks) are ignored.
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        # Junk and padding are dropped, then the padding the length needs is put back.
+        cleaned = _NOT_BASE64.sub(b"", data)
+        rest = len(cleaned) % 4
+        cleaned = cleaned[:-1] if rest == 1 else cleaned + b"=" * ((4 - rest) % 4)
         try:
             return binascii.a2b_base64(cleaned)
         except binascii.Error:

@@ -482,8 +482,35 @@ async def search_rows(store: MailStore, sel: SearchScope, key: SearchKey) -> lis
             for row in rows:
                 row.saved_at = dates.get(row.uid)
         matcher = _Matcher(sel, reader)
-        for row in rows:
-            matcher.start(row)
-            if await matcher.match(key, row):
-                found.append(row)
+        headers = _reads_header(key)
+        batch = _HEADER_BATCH if headers else max(len(rows), 1)
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            if headers:
+                # The header blocks of a batch in one query rather than one read each.
+                await reader.prefetch([(r.blob_id, 0, r.header_size) for r in chunk
+                                       if r.blob_id is not None])
+            for row in chunk:
+                matcher.start(row)
+                if await matcher.match(key, row):
+                    found.append(row)
     return found
+
+
+_HEADER_BATCH = 500
+
+
+def _reads_header(key: SearchKey) -> bool:
+    """Whether the criteria read the stored header (TEXT, or a header field the search
+    columns do not answer)."""
+    if isinstance(key, SearchText):
+        return not key.body_only
+    if isinstance(key, SearchHeader):
+        return not _column_answers(key)
+    if isinstance(key, SearchNot):
+        return _reads_header(key.key)
+    if isinstance(key, SearchOr):
+        return _reads_header(key.left) or _reads_header(key.right)
+    if isinstance(key, SearchAnd):
+        return any(_reads_header(k) for k in key.keys)
+    return False

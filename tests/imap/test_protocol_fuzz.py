@@ -19,6 +19,10 @@ WORDS = [
     b"FETCH",
     b"UID",
     b"SEARCH",
+    b"SORT",
+    b"THREAD",
+    b"REVERSE",
+    b"REFERENCES",
     b"STORE",
     b"LIST",
     b"APPEND",
@@ -107,7 +111,9 @@ def test_command_like_soup_only_parse_error(rest: bytes) -> None:
     _check(b"t2 UID " + rest)
 
 
-@given(st.sampled_from([b"FETCH 1 ", b"SEARCH ", b"LIST ", b"STORE 1 ", b"SELECT x "]), token_soup)
+@given(st.sampled_from([b"FETCH 1 ", b"SEARCH ", b"LIST ", b"STORE 1 ", b"SELECT x ",
+                        b"SORT (DATE) UTF-8 ", b"THREAD REFERENCES UTF-8 ", b"SORT "]),
+       token_soup)
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_prefixed_soup_only_parse_error(prefix: bytes, rest: bytes) -> None:
     _check(b"tag " + prefix + rest)
@@ -118,6 +124,9 @@ def test_pathological_inputs_are_bounded() -> None:
         b"a SEARCH " + b"(" * 50_000,
         b"a SEARCH " + b"NOT " * 50_000 + b"ALL",
         b"a SEARCH " + b"OR " * 50_000,
+        b"a SORT (DATE) UTF-8 " + b"NOT " * 50_000 + b"ALL",
+        b"a SORT (" + b"REVERSE DATE " * 20_000 + b") UTF-8 ALL",
+        b"a THREAD REFERENCES UTF-8 " + b"(" * 50_000,
         b'a LOGIN "' + b"\\\\" * 50_000,
         b"a FETCH " + b"1," * 50_000 + b" FLAGS",
         b"a FETCH 1 (" + b"FLAGS " * 50_000,
