@@ -114,10 +114,11 @@ def test_managers_rule(tmp_path: Path) -> None:
 
 def test_accounts_mdn_policy(tmp_path: Path) -> None:
     setup(tmp_path)
-    assert state(tmp_path)[1] == "ask"  # the default: nothing sent automatically
-    code, out = run(tmp_path, "accounts", "mdn", ALICE, "always")
-    assert code == 0 and "read receipts always" in out
+    # The default for MSSanté: the receipt at opening the service promises (issue 11).
     assert state(tmp_path)[1] == "always"
+    code, out = run(tmp_path, "accounts", "mdn", ALICE, "ask")
+    assert code == 0 and "read receipts ask" in out
+    assert state(tmp_path)[1] == "ask"
     code, out = run(tmp_path, "accounts", "mdn", ALICE, "sometimes")
     assert code == 2 and "'sometimes'" in out
     code, out = run(tmp_path, "accounts", "mdn", "ghost@mssante.test", "never")
