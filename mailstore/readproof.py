@@ -37,7 +37,14 @@ from typing import Any, Protocol
 from sqlalchemy import and_, or_, select
 
 from config import Settings
-from mail.mdn import DISPOSITION, build_mdn, decide, mdn_message_id, parse_headers
+from mail.mdn import (
+    DISPOSITION,
+    build_mdn,
+    client_mdn_already_sent,
+    decide,
+    mdn_message_id,
+    parse_headers,
+)
 from mail.pipeline import Delivery, LocalTarget, ProofSpec, RemoteTarget
 from storage import proofs
 from storage.accounts import get_by_address
@@ -262,6 +269,13 @@ class ReadProofs:
         async with db.begin() as conn:
             if not await _claim(conn, [_mdn_key(int(row.message_id), int(row.account_id))]):
                 return  # another session sent it
+            if await client_mdn_already_sent(conn, int(row.account_id),
+                                             decision.original_message_id):
+                # The reader's own client answered first (RFC 3503): one receipt per
+                # reading, the client's; the marker claimed above keeps it that way.
+                log.info("mdn_not_sent", extra={"fields": {
+                    "reason": "the reader's client sent its own receipt", **fields}})
+                return
             if settings.is_local_domain(domain):
                 account = await get_by_address(conn, decision.to)
                 inbox = None if account is None else await get_folder(conn, account.id, "INBOX")

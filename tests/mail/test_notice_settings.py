@@ -22,6 +22,7 @@ from gateway.commands.accounts import command as accounts_command
 from gateway.context import CliContext
 from mail.mdn import DEFAULT_POLICY, asks_for_receipt, build_mdn, client_mdn_already_sent
 from storage import accounts as account_rows
+from storage import proofs
 from tests.fixtures.gateway import RunningGateway
 
 
@@ -66,6 +67,17 @@ def _flags(gw: RunningGateway, login: str, password: str) -> dict[str, tuple[str
         found = client.fetch(client.search(["ALL"]), ["FLAGS", "ENVELOPE"])
         return {data[b"ENVELOPE"].subject.decode(): tuple(f.decode() for f in data[b"FLAGS"])
                 for data in found.values()}
+
+
+def _read_bodies(gw: RunningGateway, login: str, password: str) -> None:
+    """Opens every INBOX message as a client displaying it does (BODY[], not PEEK)."""
+    imap = next(s for s in gw.gw.services if s.name == "IMAP")
+    ctx = ssl.create_default_context(cafile=str(gw.ca_file))
+    with imapclient.IMAPClient("127.0.0.1", port=imap.server.tls_port,  # type: ignore[attr-defined]
+                               ssl=True, ssl_context=ctx, timeout=10) as client:
+        client.login(login, password)
+        client.select_folder("INBOX")
+        client.fetch(client.search(["ALL"]), ["BODY[]"])
 
 
 async def _set_policy(gw: RunningGateway, address: str, policy: str) -> None:
@@ -127,6 +139,20 @@ async def test_client_mdn_submitted_first_is_recorded(gateway: RunningGateway) -
         assert other is not None
         assert not await client_mdn_already_sent(conn, other.id, "<lu@mssante.test>")
         assert not await client_mdn_already_sent(conn, account.id, "<other@mssante.test>")
+    # Bob now opens the message over IMAP (a body fetch, policy always): the gateway sends
+    # no receipt of its own, the client's was the one (failed before: a second receipt).
+    await asyncio.to_thread(_read_bodies, gateway, bob, bob_pw)
+    async with asyncio.timeout(20):  # the read proof is written once the fetch is done
+        while True:
+            async with gateway.gw.db.read() as conn:
+                kinds = [r.kind for r in await proofs.get_by_message(conn, "<lu@mssante.test>")]
+            if "read" in kinds:
+                break
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
+    async with gateway.gw.db.read() as conn:
+        kinds = [r.kind for r in await proofs.get_by_message(conn, "<lu@mssante.test>")]
+    assert kinds.count("mdn-sent") == 1, kinds
 
 
 async def _wait_dsn(gw: RunningGateway, address: str) -> None:
