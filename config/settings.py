@@ -63,6 +63,11 @@ class GatewaySettings:
     shutdown_grace: float = opt(
         30.0, "seconds running sessions get to finish after SIGTERM/SIGINT", min=0, max=3600
     )
+    workers: int = opt(
+        0, "processes serving SMTP and IMAP sessions under one supervisor that runs the "
+        "background jobs and the portal (0: one per CPU; 1: everything in one process)",
+        min=0, max=256,
+    )
     log_format: str = opt("kv", "log line format", choices=("kv", "json"))
     log_level: str = opt("info", "log level", choices=("debug", "info", "warning", "error"))
 

@@ -159,6 +159,11 @@ class Pipeline:
         """Calls ``callback`` after each commit that queued outbound rows (wakes the worker)."""
         self._on_queued.append(callback)
 
+    def queued_elsewhere(self) -> None:
+        """Another process of this gateway queued outbound rows: wake whoever listens here."""
+        for callback in self._on_queued:
+            callback()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="pipeline-writer")
 
