@@ -293,14 +293,8 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watchdog = asyncio.create_task(notifier.watchdog(stop), name="sd-watchdog")
-    reloader = Reloader(gateway)
-
-    def on_hangup() -> None:
-        reloader.request()
-        if pool is not None:
-            pool.reload()
-
-    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    reloader = Reloader(gateway, pool.reload if pool is not None else None)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
     pid_file = await asyncio.to_thread(write_pid_file, settings.data_dir)
     try:
         if announce is not None:

@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from config import Settings
 from config.metrics import Snapshot
@@ -60,6 +61,7 @@ STABLE_AFTER = 30.0
 """A worker that lived this long restarts quickly again after its next death."""
 READY_TIMEOUT = 60.0
 METRICS_TIMEOUT = 2.0
+RELOAD_TIMEOUT = 10.0
 KILL_MARGIN = 10.0
 """Seconds after the grace period before a worker that does not stop is killed."""
 
@@ -163,7 +165,7 @@ class WorkerPool:
         self.restarts = 0
         self._stopping = False
         self._failures: dict[int, int] = {}
-        self._pending: dict[int, asyncio.Future[Snapshot]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._restarting: set[asyncio.Task[None]] = set()
 
@@ -238,10 +240,10 @@ class WorkerPool:
             self.on_queued()
         elif kind == "ready":
             worker.ready.set()
-        elif kind == "metrics":
+        elif kind == "answer":
             fut = self._pending.pop(int(message.get("id") or 0), None)
             if fut is not None and not fut.done():
-                fut.set_result(message.get("data") or [])
+                fut.set_result(message.get("data"))
 
     def broadcast(self, kind: str, *, skip: _Worker | None = None, **fields: object) -> None:
         for worker in list(self.workers.values()):
@@ -256,19 +258,23 @@ class WorkerPool:
 
     async def metrics(self) -> list[Snapshot]:
         """Every serving worker's instrument snapshot (those that answer in time)."""
+        return [answer or [] for answer in await self._ask("metrics", METRICS_TIMEOUT)]
+
+    async def _ask(self, kind: str, within: float) -> list[Any]:
+        """Sends a request to every serving worker; their answers (``data``) in time."""
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Snapshot]] = []
+        futures: list[asyncio.Future[Any]] = []
         for worker in list(self.workers.values()):
             if not worker.ready.is_set() or worker.link.closed:
                 continue
             request = next(self._ids)
-            fut: asyncio.Future[Snapshot] = loop.create_future()
+            fut: asyncio.Future[Any] = loop.create_future()
             self._pending[request] = fut
             futures.append(fut)
-            worker.link.send("metrics", id=request)
+            worker.link.send(kind, id=request)
         if not futures:
             return []
-        await asyncio.wait(futures, timeout=METRICS_TIMEOUT)
+        await asyncio.wait(futures, timeout=within)
         out = [f.result() for f in futures if f.done() and not f.cancelled()]
         for f in futures:
             f.cancel()
@@ -304,9 +310,10 @@ class WorkerPool:
         self.restarts += 1
 
     # -- reload and stop -----------------------------------------------------------------
-    def reload(self) -> None:
-        """SIGHUP: every worker re-reads the trust space (and logs what changed)."""
-        self.broadcast("reload")
+    async def reload(self) -> None:
+        """SIGHUP: every worker re-reads the trust space (and logs what changed); returns
+        when all have (or after :data:`RELOAD_TIMEOUT`)."""
+        await self._ask("reload", RELOAD_TIMEOUT)
 
     async def stop(self, grace: float) -> None:
         """SIGTERM to every worker; each finishes its sessions within ``grace``; killed

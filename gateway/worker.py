@@ -63,9 +63,15 @@ async def run_worker(gateway: Gateway, link: WorkerLink) -> int:
         if kind == "changed":
             gateway.changes.wake(int(i) for i in message.get("ids", ()))
         elif kind == "reload":
-            background(reload_gateway(gateway))
+            background(reload(message.get("id")))
         elif kind == "metrics":
-            link.send("metrics", id=message.get("id"), data=snapshot())
+            link.send("answer", id=message.get("id"), data=snapshot())
+
+    async def reload(request: object) -> None:
+        try:
+            await reload_gateway(gateway)
+        finally:
+            link.send("answer", id=request, data=None)
 
     # Changes made here go to the supervisor, which tells the other workers.
     gateway.changes.attach(lambda ids: link.send("changed", ids=sorted(ids)))

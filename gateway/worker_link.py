@@ -8,10 +8,11 @@ line is itself news — a worker whose supervisor died sees end-of-file and stop
 One message a line, a JSON object whose ``"kind"`` says what it is:
 
 - worker → supervisor: ``ready`` (its listeners serve), ``changed`` (``ids``: folders its
-  commits changed), ``queued`` (it queued outbound rows), ``metrics`` (``id``, ``data``:
+  commits changed), ``queued`` (it queued outbound rows), ``answer`` (``id``, ``data``:
   the answer to a request);
-- supervisor → worker: ``changed`` (another process changed ``ids``), ``reload`` (SIGHUP),
-  ``metrics`` (``id``: send a snapshot of your counters).
+- supervisor → worker: ``changed`` (another process changed ``ids``), and two requests
+  answered with the same ``id``: ``reload`` (SIGHUP; answered once applied) and
+  ``metrics`` (answered with a snapshot of the worker's counters).
 
 Writes never block: they go to the transport's buffer (a stuck peer only grows it).
 """
