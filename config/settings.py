@@ -391,6 +391,16 @@ class AuthSettings:
     hash_budget_window: float = opt(
         60.0, "seconds of the address_hash_budget window", min=0.01, max=86400
     )
+    cache_ttl: float = opt(
+        60.0, "seconds a verified application password or certificate login is remembered "
+        "(keyed by a per-process HMAC of the credentials, never the password; forgotten at "
+        "once when access changes: revocation, suspension, closure, password change)",
+        min=0, max=3600,
+    )
+    negative_cache_ttl: float = opt(
+        5.0, "seconds a wrong password is remembered (answered without argon2, still "
+        "counted by the guessing limits)", min=0, max=300,
+    )
 
 
 @dataclass(frozen=True)
