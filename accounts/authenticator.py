@@ -101,6 +101,7 @@ class Authenticator:
         self._negative_ttl = limits.negative_cache_ttl
         self._key = secrets.token_bytes(32)  # per process: the cache keys mean nothing elsewhere
         self._refused: dict[bytes, tuple[float, int | None, str]] = {}
+        self._inflight: dict[bytes, asyncio.Future[tuple[Identity | None, str]]] = {}
         self._policies = policies or PolicyOids.from_settings(db.settings)
         self.limiter = LoginLimiter(limits)
         self.traces = TraceBuffer(db)
@@ -209,8 +210,42 @@ class Authenticator:
             if refused[0] > now and await self._still_current(refused[1]):
                 return None, refused[2]
             self._refused.pop(key, None)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            # The same credentials are being verified for another session right now (a
+            # client opening several connections at once): share that one argon2 run.
+            try:
+                ident, result = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this session was cancelled
+                # the session verifying gave up: verify here instead
+            else:
+                if ident is not None:
+                    ident = Identity(**{**ident.__dict__, "method": method})
+                return ident, result
         if not self.limiter.may_hash(client):
             return None, "over_budget"  # no argon2 time for this address until it refills
+        future: asyncio.Future[tuple[Identity | None, str]] = (
+            asyncio.get_running_loop().create_future())
+        self._inflight[key] = future
+        try:
+            answer = await self._verify_uncached(key, address, password, method, kind)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(answer)
+            return answer
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _verify_uncached(self, key: bytes, address: str, password: str, method: str,
+                               kind: str) -> tuple[Identity | None, str]:
         version = await self.access.refresh()
         async with self._db.read() as conn:
             account = (

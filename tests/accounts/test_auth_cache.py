@@ -135,3 +135,20 @@ async def test_cache_keys_are_a_per_process_hmac_never_the_password(db: Database
     finally:
         await one.close()
         await two.close()
+
+
+async def test_simultaneous_logins_share_one_verification(db: Database) -> None:
+    """Ten connections opened at once with the same credentials (a client's burst): one
+    argon2 run answers them all."""
+    created = await add_mailbox(db, ADDRESS, type="PER", name="Dr Camille",
+                                idnat="810000000042")
+    auth = Authenticator(db)
+    try:
+        answers = await asyncio.gather(*(
+            auth.check_password(ADDRESS, created.app_password, "PLAIN", client="192.0.2.9")
+            for _ in range(10)))
+        assert all(a is not None and a.address == ADDRESS for a in answers)
+        budget = auth.limiter._budgets["192.0.2.9"]
+        assert auth.limiter.settings.address_hash_budget - budget.tokens < 1.5
+    finally:
+        await auth.close()
