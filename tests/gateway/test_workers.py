@@ -268,3 +268,47 @@ async def test_idle_in_one_worker_hears_a_delivery_by_the_other_within_100_ms(
     slowest = max(heard) - acked
     print(f"RESULT idle_cross_worker_ms={slowest * 1000:.1f} sessions={sessions}")
     assert slowest < 0.1, f"the slowest IDLE session heard after {slowest * 1000:.0f} ms"
+
+
+def _workers_of_data_dir(proc: ServeProcess) -> list[int]:
+    """Worker processes still running on this data directory, whoever their parent."""
+    needle = str(proc.data_dir).encode()
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"gateway.worker" in cmdline and needle in cmdline:
+                out.append(int(entry.name))
+    return out
+
+
+async def test_killed_supervisor_workers_stop_and_nothing_acknowledged_is_lost(
+    workers: ServeProcess,
+) -> None:
+    proc = workers
+    assert proc.process is not None
+    load = Load()
+    tasks = [asyncio.create_task(sender(proc, load)) for _ in range(10)]
+    deadline = time.monotonic() + 60
+    while len(load.acked) < 40 and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    os.kill(proc.process.pid, signal.SIGKILL)  # the supervisor alone, not its group
+    proc.process.wait(timeout=10)
+    proc.process = None
+    deadline = time.monotonic() + 60
+    while _workers_of_data_dir(proc) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)  # orphaned workers see the end of their link and stop
+    assert not _workers_of_data_dir(proc), "workers outlived their supervisor"
+    load.stop = True
+    await asyncio.gather(*tasks)
+    await asyncio.to_thread(proc.start, START_TIMEOUT)  # the same ports again
+    token = uuid.uuid4().hex
+    await send_one(proc, token)
+    assert proc.stop() == 0
+    stored = await stored_message_ids(proc)
+    acked = {f"<{t}@workers.test>" for t in load.acked} | {f"<{token}@workers.test>"}
+    missing = [m for m in acked if stored.get(m, 0) != 1]
+    assert not missing, f"{len(missing)} acknowledged messages missing or duplicated"
