@@ -42,6 +42,7 @@ from trustspace.certs import PkiError
 from trustspace.crl import CrlStore
 from trustspace.pki import ensure_dev_pki, issue_certificate
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
+from trustspace.tickets import use_ticket_keys
 
 Role = Literal["all", "supervisor", "worker"]
 """What one process of the gateway runs: everything (``[gateway] workers = 1``), the
@@ -271,6 +272,7 @@ async def serve(
         gateway = Gateway(settings, role="supervisor", sockets=sockets,
                           extra_listeners=listeners_of(settings, sockets))
         pool = WorkerPool(settings, sockets, count, gateway.changes, _queued(gateway))
+        use_ticket_keys(pool.ticket_keys)  # the portal's context too
         gateway.worker_metrics = pool.metrics
         gateway.changes.attach(pool.publish)
     else:

@@ -35,6 +35,7 @@ import contextlib
 import itertools
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -50,6 +51,7 @@ from gateway.service import Listener
 from gateway.startup import StartupError
 from gateway.worker_link import Message, WorkerLink
 from mail.changes import ChangeHub
+from trustspace.tickets import KEY_LENGTH
 
 log = logging.getLogger("mssante.workers")
 
@@ -168,6 +170,9 @@ class WorkerPool:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._restarting: set[asyncio.Task[None]] = set()
+        self.ticket_keys = secrets.token_bytes(KEY_LENGTH)
+        """TLS session ticket keys of every process (trustspace/tickets.py): a client
+        resumes its session whichever worker it reaches next time."""
 
     # -- start ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -208,19 +213,24 @@ class WorkerPool:
 
     async def _spawn(self, index: int) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        keys_in, keys_out = os.pipe()  # 80 octets: far below a pipe's buffer
+        os.write(keys_out, self.ticket_keys)
+        os.close(keys_out)
         fds = {kind: sock.fileno() for kind, sock in self.sockets.items()}
         args = [sys.executable, "-m", "gateway.worker",
                 "--data-dir", str(self.settings.data_dir),
                 "--sockets", ",".join(f"{k}={fd}" for k, fd in fds.items()),
-                "--link", str(child.fileno()), "--index", str(index)]
+                "--link", str(child.fileno()), "--ticket-keys", str(keys_in),
+                "--index", str(index)]
         if self.settings.config_file.exists():
             args += ["--config", str(self.settings.config_file)]
         try:
             process = await asyncio.create_subprocess_exec(
-                *args, pass_fds=[*fds.values(), child.fileno()], env=self.environment(),
-                stdin=asyncio.subprocess.DEVNULL)
+                *args, pass_fds=[*fds.values(), child.fileno(), keys_in],
+                env=self.environment(), stdin=asyncio.subprocess.DEVNULL)
         finally:
             child.close()
+            os.close(keys_in)
         link = await WorkerLink.open(parent)
         worker = _Worker(index, process, link)
         self.workers[index] = worker

@@ -32,6 +32,7 @@ from gateway.runtime import Gateway
 from gateway.startup import StartupError, run_async
 from gateway.supervisor import worker_listener
 from gateway.worker_link import Message, WorkerLink
+from trustspace.tickets import KEY_LENGTH, use_ticket_keys
 
 log = logging.getLogger("mssante.workers")
 
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--sockets", required=True, help="kind=fd,… listening sockets")
     parser.add_argument("--link", type=int, required=True, help="fd of the supervisor link")
+    parser.add_argument("--ticket-keys", type=int, default=None,
+                        help="fd of a pipe holding the shared TLS session ticket keys")
     parser.add_argument("--index", type=int, default=0, help="worker number, in every log line")
     args = parser.parse_args(argv)
     try:
@@ -135,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         with socket.socket(fileno=fd) as reserved:
             sockets[name] = worker_listener(reserved)
     link_sock = socket.socket(fileno=args.link)
+    if args.ticket_keys is not None:
+        with os.fdopen(args.ticket_keys, "rb") as pipe:
+            use_ticket_keys(pipe.read(KEY_LENGTH))
 
     async def run() -> int:
         link = await WorkerLink.open(link_sock)

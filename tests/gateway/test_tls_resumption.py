@@ -5,7 +5,8 @@ hospital MTA's next burst) resumes its TLS session instead of a full handshake: 
 server contexts issue TLS 1.3 session tickets (OpenSSL's default, two per handshake) and
 keep a TLS 1.2 session cache. The first connection saves its session (``-sess_out``), the
 second offers it (``-sess_in``) and must be ``Reused``, on the implicit-TLS and STARTTLS
-listeners of SMTP and IMAP and on the HTTPS portal.
+listeners of SMTP and IMAP and on the HTTPS portal, with one process and with two
+workers (which share their ticket keys, trustspace/tickets.py).
 """
 
 from __future__ import annotations
@@ -35,10 +36,14 @@ LISTENERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+@pytest.fixture(scope="module", params=["1", "2"], ids=["one-process", "two-workers"])
+def gateway(tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[ServeProcess]:
+    # With two workers the second connection reaches the other worker about half the time:
+    # it resumes all the same, the workers sharing their ticket keys.
     proc = ServeProcess(tmp_path_factory.mktemp("tls") / "serve",
-                        env={"MSSANTE_DIRECTORY_ENABLED": "false"})
+                        env={"MSSANTE_DIRECTORY_ENABLED": "false",
+                             "MSSANTE_GATEWAY_WORKERS": request.param})
     try:
         proc.start(timeout=120)
         yield proc
