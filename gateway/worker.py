@@ -75,7 +75,11 @@ async def run_worker(gateway: Gateway, link: WorkerLink) -> int:
             link.send("answer", id=request, data=None)
 
     # Changes made here go to the supervisor, which tells the other workers.
-    gateway.changes.attach(lambda ids: link.send("changed", ids=sorted(ids)))
+    def publish(ids: set[int]) -> None:
+        if ids:
+            link.send("changed", ids=sorted(ids))
+
+    gateway.changes.attach(publish)
     await gateway.start()
     assert gateway.pipeline is not None
     gateway.pipeline.on_queued(lambda: link.send("queued"))
