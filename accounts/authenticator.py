@@ -2,12 +2,19 @@
 
 Used by SMTP submission (AUTH PLAIN/LOGIN/EXTERNAL), IMAP (LOGIN, AUTHENTICATE) and later
 LDAP pass-through. argon2id runs in a worker thread; a verified credential is remembered for
-a short time (as Dovecot's auth_cache) so that a client opening many connections does not
-pay argon2 each time. What is remembered is only trusted under the access version it was
-read at (:mod:`accounts.access`): a revoked password or delegation, or a suspended account,
-is forgotten within a second everywhere, and :meth:`Authenticator.still_valid` tells open
-sessions that their login no longer holds. An unknown address costs one argon2 verification
-too, so response times do not reveal which addresses exist.
+``[auth] cache_ttl`` seconds (as Dovecot's auth_cache) so that a client opening many
+connections does not pay argon2 each time, and a wrong one for ``negative_cache_ttl``
+(answered without argon2, still counted by the guessing limits). The cache is keyed by an
+HMAC of the credentials under a random key of this process, so it holds nothing that
+could be turned back into a password or tried against another process's memory.
+
+What is remembered is only trusted under the access version it was read at
+(:mod:`accounts.access`), and a cache hit reads that version from the database first (one
+primary-key read, far cheaper than argon2): a revoked password or delegation, a changed
+password, a suspended or closed account is forgotten at the next login, whichever process
+or command made the change, and :meth:`Authenticator.still_valid` tells open sessions that
+their login no longer holds. An unknown address costs one argon2 verification too, so
+response times do not reveal which addresses exist.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +45,8 @@ from trustspace.certs import fingerprint_sha256, idnat_from_certificate, structu
 
 log = logging.getLogger("mssante.accounts")
 
-CACHE_TTL = 30.0
+CACHE_MAX = 100_000
+"""Remembered answers at most (beyond, the cache starts again empty)."""
 SHOWN_LOGIN = 64
 
 
@@ -84,12 +94,17 @@ class Identity:
 class Authenticator:
     """Checks credentials against the accounts in the database."""
 
-    def __init__(self, db: Database, cache_ttl: float = CACHE_TTL,
+    def __init__(self, db: Database, cache_ttl: float | None = None,
                  access_interval: float | None = None,
                  limits: AuthSettings | None = None, *,
                  policies: PolicyOids | None = None) -> None:
         self._db = db
-        self._ttl = cache_ttl
+        limits = limits or db.settings.auth
+        self._ttl = limits.cache_ttl if cache_ttl is None else cache_ttl
+        self._negative_ttl = limits.negative_cache_ttl
+        self._key = secrets.token_bytes(32)  # per process: the cache keys mean nothing elsewhere
+        self._refused: dict[bytes, tuple[float, int | None, str]] = {}
+        self._inflight: dict[bytes, asyncio.Future[tuple[Identity | None, str]]] = {}
         self._policies = policies or PolicyOids.from_settings(db.settings)
         self.limiter = LoginLimiter(limits)
         self.traces = TraceBuffer(db)
@@ -109,13 +124,25 @@ class Authenticator:
     def _fresh(self, expires: float, version: int | None) -> bool:
         return expires > time.monotonic() and version == self.access.version
 
-    @staticmethod
-    def _cache_key(address: str, password: str) -> bytes:
-        return hashlib.sha256(f"{address}\0{password}".encode()).digest()
+    def _cache_key(self, address: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{address}\0{password}".encode(), hashlib.sha256).digest()
+
+    async def _still_current(self, version: int | None) -> bool:
+        """Whether a remembered answer read under ``version`` still holds: the access version
+        read now from the database (another process may have revoked a second ago)."""
+        return version is not None and await self.access.refresh() == version
+
+    def _remember(self, key: bytes, ident: Identity, version: int | None) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + self._ttl, version, ident)
 
     def forget(self, account_id: int | None = None) -> None:
         """Drops remembered credentials (of one account, or all)."""
         self._valid.clear()
+        self._refused.clear()
         if account_id is None:
             self._cache.clear()
             self._send_as.clear()
@@ -175,12 +202,54 @@ class Authenticator:
                                ) -> tuple[Identity | None, str]:
         """(identity, "ok") or (None, why): "unknown", "wrong_password", "over_budget"."""
         key = self._cache_key(f"{kind}\0{address}", password)
+        now = time.monotonic()
         hit = self._cache.get(key)
-        if hit and self._fresh(hit[0], hit[1]):
-            return Identity(**{**hit[2].__dict__, "method": method}), "ok"
+        if hit is not None:
+            if hit[0] > now and await self._still_current(hit[1]):
+                return Identity(**{**hit[2].__dict__, "method": method}), "ok"
+            self._cache.pop(key, None)
+        refused = self._refused.get(key)
+        if refused is not None:
+            if refused[0] > now and await self._still_current(refused[1]):
+                return None, refused[2]
+            self._refused.pop(key, None)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            # The same credentials are being verified for another session right now (a
+            # client opening several connections at once): share that one argon2 run.
+            try:
+                ident, result = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this session was cancelled
+                # the session verifying gave up: verify here instead
+            else:
+                if ident is not None:
+                    ident = Identity(**{**ident.__dict__, "method": method})
+                return ident, result
         if not self.limiter.may_hash(client):
             return None, "over_budget"  # no argon2 time for this address until it refills
-        version = self.access.version
+        future: asyncio.Future[tuple[Identity | None, str]] = (
+            asyncio.get_running_loop().create_future())
+        self._inflight[key] = future
+        try:
+            answer = await self._verify_uncached(key, address, password, method, kind)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(answer)
+            return answer
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _verify_uncached(self, key: bytes, address: str, password: str, method: str,
+                               kind: str) -> tuple[Identity | None, str]:
+        version = await self.access.refresh()
         async with self._db.read() as conn:
             account = (
                 await conn.execute(
@@ -202,6 +271,7 @@ class Authenticator:
                 )
         if not hashes:
             await verify_secret(DUMMY_HASH, password)
+            self._refuse(key, version, "unknown")
             return None, "unknown"
         for cred_id, secret_hash in hashes:
             if secret_hash and await verify_secret(secret_hash, password):
@@ -210,11 +280,19 @@ class Authenticator:
                     account_id=account.id, address=address, type=account.type, method=method,
                     idnat=account.idnat, credential_id=cred_id,
                 )
-                self._cache[key] = (time.monotonic() + self._ttl, version, ident)
+                self._remember(key, ident, version)
                 async with self._db.begin() as conn:
                     await credential_rows.touch(conn, cred_id)
                 return ident, "ok"
+        self._refuse(key, version, "wrong_password")
         return None, "wrong_password"
+
+    def _refuse(self, key: bytes, version: int | None, result: str) -> None:
+        if self._negative_ttl <= 0:
+            return
+        if len(self._refused) >= CACHE_MAX:
+            self._refused.clear()
+        self._refused[key] = (time.monotonic() + self._negative_ttl, version, result)
 
     async def check_certificate(
         self, cert: x509.Certificate | bytes, authzid: str | None, method: str = "EXTERNAL",
@@ -268,6 +346,38 @@ class Authenticator:
         self, cert: x509.Certificate, authzid: str | None, method: str,
         *, client: str | None, protocol: str, session_id: str,
     ) -> Identity | None:
+        fingerprint = fingerprint_sha256(cert).replace(":", "").lower()
+        key = self._cache_key(f"certificate\0{fingerprint}", authzid or "")
+        hit = self._cache.get(key)
+        if hit is not None:
+            if hit[0] > time.monotonic() and await self._still_current(hit[1]):
+                remembered = Identity(**{**hit[2].__dict__, "method": method})
+                self._trace_certificate(remembered, authzid, method, client, protocol,
+                                        session_id, fingerprint)
+                return remembered
+            self._cache.pop(key, None)
+        version = await self.access.refresh()
+        ident = await self._identify_uncached(cert, authzid, method, fingerprint)
+        if ident is not None:
+            self._remember(key, ident, version)
+        self._trace_certificate(ident, authzid, method, client, protocol, session_id,
+                                fingerprint)
+        return ident
+
+    def _trace_certificate(self, ident: Identity | None, authzid: str | None, method: str,
+                           client: str | None, protocol: str, session_id: str,
+                           fingerprint: str) -> None:
+        self.traces.add(
+            session_id=session_id, service=protocol or "unknown",
+            event="auth_success" if ident is not None else "auth_failure",
+            detail={"method": method, "login": shown_login(ident.address if ident else
+                                                           (authzid or "")),
+                    "client": client or "", "certificate": fingerprint[:16],
+                    "result": "ok" if ident is not None else "no_mailbox"},
+        )
+
+    async def _identify_uncached(self, cert: x509.Certificate, authzid: str | None,
+                                 method: str, fingerprint: str) -> Identity | None:
         found = classify(cert, self._policies)
         if found.family is Family.UNKNOWN:
             raise CertificateNotAccepted(f"this certificate opens no mailbox: {found.reason}")
@@ -282,7 +392,6 @@ class Authenticator:
         structure = (
             structure_from_certificate(cert) if found.family is Family.APPLICATION else None
         )
-        fingerprint = fingerprint_sha256(cert).replace(":", "").lower()
         cols = (accounts.c.id, accounts.c.address, accounts.c.type, accounts.c.idnat)
         async with self._db.read() as conn:
             rows: list[Any] = []
@@ -330,18 +439,9 @@ class Authenticator:
             raise _wrong_family(address, only.type, found.family)
         else:
             row = None
-        ident = None if row is None else Identity(
+        return None if row is None else Identity(
             account_id=row.id, address=row.address, type=row.type, method=method, idnat=row.idnat
         )
-        self.traces.add(
-            session_id=session_id, service=protocol or "unknown",
-            event="auth_success" if ident is not None else "auth_failure",
-            detail={"method": method, "login": shown_login(ident.address if ident else
-                                                           (authzid or "")),
-                    "client": client or "", "certificate": fingerprint[:16],
-                    "result": "ok" if ident is not None else "no_mailbox"},
-        )
-        return ident
 
     async def sender_addresses(self, identity: Identity) -> set[str]:
         """Addresses ``identity`` may send as: its own and the mailboxes delegating send-as.

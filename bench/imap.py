@@ -85,6 +85,8 @@ def parse_args() -> argparse.Namespace:
                         help="parts to skip, comma list among mix,cycle,big,idle")
     parser.add_argument("--mix", type=str, default="",
                         help="override the operation weights, e.g. fetch_body=1,store=1")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="[gateway] workers of the gateway (0: one per CPU)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="run the gateway under cProfile, write stats here, print top 25")
     args = parser.parse_args()
@@ -128,7 +130,9 @@ async def main() -> int:
     gw = BenchServe(work / "gateway", env={
         "MSSANTE_IMAP_MAX_CONNECTIONS_PER_ADDRESS": str(args.idle + 1000),
         "MSSANTE_DIRECTORY_ENABLED": "false",  # the directory plays no part in IMAP
+        "MSSANTE_GATEWAY_WORKERS": str(args.workers),
     })
+    note(f"gateway workers={args.workers}")
     dovecot: PrivateDovecot | None = None
     try:
         # First start creates the data dir, PKI and the demo mailbox; then seed offline.
@@ -183,7 +187,8 @@ async def main() -> int:
 
         if "mix" not in args.skip_parts:
             for clients in args.client_counts:
-                await mix_result(ours, theirs, clients, args.seconds, args.mix_weights)
+                await mix_result(ours, theirs, clients, args.seconds, args.mix_weights,
+                                 args.workers)
         if "cycle" not in args.skip_parts:
             for clients in args.client_counts:
                 await cycle_result(ours, theirs, clients, args.seconds)
@@ -208,10 +213,10 @@ async def main() -> int:
 
 
 async def mix_result(ours: Server, theirs: Server | None, clients: int, seconds: float,
-                     mix: tuple[tuple[str, int], ...]) -> None:
+                     mix: tuple[tuple[str, int], ...], workers: int = 1) -> None:
     mine, took = await run_mix(ours, clients, seconds, mix=mix)
     rate = mine.ops / took
-    line = f"RESULT clients={clients} ops_per_s={rate:.1f}"
+    line = f"RESULT clients={clients} workers={workers} ops_per_s={rate:.1f}"
     if theirs is not None:
         ref, ref_took = await run_mix(theirs, clients, seconds, mix=mix)
         ref_rate = ref.ops / ref_took

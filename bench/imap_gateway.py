@@ -29,9 +29,29 @@ class BenchServe(ServeProcess):
         super().start(timeout)
 
     def rss_bytes(self) -> int:
-        """VmRSS of the gateway process (the one serving IMAP), from /proc/PID/status."""
+        """VmRSS of the gateway: the process and its worker processes, from /proc."""
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("VmRSS missing from /proc status")
+        return sum(_rss(pid) for pid in [self.process.pid, *_workers_of(self.process.pid)])
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("VmRSS missing from /proc status")
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The children of ``pid`` that are gateway workers ([gateway] workers > 1)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"gateway.worker" in cmdline:
+            out.append(int(entry.name))
+    return out

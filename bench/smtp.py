@@ -297,16 +297,18 @@ async def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --proofs-overhead")
     parser.add_argument("--cooldown", type=float, default=15.0,
                         help="idle seconds before each load of --proofs-overhead")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="[gateway] workers of the gateway (0: one per CPU)")
     args = parser.parse_args()
     if args.proofs_overhead:
         return await proofs_overhead(args.seconds, args.sessions, args.rounds, args.cooldown)
     work = Path(tempfile.mkdtemp(prefix="bench-smtp-"))
     work.chmod(0o755)  # noqa: ASYNC240 - Postfix daemons run as postfix/nobody and must reach their dirs
-    gw = ServeProcess(work / "gateway")
+    gw = ServeProcess(work / "gateway", env={"MSSANTE_GATEWAY_WORKERS": str(args.workers)})
     postfix: PrivatePostfix | None = None
     postfix_problem: str | None = None
     try:
-        await asyncio.to_thread(gw.start)
+        await asyncio.to_thread(gw.start, 120.0)
         ours = Target("gateway", gw.submission_port, gw.ca_file, gw.demo_address,
                       [gw.demo_address, f"postmaster@{gw.demo_address.split('@')[1]}"],
                       (gw.demo_address, gw.demo_password))
@@ -335,7 +337,8 @@ async def main() -> int:
             ref = (await run_load(theirs, size, args.seconds, args.sessions)
                    if theirs is not None else None)
             rate = mine.rate(args.seconds)
-            line = (f"RESULT size={label} msgs_per_s={rate:.1f} p50_ms={mine.pct(0.5):.1f} "
+            line = (f"RESULT size={label} workers={args.workers} msgs_per_s={rate:.1f} "
+                    f"p50_ms={mine.pct(0.5):.1f} "
                     f"p99_ms={mine.pct(0.99):.1f}")
             if ref is not None and ref.latencies:
                 line += (f" vs_postfix={rate / ref.rate(args.seconds):.2f}"

@@ -11,6 +11,7 @@ message id: a label per client would make the series count grow without bound.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 INSTRUMENTS = CollectorRegistry(auto_describe=True)
 
@@ -48,3 +49,44 @@ DELIVERY_LATENCY = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
     registry=INSTRUMENTS,
 )
+
+
+# -- several processes --------------------------------------------------------------------------
+# With ``[gateway] workers`` > 1 the counters are incremented in the worker processes; the
+# supervisor asks each for a snapshot when /metrics is scraped and serves their sum.
+
+Snapshot = list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]
+"""(family name, type, help, samples (name, labels, value)): JSON-ready."""
+
+
+def snapshot(registry: CollectorRegistry = INSTRUMENTS) -> Snapshot:
+    """The values of this process's instruments now."""
+    return [
+        (family.name, family.type, family.documentation,
+         [(s.name, dict(s.labels), float(s.value)) for s in family.samples])
+        for family in registry.collect()
+    ]
+
+
+def merge(parts: list[Snapshot]) -> list[Metric]:
+    """The families of several processes as one: counts, gauges and histogram buckets add
+    up; a ``_created`` time is the earliest one."""
+    families: dict[str, tuple[str, str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]] = {}
+    for part in parts:
+        for name, kind, doc, samples in part:
+            _, _, values = families.setdefault(name, (kind, doc, {}))
+            for sample, labels, value in samples:
+                key = (sample, tuple(sorted(labels.items())))
+                if key not in values:
+                    values[key] = value
+                elif sample.endswith("_created"):
+                    values[key] = min(values[key], value)
+                else:
+                    values[key] += value
+    out: list[Metric] = []
+    for name, (kind, doc, values) in families.items():
+        metric = Metric(name, doc, kind)
+        for (sample, pairs), value in values.items():
+            metric.add_sample(sample, dict(pairs), value)
+        out.append(metric)
+    return out

@@ -71,6 +71,11 @@ class GatewaySettings:
     proxy_protocol_timeout: float = opt(
         10.0, "seconds a listed balancer has to send the PROXY header", min=0.1, max=300
     )
+    workers: int = opt(
+        0, "processes serving SMTP and IMAP sessions under one supervisor that runs the "
+        "background jobs and the portal (0: one per CPU; 1: everything in one process)",
+        min=0, max=256,
+    )
     log_format: str = opt("kv", "log line format", choices=("kv", "json"))
     log_level: str = opt("info", "log level", choices=("debug", "info", "warning", "error"))
 
@@ -470,6 +475,16 @@ class AuthSettings:
     )
     hash_budget_window: float = opt(
         60.0, "seconds of the address_hash_budget window", min=0.01, max=86400
+    )
+    cache_ttl: float = opt(
+        60.0, "seconds a verified application password or certificate login is remembered "
+        "(keyed by a per-process HMAC of the credentials, never the password; forgotten at "
+        "once when access changes: revocation, suspension, closure, password change)",
+        min=0, max=3600,
+    )
+    negative_cache_ttl: float = opt(
+        5.0, "seconds a wrong password is remembered (answered without argon2, still "
+        "counted by the guessing limits)", min=0, max=300,
     )
 
 

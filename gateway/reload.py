@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,8 +128,12 @@ async def reload_gateway(gateway: Gateway) -> ReloadReport:
 class Reloader:
     """Runs one reload at a time on SIGHUP and records each outcome for ``mssante reload``."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway,
+                 others: Callable[[], Awaitable[None]] | None = None) -> None:
         self.gateway = gateway
+        self._others = others
+        """Reloads the worker processes (gateway/supervisor.py); awaited before the outcome
+        is recorded, so ``mssante reload`` returns once every process applied it."""
         self.count = 0
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -143,6 +148,8 @@ class Reloader:
         async with self._lock:
             try:
                 report = await reload_gateway(self.gateway)
+                if self._others is not None:
+                    await self._others()
             except Exception as exc:  # noqa: BLE001 - a reload must never stop the gateway
                 log.exception("gateway_reload_failed")
                 report = ReloadReport(errors=[f"reload failed: {exc}"])

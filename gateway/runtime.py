@@ -16,15 +16,18 @@ import errno
 import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from accounts.authenticator import Authenticator
 from accounts.errors import AccountRefused
 from accounts.mailboxes import add_mailbox
 from accounts.psc_login import PscLogin, build_psc_login
 from config import Settings
+from config.metrics import Snapshot
 from directory_ldap import Directory
 from gateway.pidfile import remove_pid_file, write_pid_file
 from gateway.private_files import make_private
@@ -42,6 +45,11 @@ from trustspace.certs import PkiError
 from trustspace.crl import CrlStore
 from trustspace.pki import ensure_dev_pki, issue_certificate
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
+from trustspace.tickets import use_ticket_keys
+
+Role = Literal["all", "supervisor", "worker"]
+"""What one process of the gateway runs: everything (``[gateway] workers = 1``), the
+background jobs and the portal (the supervisor), or the SMTP and IMAP sessions (a worker)."""
 
 FIRST_START_ACTOR = "gateway:first-start"
 """Who created the first accounts, in their proofs (no operator ran a command)."""
@@ -80,6 +88,15 @@ class Gateway:
     vacation: VacationResponder | None = None
     services: list[Service] = field(default_factory=list)
     first_start: FirstStartCredentials | None = None
+    role: Role = "all"
+    sockets: dict[str, socket.socket] = field(default_factory=dict)
+    """Sockets by listener kind (``relay``, ``submission``, ``submissions``, ``imap``,
+    ``imaps``): in a worker, the listening sockets its session services serve instead of
+    binding their own; in the supervisor, the addresses it reserved for them."""
+    extra_listeners: list[Listener] = field(default_factory=list)
+    worker_metrics: Callable[[], Awaitable[list[Snapshot]]] | None = None
+    """The supervisor's way to read its workers' counters for /metrics."""
+    """Listeners served by other processes (the supervisor's banner shows the workers')."""
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _stop_background: asyncio.Event = field(default_factory=asyncio.Event)
     _change_channel: PgChangeChannel | None = None
@@ -87,12 +104,14 @@ class Gateway:
     # -- start ---------------------------------------------------------------------
     async def start(self) -> None:
         settings = self.settings
+        worker = self.role == "worker"  # its supervisor prepared the data directory
         await asyncio.to_thread(settings.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
-        if ensure_config_file(settings):
+        if not worker and ensure_config_file(settings):
             log.info("config_written", extra={"fields": {"path": str(settings.config_file)}})
-        await asyncio.to_thread(prepare_tls, settings)
+        if not worker:
+            await asyncio.to_thread(prepare_tls, settings)
         self.revocation = await load_revocation(settings)
-        if settings.embedded:
+        if settings.embedded and not worker:
             await asyncio.to_thread(ensure_default_whitelist, settings)
         self.trust = TrustSpaceManager(settings)
         result = await self.trust.load_initial()
@@ -101,9 +120,10 @@ class Gateway:
                 f"trust space: no usable whitelist ({result.reason}: {result.detail}); "
                 f"check [trustspace] file/url"
             )
-        self.db = await open_storage(settings)
+        self.db = await open_storage(settings, may_create_key=not worker)
         try:
-            self.first_start = await self._first_start_accounts(self.db)
+            if not worker:
+                self.first_start = await self._first_start_accounts(self.db)
             self.authenticator = Authenticator(self.db, limits=settings.auth)
             self.psc = build_psc_login(settings, self.db, self.authenticator)
             self.pipeline = Pipeline(self.db, settings, self.changes)
@@ -111,7 +131,7 @@ class Gateway:
             self.vacation = VacationResponder(self.db, settings, self.pipeline, self.trust)
             self.pipeline.after_commit(self.vacation.on_delivered)
             await self.start_change_channel()
-            for build in service_builders():
+            for build in service_builders(self.role):
                 service = build(self)
                 if service is None:
                     continue
@@ -124,14 +144,15 @@ class Gateway:
                 except Exception as exc:  # noqa: BLE001 - any failure: one line, exit 1
                     raise StartupError(f"{service.name}: {exc}") from None
                 self.services.append(service)
-            self._background.append(
-                asyncio.create_task(self.trust.run_periodic(self._stop_background))
-            )
             self._background.append(asyncio.create_task(
-                self.revocation.run(self._stop_background), name="crl-refresh"))
-            # Every file now exists (database, WAL, PKI, slapd's data): none readable by
-            # other accounts, whatever umask made them or an older version left them.
-            await asyncio.to_thread(make_private, settings)
+                self.trust.run_periodic(self._stop_background, fetch=not worker)))
+            self._background.append(asyncio.create_task(
+                self.revocation.run(self._stop_background, renew=not worker),
+                name="crl-refresh"))
+            if not worker:
+                # Every file now exists (database, WAL, PKI, slapd's data): none readable by
+                # other accounts, whatever umask made them or an older version left them.
+                await asyncio.to_thread(make_private, settings)
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -187,7 +208,7 @@ class Gateway:
         return creds
 
     def listeners(self) -> list[Listener]:
-        return [lst for s in self.services for lst in s.listeners()]
+        return [*self.extra_listeners, *(lst for s in self.services for lst in s.listeners())]
 
     # -- stop ----------------------------------------------------------------------
     async def stop(self, grace: float | None = None) -> None:
@@ -235,11 +256,15 @@ async def load_revocation(settings: Settings) -> CrlStore:
     return store
 
 
-def service_builders() -> list[ServiceBuilder]:
-    """The services of this build, in start order (each module adds itself here)."""
-    from gateway.services import BUILDERS
+def service_builders(role: Role = "all") -> list[ServiceBuilder]:
+    """The services of this build, in start order (each module adds itself here); for a
+    supervisor only the background ones, for a worker only the session ones."""
+    from gateway.services import BUILDERS, ROLES
 
-    return list(BUILDERS)
+    if role == "all":
+        return list(BUILDERS)
+    wanted = "background" if role == "supervisor" else "sessions"
+    return [build for build in BUILDERS if ROLES[build] == wanted]
 
 
 def _bind_error(name: str, exc: OSError) -> str:
@@ -254,17 +279,45 @@ async def serve(
 ) -> int:
     """Runs the gateway until SIGTERM or SIGINT; returns the process exit code (0).
 
-    SIGHUP reloads the trust space and ``[transport]`` (gateway/reload.py); the pid file
-    tells ``mssante reload`` whom to signal."""
+    With ``[gateway] workers`` > 1 this process is the supervisor (gateway/supervisor.py):
+    it binds the SMTP and IMAP sockets, runs the background services, and says READY once
+    every worker serves. SIGHUP reloads the trust space and ``[transport]``
+    (gateway/reload.py), here and in every worker; the pid file tells ``mssante reload``
+    whom to signal."""
+    from gateway.supervisor import WorkerPool, bind_listeners, listeners_of, worker_count
+
     notifier = Notifier()
-    gateway = Gateway(settings)
-    await gateway.start()
+    count = worker_count(settings)
+    pool: WorkerPool | None = None
+    if count > 1:
+        sockets = bind_listeners(settings)
+        gateway = Gateway(settings, role="supervisor", sockets=sockets,
+                          extra_listeners=listeners_of(settings, sockets))
+        pool = WorkerPool(settings, sockets, count, gateway.changes, _queued(gateway))
+        use_ticket_keys(pool.ticket_keys)  # the portal's context too
+        gateway.worker_metrics = pool.metrics
+        gateway.changes.attach(pool.publish)
+    else:
+        gateway = Gateway(settings)
+    try:
+        await gateway.start()  # stops what it started if it fails
+    except BaseException:
+        for sock in gateway.sockets.values():
+            sock.close()
+        raise
+    if pool is not None:
+        try:
+            await pool.start()
+        except BaseException:
+            await pool.stop(grace=0)
+            await gateway.stop(grace=0)
+            raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watchdog = asyncio.create_task(notifier.watchdog(stop), name="sd-watchdog")
-    reloader = Reloader(gateway)
+    reloader = Reloader(gateway, pool.reload if pool is not None else None)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     pid_file = await asyncio.to_thread(write_pid_file, settings.data_dir)
     try:
@@ -272,8 +325,10 @@ async def serve(
             maybe = announce(gateway)
             if maybe is not None:
                 await maybe
-        log.info("gateway_ready", extra={"fields": {"listeners": len(gateway.listeners())}})
-        notifier.send(ready=1, status=f"serving on {len(gateway.listeners())} listeners",
+        log.info("gateway_ready", extra={"fields": {
+            "listeners": len(gateway.listeners()), "workers": count}})
+        notifier.send(ready=1, status=f"serving on {len(gateway.listeners())} listeners"
+                      + (f" with {count} workers" if pool is not None else ""),
                       mainpid=os.getpid())
         await stop.wait()
         log.info("gateway_stopping", extra={"fields": {
@@ -286,6 +341,18 @@ async def serve(
         remove_pid_file(pid_file)
         stop.set()
         await watchdog
+        if pool is not None:
+            await pool.stop(settings.gateway.shutdown_grace)
         await gateway.stop()
     log.info("gateway_stopped")
     return 0
+
+
+def _queued(gateway: Gateway) -> Callable[[], None]:
+    """A worker queued outbound rows: wake the outbound queue of this process."""
+
+    def wake() -> None:
+        if gateway.pipeline is not None:
+            gateway.pipeline.queued_elsewhere()
+
+    return wake

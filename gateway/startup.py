@@ -47,10 +47,10 @@ def prepare_tls(settings: Settings) -> ServerIdentity:
         raise StartupError(f"TLS files: {exc}") from None
 
 
-async def open_storage(settings: Settings) -> Database:
+async def open_storage(settings: Settings, *, may_create_key: bool = True) -> Database:
     """Opens, checks and migrates the database; a missing key is created only if safe."""
     try:
-        return await open_database(settings, may_create_key=True)
+        return await open_database(settings, may_create_key=may_create_key)
     except StorageError as exc:
         raise StartupError(str(exc)) from None
 

@@ -16,6 +16,7 @@ import asyncio.sslproto as sslproto
 import contextlib
 import functools
 import logging
+import socket
 import ssl
 from collections import Counter
 from typing import Any, cast
@@ -124,19 +125,27 @@ class ImapServer:
         tests that none leak)."""
         return {a: n for a, n in self._per_address.items() if n > 0}
 
-    async def start(self) -> None:
+    async def start(self, sockets: tuple[socket.socket, socket.socket] | None = None) -> None:
+        """Binds both listeners, or (``sockets``: STARTTLS, implicit TLS) serves sockets
+        already bound and listening, as a worker process does with its supervisor's."""
         s = self.ctx.settings
         host = s.gateway.listen
         loop = asyncio.get_running_loop()
         balancers = parse_networks(s.gateway.proxy_protocol_from)
         wait = s.gateway.proxy_protocol_timeout
-        plain = await loop.create_server(
-            gated(functools.partial(_Accept, self, tls=False), balancers, wait), host,
-            s.imap.port, reuse_address=True)
+        plain_factory = gated(functools.partial(_Accept, self, tls=False), balancers, wait)
+        tls_factory = gated(functools.partial(_Accept, self, tls=True), balancers, wait)
+        if sockets is not None:
+            plain = await loop.create_server(plain_factory, sock=sockets[0])
+        else:
+            plain = await loop.create_server(plain_factory, host, s.imap.port,
+                                             reuse_address=True)
         try:
-            implicit = await loop.create_server(
-                gated(functools.partial(_Accept, self, tls=True), balancers, wait), host,
-                s.imap.tls_port, reuse_address=True)
+            if sockets is not None:
+                implicit = await loop.create_server(tls_factory, sock=sockets[1])
+            else:
+                implicit = await loop.create_server(tls_factory, host, s.imap.tls_port,
+                                                    reuse_address=True)
         except BaseException:
             plain.close()
             raise

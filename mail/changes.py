@@ -8,8 +8,10 @@ sessions report at their next command).
 In one process this is a set of events. Across several gateway nodes on one PostgreSQL
 database (docs/architecture.md §4) a publisher is attached (:mod:`storage.notify`): ``changed`` also
 sends the folder ids with ``NOTIFY``, and what other nodes send arrives through
-:meth:`ChangeHub.wake`. With SQLite there is one node by construction, so nothing is
-attached and notification stays in-process.
+:meth:`ChangeHub.wake`. With SQLite there is one node by construction, but several
+worker processes (``[gateway] workers``): each worker attaches a publisher that sends its
+changes to the supervisor, which wakes its own watchers and those of the other workers
+(:mod:`gateway.supervisor`).
 """
 
 from __future__ import annotations

@@ -193,6 +193,10 @@ class Pipeline:
         """Calls ``callback(delivery, stored)`` for each delivery once committed (the
         absence responder, :mod:`mail.vacation`); it must not block."""
         self._after.append(callback)
+    def queued_elsewhere(self) -> None:
+        """Another process of this gateway queued outbound rows: wake whoever listens here."""
+        for callback in self._on_queued:
+            callback()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="pipeline-writer")

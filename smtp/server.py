@@ -9,6 +9,7 @@ Each listener shares one per-address connection counter and knows its live sessi
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 
 from config.settings import Settings
@@ -78,8 +79,12 @@ async def start_smtp_server(
     port: int,
     *,
     mechanisms: dict[str, SaslMechanism] | None = None,
+    sock: socket.socket | None = None,
 ) -> SmtpServer:
     """Starts one listener (port 0: an ephemeral port, read it back from ``.port``).
+
+    ``sock``: a socket already bound and listening (a worker process serves the socket its
+    supervisor bound, gateway/supervisor.py); ``host`` and ``port`` are then ignored.
 
     ``ssl_context`` is the server context; for the relay it should ask for (CERT_OPTIONAL or
     CERT_REQUIRED) and verify client certificates against the trust anchors.
@@ -108,13 +113,12 @@ async def start_smtp_server(
         )
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        gated(factory, parse_networks(settings.gateway.proxy_protocol_from),
-              settings.gateway.proxy_protocol_timeout),
-        host=host,
-        port=port,
-        # Implicit TLS (RFC 8314 §3.3) is started by the session itself, so that a
-        # connection counts against its address from the accept, handshake included.
-        reuse_address=True,
-    )
+    # Implicit TLS (RFC 8314 §3.3) is started by the session itself, so that a
+    # connection counts against its address from the accept, handshake included.
+    accept = gated(factory, parse_networks(settings.gateway.proxy_protocol_from),
+                   settings.gateway.proxy_protocol_timeout)
+    if sock is not None:
+        server = await loop.create_server(accept, sock=sock)
+    else:
+        server = await loop.create_server(accept, host=host, port=port, reuse_address=True)
     return SmtpServer(kind, server, sessions, counter)

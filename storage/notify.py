@@ -6,7 +6,8 @@ Payloads are ``<node id>:<id>,<id>,...`` so a node ignores its own echo. Postgre
 delivers a notification only after the sending transaction commits, and we send only after
 our commit, so a woken session always finds the change in the database.
 
-SQLite has no such channel and needs none: one process owns the file.
+SQLite has no such channel: its worker processes share one machine, and the supervisor
+relays their changes (gateway/worker_link.py).
 """
 
 from __future__ import annotations

@@ -406,12 +406,13 @@ class CrlStore:
                     log.exception("crl_listener_failed")
         return changed
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *, renew: bool = True) -> None:
         """Polls until ``stop`` is set (a background task of the gateway).
 
         Embedded mode also renews the development CA's CRL before its nextUpdate (it is
         otherwise renewed only at start): with ``crl_expired = "refuse"`` a gateway running
-        for weeks would else refuse every certificate of its own CA.
+        for weeks would else refuse every certificate of its own CA. ``renew=False``: only
+        read the files (a worker process; its supervisor renews, so one process writes).
         """
         interval = self.settings.tls.crl_file_check_interval
         renew_due = time.monotonic() + DEV_CRL_RENEW_EVERY
@@ -421,7 +422,7 @@ class CrlStore:
             if stop.is_set():
                 return
             try:
-                if self.settings.embedded and time.monotonic() >= renew_due:
+                if renew and self.settings.embedded and time.monotonic() >= renew_due:
                     renew_due = time.monotonic() + DEV_CRL_RENEW_EVERY
                     await asyncio.to_thread(ensure_authority, self.settings.pki_dir)
                 await self.refresh()

@@ -353,9 +353,11 @@ class TrustSpaceManager:
         self._file_signature = await asyncio.to_thread(self._stat_file)
         return await self.load_file()
 
-    async def run_periodic(self, stop_event: asyncio.Event) -> None:
+    async def run_periodic(self, stop_event: asyncio.Event, *, fetch: bool = True) -> None:
         """Until ``stop_event``: watch the file every ``file_check_interval`` seconds and
-        fetch the URL every ``refresh_interval`` seconds. Never raises on a bad list."""
+        fetch the URL every ``refresh_interval`` seconds. Never raises on a bad list.
+        ``fetch=False``: watch the files only (a worker process: its supervisor fetches and
+        writes the last good copy, which this loop then picks up)."""
         ts = self.settings.trustspace
         next_fetch = time.monotonic() + ts.refresh_interval
         while not stop_event.is_set():
@@ -365,7 +367,7 @@ class TrustSpaceManager:
             except TimeoutError:
                 pass
             await self.check_file()
-            if ts.url and time.monotonic() >= next_fetch:
+            if fetch and ts.url and time.monotonic() >= next_fetch:
                 await self.fetch_url()
                 next_fetch = time.monotonic() + ts.refresh_interval
 

@@ -32,6 +32,7 @@ from trustspace.certs import (
     issuer_text,
     subject_text,
 )
+from trustspace.tickets import apply_ticket_keys
 
 __all__ = [
     "CIPHERS_TLS12",
@@ -112,6 +113,7 @@ def server_context(settings: Settings, client_auth: ClientAuth = "none") -> ssl.
     if client_auth != "none":
         _load_anchors(ctx, settings)
         ctx.verify_mode = _VERIFY_MODES[client_auth]
+    apply_ticket_keys(ctx)  # shared by the gateway's worker processes (trustspace/tickets.py)
     return ctx
 
 

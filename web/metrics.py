@@ -41,6 +41,9 @@ class Reading:
     trust_loaded_at: datetime | None = None
     expiries: list[Expiry] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    instruments: list[Metric] | None = None
+    """The protocol counters of every process (several workers, see config.metrics.merge);
+    None: this process's own."""
 
 
 class MetricsSource(Protocol):
@@ -114,8 +117,14 @@ class _ReadingCollector(Collector):
 class _Instruments(Collector):
     """The counters the protocol code increments (``config/metrics.py``), as they are."""
 
+    def __init__(self) -> None:
+        self.families: list[Metric] | None = None
+
     def collect(self) -> Iterator[Metric]:
-        yield from INSTRUMENTS.collect()
+        if self.families is not None:
+            yield from self.families
+        else:
+            yield from INSTRUMENTS.collect()
 
 
 class GatewayMetrics:
@@ -126,9 +135,11 @@ class GatewayMetrics:
         self._source = source
         self._reading = _ReadingCollector()
         self.registry.register(self._reading)
-        self.registry.register(_Instruments())
+        self._instruments = _Instruments()
+        self.registry.register(self._instruments)
         ProcessCollector(namespace="mssante", registry=self.registry)
 
     async def render(self) -> bytes:
-        self._reading.reading = await self._source.read()
+        self._reading.reading = reading = await self._source.read()
+        self._instruments.families = reading.instruments
         return generate_latest(self.registry)

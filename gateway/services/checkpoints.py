@@ -34,6 +34,7 @@ from storage import proofs
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+ROLE = "background"  # the supervisor runs it once (gateway/supervisor.py)
 ORDER = 5  # started first, stopped last: the final checkpoint covers everything
 POLL = 1.0  # seconds between looks at the unsigned count
 RETRY = 30.0  # seconds to wait after a failure (a locked or unreachable database)

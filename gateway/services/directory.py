@@ -26,6 +26,7 @@ from storage.types import utcnow
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+ROLE = "background"  # the supervisor runs it once (gateway/supervisor.py)
 ORDER = 10
 SYNC_INTERVAL = 60.0
 WATCH_INTERVAL = 1.0

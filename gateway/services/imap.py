@@ -15,6 +15,7 @@ from trustspace.tls import server_context
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+ROLE = "sessions"  # every worker process runs it (gateway/supervisor.py)
 ORDER = 25
 log = logging.getLogger("mssante.imap")
 
@@ -43,6 +44,7 @@ class ImapService:
             psc=gateway.psc,
         )
         self.server = ImapServer(self.context)
+        self.gateway_sockets = gateway.sockets
         if gateway.revocation is not None:
             gateway.revocation.add_listener(self.close_revoked_sessions)
 
@@ -66,7 +68,11 @@ class ImapService:
                 session.shutdown(f"Certificate no longer valid: {verdict.reason}")
 
     async def start(self) -> None:
-        await self.server.start()
+        inherited = self.gateway_sockets
+        if "imap" in inherited and "imaps" in inherited:
+            await self.server.start((inherited["imap"], inherited["imaps"]))
+        else:
+            await self.server.start()
 
     def listeners(self) -> list[Listener]:
         host = self.context.settings.gateway.listen

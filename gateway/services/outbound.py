@@ -15,6 +15,7 @@ from smtp.outbound import OutboundWorker
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+ROLE = "background"  # the supervisor runs it once (gateway/supervisor.py)
 ORDER = 30
 
 

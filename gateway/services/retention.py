@@ -15,6 +15,7 @@ from mail.retention import purge_expired, purge_traces
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+ROLE = "background"  # the supervisor runs it once (gateway/supervisor.py)
 ORDER = 45
 INTERVAL = 3600.0
 log = logging.getLogger("mssante.retention")

@@ -25,6 +25,7 @@ from trustspace.tls import server_context
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+ROLE = "sessions"  # every worker process runs it (gateway/supervisor.py)
 ORDER = 20
 
 log = logging.getLogger("mssante.smtp")
@@ -83,6 +84,7 @@ class SmtpService:
                 self.servers[kind] = await start_smtp_server(
                     kind, settings, policy, ctx, settings.gateway.listen, port,
                     mechanisms=None if kind == "relay" else default_mechanisms(),
+                    sock=self.gateway.sockets.get(kind),
                 )
         except BaseException:
             await self.stop(0)  # the runtime never stops a service whose start failed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from accounts.notify import SmarthostNotifier, notifier_for
 from accounts.registrations import Registrar
 from config import Settings
+from config.metrics import Snapshot, merge, snapshot
 from gateway.service import Listener
 from mailstore.readproof import ReadProofs
 from mailstore.store import MailStore, SqlMailStore
@@ -34,23 +36,31 @@ from web.webmail.compose import WriteDeps
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+ROLE = "background"  # the supervisor runs it once (gateway/supervisor.py)
 ORDER = 40  # after the mail services: ready means they are up
 log = logging.getLogger("mssante.web")
 
 
 class GatewayReadings:
-    """The gateway's side of :class:`web.metrics.MetricsSource`."""
+    """The gateway's side of :class:`web.metrics.MetricsSource`; ``workers`` gives the
+    instrument snapshots of the worker processes when there are some."""
 
-    def __init__(self, settings: Settings, db: Database, trust: TrustSpaceManager) -> None:
+    def __init__(self, settings: Settings, db: Database, trust: TrustSpaceManager,
+                 workers: Callable[[], Awaitable[list[Snapshot]]] | None = None) -> None:
         self._settings = settings
         self._db = db
         self._trust = trust
+        self._workers = workers
 
     async def read(self) -> Reading:
         async with self._db.read() as conn:
             stats = await read_stats(conn)
         space = self._trust.current if self._trust.loaded else None
+        instruments = None
+        if self._workers is not None:
+            instruments = merge([snapshot(), *await self._workers()])
         return Reading(
+            instruments=instruments,
             store=stats,
             trust_domains=space.count if space is not None else 0,
             trust_loaded_at=space.loaded_at if space is not None else None,
@@ -86,7 +96,10 @@ def readiness_checks(gateway: Gateway) -> dict[str, Check]:
 
 def bound_ports(gateway: Gateway) -> dict[str, int]:
     """The ports the mail listeners really bound (they start before this service)."""
-    ports: dict[str, int] = {}
+    ports: dict[str, int] = {
+        # in a supervisor the mail listeners are sockets its workers serve
+        kind: int(sock.getsockname()[1]) for kind, sock in gateway.sockets.items()
+    }
     for service in gateway.services:
         if service.name == "smtp":
             port = service.port  # type: ignore[attr-defined]
@@ -135,7 +148,8 @@ class WebService:
             extra={"write": write})
         deps = WebDeps(
             client=ClientSettings.from_settings(settings, bound_ports(gateway)),
-            metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust)),
+            metrics=GatewayMetrics(GatewayReadings(settings, gateway.db, gateway.trust,
+                                                   gateway.worker_metrics)),
             readiness=readiness_checks(gateway),
             metrics_from=parse_networks(settings.web.metrics_from),
             portal=portal,

@@ -49,13 +49,15 @@ def rcpt_code(proc: ServeProcess, recipient: str) -> int:
         return code
 
 
-@pytest.fixture
-def proc(tmp_path: Path):  # type: ignore[no-untyped-def]
-    # The file watch is slowed down so that only the reload can explain a change.
+@pytest.fixture(params=["1", "2"], ids=["one-process", "two-workers"])
+def proc(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    # The file watch is slowed down so that only the reload can explain a change; with two
+    # workers, the RCPT after the reload is served by a worker that must have reloaded too.
     p = ServeProcess(tmp_path / "serve",
-                     env={"MSSANTE_TRUSTSPACE_FILE_CHECK_INTERVAL": "3600"})
+                     env={"MSSANTE_TRUSTSPACE_FILE_CHECK_INTERVAL": "3600",
+                          "MSSANTE_GATEWAY_WORKERS": request.param})
     try:
-        p.start(timeout=60)
+        p.start(timeout=120)
         yield p
     finally:
         p.kill()

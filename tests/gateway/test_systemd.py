@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.gateway import ServeProcess
 
 UNIT = Path(__file__).resolve().parents[2] / "contrib" / "systemd" / "mssante-gateway.service"
@@ -50,14 +52,16 @@ def _receive(sock: socket.socket, until: str, within: float) -> list[str]:
     raise AssertionError(f"no {until} within {within}s; got {got}")
 
 
-def test_serve_notifies_ready_watchdog_and_stopping(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["one-process", "two-workers"])
+def test_serve_notifies_ready_watchdog_and_stopping(tmp_path: Path, workers: str) -> None:
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(path))
         proc = ServeProcess(tmp_path / "serve",
-                            env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
+                            env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000",
+                                 "MSSANTE_GATEWAY_WORKERS": workers})
         try:
-            proc.start(timeout=60)
+            proc.start(timeout=120)
             ready = _receive(sock, "READY=1", within=30)
             assert proc.process is not None
             assert f"MAINPID={proc.process.pid}" in ready[-1]
