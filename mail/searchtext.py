@@ -77,6 +77,15 @@ def _encoding(entity: Entity) -> str:
     return _CTE.sub("", value).lower()
 
 
+TEXTUAL_REPORTS = frozenset({
+    "message/delivery-status", "message/global-delivery-status",
+    "message/disposition-notification", "message/global-disposition-notification",
+    "message/feedback-report",
+})
+"""Report parts that are text in all but name (RFC 3464 §2.1, RFC 6533, RFC 8098 §3.2.1,
+RFC 5965): their words are the body's, as a reader sees them, so BODY finds them."""
+
+
 def _collect(raw: bytes, entity: Entity, out: list[str]) -> None:
     if entity.children:
         for child in entity.children:
@@ -85,7 +94,7 @@ def _collect(raw: bytes, entity: Entity, out: list[str]) -> None:
     if entity.message is not None:
         _collect_message(raw, entity.message, out, nested=True)
         return
-    if entity.kind != "text":
+    if entity.kind != "text" and entity.media_type not in TEXTUAL_REPORTS:
         return
     data = _transfer_decode(raw[entity.body_start:entity.body_end], _encoding(entity))
     out.append(_charset_decode(data, _param(entity, "charset")))

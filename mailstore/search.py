@@ -183,7 +183,7 @@ def _column_answers(key: SearchHeader) -> bool:
     RFC 3501 §6.4.4: ``HEADER <field> ""`` matches every message that *has* the field;
     the stored text is empty both for an absent field and an empty one, so that question
     goes to the header itself."""
-    return key.name.lower() in _COLUMNS and key.value != ""
+    return key.envelope and key.name.lower() in _COLUMNS and key.value != ""
 
 
 def uses_modseq(key: SearchKey) -> bool:

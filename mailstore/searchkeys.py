@@ -62,10 +62,16 @@ class SearchFlag:
 
 @dataclass(frozen=True, slots=True)
 class SearchHeader:
-    """``FROM``/``TO``/``CC``/``BCC``/``SUBJECT`` or ``HEADER name value`` (substring)."""
+    """``FROM``/``TO``/``CC``/``BCC``/``SUBJECT`` (``envelope``) or ``HEADER name value``
+    (substring).
+
+    RFC 3501 §6.4.4: SUBJECT and the address keys look at the envelope's field (the first
+    occurrence, as ENVELOPE shows it), HEADER at every field of that name: a message with two
+    Subject fields matches ``HEADER Subject`` on either."""
 
     name: str
     value: str
+    envelope: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -751,7 +751,7 @@ def _search_key_inner(cur: Cursor, charset: str | None) -> SearchKey:
     header = _SEARCH_HEADERS.get(word)
     if header is not None:
         cur.sp()
-        return SearchHeader(header, _search_string(cur, charset))
+        return SearchHeader(header, _search_string(cur, charset), envelope=True)
     if word == "HEADER":
         cur.sp()
         name = cur.astring_text("header field name")

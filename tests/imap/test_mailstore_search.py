@@ -37,11 +37,12 @@ async def test_search_folder_without_a_session(imap_env: ImapEnv) -> None:
     await imap_env.deliver(message(3, subject="Bilan cardiaque"))
     store = imap_env.service.context.store
     folder = await imap_env.folder_id(ALICE, "INBOX")
-    assert await search_folder(store, folder, SearchHeader("subject", "bilan")) == [1, 3]
+    subject = SearchHeader("subject", "bilan", envelope=True)
+    assert await search_folder(store, folder, subject) == [1, 3]
     assert await search_folder(store, folder, SearchText("résultats", body_only=True)) == [2]
     assert await search_folder(store, folder, SearchFlag("\\Seen", present=False)) == [1, 3]
     assert await search_folder(store, folder, SearchOr(
-        SearchHeader("subject", "cardiaque"), SearchFlag("\\Seen"))) == [2, 3]
+        SearchHeader("subject", "cardiaque", envelope=True), SearchFlag("\\Seen"))) == [2, 3]
     assert await search_folder(store, folder, SearchAnd((
         SearchNot(SearchFlag("\\Seen")), SearchSequence(_Numbers(1, 2), uid=True)))) == [1]
     # Sequence numbers count the folder's messages in UID order; nothing is \Recent.
@@ -59,6 +60,6 @@ async def test_sort_and_thread_folder_without_a_session(imap_env: ImapEnv) -> No
     folder = await imap_env.folder_id(ALICE, "INBOX")
     assert await sort_folder(store, folder, [SortKey("SUBJECT")]) == [3, 1, 2]
     assert await sort_folder(store, folder, [SortKey("SUBJECT", reverse=True)],
-                             SearchNot(SearchHeader("subject", "re:"))) == [1, 3]
+                             SearchNot(SearchHeader("subject", "re:", envelope=True))) == [1, 3]
     roots = await thread_folder(store, folder, "REFERENCES")
     assert [(r.uid, [c.uid for c in r.children]) for r in roots] == [(1, [2]), (3, [])]

@@ -286,9 +286,11 @@ def test_search_keys_complete() -> None:
     keys = cmd.criteria.keys
     assert keys[0] == SearchFlag("\\Flagged")
     assert keys[1] == SearchDate("since", datetime.date(1994, 2, 1), False)
-    assert keys[2] == SearchNot(SearchHeader("From", "Smith"))
-    assert keys[3] == SearchOr(SearchHeader("To", "x"), SearchHeader("Cc", "y"))
-    assert keys[4] == SearchAnd((SearchHeader("Bcc", "b"), SearchHeader("Subject", "s")))
+    assert keys[2] == SearchNot(SearchHeader("From", "Smith", envelope=True))
+    assert keys[3] == SearchOr(SearchHeader("To", "x", envelope=True),
+                               SearchHeader("Cc", "y", envelope=True))
+    assert keys[4] == SearchAnd((SearchHeader("Bcc", "b", envelope=True),
+                                 SearchHeader("Subject", "s", envelope=True)))
     assert keys[5] == SearchText("bo", True) and keys[6] == SearchText("t", False)
     assert keys[7] == SearchHeader("X-MSS-INS", "123")
     assert keys[8] == SearchSize(True, 10)
@@ -300,7 +302,7 @@ def test_search_keys_complete() -> None:
 def test_search_charset_return_and_errors() -> None:
     cmd = p(b"a UID SEARCH RETURN (MIN COUNT SAVE) CHARSET utf-8 SUBJECT {5}\r\n\xc3\xa9t\xc3\xa9")
     assert cmd.uid and cmd.returns == ("MIN", "COUNT", "SAVE") and cmd.charset == "UTF-8"
-    assert cmd.criteria == SearchHeader("Subject", "été")
+    assert cmd.criteria == SearchHeader("Subject", "été", envelope=True)
     assert p("a SEARCH RETURN () ALL").returns == ()
     cmd = p('a SEARCH MODSEQ "/flags/\\\\draft" all 620162338')
     assert cmd.criteria == SearchModseq(620162338, ("/flags/\\draft", "all"))

@@ -71,11 +71,12 @@ def criteria(values: dict[str, str]) -> Criteria:
             raise SearchRefused(f"Le champ « {name} » fait au plus {MAX_TERM} caractères.")
     keys: list[SearchKey] = []
     if v := values.get("de", "").strip():
-        keys.append(SearchHeader("From", v))
+        keys.append(SearchHeader("From", v, envelope=True))
     if v := values.get("a", "").strip():
-        keys.append(SearchOr(SearchHeader("To", v), SearchHeader("Cc", v)))
+        keys.append(SearchOr(SearchHeader("To", v, envelope=True),
+                             SearchHeader("Cc", v, envelope=True)))
     if v := values.get("objet", "").strip():
-        keys.append(SearchHeader("Subject", v))
+        keys.append(SearchHeader("Subject", v, envelope=True))
     if v := values.get("texte", "").strip():
         keys.append(SearchText(v, body_only=True))
     since = _date(values.get("du", "").strip(), "du")
