@@ -14,11 +14,13 @@ from typing import Any
 import aiosmtplib
 import imapclient
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from gateway.commands.indicators import command as indicators_command
 from gateway.context import CliContext
 from mail.headers import codecda
 from mail.indicators import month_range
+from storage.schema import traces
 from storage.types import utcnow
 from tests.fixtures.gateway import RunningGateway
 
@@ -86,6 +88,16 @@ async def test_indicators_of_a_month_with_real_traffic(gateway: RunningGateway,
     await asyncio.to_thread(_read_all, gateway, bob, bob_pw)
     await _wait_kind(gateway, "<ind3@mssante.test>", "mdn-sent")
     await _wait_kind(gateway, "<ind3@mssante.test>", "dsn-sent")
+    # Traces are written in batches a moment after the login: wait for the IMAP one.
+    assert gateway.gw.db is not None
+    async with asyncio.timeout(20):
+        while True:
+            async with gateway.gw.db.read() as conn:
+                found = (await conn.execute(select(traces.c.id).where(
+                    traces.c.service == "imap", traces.c.event == "auth_success"))).first()
+            if found is not None:
+                break
+            await asyncio.sleep(0.1)
     month = utcnow().strftime("%Y-%m")
     out = tmp_path / "indicators.csv"
     result = await asyncio.to_thread(_cli, gateway, "--month", month, "--out", str(out))

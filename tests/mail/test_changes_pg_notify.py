@@ -22,9 +22,13 @@ from tests.fixtures.postgres import PgCluster
 from trustspace.refresh import TrustSpaceManager, ensure_default_whitelist
 
 
-async def _second_node(data_dir: Path, dev_pki: DevPkiBundle, url: str) -> Gateway:
-    """Another gateway process's core on the same database (no accounts created)."""
+async def _second_node(data_dir: Path, dev_pki: DevPkiBundle, url: str,
+                       key_file: Path) -> Gateway:
+    """Another gateway process's core on the same database (no accounts created), with
+    the first node's key file as every node of one database needs (README, "Several
+    nodes")."""
     shutil.copytree(dev_pki.settings.pki_dir, data_dir / "pki", dirs_exist_ok=True)
+    shutil.copy2(key_file, data_dir / "master.key")
     overrides = {k: dict(v) for k, v in ALL_PORTS_EPHEMERAL.items()}
     overrides["database"] = {"url": url}
     settings = load_settings(data_dir=data_dir, env={}, overrides=overrides)
@@ -67,7 +71,7 @@ async def test_two_gateways_on_postgresql_push_idle_within_a_second(
     other: Gateway | None = None
     try:
         await env.gateway.start_change_channel()
-        other = await _second_node(tmp_path / "two", dev_pki, url)
+        other = await _second_node(tmp_path / "two", dev_pki, url, env.settings.key_file)
         started = asyncio.Event()
         idle = asyncio.create_task(_idle_until_exists(env, started))
         await asyncio.wait_for(started.wait(), 5)
