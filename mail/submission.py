@@ -27,6 +27,7 @@ from config import Settings
 from mail.dsn import RecipientReport, wants_dsn
 from mail.dsn_sender import DsnSender
 from mail.headers import (
+    HeaderFacts,
     ReceivedInfo,
     date_value,
     field,
@@ -77,6 +78,29 @@ class HasDatabase(Protocol):
 def new_smtp_id() -> str:
     """A short unique id for the Received field, the reply and the logs."""
     return base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+
+
+def submission_fields(facts: HeaderFacts, info: ReceivedInfo, login: str, hostname: str,
+                      ) -> tuple[list[bytes], list[str], bool]:
+    """The fields a submission adds in front of a message, whichever way it came (SMTP
+    submission or the webmail): (fields, the authors it was written for, whether a Sender
+    field was added).
+
+    A Received trace field; RFC 6409 §8.3 / §8.1: a missing Message-ID and Date; RFC 5322
+    §3.6.2: when the author is not who sends (a secretary writing for a doctor, a member
+    for an organisational mailbox), Sender names the one who did.
+    """
+    fields = [received_field(info)]
+    if facts.message_id is None:
+        fields.append(field("Message-ID", new_message_id(hostname)))
+    if not facts.has_date:
+        fields.append(field("Date", date_value()))
+    written_for = on_behalf_of(facts.from_addresses, login)
+    sender_added = bool(written_for) and not any(
+        name.lower() == "sender" for name, _ in facts.sender_addresses)
+    if sender_added:
+        fields.append(sender_field(login))
+    return fields, written_for, sender_added
 
 
 class Mailboxes:
@@ -303,16 +327,8 @@ class Submission:
             auth_login=author.login, auth_method=author.method,
             recipient=recipients[0] if len(recipients) == 1 else None,
         )
-        fields = [received_field(info)]
-        if facts.message_id is None:
-            fields.append(field("Message-ID", new_message_id(settings.hostname)))
-        if not facts.has_date:
-            fields.append(field("Date", date_value()))
-        written_for = on_behalf_of(facts.from_addresses, author.login)
-        sender_added = bool(written_for) and not any(
-            name.lower() == "sender" for name, _ in facts.sender_addresses)
-        if sender_added:
-            fields.append(sender_field(author.login))
+        fields, written_for, sender_added = submission_fields(
+            facts, info, author.login, settings.hostname)
         proof = ProofSpec(kind="submitted", actor=author.login, details={
             "login": author.login, "method": author.method, "client_ip": author.client_ip,
             "via": protocol.lower(), "mail_from": mail_from, "recipients": recipients,

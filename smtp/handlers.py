@@ -33,17 +33,14 @@ from accounts.authenticator import CertificateNotAccepted
 from accounts.authenticator import Identity as AccountIdentity
 from mail.headers import (
     ReceivedInfo,
-    date_value,
-    field,
-    new_message_id,
     protocol_name,
     read_header_facts,
     received_field,
 )
 from mail.notices import ALWAYS_NOTIFY, wants_delivery_notice_always
 from mail.pipeline import ProofSpec
-from mail.sender_fields import check_sender_fields, on_behalf_of, sender_field
-from mail.submission import Mailboxes, new_smtp_id
+from mail.sender_fields import check_sender_fields
+from mail.submission import Mailboxes, new_smtp_id, submission_fields
 from smtp.dsn_params import MailParams, RcptParams
 from smtp.handlers_support import (
     ReverseDns,
@@ -254,19 +251,8 @@ class SubmissionPolicy:
             auth_method=account.method,
             recipient=recipients[0] if len(recipients) == 1 else None,
         )
-        fields = [received_field(info)]
-        # RFC 6409 §8.3 / §8.1: a submission server may add a missing Message-ID and Date.
-        if facts.message_id is None:
-            fields.append(field("Message-ID", new_message_id(settings.hostname)))
-        if not facts.has_date:
-            fields.append(field("Date", date_value()))
-        # RFC 5322 §3.6.2: when the author is not who sends (a secretary writing for a
-        # doctor, a member for an organisational mailbox), Sender names the one who did.
-        written_for = on_behalf_of(facts.from_addresses, account.address)
-        sender_added = bool(written_for) and not any(
-            name.lower() == "sender" for name, _ in facts.sender_addresses)
-        if sender_added:
-            fields.append(sender_field(account.address))
+        fields, written_for, sender_added = submission_fields(
+            facts, info, account.address, settings.hostname)
         proof = ProofSpec(
             kind="submitted",
             actor=account.address,
