@@ -25,7 +25,7 @@ fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+  if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]; then
     missing+=("$p")
   fi
 done
@@ -53,8 +53,9 @@ fi
 
 # The portal's browser test drives Debian's chromium: say now if it cannot start headless
 # rather than as a test failure later.
-if ! timeout 60 chromium --headless=new --no-sandbox --disable-gpu --dump-dom about:blank \
-    2>/dev/null | grep -q "<body>"; then
+chromium_dom=$(timeout 60 chromium --headless=new --no-sandbox --disable-gpu --dump-dom \
+  about:blank 2>/dev/null || true)
+if ! grep -q "<body>" <<<"$chromium_dom"; then
   echo "bootstrap: chromium is installed but does not start headless" \
        "(try: chromium --headless=new --no-sandbox --dump-dom about:blank)" >&2
   exit 1
@@ -75,14 +76,18 @@ fi
 # A package can be installed and still not work (swaks without Net::SSLeay has no TLS):
 # check each tool the tests drive, and name the missing piece here rather than as a test failure.
 problems=()
-swaks --support 2>&1 | grep -q "^=== TLS supported" \
+# Each tool's output is captured before it is searched: with pipefail, `tool | grep -q`
+# fails at random when grep stops reading before the tool has written everything (SIGPIPE).
+swaks_support=$(swaks --support 2>&1 || true)
+grep -q "^=== TLS supported" <<<"$swaks_support" \
   || problems+=("swaks has no TLS (needs libnet-ssleay-perl and libio-socket-ssl-perl)")
 for tool in slapd slapadd slapcat ldapsearch ldapwhoami mbsync testssl openssl curl \
             pg_dump pg_restore psql chromedriver systemd-analyze haproxy certutil pk12util; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] \
     || problems+=("$tool is not on the PATH")
 done
-{ /usr/sbin/haproxy -v 2>/dev/null || haproxy -v 2>/dev/null; } | grep -q "^HAProxy version" \
+haproxy_version=$( { /usr/sbin/haproxy -v || haproxy -v; } 2>/dev/null || true)
+grep -q "^HAProxy version" <<<"$haproxy_version" \
   || problems+=("haproxy does not run (package haproxy)")
 [ -r /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
   || problems+=("DejaVu Sans is missing (package fonts-dejavu-core): PDF receipts need it")
