@@ -186,17 +186,22 @@ def _column_answers(key: SearchHeader) -> bool:
     return key.envelope and key.name.lower() in _COLUMNS and key.value != ""
 
 
-def uses_modseq(key: SearchKey) -> bool:
-    """Whether ``key`` has a MODSEQ criterion (RFC 7162 §3.1.5: it enables CONDSTORE)."""
-    if isinstance(key, SearchModseq):
+def _has(key: SearchKey, kind: type) -> bool:
+    """Whether a criterion of ``kind`` stands anywhere in the tree ``key``."""
+    if isinstance(key, kind):
         return True
     if isinstance(key, SearchNot):
-        return uses_modseq(key.key)
+        return _has(key.key, kind)
     if isinstance(key, SearchOr):
-        return uses_modseq(key.left) or uses_modseq(key.right)
+        return _has(key.left, kind) or _has(key.right, kind)
     if isinstance(key, SearchAnd):
-        return any(uses_modseq(k) for k in key.keys)
+        return any(_has(k, kind) for k in key.keys)
     return False
+
+
+def uses_modseq(key: SearchKey) -> bool:
+    """Whether ``key`` has a MODSEQ criterion (RFC 7162 §3.1.5: it enables CONDSTORE)."""
+    return _has(key, SearchModseq)
 
 
 class _Matcher:
@@ -333,18 +338,6 @@ def _flag_filters(key: SearchKey) -> tuple[list[str], list[str]]:
     return with_flags, without_flags
 
 
-def _uses_savedate(key: SearchKey) -> bool:
-    if isinstance(key, SearchSaveDate):
-        return True
-    if isinstance(key, SearchNot):
-        return _uses_savedate(key.key)
-    if isinstance(key, SearchOr):
-        return _uses_savedate(key.left) or _uses_savedate(key.right)
-    if isinstance(key, SearchAnd):
-        return any(_uses_savedate(k) for k in key.keys)
-    return False
-
-
 def _index_needs(key: SearchKey) -> tuple[bool, bool]:
     """(the folder index can answer, Subject/From/To/Cc are needed): criteria on flags,
     numbers, MODSEQ and those four headers need neither dates, sizes nor bodies."""
@@ -477,7 +470,7 @@ async def search_rows(store: MailStore, sel: SearchScope, key: SearchKey) -> lis
                                        search=True, with_flags=with_flags,
                                        without_flags=without_flags)
         rows = [r for r in rows if sel.seq_of(r.uid) is not None]
-        if rows and _uses_savedate(key):
+        if rows and _has(key, SearchSaveDate):
             dates = await store.save_dates(sel.folder_id, [r.uid for r in rows])
             for row in rows:
                 row.saved_at = dates.get(row.uid)
