@@ -71,7 +71,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+extras=test
+[ "${1:-}" = "--bench" ] && extras=test,bench
+.venv/bin/python -m pip install -q -e ".[$extras]"
 
 # A package can be installed and still not work (swaks without Net::SSLeay has no TLS):
 # check each tool the tests drive, and name the missing piece here rather than as a test failure.
@@ -95,6 +97,13 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || problems+=("PostgreSQL's initdb is missing (package postgresql)")
 .venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop, joserfc, httpx, fpdf, pypdf' 2>/dev/null \
   || problems+=("the Python environment lacks a module (reinstall with: make clean setup)")
+if [ "${1:-}" = "--bench" ]; then
+  for tool in postfix dovecot; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] \
+      || problems+=("$tool is not on the PATH (the benchmarks' reference)")
+  done
+  [ -x .venv/bin/py-spy ] || problems+=("py-spy is missing from .venv (pip extra 'bench')")
+fi
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'bootstrap: %s\n' "${problems[@]}" >&2
   exit 1
