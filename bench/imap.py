@@ -64,6 +64,7 @@ from bench.imap_load import (  # noqa: E402
     select_fetch,
 )
 from bench.imap_seed import make_message, seed_gateway, seed_maildir, small_message  # noqa: E402
+from bench.pyspy import PySpy  # noqa: E402
 from tests.fixtures.gateway import free_port, wait_port  # noqa: E402
 
 BIG_FOLDER = "Big"
@@ -87,6 +88,9 @@ def parse_args() -> argparse.Namespace:
                         help="override the operation weights, e.g. fetch_body=1,store=1")
     parser.add_argument("--workers", type=int, default=1,
                         help="[gateway] workers of the gateway (0: one per CPU)")
+    parser.add_argument("--py-spy", type=Path, default=None,
+                        help="sample the gateway with py-spy during the mix and the cycle; "
+                             "collapsed stacks written here, top 25 own-time frames printed")
     parser.add_argument("--profile", type=Path, default=None,
                         help="run the gateway under cProfile, write stats here, print top 25")
     args = parser.parse_args()
@@ -141,7 +145,8 @@ async def main() -> int:
         user, password = gw.demo_address, gw.demo_password
         t0 = time.monotonic()
         inbox = [make_message(n, small=False, user=user) for n in range(1, args.messages + 1)]
-        big = [small_message(n, user) for n in range(1, args.big + 1)]
+        big = ([small_message(n, user) for n in range(1, args.big + 1)]
+               if "big" not in args.skip_parts else [])
         note(f"generated {len(inbox)} + {len(big)} messages in {time.monotonic() - t0:.1f}s")
         seconds = await seed_gateway(gw.settings(), user, {"INBOX": inbox, BIG_FOLDER: big})
         note(f"gateway seeded through the pipeline in {seconds:.1f}s "
@@ -165,6 +170,7 @@ async def main() -> int:
             except (RuntimeError, OSError) as exc:
                 problem = f"dovecot could not run: {exc} {dovecot.log_tail()}"
                 dovecot = None
+        big_seeded = bool(big)
         del inbox, big
 
         gw.profile_to = args.profile
@@ -180,11 +186,12 @@ async def main() -> int:
         for server in (ours, theirs):
             if server is None:
                 continue
-            for folder in (b"INBOX", BIG_FOLDER.encode()):
+            for folder in (b"INBOX", BIG_FOLDER.encode()) if big_seeded else (b"INBOX",):
                 cold, exists = await select_fetch(server, folder)
                 note(f"{server.name} first SELECT+FETCH {folder.decode()}: {cold:.2f}s "
                      f"({exists} messages)")
 
+        sampler = PySpy(args.py_spy, gw.process.pid) if args.py_spy is not None else None
         if "mix" not in args.skip_parts:
             for clients in args.client_counts:
                 await mix_result(ours, theirs, clients, args.seconds, args.mix_weights,
@@ -192,6 +199,10 @@ async def main() -> int:
         if "cycle" not in args.skip_parts:
             for clients in args.client_counts:
                 await cycle_result(ours, theirs, clients, args.seconds)
+        if sampler is not None:
+            sampler.stop()
+            for line in sampler.top(25):
+                note(line)
         if args.profile is not None:
             # Stop now so cProfile writes the mix's profile (restart for the rest).
             gw.stop(timeout=60)
