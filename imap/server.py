@@ -12,7 +12,6 @@ handshake included: on the implicit-TLS port the handshake is started here, boun
 from __future__ import annotations
 
 import asyncio
-import asyncio.sslproto as sslproto
 import contextlib
 import functools
 import logging
@@ -25,6 +24,7 @@ from config.metrics import CONNECTIONS, SESSIONS
 from imap.protocol import bye
 from imap.session import ImapContext, Session
 from trustspace.proxy_protocol import gated, parse_networks
+from trustspace.tls_layer import server_tls_protocol
 
 log = logging.getLogger("mssante.imap")
 
@@ -94,11 +94,8 @@ class _Accept(asyncio.Protocol):
             return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        tls = sslproto.SSLProtocol(
-            loop, stream, server.ctx.tls_context, waiter, server_side=True,
-            # typeshed says int; asyncio takes any number of seconds
-            ssl_handshake_timeout=server.ctx.settings.tls.handshake_timeout,  # type: ignore[arg-type]
-        )
+        tls = server_tls_protocol(loop, stream, server.ctx.tls_context, waiter,
+                                  server.ctx.settings.tls.handshake_timeout)
         transport.set_protocol(tls)
         tls.connection_made(transport)
         server._handshaking.add(cast(asyncio.Transport, transport))

@@ -16,7 +16,6 @@ Decisions are delegated to an :class:`smtp.policy.SmtpPolicy`.
 from __future__ import annotations
 
 import asyncio
-import asyncio.sslproto as sslproto
 import base64
 import binascii
 import logging
@@ -42,6 +41,7 @@ from smtp.dsn_params import ParamError, parse_mail_params, parse_rcpt_params
 from smtp.limits import ConnectionCounter, SessionLimits
 from smtp.policy import GatewayEnvelope, Identity, Recipient, ServerKind, SmtpPolicy
 from trustspace.refusal import Refusal
+from trustspace.tls_layer import server_tls_protocol
 
 log = logging.getLogger("mssante.smtp")
 
@@ -256,10 +256,8 @@ class GatewaySMTP(SMTP):
         """RFC 8314 §3.3: TLS from the first octet, the handshake bounded in time."""
         assert self._implicit_tls is not None
         waiter: asyncio.Future[None] = self.loop.create_future()
-        tls = sslproto.SSLProtocol(
-            self.loop, self, self._implicit_tls, waiter, server_side=True,
-            ssl_handshake_timeout=self.limits.handshake_timeout,  # type: ignore[arg-type]
-        )
+        tls = server_tls_protocol(self.loop, self, self._implicit_tls, waiter,
+                                  self.limits.handshake_timeout)
         transport.set_protocol(tls)
         tls.connection_made(transport)
         waiter.add_done_callback(self._implicit_handshake_done)
