@@ -18,12 +18,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from mail.addresses import parse_address_list
 from mail.bodystructure import render_structures
+from mail.dates import parse_date
 from mail.encodedwords import decode_encoded_words
 from mail.envelope import render_envelope
 from mail.imapstring import ENCODING, ERRORS
@@ -207,7 +207,7 @@ def _date(value: str | None) -> tuple[int | None, str | None]:
     if value is None:
         return None, None
     try:
-        when = parsedate_to_datetime(_readable(value))
+        when = parse_date(_readable(value))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None, None
     sent = when.date().isoformat()
