@@ -176,6 +176,12 @@ async def test_corpus_case(corpus_env: ImapEnv, path: Path) -> None:
 
     def run() -> None:
         w = Wire(corpus_env)
+        try:
+            check(w)
+        finally:
+            w.close()  # the server is shared: leave no session behind, even on failure
+
+    def check(w: Wire) -> None:
         status, _ = w.cmd(f'SELECT "{mailbox}"')
         assert status == "OK", w.last_tagged
         items = ["ENVELOPE", "BODYSTRUCTURE"] + [f"BODY.PEEK[{s}]" for s in case.sections]
@@ -193,6 +199,5 @@ async def test_corpus_case(corpus_env: ImapEnv, path: Path) -> None:
             assert status == "OK", (criteria, w.last_tagged)
             hits = found[0].split()[2:] if found else []
             assert (hits == [b"1"]) is match, (criteria, found)
-        w.close()
 
     await asyncio.to_thread(run)
