@@ -77,6 +77,9 @@ def _encoding(entity: Entity) -> str:
     return _CTE.sub("", value).lower()
 
 
+KNOWN_ENCODINGS = frozenset({"", "7bit", "8bit", "binary", "base64", "quoted-printable"})
+"""The Content-Transfer-Encodings of RFC 2045 §6.1 (none written means 7bit)."""
+
 TEXTUAL_REPORTS = frozenset({
     "message/delivery-status", "message/global-delivery-status",
     "message/disposition-notification", "message/global-disposition-notification",
@@ -96,7 +99,12 @@ def _collect(raw: bytes, entity: Entity, out: list[str]) -> None:
         return
     if entity.kind != "text" and entity.media_type not in TEXTUAL_REPORTS:
         return
-    data = _transfer_decode(raw[entity.body_start:entity.body_end], _encoding(entity))
+    encoding = _encoding(entity)
+    if encoding not in KNOWN_ENCODINGS:
+        # RFC 2045 §6.4: an entity with an unrecognized Content-Transfer-Encoding "must be
+        # treated as if it has a Content-Type of application/octet-stream": not text.
+        return
+    data = _transfer_decode(raw[entity.body_start:entity.body_end], encoding)
     out.append(_charset_decode(data, _param(entity, "charset")))
 
 

@@ -18,14 +18,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
-from email.errors import MessageError
-from email.header import decode_header, make_header
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from mail.addresses import parse_address_list
 from mail.bodystructure import render_structures
+from mail.dates import parse_date
+from mail.encodedwords import decode_encoded_words
 from mail.envelope import render_envelope
 from mail.imapstring import ENCODING, ERRORS
 from mail.mime import Entity, Message, body_text_parts, parse_message
@@ -173,18 +172,11 @@ def _readable(value: str) -> str:
 
 
 def decode_words(value: str | None) -> str | None:
-    """RFC 2047 encoded words decoded; the raw text when they are malformed."""
+    """RFC 2047 encoded words decoded (see :mod:`mail.encodedwords`); those that cannot be
+    are kept as written."""
     if value is None:
         return None
-    text = _readable(value)
-    if "=?" not in text:
-        return text
-    try:
-        return str(make_header(decode_header(text)))
-    except (MessageError, LookupError, UnicodeError, ValueError):
-        # MessageError covers HeaderParseError and CharsetError (a charset name with 8-bit
-        # octets, found by fuzzing): both mean "not decodable", never "not deliverable".
-        return text
+    return decode_encoded_words(_readable(value))
 
 
 def _addresses_text(value: str | None) -> str | None:
@@ -215,7 +207,7 @@ def _date(value: str | None) -> tuple[int | None, str | None]:
     if value is None:
         return None, None
     try:
-        when = parsedate_to_datetime(_readable(value))
+        when = parse_date(_readable(value))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None, None
     sent = when.date().isoformat()

@@ -26,9 +26,9 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from mail.addresses import parse_address_list
+from mail.dates import parse_date
 from mail.mimeheader import parse_header
 from mail.views import decode_words
 from mailstore.search import FolderScope, search_rows
@@ -165,8 +165,8 @@ def _first_address(value: str | None) -> tuple[str, str]:
 def _sent(value: str | None, arrival: float) -> float:
     if value:
         try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            when = parse_date(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
             return arrival
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)  # RFC 5322 §3.3 "-0000": UTC, origin unknown

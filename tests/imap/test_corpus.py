@@ -20,21 +20,52 @@ delivery stores it) and fetched over a real TLS connection. Format of a case fil
 
 Where a mature server answers otherwise and the case sides with the RFC, its comments say so.
 Every response is also checked by the strict grammar of ``imap_grammar`` (tests/imap/conftest.py).
+
+One gateway (store and IMAP server) serves the whole module: starting one per case cost more
+than the cases themselves. Each case gets a mailbox of its own, named after the case, so its
+message is message 1 there and a SEARCH answer ``1`` means that message and no other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
-from tests.fixtures.imap import ImapEnv
+from storage import folders as folder_rows
+from storage.accounts import get_by_address
+from tests.fixtures.imap import ALICE, ImapEnv, start_imap_env
+from tests.fixtures.pki import DevPkiBundle
 from tests.imap.rfc_wire import Wire
 
 CORPUS = Path(__file__).with_name("corpus")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def corpus_env(tmp_path_factory: pytest.TempPathFactory,
+                     dev_pki: DevPkiBundle) -> AsyncIterator[ImapEnv]:
+    """One gateway with the IMAP service for every case of the module."""
+    env = await start_imap_env(tmp_path_factory.mktemp("corpus") / "data", dev_pki)
+    try:
+        yield env
+    finally:
+        await env.gateway.stop(grace=0)
+
+
+async def _mailbox_of(env: ImapEnv, case: str) -> str:
+    """Creates the case's own mailbox (named after the case) in Alice's account."""
+    db = env.gateway.db
+    assert db is not None
+    async with db.begin() as conn:
+        account = await get_by_address(conn, ALICE)
+        assert account is not None
+        await folder_rows.create(conn, account.id, case)
+    return case
 
 
 @dataclass
@@ -135,14 +166,24 @@ def test_corpus_has_its_cases() -> None:
                              or case.searches), path.name
 
 
+# The cases run in the module's event loop, where the shared gateway runs.
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-async def test_corpus_case(imap_env: ImapEnv, path: Path) -> None:
+async def test_corpus_case(corpus_env: ImapEnv, path: Path) -> None:
     case = _load(path)
-    await imap_env.deliver(case.raw)
+    mailbox = await _mailbox_of(corpus_env, case.name)
+    await corpus_env.deliver(case.raw, folder=mailbox)
 
     def run() -> None:
-        w = Wire(imap_env)
-        w.cmd("SELECT INBOX")
+        w = Wire(corpus_env)
+        try:
+            check(w)
+        finally:
+            w.close()  # the server is shared: leave no session behind, even on failure
+
+    def check(w: Wire) -> None:
+        status, _ = w.cmd(f'SELECT "{mailbox}"')
+        assert status == "OK", w.last_tagged
         items = ["ENVELOPE", "BODYSTRUCTURE"] + [f"BODY.PEEK[{s}]" for s in case.sections]
         status, lines = w.cmd(f"FETCH 1 ({' '.join(items)})")
         assert status == "OK", w.last_tagged
@@ -153,11 +194,10 @@ async def test_corpus_case(imap_env: ImapEnv, path: Path) -> None:
             assert _item(resp, b"BODYSTRUCTURE").decode("utf-8") == case.bodystructure
         for section, want in case.sections.items():
             assert _section(resp, section) == want, section
-        for criteria, want in case.searches:
+        for criteria, match in case.searches:
             status, found = w.cmd(f"SEARCH CHARSET UTF-8 {criteria}".encode())
             assert status == "OK", (criteria, w.last_tagged)
             hits = found[0].split()[2:] if found else []
-            assert (hits == [b"1"]) is want, (criteria, found)
-        w.close()
+            assert (hits == [b"1"]) is match, (criteria, found)
 
     await asyncio.to_thread(run)
