@@ -17,7 +17,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
@@ -211,11 +211,30 @@ def _addresses_text(value: str | None) -> str | None:
     return _readable(", ".join(out)) if out else None
 
 
+_OBS_YEAR = re.compile(r"(\d{1,2}[ \t]+[A-Za-z]{3}[ \t]+)(\d{2,3})(?=[ \t])")
+"""The day, month and a two- or three-digit year of an RFC 5322 §4.3 obs-date."""
+
+
+def _full_year(match: re.Match[str]) -> str:
+    year = int(match.group(2))
+    # RFC 5322 §4.3: two digits 00-49 add 2000; 50-99, and any three digits, add 1900.
+    # (The email package adds 2000 up to 68 and leaves three digits as they are.)
+    year += 2000 if len(match.group(2)) == 2 and year < 50 else 1900
+    return f"{match.group(1)}{year}"
+
+
+def parse_date(value: str) -> datetime:
+    """The date-time of a Date field, obsolete years read as RFC 5322 §4.3 says.
+
+    Raises what :func:`email.utils.parsedate_to_datetime` raises for an unreadable value."""
+    return parsedate_to_datetime(_OBS_YEAR.sub(_full_year, value, count=1))
+
+
 def _date(value: str | None) -> tuple[int | None, str | None]:
     if value is None:
         return None, None
     try:
-        when = parsedate_to_datetime(_readable(value))
+        when = parse_date(_readable(value))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None, None
     sent = when.date().isoformat()

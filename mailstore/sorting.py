@@ -26,11 +26,10 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from mail.addresses import parse_address_list
 from mail.mimeheader import parse_header
-from mail.views import decode_words
+from mail.views import decode_words, parse_date
 from mailstore.search import FolderScope, search_rows
 from mailstore.searchkeys import SearchAll, SearchKey
 from mailstore.store import BodyReader, MailStore, MessageRow
@@ -165,7 +164,7 @@ def _first_address(value: str | None) -> tuple[str, str]:
 def _sent(value: str | None, arrival: float) -> float:
     if value:
         try:
-            when = parsedate_to_datetime(value)
+            when = parse_date(value)  # RFC 5322 §4.3 years, as SENTON reads them
         except (TypeError, ValueError, IndexError):
             return arrival
         if when.tzinfo is None:
