@@ -84,7 +84,7 @@ TEXTUAL_REPORTS = frozenset({
 })
 """Report parts that are text in all but name (RFC 3464 §2.1, RFC 6533, RFC 8098 §3.2.1,
 RFC 5965): their words are the body's, as a reader sees them, so BODY finds them.
-message/global-headers (RFC 6533 §6.3) is the UTF-8 form of text/rfc822-headers, which is
+message/global-headers (RFC 6533 §4) is the UTF-8 form of text/rfc822-headers, which is
 searched as the text part it is."""
 
 
