@@ -187,6 +187,12 @@ def parse_address_list(value: str | None) -> list[Address]:
                     depth += 1
                 elif member is not None and _is(member, ">"):
                     depth = max(0, depth - 1)
+                elif (member is not None and depth == 0 and _is(member, ":")
+                        and not _is(toks[member_start], "@")):
+                    # A group inside a group, which RFC 5322 §3.4 does not allow and RFC 3501
+                    # §7.4.2 cannot show: its name is dropped and its members are the outer
+                    # group's, so that no address is lost or glued to the name.
+                    member_start = i + 1
                 elif member is None or (depth == 0 and (_is(member, ",") or _is(member, ";"))):
                     addr = _mailbox(toks[member_start:i], comments, member_start)
                     if addr is not None:
@@ -198,6 +204,8 @@ def parse_address_list(value: str | None) -> list[Address]:
             out.append((None, None, None, None))
             i += 1
             continue
+        while start < i and _is(toks[start], ";"):
+            start += 1  # a ";" with no group to end (the second of "A: B: c@x;;"): no address
         addr = _mailbox(toks[start:i], comments, start)
         if addr is not None:
             out.append(addr)

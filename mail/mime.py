@@ -13,7 +13,9 @@ header); the parts of a message/rfc822 part ``N`` are numbered ``N.1``… in the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from mail.imapstring import wire_bytes
 from mail.mimeheader import (
@@ -159,6 +161,37 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[t
     return regions
 
 
+_BOUNDARY_SECTION = re.compile(r"boundary\*(?:([0-9]{1,3}))?(\*?)")
+"""``boundary*``, ``boundary*0``, ``boundary*1*``…: the boundary in RFC 2231 form."""
+
+
+def boundary_of(params: list[tuple[str, str]]) -> str | None:
+    """The boundary parameter of a multipart, RFC 2231 sections joined.
+
+    RFC 2231 §3 lets any parameter be split (``boundary*0="ab"; boundary*1="cd"`` is the
+    boundary ``abcd``) and §4 percent-encoded (``boundary*=''ab%2Dcd``); a boundary is
+    ASCII (RFC 2046 §5.1.1 bchars), so the charset and language prefix are dropped.
+    """
+    plain = next((v for k, v in params if k == "boundary"), None)
+    if plain:
+        return plain
+    sections: dict[int, str] = {}
+    for key, value in params:
+        found = _BOUNDARY_SECTION.fullmatch(key)
+        if found is None:
+            continue
+        index = int(found.group(1) or 0)
+        if found.group(1) is None or found.group(2):
+            if index == 0 and value.count("'") >= 2:
+                value = value.split("'", 2)[2]
+            value = unquote(value, encoding="ascii", errors="replace")
+        sections.setdefault(index, value)
+    joined: list[str] = []
+    while len(joined) in sections:
+        joined.append(sections[len(joined)])
+    return "".join(joined) or None
+
+
 def _child_number(parent: str, index: int) -> str:
     return f"{parent}.{index}" if parent else str(index)
 
@@ -193,7 +226,7 @@ def _entity(
     if depth >= MAX_DEPTH:
         return ent
     if lower_type == "multipart":
-        boundary = next((v for k, v in params if k == "boundary"), None)
+        boundary = boundary_of(params)
         if not boundary:
             # RFC 2046 §5.1.1 makes the boundary mandatory; without it the body cannot be
             # split, so it is shown as text/plain (RFC 2045 §5.2 fallback for invalid types).
@@ -240,7 +273,7 @@ def _message(raw: bytes, start: int, end: int, prefix: str, depth: int, budget: 
     is_multipart = (
         ctype is not None
         and ctype[0].lower() == "multipart"
-        and any(k == "boundary" and v for k, v in ctype[2])
+        and boundary_of(ctype[2]) is not None
         and depth < MAX_DEPTH
     )
     # The body of a multipart message has no number; a single-part body is part "<prefix>.1".

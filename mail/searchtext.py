@@ -83,10 +83,12 @@ KNOWN_ENCODINGS = frozenset({"", "7bit", "8bit", "binary", "base64", "quoted-pri
 TEXTUAL_REPORTS = frozenset({
     "message/delivery-status", "message/global-delivery-status",
     "message/disposition-notification", "message/global-disposition-notification",
-    "message/feedback-report",
+    "message/feedback-report", "message/global-headers",
 })
 """Report parts that are text in all but name (RFC 3464 §2.1, RFC 6533, RFC 8098 §3.2.1,
-RFC 5965): their words are the body's, as a reader sees them, so BODY finds them."""
+RFC 5965): their words are the body's, as a reader sees them, so BODY finds them.
+message/global-headers (RFC 6533 §4) is the UTF-8 form of text/rfc822-headers, which is
+searched as the text part it is."""
 
 
 def _collect(raw: bytes, entity: Entity, out: list[str]) -> None:
