@@ -299,6 +299,18 @@ class Session:
             qresync=self.qresync, rev2=self.rev2,
         ):
             self.write(line)
+        await self.report_contexts(allow_expunge=allow_expunge)
+
+    async def report_contexts(self, *, allow_expunge: bool) -> None:
+        """ADDTO/REMOVEFROM of the live SEARCH/SORT results (RFC 5267 §4.3), after the
+        EXISTS/EXPUNGE they depend on."""
+        sel = self.selected
+        if sel is None or not sel.contexts:
+            return
+        from imap.contexts import updates
+
+        for line in await updates(self.ctx.store, sel, allow_expunge=allow_expunge):
+            self.write(line)
 
     # -- main loop -------------------------------------------------------------------
     async def run(self) -> None:

@@ -305,6 +305,7 @@ class Notifier:
                 # Without FlagChange the client asked not to be told of flag changes.
                 if flags or not _FETCH.match(line):
                     session.write(line)
+            await session.report_contexts(allow_expunge=self.selected.filter == "SELECTED")
 
 
 @register(x.Notify, AUTHENTICATED)
