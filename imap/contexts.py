@@ -27,8 +27,9 @@ EXAMINE, CLOSE and UNSELECT drop every context, as does CANCELUPDATE for the one
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imap.protocol import Atom, ResponseCode, SequenceSet, untagged, untagged_data
 from imap.protocol.response import Value
@@ -41,13 +42,16 @@ from mailstore.store import MailStore
 
 @dataclass(slots=True, eq=False)
 class UpdateContext:
-    """One live result: what the client asked and the result it knows (UIDs)."""
+    """One live result: what the client asked and the result it knows.
+
+    The result is an array of 32-bit UIDs (4 octets each, not a list of int objects): a
+    session may keep several results of a large mailbox."""
 
     tag: str
     uid: bool
     criteria: SearchKey
     sort_keys: tuple[SortKey, ...] | None  # None: a SEARCH context
-    result: list[int]
+    result: array[int] = field(default_factory=lambda: array("L"))
     dirty: bool = False
 
 
@@ -121,21 +125,28 @@ def difference(sel: SelectedMailbox, context: UpdateContext, old: Sequence[int],
     return out
 
 
-async def updates(store: MailStore, sel: SelectedMailbox, *, allow_expunge: bool
-                  ) -> list[bytes]:
+def waiting(sel: SelectedMailbox) -> bool:
+    """Whether a context has changes not yet reported."""
+    return any(c.dirty for c in sel.contexts.values())
+
+
+async def updates(store: MailStore, sel: SelectedMailbox, *, allow_expunge: bool,
+                  running: str | None = None) -> list[bytes]:
     """The ADDTO/REMOVEFROM of every context whose mailbox changed since its last report.
 
     Sequence-number contexts wait for a moment where EXPUNGE may be sent (their numbers
-    must match what the client was told)."""
+    must match what the client was told). The context of the command being answered
+    (tag ``running``) waits for its tagged OK: its updates follow its completion."""
     out: list[bytes] = []
     for context in list(sel.contexts.values()):
-        if not context.dirty or not (context.uid or allow_expunge):
+        if (not context.dirty or not (context.uid or allow_expunge)
+                or context.tag == running):
             continue
         context.dirty = False
         new = await evaluate(store, sel, context.criteria, context.sort_keys)
-        old = context.result
+        old: Sequence[int] = context.result
         if not context.uid:
             old = [u for u in old if sel.seq_of(u) is not None]
         out += difference(sel, context, old, new)
-        context.result = new
+        context.result = array("L", new)
     return out

@@ -24,6 +24,8 @@ from accounts.authenticator import Authenticator, Identity
 from config import Settings
 from config.metrics import IMAP_COMMANDS
 from imap.capabilities import capabilities
+from imap.contexts import updates as context_updates
+from imap.contexts import waiting as contexts_waiting
 from imap.protocol import (
     CommandReader,
     CommandTooLarge,
@@ -307,9 +309,9 @@ class Session:
         sel = self.selected
         if sel is None or not sel.contexts:
             return
-        from imap.contexts import updates
-
-        for line in await updates(self.ctx.store, sel, allow_expunge=allow_expunge):
+        running = self.running.tag if self.running is not None else None
+        for line in await context_updates(self.ctx.store, sel,
+                                          allow_expunge=allow_expunge, running=running):
             self.write(line)
 
     # -- main loop -------------------------------------------------------------------
@@ -485,7 +487,8 @@ class Session:
         if done.silent:
             return
         sel = self.selected
-        if sel is not None and (sel.event.is_set() or spec.always_sync):
+        if sel is not None and (sel.event.is_set() or spec.always_sync
+                                or (sel.contexts and contexts_waiting(sel))):
             if not (self.ctx.workarounds.delay_newmail and not spec.always_sync):
                 await self.report_changes(allow_expunge=not isinstance(cmd, NO_EXPUNGE))
         self.write(tagged(cmd.tag, "OK", f"{cmd.name} {done.text}", done.code))

@@ -8,6 +8,8 @@ result; this module puts the answer on the wire.
 
 from __future__ import annotations
 
+from array import array
+
 from imap.commands import SELECTED, register
 from imap.contexts import UpdateContext, keep
 from imap.protocol import (
@@ -73,7 +75,7 @@ async def search(session: Session, cmd: c.Search) -> Done | None:
         if not wanted:
             return None  # RFC 5182 §2.1: SAVE alone gives no ESEARCH response
     if "UPDATE" in wanted:
-        refused = keep(sel, UpdateContext(cmd.tag, cmd.uid, key, None, uids),
+        refused = keep(sel, UpdateContext(cmd.tag, cmd.uid, key, None, array("L", uids)),
                        session.ctx.settings.imap.max_update_contexts)
         if refused is not None:
             session.write(refused)

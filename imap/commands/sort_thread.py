@@ -9,6 +9,8 @@ default (no COMPARATOR command, RFC 5255, is offered).
 
 from __future__ import annotations
 
+from array import array
+
 from imap.commands import SELECTED, register
 from imap.commands.search import partial_value, run_search
 from imap.contexts import UpdateContext, keep
@@ -65,7 +67,7 @@ async def sort(session: Session, cmd: Sort) -> Done | None:
         wanted.add("ALL")  # RFC 4731 §3.1 (RETURN () is ALL), as for SEARCH
     if "UPDATE" in wanted:
         refused = keep(sel, UpdateContext(cmd.tag, cmd.uid, criteria, sort_keys,
-                                          [i.uid for i in ordered]),
+                                          array("L", (i.uid for i in ordered))),
                        session.ctx.settings.imap.max_update_contexts)
         if refused is not None:
             session.write(refused)

@@ -160,6 +160,13 @@ async def test_search_update_notifications(imap_env: ImapEnv) -> None:
     _, lines = await cmd(a.cmd, "NOOP")
     assert _esearch(lines) == [f'* ESEARCH (TAG "{t_seq}") ADDTO (0 3)'.encode()], lines
 
+    # This session's own STORE: a sequence-number context waits for a command after which
+    # EXPUNGE could be sent (not STORE, RFC 9051 §7.5.1); UID 5 is number 4.
+    _, lines = await cmd(a.cmd, "STORE 4 +FLAGS.SILENT (\\Flagged)")
+    assert not _esearch(lines), lines
+    _, lines = await cmd(a.cmd, "NOOP")
+    assert _esearch(lines) == [f'* ESEARCH (TAG "{t_seq}") ADDTO (0 4)'.encode()], lines
+
     # The limit (16 by default): the 16th context is the last one kept.
     for _ in range(15):
         _, status, _ = await cmd(_tagged, a, "UID SEARCH RETURN (UPDATE) SEEN")
@@ -251,5 +258,9 @@ async def test_sort_update_positions_and_idle(imap_env: ImapEnv) -> None:
     lines = await cmd(read_until_update)
     assert updates(lines) == [b"UID ADDTO (4 7)"], lines
     assert lines[-1].startswith(b"I1 OK")
+
+    # This session's own STORE: a UID context is updated in the STORE's answer.
+    _, lines = await cmd(a.cmd, "UID STORE 1 +FLAGS.SILENT (\\Seen)")
+    assert updates(lines) == [b"UID REMOVEFROM (1 1)"], lines
     await cmd(a.close)
     await cmd(b.close)
