@@ -192,7 +192,7 @@ async def test_sort_update_positions_and_idle(imap_env: ImapEnv) -> None:
     """RFC 5267 §4.3 for SORT contexts: each ``(position set)`` pair applies in turn, the
     set in sort order, REMOVEFROM's positions counted in the result before the removal and
     ADDTO's in the result after it; a flag change, a delivery and an expunge are reported
-    at the next command and during IDLE (RFC 2177)."""
+    at the next command, during IDLE (RFC 2177) and unasked under NOTIFY (RFC 5465)."""
     await _subjects(imap_env, "b", "d", "f", "h")  # UIDs 1-4
 
     def run() -> tuple[Wire, Wire]:
@@ -262,5 +262,20 @@ async def test_sort_update_positions_and_idle(imap_env: ImapEnv) -> None:
     # This session's own STORE: a UID context is updated in the STORE's answer.
     _, lines = await cmd(a.cmd, "UID STORE 1 +FLAGS.SILENT (\\Seen)")
     assert updates(lines) == [b"UID REMOVEFROM (1 1)"], lines
+
+    # With NOTIFY SELECTED (RFC 5465 §5.1) the update comes without a command: "e" as UID
+    # 8 in c(5) d(2) g(7) h(4) goes at 3.
+    status, _ = await cmd(a.cmd, "NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
+    assert status == "OK"
+    await _subjects(imap_env, "e")
+
+    def pushed() -> list[bytes]:
+        seen: list[bytes] = []
+        while not updates(seen):
+            seen.append(a.response().rstrip(b"\r\n"))
+        return seen
+
+    lines = await cmd(pushed)
+    assert updates(lines) == [b"UID ADDTO (3 8)"], lines
     await cmd(a.close)
     await cmd(b.close)
