@@ -16,9 +16,9 @@ SEARCH results have no order of their own (UID order), so their position is 0 (R
 §5: "context-position ... may be 0 for SEARCH result additions", used for removals too).
 
 Numbers are UIDs for ``UID SEARCH``/``UID SORT`` contexts; for the others they are
-message sequence numbers, sent only where an EXPUNGE could be (RFC 9051 §7.5.1) and after
-the EXPUNGE/EXISTS they depend on. An expunged message leaves a sequence-number context
-through its EXPUNGE (its number is gone); a UID context gets a REMOVEFROM for it.
+message sequence numbers, sent only where an EXPUNGE could be (RFC 9051 §7.5.1). An
+expunged message leaves every context with a REMOVEFROM sent just before its EXPUNGE (or
+VANISHED), while its number still holds; additions follow the EXISTS that announces them.
 
 Updates are computed by evaluating the criteria again (the folder index answers most of
 them from memory), only when the mailbox changed, and end with the mailbox: SELECT,
@@ -130,6 +130,20 @@ def waiting(sel: SelectedMailbox) -> bool:
     return any(c.dirty for c in sel.contexts.values())
 
 
+def expunged(sel: SelectedMailbox, uids: set[int]) -> list[bytes]:
+    """REMOVEFROM for messages about to be expunged, while their sequence numbers still
+    hold: they go before the EXPUNGE (or VANISHED) that removes them (RFC 5267 §4.3)."""
+    out: list[bytes] = []
+    for context in sel.contexts.values():
+        old = context.result
+        if not uids.intersection(old):
+            continue
+        new = [u for u in old if u not in uids]
+        out += difference(sel, context, old, new)
+        context.result = array("L", new)
+    return out
+
+
 async def updates(store: MailStore, sel: SelectedMailbox, *, allow_expunge: bool,
                   running: str | None = None) -> list[bytes]:
     """The ADDTO/REMOVEFROM of every context whose mailbox changed since its last report.
@@ -144,9 +158,6 @@ async def updates(store: MailStore, sel: SelectedMailbox, *, allow_expunge: bool
             continue
         context.dirty = False
         new = await evaluate(store, sel, context.criteria, context.sort_keys)
-        old: Sequence[int] = context.result
-        if not context.uid:
-            old = [u for u in old if sel.seq_of(u) is not None]
-        out += difference(sel, context, old, new)
+        out += difference(sel, context, context.result, new)
         context.result = array("L", new)
     return out

@@ -361,7 +361,12 @@ class SelectedMailbox:
         out: list[bytes] = []
         gone: list[int] = []
         recent = len(self.recent)
-        self.contexts_changed()
+        if self.contexts:
+            from imap.contexts import expunged  # imap.contexts builds on this module
+
+            # RFC 5267 §4.3: the live results lose them first, numbers still valid.
+            out += expunged(self, {u for u in uids if self.seq_of(u) is not None})
+            self.contexts_changed()
         # Highest first, so each EXPUNGE number is still right when the client applies it
         # (RFC 9051 §7.5.1: numbers shift down after each EXPUNGE).
         for uid in sorted(uids, reverse=True):

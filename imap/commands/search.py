@@ -56,9 +56,9 @@ async def search(session: Session, cmd: c.Search) -> Done | None:
         session.write(untagged_data(*parts))
         return None
     wanted = set(returns)
-    if not wanted - {"CONTEXT", "UPDATE"}:
-        # RFC 4731 §3.1: RETURN () is ALL; so is a RETURN with only the RFC 5267 options,
-        # whose updates apply to a result the client must first have.
+    if not wanted - {"CONTEXT"}:
+        # RFC 4731 §3.1: RETURN () is ALL; CONTEXT is only a hint (RFC 5267 §4.2). With
+        # UPDATE alone the client asked for the changes only.
         wanted.add("ALL")
     if "SAVE" in wanted:
         # RFC 5182 §2.4: with MIN and/or MAX only those are saved.

@@ -63,7 +63,7 @@ async def sort(session: Session, cmd: Sort) -> Done | None:
     # RFC 5267 §3.1: ESORT answers ESEARCH, MIN/MAX being the first/last in sort order
     # and ALL the numbers in sort order.
     wanted = set(cmd.returns)
-    if not wanted - {"CONTEXT", "UPDATE"}:
+    if not wanted - {"CONTEXT"}:
         wanted.add("ALL")  # RFC 4731 §3.1 (RETURN () is ALL), as for SEARCH
     if "UPDATE" in wanted:
         refused = keep(sel, UpdateContext(cmd.tag, cmd.uid, criteria, sort_keys,
