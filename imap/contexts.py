@@ -31,7 +31,14 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from imap.protocol import Atom, ResponseCode, SequenceSet, untagged, untagged_data
+from imap.protocol import (
+    Atom,
+    ImapRefusal,
+    ResponseCode,
+    SequenceSet,
+    untagged,
+    untagged_data,
+)
 from imap.protocol.response import Value
 from imap.protocol.search_keys import SearchKey
 from imap.selected import SelectedMailbox
@@ -67,11 +74,19 @@ async def evaluate(store: MailStore, sel: SelectedMailbox, criteria: SearchKey,
     return [i.uid for i in sort_infos(infos, sort_keys)]
 
 
+def refuse_tag_reuse(sel: SelectedMailbox, tag: str) -> None:
+    """RFC 5267 §4.3: "An attempt to use UPDATE where a tag is already in use with a
+    previous searching command that itself used UPDATE SHALL result in the server
+    rejecting the searching command with a BAD response"."""
+    if tag in sel.contexts:
+        raise ImapRefusal("BAD", None, f"Tag reuse: {tag[:40]} already names a live "
+                          "UPDATE result (RFC 5267 §4.3); use a new tag or CANCELUPDATE")
+
+
 def keep(sel: SelectedMailbox, context: UpdateContext, limit: int) -> bytes | None:
-    """Starts ``context`` (a context with the same tag ends); past ``limit`` contexts the
-    search is answered without one and the client is told with ``NO [NOUPDATE "tag"]``
-    (RFC 5267 §4.3)."""
-    sel.contexts.pop(context.tag, None)
+    """Starts ``context``; past ``limit`` contexts the search is answered without one and
+    the client is told with ``* NO [NOUPDATE "tag"]`` (RFC 5267 §4.3.1; the other return
+    options are still honoured)."""
     if len(sel.contexts) >= limit:
         code = ResponseCode("NOUPDATE", f'"{context.tag}"') if "]" not in context.tag else None
         return untagged("NO", f"No updates for this result: {limit} are already kept", code)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from array import array
 
 from imap.commands import SELECTED, register
-from imap.contexts import UpdateContext, keep
+from imap.contexts import UpdateContext, keep, refuse_tag_reuse
 from imap.protocol import (
     Atom,
     ImapRefusal,
@@ -38,6 +38,8 @@ async def run_search(session: Session, sel: SelectedMailbox, key: SearchKey) -> 
 async def search(session: Session, cmd: c.Search) -> Done | None:
     sel = session.selected
     assert sel is not None
+    if cmd.returns and "UPDATE" in cmd.returns:
+        refuse_tag_reuse(sel, cmd.tag)
     key = cmd.criteria or SearchAll()
     modseq_used = uses_modseq(key)
     if modseq_used:
@@ -107,10 +109,12 @@ async def search(session: Session, cmd: c.Search) -> Done | None:
 
 def partial_value(window: tuple[int, int], numbers: list[int], *, ordered: bool) -> Atom:
     """RFC 5267 §4.4 ``"(" partial-range SP partial-results ")"``: the results at positions
-    ``low`` to ``high`` (1-based) of the whole result, NIL when there are none there.
+    ``low`` to ``high`` (1-based, either way round) of the whole result, NIL when there are
+    none there.
     ``ordered`` (SORT) keeps the sort order, number by number; SEARCH's are in ascending
     order and may use ranges."""
-    low, high = window
+    first, last = window
+    low, high = min(first, last), max(first, last)
     part = numbers[low - 1 : high]
     if not part:
         text = "NIL"
@@ -118,7 +122,7 @@ def partial_value(window: tuple[int, int], numbers: list[int], *, ordered: bool)
         text = ",".join(str(n) for n in part)
     else:
         text = str(SequenceSet.from_ints(part))
-    return Atom(f"({low}:{high} {text})")
+    return Atom(f"({first}:{last} {text})")  # §4.4: the original range
 
 
 @register(CancelUpdate, SELECTED)

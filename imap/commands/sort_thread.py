@@ -13,7 +13,7 @@ from array import array
 
 from imap.commands import SELECTED, register
 from imap.commands.search import partial_value, run_search
-from imap.contexts import UpdateContext, keep
+from imap.contexts import UpdateContext, keep, refuse_tag_reuse
 from imap.protocol import Atom, untagged_data
 from imap.protocol.response import Value
 from imap.protocol.sort_thread import Sort, Thread
@@ -48,6 +48,8 @@ def _number(sel: SelectedMailbox, uid: int, by_uid: bool) -> int:
 async def sort(session: Session, cmd: Sort) -> Done | None:
     sel = session.selected
     assert sel is not None
+    if cmd.returns and "UPDATE" in cmd.returns:
+        refuse_tag_reuse(sel, cmd.tag)
     infos, modseq = await _infos(session, sel, cmd)
     sort_keys = tuple(SortKey(k, r) for k, r in cmd.keys)
     ordered = sort_infos(infos, sort_keys)

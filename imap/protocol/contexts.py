@@ -25,7 +25,8 @@ SORT_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "CONTEXT", "UPDATE", "PAR
 @dataclass(frozen=True, slots=True)
 class ReturnOptions:
     """``RETURN (...)``: the option names in order (``PARTIAL`` among them when given)
-    and the partial range as ``(low, high)`` with ``low <= high``."""
+    and the partial range as the client wrote it (``500:400`` is ``400:500``, RFC 5267
+    §4.4, and the answer repeats the original range)."""
 
     names: tuple[str, ...]
     partial: tuple[int, int] | None = None
@@ -57,24 +58,17 @@ def parse_return(cur: Cursor, allowed: frozenset[str], what: str) -> ReturnOptio
                 if cur.peek() == 0x2D:
                     cur.fail("negative PARTIAL ranges (RFC 9394) are not supported")
                 high = cur.nz_number("PARTIAL range")
-                partial = (min(low, high), max(low, high))
+                partial = (low, high)  # §4.4: 500:400 is 400:500, answered as given
             names.append(opt)
             if cur.accept(b")"):
                 break
             cur.sp()
     unique = tuple(dict.fromkeys(names))
-    chosen = set(unique)
-    # RFC 5267 §4.4: PARTIAL is an alternative to ALL, not a companion.
-    if "PARTIAL" in chosen and "ALL" in chosen:
-        cur.fail("ALL and PARTIAL cannot be used together (RFC 5267 §4.4)")
-    if "UPDATE" in chosen:
-        # RFC 5267 §4.3: the updates are ADDTO/REMOVEFROM of the whole result. A saved
-        # result ($, RFC 5182) is not a context and is not kept up to date; MIN and MAX
-        # cannot be followed by position updates the client could apply.
-        if "SAVE" in chosen:
-            cur.fail("UPDATE cannot be used with SAVE (RFC 5267 §4.3)")
-        if chosen & {"MIN", "MAX"}:
-            cur.fail("UPDATE cannot be used with MIN or MAX (RFC 5267 §4.3)")
+    # RFC 5267 §4.4: "A single command MUST NOT contain more than one PARTIAL or ALL
+    # search return option". UPDATE has no interaction with the other options (§4.3:
+    # RETURN (UPDATE MIN) reports every change to the set of matches).
+    if names.count("PARTIAL") + names.count("ALL") > 1:
+        cur.fail("one PARTIAL or one ALL at most (RFC 5267 §4.4)")
     return ReturnOptions(unique, partial)
 
 

@@ -62,10 +62,11 @@ def test_grammar_of_the_new_esearch_forms() -> None:
 async def test_partial_and_refusals(imap_env: ImapEnv) -> None:
     """RFC 5267 §4.4 PARTIAL: the results at positions low..high of the whole result (UID
     order for SEARCH, sort order for SORT), ``NIL`` when none is there; a reversed range is
-    the same range. Refusals: ALL with PARTIAL, UPDATE with SAVE, MIN or MAX (§4.3),
-    negative ranges (RFC 9394, not offered), position 0, CANCELUPDATE of an unknown tag
-    (NO, nothing cancelled), CANCELUPDATE without a selected mailbox (BAD). RFC 5267 §4.1:
-    CONTEXT=SEARCH and CONTEXT=SORT are announced."""
+    the same range, answered as written. UPDATE combines with MIN, MAX and SAVE (§4.3: no
+    interaction). Refusals: more than one PARTIAL or ALL (§4.4), negative ranges (RFC
+    9394, not offered), position 0, UPDATE under the tag of a live result (§4.3, BAD),
+    CANCELUPDATE of an unknown tag (NO, nothing cancelled) or without a selected mailbox
+    (BAD). RFC 5267 §4.1: CONTEXT=SEARCH and CONTEXT=SORT are announced."""
     await _subjects(imap_env, "e", "d", "c", "b", "a")  # UIDs 1-5
 
     def run() -> None:
@@ -78,12 +79,17 @@ async def test_partial_and_refusals(imap_env: ImapEnv) -> None:
         for command, answer in (
             ("UID SEARCH RETURN (PARTIAL 2:3 COUNT) ALL", b"UID PARTIAL (2:3 2:3) COUNT 5"),
             ("SEARCH RETURN (PARTIAL 4:9) ALL", b"PARTIAL (4:9 4:5)"),
-            ("SEARCH RETURN (PARTIAL 9:7) ALL", b"PARTIAL (7:9 NIL)"),
+            # A reversed range is the same range, answered as written.
+            ("SEARCH RETURN (PARTIAL 9:7) ALL", b"PARTIAL (9:7 NIL)"),
+            ("SEARCH RETURN (PARTIAL 3:2) ALL", b"PARTIAL (3:2 2:3)"),
             ("SEARCH RETURN (CONTEXT PARTIAL 1:1) UID 2:5", b"PARTIAL (1:1 2)"),
             # CONTEXT alone is a hint: the answer is ALL (RFC 4731 §3.1).
             ("UID SEARCH RETURN (CONTEXT) ALL", b"UID ALL 1:5"),
-            # UPDATE alone asks for the changes only (no result data).
+            # UPDATE alone asks for the changes only (no result data); with MIN, SAVE or
+            # COUNT those are answered as usual (§4.3: no interaction).
             ("UID SEARCH RETURN (UPDATE) ALL", b"UID"),
+            ("UID SEARCH RETURN (UPDATE MIN SAVE) ALL", b"UID MIN 1"),
+            ("SORT RETURN (MAX UPDATE) (SUBJECT) UTF-8 ALL", b"MAX 1"),
             # Subjects a(5) b(4) c(3) d(2) e(1): positions 2-3 are 4 then 3.
             ("UID SORT RETURN (PARTIAL 2:3) (SUBJECT) UTF-8 ALL", b"UID PARTIAL (2:3 4,3)"),
             ("SORT RETURN (PARTIAL 4:8 COUNT) (REVERSE SUBJECT) UTF-8 ALL",
@@ -93,9 +99,7 @@ async def test_partial_and_refusals(imap_env: ImapEnv) -> None:
             assert status == "OK", (command, w.last_tagged)
             assert lines == [f'* ESEARCH (TAG "{tag}") '.encode() + answer], (command, lines)
         for command in ("SEARCH RETURN (ALL PARTIAL 1:2) ALL",
-                        "SEARCH RETURN (UPDATE SAVE) ALL",
-                        "SEARCH RETURN (UPDATE MIN) ALL",
-                        "SORT RETURN (MAX UPDATE) (DATE) UTF-8 ALL",
+                        "SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL",
                         "SEARCH RETURN (PARTIAL -1:-5) ALL",
                         "SEARCH RETURN (PARTIAL 0:5) ALL",
                         "SORT RETURN (PARTIAL 1:2 ALL) (DATE) UTF-8 ALL"):
@@ -104,6 +108,12 @@ async def test_partial_and_refusals(imap_env: ImapEnv) -> None:
         assert b"RFC 5267" in w.last_tagged or b"PARTIAL" in w.last_tagged
         status, _ = w.cmd('CANCELUPDATE "nope"')
         assert status == "NO" and b"nope" in w.last_tagged
+        # §4.3: UPDATE under a tag that already names a live result is BAD.
+        for expected in (b"T1 OK", b"T1 BAD Tag reuse"):
+            w.imap.send(b"T1 UID SEARCH RETURN (UPDATE) ALL\r\n")
+            while not (line := w.response()).startswith(b"T1 "):
+                pass
+            assert line.startswith(expected), line
         w.close()
     await asyncio.to_thread(run)
 
@@ -131,7 +141,7 @@ async def test_search_update_notifications(imap_env: ImapEnv) -> None:
     t_uid, status, lines = await cmd(_tagged, a, "UID SEARCH RETURN (UPDATE) FLAGGED")
     # Nothing is flagged: an ESEARCH with no data (RFC 4731 §3.1).
     assert status == "OK" and lines == [f'* ESEARCH (TAG "{t_uid}") UID'.encode()]
-    t_seq, status, lines = await cmd(_tagged, a, "SEARCH RETURN (UPDATE COUNT) FLAGGED")
+    t_seq, status, lines = await cmd(_tagged, a, "SEARCH RETURN (UPDATE MIN COUNT) FLAGGED")
     assert lines == [f'* ESEARCH (TAG "{t_seq}") COUNT 0'.encode()]
 
     await cmd(b.cmd, "UID STORE 2,4 +FLAGS.SILENT (\\Flagged)")
