@@ -281,6 +281,14 @@ async def test_sort_update_positions_and_idle(imap_env: ImapEnv) -> None:
     _, lines = await cmd(a.cmd, "UID STORE 1 +FLAGS.SILENT (\\Seen)")
     assert updates(lines) == [b"UID REMOVEFROM (1 1)"], lines
 
+    # This session's own EXPUNGE of UID 4 (number 4): position 4 of c(5) d(2) g(7) h(4),
+    # position 1 of the reversed h(4) g(7) f(3) d(2) c(5) b(1); both before the EXPUNGE.
+    await cmd(a.cmd, "UID STORE 4 +FLAGS.SILENT (\\Deleted)")
+    _, lines = await cmd(a.cmd, "UID EXPUNGE 4")
+    assert lines.index(b"* 4 EXPUNGE") == 2, lines
+    assert updates(lines) == [b"UID REMOVEFROM (4 4)"], lines
+    assert updates(lines, t_seq) == [b"REMOVEFROM (1 4)"], lines
+
     # With NOTIFY SELECTED (RFC 5465 §5.1) the update comes without a command: "e" as UID
     # 8 in c(5) d(2) g(7) h(4) goes at 3.
     status, _ = await cmd(a.cmd, "NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
