@@ -23,9 +23,11 @@ Scope: the personal namespace (``PERSONAL``, ``INBOXES`` = INBOX) and, for ``SUB
 delegated and organisational mailboxes) on which the user holds ``l`` or ``r`` (RFC 4314),
 as LIST shows them (always subscribed); their message events need ``r`` (STATUS, RFC 4314
 §4). The owners' mailbox lists are watched too, so a mailbox they create, rename or delete
-is announced (MailboxName), and the delegations are read again with them. ``(STATUS)`` sends the
-STATUS of every mailbox in scope at once (§3). Annotation and metadata events, and
-MessageNew's FETCH attributes, are refused with ``NO [BADEVENT]`` / ``NO [CANNOT]``.
+is announced (MailboxName); a delegation granted or withdrawn (the access version of
+:mod:`accounts.access`) brings the shared mailboxes in or out of view at once.
+``(STATUS)`` sends the STATUS of every mailbox in scope at once (§3). Annotation and
+metadata events, and MessageNew's FETCH attributes, are refused with ``NO [BADEVENT]`` /
+``NO [CANNOT]``.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class Notifier:
         self.groups = [g for g in groups if g.filter not in _SELECTED]
         self.folders: dict[int, FolderInfo] = {}
         self.shared: dict[int, Access] = {}  # shared mailboxes in view, by folder id
+        self.access_version: int | None = None  # accounts.access version of that view
         self.known: dict[int, tuple[int, ...]] = {}  # folder → (messages, uidnext, unseen, modseq)
         self.watches: dict[int, asyncio.Event] = {}
         self.task: asyncio.Task[None] | None = None
@@ -171,6 +174,7 @@ class Notifier:
         renamed or (un)subscribed since the last time, and the watches follow."""
         identity = self.session.identity
         assert identity is not None
+        self.access_version = self.session.ctx.authenticator.access.version
         folders = {f.id: f for f in await self.session.ctx.store.list_folders(
             identity.account_id)}
         shared: dict[int, Access] = {}
@@ -275,6 +279,9 @@ class Notifier:
                                   and not isinstance(session.running, c.Idle))
                 if watch_selected and sel is not None:
                     waits.append(asyncio.ensure_future(sel.event.wait()))
+                # A delegation granted or withdrawn changes which shared mailboxes are seen.
+                waits.append(asyncio.ensure_future(
+                    session.ctx.authenticator.access.changed().wait()))
                 waits.append(session.done)  # type: ignore[arg-type]
                 if not isinstance(session.running, c.Idle) and session.running is not None:
                     waits.append(asyncio.ensure_future(session.between_commands.wait()))
@@ -307,9 +314,10 @@ class Notifier:
     async def _deliver(self, no_command: bool) -> None:
         session = self.session
         assert session.identity is not None
-        # The account's mailbox list, or a shared mailbox owner's, changed.
+        # The account's mailbox list, or a shared mailbox owner's, changed; or access did
+        # (a withdrawn delegation: nothing more of that mailbox is told, RFC 4314 §4).
         channels = [e for key, e in self.watches.items() if key < 0 and e.is_set()]
-        if channels:
+        if channels or self.access_version != session.ctx.authenticator.access.version:
             for channel in channels:
                 channel.clear()
             await self._refresh(report=True)

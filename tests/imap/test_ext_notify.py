@@ -169,8 +169,8 @@ async def test_notify_watches_shared_mailboxes_with_rights(imap_env: ImapEnv) ->
     mailbox is always subscribed, as LIST says) cover the organisational mailbox Alice may
     read (``lr``, RFC 4314): a delivery there, or a flag its manager stores, is a
     ``* STATUS``; a mailbox created in it is a ``* LIST`` (MailboxName). PERSONAL does
-    not cover it (§6: the personal namespace), and a mailbox with ``l`` but no ``r`` never
-    gets a STATUS (RFC 4314 §4)."""
+    not cover it (§6: the personal namespace), a mailbox with ``l`` but no ``r`` never
+    gets a STATUS (RFC 4314 §4), nor does one whose delegation was withdrawn."""
     from accounts import delegations
     from accounts.mailboxes import add_mailbox
     from tests.fixtures.imap import ALICE, BOB
@@ -221,6 +221,16 @@ async def test_notify_watches_shared_mailboxes_with_rights(imap_env: ImapEnv) ->
         assert status == "OK", w.last_tagged
         deliver(4, org)
         deliver(5, listed)
+        assert _nothing_pushed(w) == []
+
+        # Alice's delegation withdrawn: nothing more of the mailbox is told.
+        status, _ = w.cmd("NOTIFY SET (SUBSCRIBED (MessageNew MessageExpunge))")
+        assert status == "OK", w.last_tagged
+        deliver(6, org)
+        assert w.response() == f"* STATUS {shared} (MESSAGES 4 UIDNEXT 5 UNSEEN 3)\r\n".encode()
+        asyncio.run_coroutine_threadsafe(delegations.revoke(db, org, ALICE), loop).result(15)
+        time.sleep(1.5)  # the access version is read once a second (accounts.access)
+        deliver(7, org)
         assert _nothing_pushed(w) == []
         manager.close()
         w.close()
