@@ -51,14 +51,14 @@ from mailstore.store import MailStore
 class UpdateContext:
     """One live result: what the client asked and the result it knows.
 
-    The result is an array of 32-bit UIDs (4 octets each, not a list of int objects): a
+    The result is an array of UIDs (32-bit, 4 octets each, not a list of int objects): a
     session may keep several results of a large mailbox."""
 
     tag: str
     uid: bool
     criteria: SearchKey
     sort_keys: tuple[SortKey, ...] | None  # None: a SEARCH context
-    result: array[int] = field(default_factory=lambda: array("L"))
+    result: array[int] = field(default_factory=lambda: array("I"))
     dirty: bool = False
 
 
@@ -125,9 +125,9 @@ def difference(sel: SelectedMailbox, context: UpdateContext, old: Sequence[int],
     for name, members, order in (("REMOVEFROM", gone, old), ("ADDTO", came, new)):
         if not members:
             continue
-        numbers = [_number(sel, u, context.uid) for u in order if u in members]
         if context.sort_keys is None:
-            pairs = f"0 {SequenceSet.from_ints(sorted(numbers))}"
+            numbers = [_number(sel, u, context.uid) for u in members]
+            pairs = f"0 {SequenceSet.from_ints(numbers)}"  # mailbox order (§4.3.3)
         else:
             runs = _runs(order, members)
             if name == "REMOVEFROM":
@@ -155,7 +155,7 @@ def expunged(sel: SelectedMailbox, uids: set[int]) -> list[bytes]:
             continue
         new = [u for u in old if u not in uids]
         out += difference(sel, context, old, new)
-        context.result = array("L", new)
+        context.result = array("I", new)
     return out
 
 
@@ -174,5 +174,5 @@ async def updates(store: MailStore, sel: SelectedMailbox, *, allow_expunge: bool
         context.dirty = False
         new = await evaluate(store, sel, context.criteria, context.sort_keys)
         out += difference(sel, context, context.result, new)
-        context.result = array("L", new)
+        context.result = array("I", new)
     return out

@@ -77,7 +77,7 @@ async def search(session: Session, cmd: c.Search) -> Done | None:
         if not wanted:
             return None  # RFC 5182 §2.1: SAVE alone gives no ESEARCH response
     if "UPDATE" in wanted:
-        refused = keep(sel, UpdateContext(cmd.tag, cmd.uid, key, None, array("L", uids)),
+        refused = keep(sel, UpdateContext(cmd.tag, cmd.uid, key, None, array("I", uids)),
                        session.ctx.settings.imap.max_update_contexts)
         if refused is not None:
             session.write(refused)

@@ -69,7 +69,7 @@ async def sort(session: Session, cmd: Sort) -> Done | None:
         wanted.add("ALL")  # RFC 4731 §3.1 (RETURN () is ALL), as for SEARCH
     if "UPDATE" in wanted:
         refused = keep(sel, UpdateContext(cmd.tag, cmd.uid, criteria, sort_keys,
-                                          array("L", (i.uid for i in ordered))),
+                                          array("I", (i.uid for i in ordered))),
                        session.ctx.settings.imap.max_update_contexts)
         if refused is not None:
             session.write(refused)
