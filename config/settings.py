@@ -331,6 +331,11 @@ class ImapSettings:
         100, "METADATA entries one user may keep per mailbox, and on the server "
         "(RFC 5464 TOOMANY)", min=1,
     )
+    max_update_contexts: int = opt(
+        16, "live SEARCH/SORT results (RFC 5267 RETURN (UPDATE)) one session keeps for its "
+        "selected mailbox (RFC 5267 §4.3.1: at least one); past it the result comes with "
+        "NO [NOUPDATE]", min=1,
+    )
     max_connections_per_address: int = opt(
         200, "simultaneous IMAP connections from one client address, each counted from the "
         "TCP accept (TLS handshake included) until it closes", min=1,

@@ -41,6 +41,8 @@ EXTENSIONS: tuple[str, ...] = (
     "THREAD=ORDEREDSUBJECT",  # RFC 5256
     "THREAD=REFERENCES",  # RFC 5256
     "ESORT",  # RFC 5267 §3.1
+    "CONTEXT=SEARCH",  # RFC 5267 §4 (imap/contexts.py)
+    "CONTEXT=SORT",  # RFC 5267 §4
     "WITHIN",  # RFC 5032
     "COMPRESS=DEFLATE",  # RFC 4978
     "OBJECTID",  # RFC 8474

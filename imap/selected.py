@@ -15,7 +15,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 from imap.protocol import (
     ImapRefusal,
@@ -27,6 +27,9 @@ from imap.protocol import (
 )
 from imap.protocol.response import Atom, Value
 from mailstore.store import MailStore
+
+if TYPE_CHECKING:
+    from imap.contexts import UpdateContext
 
 QUIET_RECHECK = 1.0
 """Seconds during which a session that was not notified of any change skips the query for
@@ -225,6 +228,13 @@ class SelectedMailbox:
     keywords: set[str] = field(default_factory=set)  # those announced in FLAGS
     rights: str = ""  # RFC 4314 rights at SELECT (for PERMANENTFLAGS)
     synced_at: float = 0.0  # loop time of the last query for changes
+    # RFC 5267 §4.3 UPDATE contexts by tag (imap/contexts.py); they end with the mailbox.
+    contexts: dict[str, UpdateContext] = field(default_factory=dict)
+
+    def contexts_changed(self) -> None:
+        """The mailbox changed: every live result must be evaluated again."""
+        for context in self.contexts.values():
+            context.dirty = True
 
     # -- numbers -------------------------------------------------------------------
     @property
@@ -314,6 +324,8 @@ class SelectedMailbox:
             elif self.own_changes.get(ch.uid) != ch.modseq and self.seq_of(ch.uid) is not None:
                 flagged.append((ch.uid, ch.modseq, ch.flags))
         self.own_changes.clear()
+        if changes:
+            self.contexts_changed()
         if highest > self.modseq:
             self.modseq = highest
         if allow_expunge and self.pending_expunge:
@@ -349,6 +361,12 @@ class SelectedMailbox:
         out: list[bytes] = []
         gone: list[int] = []
         recent = len(self.recent)
+        if self.contexts:
+            from imap.contexts import expunged  # imap.contexts builds on this module
+
+            # RFC 5267 §4.3: the live results lose them first, numbers still valid.
+            out += expunged(self, {u for u in uids if self.seq_of(u) is not None})
+            self.contexts_changed()
         # Highest first, so each EXPUNGE number is still right when the client applies it
         # (RFC 9051 §7.5.1: numbers shift down after each EXPUNGE).
         for uid in sorted(uids, reverse=True):

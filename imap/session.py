@@ -24,6 +24,8 @@ from accounts.authenticator import Authenticator, Identity
 from config import Settings
 from config.metrics import IMAP_COMMANDS
 from imap.capabilities import capabilities
+from imap.contexts import updates as context_updates
+from imap.contexts import waiting as contexts_waiting
 from imap.protocol import (
     CommandReader,
     CommandTooLarge,
@@ -299,6 +301,18 @@ class Session:
             qresync=self.qresync, rev2=self.rev2,
         ):
             self.write(line)
+        await self.report_contexts(allow_expunge=allow_expunge)
+
+    async def report_contexts(self, *, allow_expunge: bool) -> None:
+        """ADDTO/REMOVEFROM of the live SEARCH/SORT results (RFC 5267 §4.3), after the
+        EXISTS/EXPUNGE they depend on."""
+        sel = self.selected
+        if sel is None or not sel.contexts:
+            return
+        running = self.running.tag if self.running is not None else None
+        for line in await context_updates(self.ctx.store, sel,
+                                          allow_expunge=allow_expunge, running=running):
+            self.write(line)
 
     # -- main loop -------------------------------------------------------------------
     async def run(self) -> None:
@@ -473,7 +487,8 @@ class Session:
         if done.silent:
             return
         sel = self.selected
-        if sel is not None and (sel.event.is_set() or spec.always_sync):
+        if sel is not None and (sel.event.is_set() or spec.always_sync
+                                or (sel.contexts and contexts_waiting(sel))):
             if not (self.ctx.workarounds.delay_newmail and not spec.always_sync):
                 await self.report_changes(allow_expunge=not isinstance(cmd, NO_EXPUNGE))
         self.write(tagged(cmd.tag, "OK", f"{cmd.name} {done.text}", done.code))

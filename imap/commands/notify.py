@@ -18,10 +18,16 @@ between commands (IDLE reports its changes itself):
   ``OLDNAME`` for a renamed one (§5.4, RFC 5258 §3.5); ``SubscriptionChange``: ``* LIST``
   with or without ``\\Subscribed`` (§5.5).
 
-Scope: the personal namespace (``PERSONAL``, ``INBOXES`` = INBOX, ``SUBSCRIBED``,
-``SUBTREE``, ``MAILBOXES``); shared mailboxes are not watched. ``(STATUS)`` sends the
-STATUS of every mailbox in scope at once (§3). Annotation and metadata events, and
-MessageNew's FETCH attributes, are refused with ``NO [BADEVENT]`` / ``NO [CANNOT]``.
+Scope: the personal namespace (``PERSONAL``, ``INBOXES`` = INBOX) and, for ``SUBSCRIBED``,
+``SUBTREE`` and ``MAILBOXES``, the shared mailboxes too (``Shared/<owner>/...``, RFC 2342:
+delegated and organisational mailboxes) on which the user holds ``l`` or ``r`` (RFC 4314),
+as LIST shows them (always subscribed); their message events need ``r`` (STATUS, RFC 4314
+§4). The owners' mailbox lists are watched too, so a mailbox they create, rename or delete
+is announced (MailboxName); a delegation granted or withdrawn (the access version of
+:mod:`accounts.access`) brings the shared mailboxes in or out of view at once.
+``(STATUS)`` sends the STATUS of every mailbox in scope at once (§3). Annotation and
+metadata events, and MessageNew's FETCH attributes, are refused with ``NO [BADEVENT]`` /
+``NO [CANNOT]``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import logging
 import re
 import weakref
 from collections.abc import Iterable
+from dataclasses import replace
 
 from imap.commands import AUTHENTICATED, register
 from imap.commands.mailboxes import status_values
@@ -40,6 +47,7 @@ from imap.protocol import commands as c
 from imap.protocol import ext_commands as x
 from imap.protocol.response import Value
 from imap.session import Done, Session
+from imap.shared import PREFIX_SLASH, Access, shared_access, shared_name
 from mail.changes import account_key as account_channel
 from mailstore.store import DELIMITER, FolderInfo
 
@@ -79,6 +87,19 @@ def _check(groups: tuple[x.EventGroup, ...]) -> None:
                               "supported; fetch the new messages after their EXISTS")
 
 
+def _canonical(name: str) -> str:
+    """A mailbox name of a filter as the shared names are built (:func:`imap.shared.
+    shared_name`): the owner's address in lower case, ``INBOX`` in upper case."""
+    if not name.startswith(PREFIX_SLASH):
+        return name
+    owner, sep, rest = name[len(PREFIX_SLASH):].partition(DELIMITER)
+    if not sep:
+        return PREFIX_SLASH + owner.lower()
+    if rest.upper() == "INBOX" or rest[:6].upper() == "INBOX/":
+        rest = "INBOX" + rest[5:]
+    return shared_name(owner.lower(), rest)
+
+
 class Notifier:
     """The NOTIFY state and task of one session."""
 
@@ -88,6 +109,8 @@ class Notifier:
         self.selected: x.EventGroup | None = selected[0] if selected else None
         self.groups = [g for g in groups if g.filter not in _SELECTED]
         self.folders: dict[int, FolderInfo] = {}
+        self.shared: dict[int, Access] = {}  # shared mailboxes in view, by folder id
+        self.access_version: int | None = None  # accounts.access version of that view
         self.known: dict[int, tuple[int, ...]] = {}  # folder → (messages, uidnext, unseen, modseq)
         self.watches: dict[int, asyncio.Event] = {}
         self.task: asyncio.Task[None] | None = None
@@ -96,16 +119,18 @@ class Notifier:
     @staticmethod
     def _in(group: x.EventGroup, folder: FolderInfo) -> bool:
         name = folder.name
+        shared = name.startswith(PREFIX_SLASH)
         if group.filter == "PERSONAL":
-            return True
+            return not shared  # RFC 5465 §6: the personal namespace only
         if group.filter == "INBOXES":
             return name == "INBOX"  # where mail is delivered here
         if group.filter == "SUBSCRIBED":
             return folder.subscribed
+        wanted = [_canonical(m) for m in group.mailboxes]
         if group.filter == "MAILBOXES":
-            return name in group.mailboxes
+            return name in wanted
         if group.filter == "SUBTREE":
-            return any(name == m or name.startswith(m + DELIMITER) for m in group.mailboxes)
+            return any(name == m or name.startswith(m + DELIMITER) for m in wanted)
         return False
 
     def events_for(self, folder: FolderInfo) -> set[str]:
@@ -149,19 +174,29 @@ class Notifier:
         renamed or (un)subscribed since the last time, and the watches follow."""
         identity = self.session.identity
         assert identity is not None
+        self.access_version = self.session.ctx.authenticator.access.version
         folders = {f.id: f for f in await self.session.ctx.store.list_folders(
             identity.account_id)}
+        shared: dict[int, Access] = {}
+        for access in await shared_access(self.session):
+            if "l" in access.rights or "r" in access.rights:
+                shared[access.folder.id] = access
+                # As LIST shows them: a shared mailbox is always subscribed.
+                folders[access.folder.id] = replace(access.folder, subscribed=True)
+        self.shared = shared
         if report:
             for line in self._list_changes(self.folders, folders):
                 self.session.write(line)
         self.folders = folders
         for folder_id in set(self.known) - set(folders):
             del self.known[folder_id]
-        in_scope = [f.id for f in folders.values() if self.events_for(f) & _MESSAGE_EVENTS]
+        in_scope = [f.id for f in folders.values() if self.events_for(f) & _MESSAGE_EVENTS
+                    and (f.id not in shared or "r" in shared[f.id].rights)]
         for folder_id in in_scope:
             if folder_id not in self.known:
                 self.known[folder_id] = await self._values(folders[folder_id])
-        self._watch([*in_scope, account_channel(identity.account_id)])
+        owners = {account_channel(a.owner_id) for a in shared.values()}
+        self._watch([*in_scope, account_channel(identity.account_id), *owners])
 
     def _list_changes(self, old: dict[int, FolderInfo], new: dict[int, FolderInfo]
                       ) -> list[bytes]:
@@ -244,6 +279,9 @@ class Notifier:
                                   and not isinstance(session.running, c.Idle))
                 if watch_selected and sel is not None:
                     waits.append(asyncio.ensure_future(sel.event.wait()))
+                # A delegation granted or withdrawn changes which shared mailboxes are seen.
+                waits.append(asyncio.ensure_future(
+                    session.ctx.authenticator.access.changed().wait()))
                 waits.append(session.done)  # type: ignore[arg-type]
                 if not isinstance(session.running, c.Idle) and session.running is not None:
                     waits.append(asyncio.ensure_future(session.between_commands.wait()))
@@ -276,9 +314,12 @@ class Notifier:
     async def _deliver(self, no_command: bool) -> None:
         session = self.session
         assert session.identity is not None
-        channel = self.watches.get(account_channel(session.identity.account_id))
-        if channel is not None and channel.is_set():
-            channel.clear()
+        # The account's mailbox list, or a shared mailbox owner's, changed; or access did
+        # (a withdrawn delegation: nothing more of that mailbox is told, RFC 4314 §4).
+        channels = [e for key, e in self.watches.items() if key < 0 and e.is_set()]
+        if channels or self.access_version != session.ctx.authenticator.access.version:
+            for channel in channels:
+                channel.clear()
             await self._refresh(report=True)
         selected_id = self._selected_id()
         for folder_id, event in list(self.watches.items()):
@@ -288,8 +329,15 @@ class Notifier:
             folder = self.folders.get(folder_id)
             if folder is None or folder_id == selected_id:
                 continue
-            fresh = await session.ctx.store.get_folder(session.identity.account_id,
-                                                       folder.name)
+            access = self.shared.get(folder_id)
+            if access is None:
+                fresh = await session.ctx.store.get_folder(session.identity.account_id,
+                                                           folder.name)
+            else:
+                fresh = await session.ctx.store.get_folder(access.owner_id,
+                                                           access.stored_name)
+                if fresh is not None:
+                    fresh = replace(fresh, name=folder.name, subscribed=True)
             if fresh is not None:
                 self.folders[folder_id] = fresh
                 await self._status(fresh)
@@ -305,6 +353,7 @@ class Notifier:
                 # Without FlagChange the client asked not to be told of flag changes.
                 if flags or not _FETCH.match(line):
                     session.write(line)
+            await session.report_contexts(allow_expunge=self.selected.filter == "SELECTED")
 
 
 @register(x.Notify, AUTHENTICATED)

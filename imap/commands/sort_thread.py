@@ -9,8 +9,11 @@ default (no COMPARATOR command, RFC 5255, is offered).
 
 from __future__ import annotations
 
+from array import array
+
 from imap.commands import SELECTED, register
-from imap.commands.search import run_search
+from imap.commands.search import partial_value, run_search
+from imap.contexts import UpdateContext, keep, refuse_tag_reuse
 from imap.protocol import Atom, untagged_data
 from imap.protocol.response import Value
 from imap.protocol.sort_thread import Sort, Thread
@@ -45,8 +48,13 @@ def _number(sel: SelectedMailbox, uid: int, by_uid: bool) -> int:
 async def sort(session: Session, cmd: Sort) -> Done | None:
     sel = session.selected
     assert sel is not None
+    if cmd.returns and "UPDATE" in cmd.returns:
+        refuse_tag_reuse(sel, cmd.tag)
     infos, modseq = await _infos(session, sel, cmd)
-    ordered = sort_infos(infos, [SortKey(k, r) for k, r in cmd.keys])
+    sort_keys = tuple(SortKey(k, r) for k, r in cmd.keys)
+    ordered = sort_infos(infos, sort_keys)
+    criteria = cmd.criteria
+    assert criteria is not None
     numbers = [n for i in ordered if (n := _number(sel, i.uid, cmd.uid))]
     if cmd.returns is None:
         parts: list[Value] = ["SORT", *numbers]
@@ -56,7 +64,15 @@ async def sort(session: Session, cmd: Sort) -> Done | None:
         return None
     # RFC 5267 §3.1: ESORT answers ESEARCH, MIN/MAX being the first/last in sort order
     # and ALL the numbers in sort order.
-    wanted = set(cmd.returns) or {"ALL"}
+    wanted = set(cmd.returns)
+    if not wanted - {"CONTEXT"}:
+        wanted.add("ALL")  # RFC 4731 §3.1 (RETURN () is ALL), as for SEARCH
+    if "UPDATE" in wanted:
+        refused = keep(sel, UpdateContext(cmd.tag, cmd.uid, criteria, sort_keys,
+                                          array("I", (i.uid for i in ordered))),
+                       session.ctx.settings.imap.max_update_contexts)
+        if refused is not None:
+            session.write(refused)
     out: list[Value] = ["ESEARCH", Atom(f'(TAG "{cmd.tag}")')]
     if cmd.uid:
         out.append("UID")
@@ -67,6 +83,9 @@ async def sort(session: Session, cmd: Sort) -> Done | None:
             out += ["MAX", numbers[-1]]
         if "ALL" in wanted:
             out += ["ALL", Atom(",".join(str(n) for n in numbers))]
+    if cmd.partial is not None:
+        # RFC 5267 §4.4: positions in the sort order.
+        out += ["PARTIAL", partial_value(cmd.partial, numbers, ordered=True)]
     if "COUNT" in wanted:
         out += ["COUNT", len(numbers)]
     if modseq is not None and numbers:

@@ -347,13 +347,15 @@ class Search(Command):
 
     ``returns`` is None for a plain SEARCH (untagged SEARCH reply) and a tuple
     for RFC 4731 ESEARCH (empty tuple ``RETURN ()`` means ALL); items among
-    MIN MAX ALL COUNT SAVE (RFC 5182).
+    MIN MAX ALL COUNT SAVE (RFC 5182), CONTEXT UPDATE PARTIAL (RFC 5267 §4); ``partial``
+    is PARTIAL's ``(low, high)``.
     """
 
     uid: bool = False
     criteria: SearchKey | None = None
     charset: str | None = None
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from imap.protocol import commands as c
-from imap.protocol import sort_thread
+from imap.protocol import contexts, sort_thread
 from imap.protocol.errors import BadCharset, ParseError
 from imap.protocol.ext_parser import EXT_COMMANDS, EXT_UID_COMMANDS, catenate
 from imap.protocol.fetch_items import FetchAttr, Section
@@ -86,7 +86,6 @@ _STATUS_ITEMS = frozenset(
 _LIST_SELECT = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 _LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS",
                           "MYRIGHTS"})  # RFC 8440
-_ESEARCH_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 _CHARSETS = frozenset({"UTF-8", "US-ASCII"})
 _SEARCH_FLAGS = {
     "ANSWERED": ("\\Answered", True),
@@ -686,14 +685,12 @@ def _search(cur: Cursor, tag: str, uid: bool) -> c.Command:
     charset: str | None = None
     start = cur.pos
     word = cur.data[start : start + 8].upper()
+    partial: tuple[int, int] | None = None
     if word == b"RETURN (":
-        # RFC 4731 §3: search-return-opts = SP "RETURN" SP "(" [opts] ")"
+        # RFC 4731 §3: search-return-opts = SP "RETURN" SP "(" [opts] ")"; RFC 5267 §5
         cur.pos += 7
-        opts = _paren_keywords(cur, "SEARCH return option")
-        for opt in opts:
-            if opt not in _ESEARCH_RETURN:
-                cur.fail(f"unknown SEARCH return option {opt[:20]}")
-        returns = tuple(dict.fromkeys(opts))
+        options = contexts.parse_return(cur, contexts.SEARCH_RETURN, "SEARCH")
+        returns, partial = options.names, options.partial
         cur.sp()
         word = cur.data[cur.pos : cur.pos + 8].upper()
     if word == b"CHARSET ":
@@ -706,7 +703,7 @@ def _search(cur: Cursor, tag: str, uid: bool) -> c.Command:
     while cur.maybe_sp():
         keys.append(_search_key(cur, charset))
     criteria = keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
-    return c.Search(tag, uid, criteria, charset, returns)
+    return c.Search(tag, uid, criteria, charset, returns, partial)
 
 
 def _search_string(cur: Cursor, charset: str | None) -> str:
@@ -857,6 +854,8 @@ _COMMANDS: dict[str, _Handler] = {
 
 # RFC 5256 SORT and THREAD (imap/protocol/sort_thread.py).
 _COMMANDS.update(SORT=sort_thread.parse_sort, THREAD=sort_thread.parse_thread)
+# RFC 5267 §4.3 (imap/protocol/contexts.py).
+_COMMANDS["CANCELUPDATE"] = contexts.parse_cancelupdate
 
 _UID_COMMANDS: dict[str, _Handler] = {
     name: _COMMANDS[name] for name in ("SEARCH", "FETCH", "STORE", "COPY", "MOVE", "EXPUNGE",

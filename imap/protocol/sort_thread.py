@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imap.protocol.commands import Command
+from imap.protocol.contexts import SORT_RETURN, parse_return
 from imap.protocol.errors import BadCharset
 from imap.protocol.search_keys import SearchAnd, SearchKey
 from imap.protocol.tokens import Cursor
@@ -14,7 +15,6 @@ from imap.protocol.tokens import Cursor
 SORT_KEYS = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
                        "DISPLAYFROM", "DISPLAYTO"})
 THREAD_ALGORITHMS = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
-_SORT_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT"})  # RFC 5267 §3.1 with RFC 4731
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class Sort(Command):
     criteria: SearchKey | None = None
     charset: str = "UTF-8"
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RFC 5267 §4.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +60,11 @@ def _criteria(cur: Cursor, tag: str) -> tuple[str, SearchKey]:
 def parse_sort(cur: Cursor, tag: str, uid: bool) -> Command:
     cur.sp()
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
     if cur.data[cur.pos : cur.pos + 8].upper() == b"RETURN (":
         cur.pos += 7
-        cur.expect(b"(")
-        opts: list[str] = []
-        if not cur.accept(b")"):
-            while True:
-                opt = cur.keyword("SORT return option")
-                if opt not in _SORT_RETURN:
-                    cur.fail(f"unknown SORT return option {opt[:20]}")
-                opts.append(opt)
-                if cur.accept(b")"):
-                    break
-                cur.sp()
-        returns = tuple(dict.fromkeys(opts))
+        options = parse_return(cur, SORT_RETURN, "SORT")
+        returns, partial = options.names, options.partial
         cur.sp()
     cur.expect(b"(")
     keys: list[tuple[str, bool]] = []
@@ -90,7 +82,7 @@ def parse_sort(cur: Cursor, tag: str, uid: bool) -> Command:
         cur.sp()
     cur.sp()
     charset, criteria = _criteria(cur, tag)
-    return Sort(tag, uid, tuple(keys), criteria, charset, returns)
+    return Sort(tag, uid, tuple(keys), criteria, charset, returns, partial)
 
 
 def parse_thread(cur: Cursor, tag: str, uid: bool) -> Command:

@@ -410,6 +410,11 @@ class ResponseReader(Reader):
             self.sequence_set()
             self.sp()
             self.sequence_set()
+        elif name == b"NOUPDATE":
+            self.sp()  # RFC 5267 §5: "NOUPDATE" SP quoted
+            self.string()
+            if self.data[self.pos - 1 : self.pos] != b'"':
+                raise self.fail("NOUPDATE takes a quoted tag")
         elif name in _BARE_CODES:
             pass
         else:
@@ -640,6 +645,29 @@ class ResponseReader(Reader):
                 self.number()
             elif name == b"MODSEQ":
                 self.nz_number()
+            elif name == b"PARTIAL":
+                # RFC 5267 §5: "PARTIAL" SP "(" partial-range SP partial-results ")"
+                self.expect(b"(")
+                self.nz_number()
+                self.expect(b":")
+                self.nz_number()
+                self.sp()
+                if not self.nil():
+                    self.sequence_set()
+                self.expect(b")")
+            elif name in (b"ADDTO", b"REMOVEFROM"):
+                # RFC 5267 §5: "(" context-position SP sequence-set
+                #              *(SP context-position SP sequence-set) ")"
+                self.expect(b"(")
+                self.number()
+                self.sp()
+                self.sequence_set()
+                while self.peek(b" "):
+                    self.sp()
+                    self.number()
+                    self.sp()
+                    self.sequence_set()
+                self.expect(b")")
             else:
                 raise self.fail("ESEARCH return data")
 

@@ -161,3 +161,78 @@ async def test_notify_never_sends_status_for_the_selected_mailbox(imap_env: Imap
         w.close()
 
     await asyncio.to_thread(run)
+
+
+async def test_notify_watches_shared_mailboxes_with_rights(imap_env: ImapEnv) -> None:
+    """RFC 5465 §6 filters over the shared namespace (RFC 2342 ``Shared/<owner>/``): SUBTREE
+    and MAILBOXES (owner written in any case, INBOX in any case) and SUBSCRIBED (a shared
+    mailbox is always subscribed, as LIST says) cover the organisational mailbox Alice may
+    read (``lr``, RFC 4314): a delivery there, or a flag its manager stores, is a
+    ``* STATUS``; a mailbox created in it is a ``* LIST`` (MailboxName). PERSONAL does
+    not cover it (§6: the personal namespace), a mailbox with ``l`` but no ``r`` never
+    gets a STATUS (RFC 4314 §4), nor does one whose delegation was withdrawn."""
+    from accounts import delegations
+    from accounts.mailboxes import add_mailbox
+    from tests.fixtures.imap import ALICE, BOB
+
+    db = imap_env.gateway.db
+    assert db is not None
+    org, listed = "secretariat@mssante.test", "accueil@mssante.test"
+    owner = (await add_mailbox(db, org, type="ORG", name="Secretariat")).account
+    await add_mailbox(db, listed, type="ORG", name="Accueil")
+    await delegations.grant(db, org, ALICE, "lr")
+    await delegations.grant(db, org, BOB, delegations.ALL_RIGHTS)
+    await delegations.grant(db, listed, ALICE, "l")
+    await imap_env.deliver(message(1))
+    loop = asyncio.get_running_loop()
+    shared = f"Shared/{org}/INBOX"
+
+    def deliver(n: int, to: str) -> None:
+        asyncio.run_coroutine_threadsafe(imap_env.deliver(message(n), to=to), loop).result(15)
+
+    def run() -> None:
+        w = Wire(imap_env)
+        manager = Wire(imap_env, BOB)
+        w.cmd("SELECT INBOX")
+        status, _ = w.cmd("NOTIFY SET (SUBTREE Shared/SECRETARIAT@mssante.test "
+                          "(MessageNew MessageExpunge MailboxName))")
+        assert status == "OK", w.last_tagged
+        deliver(2, org)
+        assert w.response() == f"* STATUS {shared} (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n".encode()
+        # A mailbox created in the organisation (as the webmail does for its owner).
+        asyncio.run_coroutine_threadsafe(imap_env.service.context.store.create_folder(
+            owner.id, "Dossiers", None), loop).result(15)
+        assert w.response() == f'* LIST (\\Subscribed) "/" Shared/{org}/Dossiers\r\n'.encode()
+
+        status, _ = w.cmd(f"NOTIFY SET (MAILBOXES (Shared/{org}/inbox) (MessageNew "
+                          f"MessageExpunge FlagChange))")
+        assert status == "OK", w.last_tagged
+        manager.cmd(f'SELECT "{shared}"')
+        manager.cmd("STORE 1 +FLAGS (\\Seen)")
+        assert w.response() == f"* STATUS {shared} (MESSAGES 1 UIDNEXT 2 UNSEEN 0)\r\n".encode()
+
+        status, _ = w.cmd("NOTIFY SET (SUBSCRIBED (MessageNew MessageExpunge))")
+        assert status == "OK", w.last_tagged
+        deliver(3, org)
+        assert w.response() == f"* STATUS {shared} (MESSAGES 2 UIDNEXT 3 UNSEEN 1)\r\n".encode()
+
+        status, _ = w.cmd("NOTIFY SET (PERSONAL (MessageNew MessageExpunge)) "
+                          "(SUBTREE Shared/accueil@mssante.test (MessageNew MessageExpunge))")
+        assert status == "OK", w.last_tagged
+        deliver(4, org)
+        deliver(5, listed)
+        assert _nothing_pushed(w) == []
+
+        # Alice's delegation withdrawn: nothing more of the mailbox is told.
+        status, _ = w.cmd("NOTIFY SET (SUBSCRIBED (MessageNew MessageExpunge))")
+        assert status == "OK", w.last_tagged
+        deliver(6, org)
+        assert w.response() == f"* STATUS {shared} (MESSAGES 4 UIDNEXT 5 UNSEEN 3)\r\n".encode()
+        asyncio.run_coroutine_threadsafe(delegations.revoke(db, org, ALICE), loop).result(15)
+        time.sleep(1.5)  # the access version is read once a second (accounts.access)
+        deliver(7, org)
+        assert _nothing_pushed(w) == []
+        manager.close()
+        w.close()
+
+    await asyncio.to_thread(run)
