@@ -34,8 +34,6 @@ from web.sessions import Session, SessionStore
 PREFIX = "/courrier"
 MAX_HELD_COUNTS = 100_000
 """Unread counts of folders held in memory (each is a few dozen bytes)."""
-MAX_HELD_UID_LISTS = 1000
-"""UID lists of folders held for the list pages (8 octets a message)."""
 SPECIAL_NAMES = {
     "INBOX": "Boîte de réception", "\\Sent": "Envoyés", "\\Drafts": "Brouillons",
     "\\Trash": "Corbeille", "\\Archive": "Archives", "\\Junk": "Indésirables",
@@ -124,9 +122,6 @@ class Webmail(Pages):
         # messages raises its HIGHESTMODSEQ, so a held count is exact and a 100,000-message
         # folder is counted once per change, not once per page.
         self._unread: dict[int, tuple[tuple[int, int], int]] = {}
-        # Folder id → ((UIDVALIDITY, HIGHESTMODSEQ, messages), ascending UIDs): the list pages
-        # bisect it; it is copied from the folder index again only after a change.
-        self._uids: dict[int, tuple[tuple[int, int, int], list[int]]] = {}
 
     # -- plumbing ------------------------------------------------------------------------
     def page(self, handler: WebmailHandler) -> Callable[[Request], Awaitable[Response]]:
@@ -171,19 +166,6 @@ class Webmail(Pages):
             self._unread.clear()  # bounded: the counts are taken again as pages ask
         self._unread[folder.id] = (mark, count)
         return count
-
-    async def uid_list(self, folder_id: int) -> list[int]:
-        """The folder's live UIDs, ascending (read-only: shared between pages)."""
-        info, entries = await self.store.snapshot(folder_id)
-        mark = (info.uidvalidity, info.highestmodseq, len(entries))
-        held = self._uids.get(folder_id)
-        if held is not None and held[0] == mark:
-            return held[1]
-        uids = list(entries)
-        if len(self._uids) >= MAX_HELD_UID_LISTS:
-            self._uids.clear()
-        self._uids[folder_id] = (mark, uids)
-        return uids
 
     async def own_mailboxes(self, user: Account, *, counts: bool = True) -> list[Mailbox]:
         """The account's folders, INBOX first then by name (``counts``: with unread)."""
