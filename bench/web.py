@@ -30,8 +30,9 @@ through the pipeline with ``--messages`` (5,000) messages each in INBOX (1–8 K
 code, as above; user ``i`` opens mailbox ``i % --mailboxes``) and for ``--seconds`` each
 repeats: open the INBOX list (its first page; one time in four also the next page, by its
 link), read one message of the page (which sets \\Seen and records the read proof), and one
-time in ten open the compose form and send a message to another user's mailbox. Then, for
-reference in the same run, as many IMAP sessions (implicit TLS) do the same reads: a list
+time in ten, at random, open the compose form and send a message to another user's mailbox.
+``--think`` seconds pass between two pages (0: as fast as answered). Then, for reference in
+the same run, as many IMAP sessions (implicit TLS) do the same reads: a list
 page is ``FETCH`` of 50 messages' ``(UID FLAGS ENVELOPE RFC822.SIZE)``, a reading
 ``FETCH n BODY[]``. Prints::
 
@@ -41,7 +42,7 @@ page is ``FETCH`` of 50 messages' ``(UID FLAGS ENVELOPE RFC822.SIZE)``, a readin
            imap_read_p99_ms=…
 
     PYTHONPATH=. python bench/web.py --webmail [--users 50] [--messages 5000]
-        [--mailboxes 5] [--seconds 20]
+        [--mailboxes 5] [--seconds 20] [--think 0]
 """
 
 from __future__ import annotations
@@ -338,37 +339,49 @@ async def timed(timings: Timings, kind: str, request: Awaitable[httpx.Response],
     return answer
 
 
+async def think(rnd: random.Random, seconds: float) -> None:
+    """A user's pause between two pages (±50 %, so that users do not move in step)."""
+    if seconds > 0:
+        await asyncio.sleep(rnd.uniform(0.5, 1.5) * seconds)
+
+
 async def webmail_user(proc: ServeProcess, http: httpx.AsyncClient, inbox: str,
-                       peers: list[str], until: float, timings: Timings, seed: int) -> None:
+                       peers: list[str], until: float, timings: Timings, seed: int,
+                       pause: float = 0.0) -> None:
     rnd = random.Random(seed)
     n = 0
     while time.monotonic() < until:
         n += 1
         try:
             page = await timed(timings, "list", http.get(inbox))
+            await think(rnd, pause)
             links = MESSAGE_LINK.findall(page.text)
             following = NEXT_PAGE.search(page.text)
             if following and rnd.random() < 0.25:
                 older = await timed(timings, "list", http.get(
                     following.group(1).replace("&amp;", "&")))
                 links = MESSAGE_LINK.findall(older.text) or links
+                await think(rnd, pause)
             assert links, "an empty list page"
             await timed(timings, "read", http.get(rnd.choice(links)))
-            if n % 10 == 0:
+            await think(rnd, pause)
+            if rnd.random() < 0.1:
                 form = await timed(timings, "compose", http.get("/courrier/ecrire"))
                 token = CSRF.search(form.text)
                 assert token is not None, "no CSRF token in the compose form"
+                await think(rnd, pause)
                 await timed(timings, "send", http.post("/courrier/ecrire", data={
                     "csrf": token.group(1), "action": "envoyer", "a": rnd.choice(peers),
                     "objet": f"Banc webmail {seed}.{n}", "corps": "Bonjour,\r\nci-joint.\r\n",
                 }), status=303)
+                await think(rnd, pause)
         except (AssertionError, httpx.HTTPError) as exc:
             timings.errors += 1
             timings.reasons[f"{type(exc).__name__} {str(exc)[:60]}"] += 1
 
 
 async def imap_user(proc: ServeProcess, address: str, password: str, until: float,
-                    timings: Timings, seed: int) -> None:
+                    timings: Timings, seed: int, pause: float = 0.0) -> None:
     rnd = random.Random(seed)
     imap = await BenchClient.connect(proc.ports["MSSANTE_IMAP_TLS_PORT"],
                                      client_context(str(proc.ca_file)))
@@ -385,10 +398,12 @@ async def imap_user(proc: ServeProcess, address: str, password: str, until: floa
                     await imap.command(b"FETCH %d:%d (UID FLAGS ENVELOPE RFC822.SIZE)"
                                        % (first, min(imap.exists, first + 49)))
                     timings.add("list", time.monotonic() - started)
+                    await think(rnd, pause)
                 seq = rnd.randint(pages[-1], min(imap.exists, pages[-1] + 49))
                 started = time.monotonic()
                 await imap.command(b"FETCH %d BODY[]" % seq)
                 timings.add("read", time.monotonic() - started)
+                await think(rnd, pause)
             except ImapError as exc:
                 timings.errors += 1
                 timings.reasons[str(exc)[:60]] += 1
@@ -431,7 +446,7 @@ async def webmail_async(args: argparse.Namespace) -> None:
             until = time.monotonic() + args.seconds
             await asyncio.gather(*(
                 webmail_user(proc, http, inbox, [a for a in addresses if a != user[0]]
-                             or addresses, until, web, i)
+                             or addresses, until, web, i, args.think)
                 for i, (http, inbox, user) in enumerate(zip(clients, inboxes, users,
                                                             strict=True))))
             load_web = os.getloadavg()[0]
@@ -439,7 +454,8 @@ async def webmail_async(args: argparse.Namespace) -> None:
                 await http.aclose()
             imap = Timings()
             until = time.monotonic() + args.seconds
-            await asyncio.gather(*(imap_user(proc, address, password, until, imap, i)
+            await asyncio.gather(*(imap_user(proc, address, password, until, imap, i,
+                                             args.think)
                                    for i, (address, _u, password) in enumerate(users)))
         finally:
             proc.stop()
@@ -455,6 +471,7 @@ async def webmail_async(args: argparse.Namespace) -> None:
           f"read_p99_ms={quantile_ms(web.by_kind.get('read', []), 0.99):.0f} "
           f"send_p99_ms={quantile_ms(web.by_kind.get('send', []), 0.99):.0f} "
           f"users={args.users} mailboxes={args.mailboxes} messages={args.messages} "
+          f"think_s={args.think:g} "
           f"errors={web.errors} load_avg={load_web:.2f}")
     reads = imap.all()
     print(f"RESULT imap_pages_per_s={len(reads) / args.seconds:.1f} "
@@ -474,6 +491,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--mailboxes", type=int, default=5)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds a webmail or IMAP user waits between two pages")
     args = parser.parse_args()
     asyncio.run(webmail_async(args) if args.webmail else main_async(args))
 

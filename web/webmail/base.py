@@ -15,7 +15,7 @@ Page modules (``folders``, ``reading``, and the writing side's) each define
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -195,7 +195,23 @@ class Webmail(Pages):
         """The folder ``folder_id`` if the account holds ``rights`` on it, else
         :class:`NotFound` (the same answer as a folder that does not exist). Rights are
         read again on every request: a withdrawn delegation closes the next page."""
+        return (await self.locate(user, folder_id, rights))[0]
+
+    async def locate(self, user: Account, folder_id: int, rights: str = "r",
+                     ) -> tuple[Mailbox, list[Mailbox], list[Mailbox]]:
+        """:meth:`mailbox`, with the own and shared mailboxes it was found among (without
+        unread counts: :meth:`with_unread` adds them), so that a page reads them once."""
         own, shared = await self.mailboxes(user, counts=False)
+        return self._pick(own, shared, folder_id, rights), own, shared
+
+    async def with_unread(self, boxes: list[Mailbox]) -> list[Mailbox]:
+        """``boxes`` with their unread counts (of shared ones, where they may be read)."""
+        return [replace(b, unread=await self.unread(b.folder))
+                if not b.shared or "r" in b.rights else b for b in boxes]
+
+    @staticmethod
+    def _pick(own: list[Mailbox], shared: list[Mailbox], folder_id: int,
+              rights: str) -> Mailbox:
         for box in (*own, *shared):
             if box.id == folder_id:
                 if not box.may(rights):

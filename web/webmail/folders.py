@@ -196,13 +196,13 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
 
     async def folder(request: Request, session: Session, _form: FormData | None,
                      user: Account) -> Response:
-        box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
+        box, own, shared = await webmail.locate(user, int(request.path_params["folder_id"]))
         after = parse_cursor(request.query_params.get("avant", ""))
         newest_first = request.query_params.get("ordre", "") != OLDEST_FIRST
         # The page first: it loads the folder's index, from which the sidebar then counts
         # the unread messages (a first open would otherwise count them in SQL as well).
         listing = await folder_page(webmail, box, after, newest_first)
-        own, shared = await webmail.mailboxes(user)
+        own, shared = await webmail.with_unread(own), await webmail.with_unread(shared)
         return webmail.render(request, session, user, "webmail/list.html", own=own,
                               shared=shared, current=box, title=box.label, page=listing,
                               size=human_size,

@@ -247,11 +247,12 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
 
     async def show(request: Request, session: Session, _form: FormData | None,
                    user: Account) -> Response:
-        box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
+        box, own, shared = await webmail.locate(user, int(request.path_params["folder_id"]))
         uid = int(request.path_params["uid"])
         row = await _row(webmail, box, uid)
         reading = request.method == "GET"  # a HEAD shows nothing: no \\Seen, no proof
-        if reading and "\\Seen" not in row.flags and box.may("s"):
+        seen_now = reading and "\\Seen" not in row.flags and box.may("s")
+        if seen_now:
             await webmail.store.change_flags(
                 box.id, [uid], lambda _u, _m, flags: (*flags, "\\Seen")
                 if "\\Seen" not in flags else None)
@@ -260,7 +261,10 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
             reader = Reader(user.id, user.address, webmail._trace_id(session), auth="portal",
                             client="webmail")
             await webmail.deps.reads.record(reader, box.id, [uid], WEBMAIL_DISPLAY)
-        own, shared = await webmail.mailboxes(user)  # the unread count just changed
+        if seen_now:  # the unread count just changed: the folders' marks with it
+            own, shared = await webmail.mailboxes(user)
+        else:
+            own, shared = await webmail.with_unread(own), await webmail.with_unread(shared)
         images = request.query_params.get("images") == "1"
         inline = {cid: webmail.url("dossier", box.id, "message", uid, "image", part)
                   for cid, part in (await inline_images(webmail, row)).items()}
