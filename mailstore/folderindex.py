@@ -295,8 +295,11 @@ class FolderIndexes:
                     insort(order, uid, key=key)
         if order is None:
             order = sorted(live, key=key)
-        if len(sent) > 2 * len(entries) + 1024:
-            index.sent = {u: sent[u] for u in live}
+        if len(sent) > 2 * len(index.entries) + 1024:
+            # Forget expunged messages; against the current entries, not this call's
+            # snapshot, which may miss messages another call has just read the instant of.
+            live_now = index.entries
+            index.sent = {u: t for u, t in sent.items() if u in live_now}
         index.by_date, index.by_date_mark = order, (live[-1] if live else 0, len(live))
         return index, order
 
