@@ -78,11 +78,17 @@ def sealed_metadata(ref: BlobRef, view: MessageView,
 
 
 def sent_at(epoch: int | None) -> datetime | None:
-    """``messages.sent_at`` of a message whose Date field names ``epoch`` (None: none)."""
-    return None if epoch is None else _EPOCH + timedelta(seconds=epoch)
+    """``messages.sent_at`` of a message whose Date field names ``epoch`` (None: none),
+    brought within the years 1–9999 a timestamp can hold: "31 Dec 9999 23:59:59 -1200" is
+    a valid Date field past them, and must not fail the batch storing it."""
+    if epoch is None:
+        return None
+    return _EPOCH + timedelta(seconds=min(max(epoch, _FIRST), _LAST))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST = int((datetime(1, 1, 2, tzinfo=UTC) - _EPOCH).total_seconds())
+_LAST = int((datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH).total_seconds())
 
 
 @dataclass(frozen=True)

@@ -323,8 +323,10 @@ async def test_date_order_follows_arrivals_and_expunges_as_sort_date(
     await imap_env.deliver(_dated(8, "Mon, 6 Jan 2025 02:00:00 +0000"))  # ties with 4
     await imap_env.deliver(_dated(9, None))  # no Date: its arrival, the newest
     await imap_env.deliver(_dated(10, "Mon, 6 Jan 2025 05:00:00 -0100"))  # 06:00 UTC
+    # Valid, and past the last instant a timestamp holds: stored, the newest of all.
+    await imap_env.deliver(_dated(11, "Fri, 31 Dec 9999 23:59:59 -1200"))
     order = await store.date_order(fid)
-    assert list(order.uids) == [7, 2, 4, 8, 6, 1, 5, 10, 9]
+    assert list(order.uids) == [7, 2, 4, 8, 6, 1, 5, 10, 9, 11]
     assert order.key(10) == (1736143200, 10)
     assert list(order.uids) == await sort_folder(store, fid, [SortKey("DATE")])
     assert list((await _store(imap_env).date_order(fid)).uids) == list(order.uids)

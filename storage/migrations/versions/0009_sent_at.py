@@ -33,6 +33,9 @@ depends_on = None
 
 BATCH = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Within the years a timestamp holds, as mail.pipeline.sent_at stores them.
+_FIRST = int((datetime(1, 1, 2, tzinfo=UTC) - _EPOCH).total_seconds())
+_LAST = int((datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH).total_seconds())
 
 
 def upgrade() -> None:
@@ -81,7 +84,7 @@ def _fill_existing_rows(bind: Any) -> None:
             epoch = json.loads(key.open(VIEW, bytes(r.sealed_view)))["search"].get("date")
             if epoch is None:
                 continue
-            when = _EPOCH + timedelta(seconds=int(epoch))
+            when = _EPOCH + timedelta(seconds=min(max(int(epoch), _FIRST), _LAST))
             values.append({"mid": r.id, "sent": when.replace(tzinfo=None) if sqlite else when})
         if values:
             bind.execute(update, values)
