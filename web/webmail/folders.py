@@ -68,9 +68,11 @@ def listed(row: MessageRow) -> ListedMessage:
     date = row.internal_date
     if search is not None and search.date is not None:
         try:
-            date = datetime.fromtimestamp(search.date, UTC)
+            sent = datetime.fromtimestamp(search.date, UTC)
         except (OverflowError, OSError, ValueError):
-            pass
+            sent = None
+        if sent is not None and 1 < sent.year < 9999:  # shown in Paris time: room for it
+            date = sent
     if date is not None and date.tzinfo is None:
         date = date.replace(tzinfo=UTC)
     return ListedMessage(
