@@ -23,18 +23,41 @@ says how much of the accept rate the web load leaves. Prints::
            smtp_accept_per_s_during_autoconfig=… argon2=argon2id
 
 (``p99_ms``: of a whole login, password and code.)
+
+With ``--webmail``, the webmail instead: ``--mailboxes`` (5) PER mailboxes are seeded offline
+through the pipeline with ``--messages`` (5,000) messages each in INBOX (1–8 KB, as
+``bench/imap_seed.py`` makes them), then ``--users`` (50) browsers sign in (password and
+code, as above; user ``i`` opens mailbox ``i % --mailboxes``) and for ``--seconds`` each
+repeats: open the INBOX list (its first page; one time in four also the next page, by its
+link), read one message of the page (which sets \\Seen and records the read proof), and one
+time in ten, at random, open the compose form and send a message to another user's mailbox.
+``--think`` seconds pass between two pages (0: as fast as answered). Then, for reference in
+the same run, as many IMAP sessions (implicit TLS) do the same reads: a list
+page is ``FETCH`` of 50 messages' ``(UID FLAGS ENVELOPE RFC822.SIZE)``, a reading
+``FETCH n BODY[]``. Prints::
+
+    RESULT webmail_pages_per_s=… p50_ms=… p99_ms=… list_p50_ms=… list_p99_ms=…
+           read_p99_ms=… send_p99_ms=… users=… messages=… errors=… load_avg=…
+    RESULT imap_pages_per_s=… imap_p50_ms=… imap_p99_ms=… imap_list_p99_ms=…
+           imap_read_p99_ms=…
+
+    PYTHONPATH=. python bench/web.py --webmail [--users 50] [--messages 5000]
+        [--mailboxes 5] [--seconds 20] [--think 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import random
 import re
 import ssl
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +68,8 @@ import httpx  # noqa: E402
 
 from accounts.mailboxes import add_mailbox  # noqa: E402
 from accounts.portal_password import set_portal_password  # noqa: E402
+from bench.imap_client import BenchClient, ImapError, client_context  # noqa: E402
+from bench.imap_seed import make_message, seed_gateway  # noqa: E402
 from storage import accounts as account_rows  # noqa: E402
 from storage import credentials  # noqa: E402
 from storage.database import open_database  # noqa: E402
@@ -136,6 +161,22 @@ def client(proc: ServeProcess) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=ctx, timeout=60)
 
 
+async def sign_in(http: httpx.AsyncClient, codes: Codes, address: str, usual: str) -> None:
+    """The portal login: password, then the code the gateway e-mailed."""
+    page = await http.get("/connexion")
+    token = CSRF.search(page.text)
+    assert token is not None, page.status_code
+    answer = await http.post("/connexion", data={
+        "csrf": token.group(1), "email": address, "password": PASSWORD})
+    assert answer.status_code == 303, answer.status_code
+    code = await codes.wait(usual)
+    page = await http.get("/connexion/code")
+    token = CSRF.search(page.text)
+    assert token is not None, page.status_code
+    answer = await http.post("/connexion/code", data={"csrf": token.group(1), "code": code})
+    assert answer.headers.get("location") == "/compte", answer.status_code
+
+
 async def login_loop(proc: ServeProcess, codes: Codes, address: str, usual: str,
                      until: float, result: Measure) -> None:
     async with client(proc) as http:
@@ -143,19 +184,7 @@ async def login_loop(proc: ServeProcess, codes: Codes, address: str, usual: str,
             http.cookies.clear()
             start = time.monotonic()
             try:
-                page = await http.get("/connexion")
-                token = CSRF.search(page.text)
-                assert token is not None, page.status_code
-                answer = await http.post("/connexion", data={
-                    "csrf": token.group(1), "email": address, "password": PASSWORD})
-                assert answer.status_code == 303, answer.status_code
-                code = await codes.wait(usual)
-                page = await http.get("/connexion/code")
-                token = CSRF.search(page.text)
-                assert token is not None, page.status_code
-                answer = await http.post("/connexion/code", data={
-                    "csrf": token.group(1), "code": code})
-                assert answer.headers.get("location") == "/compte", answer.status_code
+                await sign_in(http, codes, address, usual)
             except (AssertionError, httpx.HTTPError, TimeoutError) as exc:
                 result.errors += 1
                 result.reasons[type(exc).__name__] += 1
@@ -251,12 +280,221 @@ async def main_async(args: argparse.Namespace) -> None:
           f"argon2=argon2id")
 
 
+# -- the webmail ---------------------------------------------------------------------------
+
+MESSAGE_LINK = re.compile(r'<td class="subject"><a href="(/courrier/dossier/\d+/message/\d+)"')
+NEXT_PAGE = re.compile(r'<a rel="next" href="([^"]+)"')
+
+
+@dataclass
+class Timings:
+    """Latencies in seconds by kind of page."""
+
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
+    errors: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.by_kind.setdefault(kind, []).append(seconds)
+
+    def all(self) -> list[float]:
+        return [t for times in self.by_kind.values() for t in times]
+
+    def count(self) -> int:
+        return sum(len(t) for t in self.by_kind.values())
+
+
+def quantile_ms(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def prepare_mailboxes(proc: ServeProcess, count: int) -> list[tuple[str, str, str]]:
+    """``count`` PER mailboxes with a portal password: (address, usual address, app
+    password for IMAP)."""
+    db = await open_database(proc.settings(), may_create_key=False)
+    out = []
+    try:
+        for n in range(count):
+            address = f"bench.wm{n}@{proc.settings().primary_domain}"
+            usual = f"bench.wm{n}@exemple.fr"
+            created = await add_mailbox(db, address, type="PER", name=f"Dr Bench Wm{n}",
+                                        idnat=f"8{n + 2 * 10**10:011d}", actor="bench")
+            await set_portal_password(db, address, PASSWORD, usual)
+            out.append((address, usual, created.app_password))
+    finally:
+        await db.close()
+    return out
+
+
+async def timed(timings: Timings, kind: str, request: Awaitable[httpx.Response],
+                status: int = 200) -> httpx.Response:
+    started = time.monotonic()
+    answer = await request
+    elapsed = time.monotonic() - started
+    assert answer.status_code == status, (kind, answer.status_code, answer.text[:200])
+    timings.add(kind, elapsed)
+    return answer
+
+
+async def think(rnd: random.Random, seconds: float) -> None:
+    """A user's pause between two pages (±50 %, so that users do not move in step)."""
+    if seconds > 0:
+        await asyncio.sleep(rnd.uniform(0.5, 1.5) * seconds)
+
+
+async def webmail_user(proc: ServeProcess, http: httpx.AsyncClient, inbox: str,
+                       peers: list[str], until: float, timings: Timings, seed: int,
+                       pause: float = 0.0) -> None:
+    rnd = random.Random(seed)
+    n = 0
+    while time.monotonic() < until:
+        n += 1
+        try:
+            page = await timed(timings, "list", http.get(inbox))
+            await think(rnd, pause)
+            links = MESSAGE_LINK.findall(page.text)
+            following = NEXT_PAGE.search(page.text)
+            if following and rnd.random() < 0.25:
+                older = await timed(timings, "list", http.get(
+                    following.group(1).replace("&amp;", "&")))
+                links = MESSAGE_LINK.findall(older.text) or links
+                await think(rnd, pause)
+            assert links, "an empty list page"
+            await timed(timings, "read", http.get(rnd.choice(links)))
+            await think(rnd, pause)
+            if rnd.random() < 0.1:
+                form = await timed(timings, "compose", http.get("/courrier/ecrire"))
+                token = CSRF.search(form.text)
+                assert token is not None, "no CSRF token in the compose form"
+                await think(rnd, pause)
+                await timed(timings, "send", http.post("/courrier/ecrire", data={
+                    "csrf": token.group(1), "action": "envoyer", "a": rnd.choice(peers),
+                    "objet": f"Banc webmail {seed}.{n}", "corps": "Bonjour,\r\nci-joint.\r\n",
+                }), status=303)
+                await think(rnd, pause)
+        except (AssertionError, httpx.HTTPError) as exc:
+            timings.errors += 1
+            timings.reasons[f"{type(exc).__name__} {str(exc)[:60]}"] += 1
+
+
+async def imap_user(proc: ServeProcess, address: str, password: str, until: float,
+                    timings: Timings, seed: int, pause: float = 0.0) -> None:
+    rnd = random.Random(seed)
+    imap = await BenchClient.connect(proc.ports["MSSANTE_IMAP_TLS_PORT"],
+                                     client_context(str(proc.ca_file)))
+    try:
+        await imap.login(address, password)
+        await imap.command(b"SELECT INBOX")
+        while time.monotonic() < until:
+            try:
+                pages = [max(1, imap.exists - 49)]
+                if rnd.random() < 0.25 and imap.exists > 50:
+                    pages.append(max(1, imap.exists - 99))
+                for first in pages:
+                    started = time.monotonic()
+                    await imap.command(b"FETCH %d:%d (UID FLAGS ENVELOPE RFC822.SIZE)"
+                                       % (first, min(imap.exists, first + 49)))
+                    timings.add("list", time.monotonic() - started)
+                    await think(rnd, pause)
+                seq = rnd.randint(pages[-1], min(imap.exists, pages[-1] + 49))
+                started = time.monotonic()
+                await imap.command(b"FETCH %d BODY[]" % seq)
+                timings.add("read", time.monotonic() - started)
+                await think(rnd, pause)
+            except ImapError as exc:
+                timings.errors += 1
+                timings.reasons[str(exc)[:60]] += 1
+    finally:
+        await imap.close()
+
+
+async def webmail_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-webmail-") as tmp:
+        proc = ServeProcess(Path(tmp) / "gw", env={
+            "MSSANTE_DIRECTORY_ENABLED": "false",
+            "MSSANTE_AUTH_ADDRESS_HASH_BUDGET": "1000000",
+            "MSSANTE_AUTH_ADDRESS_DELAY_AFTER_FAILURES": "1000000",
+            "MSSANTE_AUTH_ADDRESS_LOCK_AFTER_FAILURES": "1000000",
+        })
+        proc.start(timeout=120)
+        try:
+            boxes = await prepare_mailboxes(proc, args.mailboxes)
+            proc.stop()
+            seeded = 0.0
+            for address, _usual, _password in boxes:
+                seeded += await seed_gateway(proc.settings(), address, {"INBOX": [
+                    make_message(n, small=False, user=address)
+                    for n in range(1, args.messages + 1)]})
+            print(f"# seeded {args.mailboxes} × {args.messages} messages in {seeded:.0f}s",
+                  file=sys.stderr, flush=True)
+            proc.start(timeout=120)
+            codes = Codes(proc.data_dir / "outbox")
+            users = [boxes[i % len(boxes)] for i in range(args.users)]
+            clients = [client(proc) for _ in users]
+            inboxes = []
+            for http, (address, usual, _p) in zip(clients, users, strict=True):
+                await sign_in(http, codes, address, usual)
+                home = await http.get("/courrier/")
+                assert home.status_code == 303, home.status_code
+                inboxes.append(home.headers["location"])
+            addresses = [b[0] for b in boxes]
+            web = Timings()
+            load_before = os.getloadavg()[0]
+            until = time.monotonic() + args.seconds
+            await asyncio.gather(*(
+                webmail_user(proc, http, inbox, [a for a in addresses if a != user[0]]
+                             or addresses, until, web, i, args.think)
+                for i, (http, inbox, user) in enumerate(zip(clients, inboxes, users,
+                                                            strict=True))))
+            load_web = os.getloadavg()[0]
+            for http in clients:
+                await http.aclose()
+            imap = Timings()
+            until = time.monotonic() + args.seconds
+            await asyncio.gather(*(imap_user(proc, address, password, until, imap, i,
+                                             args.think)
+                                   for i, (address, _u, password) in enumerate(users)))
+        finally:
+            proc.stop()
+    print(f"# webmail: {web.count()} pages, {web.errors} errors {dict(web.reasons)}; "
+          f"IMAP: {imap.count()} commands, {imap.errors} errors {dict(imap.reasons)}; "
+          f"load average {load_before:.2f} before, {load_web:.2f} after the webmail phase",
+          file=sys.stderr)
+    pages = web.all()
+    print(f"RESULT webmail_pages_per_s={len(pages) / args.seconds:.1f} "
+          f"p50_ms={quantile_ms(pages, 0.5):.0f} p99_ms={quantile_ms(pages, 0.99):.0f} "
+          f"list_p50_ms={quantile_ms(web.by_kind.get('list', []), 0.5):.0f} "
+          f"list_p99_ms={quantile_ms(web.by_kind.get('list', []), 0.99):.0f} "
+          f"read_p99_ms={quantile_ms(web.by_kind.get('read', []), 0.99):.0f} "
+          f"send_p99_ms={quantile_ms(web.by_kind.get('send', []), 0.99):.0f} "
+          f"users={args.users} mailboxes={args.mailboxes} messages={args.messages} "
+          f"think_s={args.think:g} "
+          f"errors={web.errors} load_avg={load_web:.2f}")
+    reads = imap.all()
+    print(f"RESULT imap_pages_per_s={len(reads) / args.seconds:.1f} "
+          f"imap_p50_ms={quantile_ms(reads, 0.5):.0f} imap_p99_ms={quantile_ms(reads, 0.99):.0f} "
+          f"imap_list_p99_ms={quantile_ms(imap.by_kind.get('list', []), 0.99):.0f} "
+          f"imap_read_p99_ms={quantile_ms(imap.by_kind.get('read', []), 0.99):.0f} "
+          f"errors={imap.errors}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--smtp-clients", type=int, default=3)
-    asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--webmail", action="store_true",
+                        help="measure the webmail (list, read, send) and IMAP reads instead")
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--mailboxes", type=int, default=5)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds a webmail or IMAP user waits between two pages")
+    args = parser.parse_args()
+    asyncio.run(webmail_async(args) if args.webmail else main_async(args))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from mail.changes import ChangeHub  # noqa: E402
 from mailstore.store import SqlMailStore  # noqa: E402
 from web.sessions import SessionStore  # noqa: E402
 from web.webmail.base import Mailbox, Webmail, WebmailDeps  # noqa: E402
-from web.webmail.folders import folder_page, human_size  # noqa: E402
+from web.webmail.folders import Key, folder_page, human_size  # noqa: E402
 
 USER = "bench.liste@mssante.test"
 
@@ -75,7 +75,7 @@ async def main() -> int:
 
             user = SimpleNamespace(id=account_id, address=USER)
 
-            async def open_page(name: str, before: int | None) -> float:
+            async def open_page(name: str, before: Key | None) -> float:
                 started = time.perf_counter()
                 box = boxes[name]
                 page = await folder_page(webmail, box, before)  # as the page: rows first
@@ -101,7 +101,7 @@ async def main() -> int:
             changed = await open_page("Grand", None)
             print("# after a change: " + _split(parts[-1]))
 
-            async def median(name: str, before: int | None) -> float:
+            async def median(name: str, before: Key | None) -> float:
                 return statistics.median([await open_page(name, before)
                                           for _ in range(args.repeat)])
 
@@ -116,8 +116,10 @@ async def main() -> int:
                 await median("Grand", None)
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-            for label, before in (("big", None), ("big_middle", args.big // 2),
-                                  ("big_oldest", 51)):
+            order = await store.date_order(boxes["Grand"].id)
+            for label, before in (("big", None),
+                                  ("big_middle", order.key(order.uids[len(order.uids) // 2])),
+                                  ("big_oldest", order.key(order.uids[50]))):
                 del parts[:]
                 results[label] = await median("Grand", before)
                 print(f"# {label}: sidebar, rows, HTML medians (ms): " + ", ".join(

@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
 from email.utils import format_datetime
 
 from mail.addresses import parse_address_list
@@ -185,6 +186,49 @@ def field(name: str, value: str) -> bytes:
 def prepend(raw: bytes, fields: list[bytes]) -> bytes:
     """``fields`` then the original message, untouched (one copy of the body, made once)."""
     return b"".join((*fields, raw))
+
+
+_BCC_FIELD = re.compile(rb"bcc[ \t]*:", re.IGNORECASE)
+
+
+def without_bcc(raw: bytes) -> bytes:
+    """``raw`` without its top-level Bcc fields (folded lines included), or ``raw`` itself
+    when it has none.
+
+    RFC 5322 §3.6.3: the addresses of a Bcc field are not shown to the other recipients,
+    so what is transmitted carries no Bcc field (the blind recipients are in the envelope;
+    the sender's own copy keeps it, see :func:`with_bcc`). Clients usually remove it before
+    submitting; some leave it, and MTAs remove it then (Postfix's cleanup does)."""
+    end = find_body_start(raw, 0, len(raw))
+    header = raw[:end]
+    if b"bcc" not in header.lower():
+        return raw
+    kept: list[bytes] = []
+    dropping = False
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = _BCC_FIELD.match(line) is not None
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + raw[end:]
+
+
+def with_bcc(raw: bytes, addresses: list[str]) -> bytes:
+    """``raw`` with a Bcc field naming ``addresses`` added at the end of its header: the
+    copy the sender keeps (RFC 5322 §3.6.3: "the sender's copy" may show the blind
+    recipients, so that they know whom they wrote to). ``raw`` itself when there are none."""
+    if not addresses:
+        return raw
+    end = find_body_start(raw, 0, len(raw))
+    blank = 2 if raw[:end].endswith(b"\r\n\r\n") else 1 if raw[:end].endswith(b"\n\n") else 0
+    field = _SMTPUTF8.fold("Bcc", ", ".join(addresses)).encode("utf-8")
+    return raw[: end - blank] + field + raw[end - blank:]
+
+
+_SMTPUTF8 = policy.SMTP.clone(utf8=True)
 
 
 def _comment(text: str) -> str:

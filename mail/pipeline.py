@@ -23,7 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import func, select
@@ -66,7 +66,7 @@ def sealed_metadata(ref: BlobRef, view: MessageView,
     data key (:mod:`storage.metadata`): the IMAP views (with attachment file names) and the
     decoded search fields, ending with the decoded body ``text`` for SEARCH BODY/TEXT
     (:mod:`mail.searchtext`; None when not indexed). Nothing derived from the message is
-    stored in clear."""
+    stored in clear but the sent instant (``messages.sent_at``, :func:`sent_at`)."""
     key = ref.metadata
     assert key is not None, "BlobStore.put_many gives the key of every body it stores"
     s = view.search
@@ -75,6 +75,20 @@ def sealed_metadata(ref: BlobRef, view: MessageView,
         "sealed_fields": key.seal(metadata.FIELDS, metadata.pack_fields(
             (s.subject, s.from_, s.to, s.cc, s.sent_date, text))),
     }
+
+
+def sent_at(epoch: int | None) -> datetime | None:
+    """``messages.sent_at`` of a message whose Date field names ``epoch`` (None: none),
+    brought within the years 1–9999 a timestamp can hold: "31 Dec 9999 23:59:59 -1200" is
+    a valid Date field past them, and must not fail the batch storing it."""
+    if epoch is None:
+        return None
+    return _EPOCH + timedelta(seconds=min(max(epoch, _FIRST), _LAST))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST = int((datetime(1, 1, 2, tzinfo=UTC) - _EPOCH).total_seconds())
+_LAST = int((datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -364,6 +378,7 @@ class Pipeline:
                 "header_size": v.search.header_size, "internal_date": d.internal_date or now,
                 "received_at": now, "expires_at": now + retention,
                 "message_id_header": v.search.message_id,
+                "sent_at": sent_at(v.search.date),
                 **sealed_metadata(ref, v, d.search_text),
             }
             for d, v, ref in zip(batch, views, refs, strict=True)

@@ -35,6 +35,7 @@ from mail.headers import (
     prepend,
     read_header_facts,
     received_field,
+    without_bcc,
 )
 from mail.limits import check_attachment_sizes
 from mail.pipeline import Delivery, LocalTarget, Pipeline, ProofSpec, RemoteTarget, Stored
@@ -312,6 +313,7 @@ class Submission:
         proof names the author as actor and the mailbox written for.
         """
         others = author.may_send_as - {author.login}
+        raw = without_bcc(raw)  # RFC 5322 §3.6.3: blind recipients stay blind
         check_submission_sender(mail_from, author.login, others)
         facts = read_header_facts(raw)
         check_from_header(facts.from_addresses, author.login, others)

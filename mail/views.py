@@ -203,6 +203,13 @@ def _addresses_text(value: str | None) -> str | None:
     return _readable(", ".join(out)) if out else None
 
 
+def date_instant(value: str | None) -> int | None:
+    """The instant a Date field names, in UTC epoch seconds, or None when it is missing or
+    unreadable. The one reading of the sent date: the search fields, the stored
+    ``messages.sent_at`` and SORT DATE (RFC 5256 §2.2) all take it from here."""
+    return _date(value)[0]
+
+
 def _date(value: str | None) -> tuple[int | None, str | None]:
     if value is None:
         return None, None

@@ -26,7 +26,7 @@ needed, then kept here in memory only.
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -45,6 +45,9 @@ they last looked from it instead of the database (see :meth:`FolderIndex.changes
 
 QUIET_RECHECK = 1.0
 """Seconds an index is trusted without a check when no change to its folder was notified."""
+
+_MAX_INSERTED = 256
+"""New messages inserted one by one into a folder's date order; more are sorted anew."""
 
 _MAX_FLAG_TEXTS = 10_000
 """Distinct flag lists shared between entries (clients may invent many keyword sets)."""
@@ -71,6 +74,14 @@ _CHANGED_ROWS = select(
     folder_messages.c.modseq > bindparam("modseq"),
 ).order_by(folder_messages.c.uid)
 _LIVE_ROWS = _CHANGED_ROWS.where(folder_messages.c.expunged_modseq.is_(None))
+_SENT_ROWS = select(
+    folder_messages.c.uid, messages.c.sent_at, folder_messages.c.internal_date,
+).select_from(folder_messages.join(messages, messages.c.id == folder_messages.c.message_id)
+).where(
+    folder_messages.c.folder_id == bindparam("folder"),
+    folder_messages.c.uid > bindparam("above"),
+    folder_messages.c.expunged_modseq.is_(None),
+)
 _SEALED_FIELDS = select(
     messages.c.id, messages.c.sealed_fields, messages.c.blob_id, *KEY_COLUMNS,
 ).select_from(WITH_KEYS).where(messages.c.id.in_(bindparam("ids", expanding=True)))
@@ -83,8 +94,8 @@ class FolderIndex:
     ``row`` is the folder row read at the last check (UIDNEXT, HIGHESTMODSEQ, …).
     """
 
-    __slots__ = ("checked_at", "entries", "event", "folder_id", "lock", "log", "log_floor",
-                 "log_mods", "modseq", "row")
+    __slots__ = ("by_date", "by_date_mark", "checked_at", "entries", "event", "folder_id",
+                 "lock", "log", "log_floor", "log_mods", "modseq", "row", "sent", "sent_top")
 
     def __init__(self, folder_id: int, event: asyncio.Event) -> None:
         self.folder_id = folder_id
@@ -99,6 +110,13 @@ class FolderIndex:
         self.log: list[tuple[int, bool]] = []
         self.log_mods: list[int] = []
         self.log_floor = 0
+        # Date order (:meth:`FolderIndexes.date_order`), kept only once a list asked for it:
+        # UID → sent instant (epoch seconds) of every live message up to UID ``sent_top``,
+        # and the UIDs ascending by (sent, UID) as of ``by_date_mark`` (last UID, count).
+        self.sent: dict[int, int] = {}
+        self.sent_top = 0
+        self.by_date: list[int] = []
+        self.by_date_mark: tuple[int, int] = (-1, -1)
 
     def record(self, changes: list[tuple[int, int, bool]]) -> None:
         """Appends ``(modseq, uid, expunged)`` rows of one refresh (all above the previous
@@ -228,6 +246,62 @@ class FolderIndexes:
                     return None
         self._evict(keep=folder_id)
         return index
+
+    async def date_order(self, folder_id: int) -> tuple[FolderIndex, list[int]] | None:
+        """The index of ``folder_id`` and its live UIDs ascending by sent instant, then UID
+        (RFC 5256 SORT DATE: the Date field's instant, else the INTERNALDATE), or None if
+        the folder is gone. The list is shared: read it, never change it.
+
+        The sent instants are read once per message (``messages.sent_at``, set at accept
+        time), only for UIDs above those already known since UIDs only grow; the order is
+        kept and brought up to date by insertion when a few messages came, so a page of a
+        100,000-message folder costs no sort and no decryption."""
+        index = await self.get(folder_id)
+        if index is None:
+            return None
+        entries = index.entries
+        mark = (next(reversed(entries), 0), len(entries))
+        if mark == index.by_date_mark:
+            return index, index.by_date
+        uids = list(entries)  # the entries may change during the query below
+        sent = index.sent
+        if mark[0] > index.sent_top:
+            async with self._db.read() as conn:
+                rows = (await conn.execute(
+                    _SENT_ROWS, {"folder": folder_id, "above": index.sent_top})).all()
+            top = index.sent_top
+            for uid, sent_at, internal_date in rows:
+                when = sent_at if sent_at is not None else internal_date
+                sent[uid] = int(when.timestamp())
+                top = max(top, uid)
+            index.sent_top = top
+        live = [u for u in uids if u in sent]  # one expunged since the query: left out
+
+        def key(uid: int) -> tuple[int, int]:
+            return sent[uid], uid
+
+        previous = index.by_date
+        cut = bisect_right(live, index.by_date_mark[0])
+        added = live[cut:]  # arrived since the order was made
+        order: list[int] | None = None
+        if previous and len(added) <= _MAX_INSERTED:
+            kept = previous
+            if len(kept) != cut:  # some were expunged
+                still = set(live[:cut])
+                kept = [u for u in previous if u in still]
+            if len(kept) == cut:
+                order = list(kept)
+                for uid in added:
+                    insort(order, uid, key=key)
+        if order is None:
+            order = sorted(live, key=key)
+        if len(sent) > 2 * len(index.entries) + 1024:
+            # Forget expunged messages; against the current entries, not this call's
+            # snapshot, which may miss messages another call has just read the instant of.
+            live_now = index.entries
+            index.sent = {u: t for u, t in sent.items() if u in live_now}
+        index.by_date, index.by_date_mark = order, (live[-1] if live else 0, len(live))
+        return index, order
 
     async def _refresh(self, conn: AsyncConnection, index: FolderIndex) -> bool:
         row = (await conn.execute(_FOLDER_ROW, {"folder": index.folder_id})).first()

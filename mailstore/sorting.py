@@ -25,12 +25,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from mail.addresses import parse_address_list
-from mail.dates import parse_date
 from mail.mimeheader import parse_header
-from mail.views import decode_words
+from mail.views import date_instant, decode_words
 from mailstore.search import FolderScope, search_rows
 from mailstore.searchkeys import SearchAll, SearchKey
 from mailstore.store import BodyReader, MailStore, MessageRow
@@ -163,15 +162,10 @@ def _first_address(value: str | None) -> tuple[str, str]:
 
 
 def _sent(value: str | None, arrival: float) -> float:
-    if value:
-        try:
-            when = parse_date(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return arrival
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)  # RFC 5322 §3.3 "-0000": UTC, origin unknown
-        return when.timestamp()
-    return arrival
+    """RFC 5256 §2.2: the Date field's instant, else the INTERNALDATE (read as the store
+    reads it at accept time into ``messages.sent_at``, :func:`mail.views.date_instant`)."""
+    when = date_instant(value)
+    return arrival if when is None else float(when)
 
 
 def sort_info(uid: int, header: bytes, internal_date: datetime | None, size: int) -> SortInfo:

@@ -143,6 +143,19 @@ class FolderCounts:
     recent: int
 
 
+@dataclass(frozen=True, slots=True)
+class DateOrder:
+    """A folder's live UIDs ascending by (sent instant, UID), and the sent instant (UTC
+    epoch seconds: the Date field's, else the INTERNALDATE) of each of them."""
+
+    uids: Sequence[int]
+    sent: Mapping[int, int]
+
+    def key(self, uid: int) -> tuple[int, int]:
+        """The sort key of a UID of :attr:`uids`."""
+        return self.sent[uid], uid
+
+
 class BodyReader(Protocol):
     """Reads decrypted byte ranges of stored bodies inside one read transaction."""
 
@@ -203,6 +216,11 @@ class MailStore(Protocol):
     async def index_entries(self, folder_id: int) -> Mapping[int, Entry]:
         """UID → ``(modseq, flags, message id)`` of every live message, from the folder's
         index brought up to date: a live read-only view, to use before the next await."""
+        ...
+
+    async def date_order(self, folder_id: int) -> DateOrder:
+        """The folder's live UIDs ascending by sent instant then UID (RFC 5256 SORT DATE),
+        from its index: a shared read-only view, to use before the next await."""
         ...
 
     async def header_fields(self, message_ids: Sequence[int]) -> dict[int, HeaderTuple]:
@@ -789,6 +807,13 @@ class SqlMailStore:
 
     async def index_entries(self, folder_id: int) -> Mapping[int, Entry]:
         return (await self._index(folder_id)).entries
+
+    async def date_order(self, folder_id: int) -> DateOrder:
+        got = await self.indexes.date_order(folder_id)
+        if got is None:
+            raise LookupError(f"folder {folder_id} does not exist")
+        index, order = got
+        return DateOrder(order, index.sent)
 
     async def header_fields(self, message_ids: Sequence[int]) -> dict[int, HeaderTuple]:
         return await self.fields.many(message_ids)

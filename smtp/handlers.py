@@ -36,6 +36,7 @@ from mail.headers import (
     protocol_name,
     read_header_facts,
     received_field,
+    without_bcc,
 )
 from mail.notices import ALWAYS_NOTIFY, wants_delivery_notice_always
 from mail.pipeline import ProofSpec
@@ -224,6 +225,7 @@ class SubmissionPolicy:
     async def accept(self, session: GatewaySMTP, envelope: GatewayEnvelope, data: bytes) -> str:
         account = _account(session)
         transaction = self._transactions.get(envelope)
+        data = without_bcc(data)  # RFC 5322 §3.6.3: blind recipients stay blind
         facts = read_header_facts(data)
         # Access may have been withdrawn since MAIL FROM: decide again with today's rights.
         allowed = await self._may_send_as(account)

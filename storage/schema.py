@@ -201,6 +201,10 @@ messages = Table(
     Column("received_at", UTCDateTime, nullable=False, index=True),
     Column("expires_at", UTCDateTime, nullable=True, index=True),
     Column("purged_at", UTCDateTime, nullable=True),
+    # The Date field's instant (mail.views.date_instant), NULL when missing or unreadable:
+    # the webmail's list and SORT DATE order by it (RFC 5256 §2.2), falling back on the
+    # INTERNALDATE. A time names no one, and the arrival time beside it is in clear too.
+    Column("sent_at", UTCDateTime, nullable=True),
     # What the headers say (IMAP views with file names, decoded Subject/From/To/Cc, sent
     # date) names patients: stored only sealed under the body's data key (storage.metadata).
     Column("sealed_view", LargeBinary, nullable=True),

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 import mailstore.folderindex as folderindex
+from mailstore.sorting import SortKey, sort_folder
 from mailstore.store import Change, MessageRow, SqlMailStore
 from storage import folders as folder_rows
 from storage.schema import folder_messages, folders, messages
@@ -298,3 +299,34 @@ async def test_concurrent_sessions_adding_flags_lose_none(imap_env: ImapEnv) -> 
     for prefix in "ABC":
         for n in range(15):
             assert f"${prefix}{n}".encode() in reply, (prefix, n)
+
+
+def _dated(n: int, date: str | None) -> bytes:
+    raw = message(n)
+    fixed = b"Date: Mon, 6 Jan 2025 10:00:00 +0100\r\n"
+    return raw.replace(fixed, b"" if date is None else f"Date: {date}\r\n".encode())
+
+
+async def test_date_order_follows_arrivals_and_expunges_as_sort_date(
+        imap_env: ImapEnv) -> None:
+    """The index's date order (the webmail's list) is RFC 5256 SORT DATE's, kept up to date
+    by insertion as messages come and by removal as they go."""
+    hours = [5, 1, 4, 2, 6, 3]
+    for n, h in enumerate(hours, start=1):
+        await imap_env.deliver(_dated(n, f"Mon, 6 Jan 2025 {h:02d}:00:00 +0000"))
+    fid = await imap_env.folder_id(ALICE, "INBOX")
+    store = _store(imap_env)
+    order = await store.date_order(fid)
+    assert list(order.uids) == [2, 4, 6, 3, 1, 5]
+    await store.expunge(fid, [3])
+    await imap_env.deliver(_dated(7, "Mon, 6 Jan 2025 00:30:00 +0000"))  # the oldest
+    await imap_env.deliver(_dated(8, "Mon, 6 Jan 2025 02:00:00 +0000"))  # ties with 4
+    await imap_env.deliver(_dated(9, None))  # no Date: its arrival, the newest
+    await imap_env.deliver(_dated(10, "Mon, 6 Jan 2025 05:00:00 -0100"))  # 06:00 UTC
+    # Valid, and past the last instant a timestamp holds: stored, the newest of all.
+    await imap_env.deliver(_dated(11, "Fri, 31 Dec 9999 23:59:59 -1200"))
+    order = await store.date_order(fid)
+    assert list(order.uids) == [7, 2, 4, 8, 6, 1, 5, 10, 9, 11]
+    assert order.key(10) == (1736143200, 10)
+    assert list(order.uids) == await sort_folder(store, fid, [SortKey("DATE")])
+    assert list((await _store(imap_env).date_order(fid)).uids) == list(order.uids)

@@ -169,6 +169,23 @@ async def test_message_id_and_date_added_only_when_missing(gateway: RunningGatew
     assert header_block(stored).count(b"\r\nDate:") == 1
 
 
+async def test_bcc_field_is_not_transmitted(gateway: RunningGateway) -> None:
+    """RFC 5322 §3.6.3: a client that leaves the Bcc field in the message it submits does
+    not show the blind recipients to the others; everything else is kept as sent."""
+    bob, _ = await gateway.add_mailbox("bob-bcc")
+    carol, _ = await gateway.add_mailbox("carol-bcc")
+    head = simple_message(gateway.demo_address, bob, "blind copy")
+    message = head.replace(b"\r\nSubject:", f"\r\nBcc: Dr Carol <{carol}>,\r\n <{bob}>"
+                           "\r\nSubject:".encode(), 1)
+    await asend(gateway, gateway.demo_address, gateway.demo_password,
+                gateway.demo_address, [bob, carol], message)
+    for reader in (bob, carol):
+        [row] = await gateway.inbox_messages(reader)
+        stored = await gateway.raw_message(row)
+        assert b"Bcc" not in header_block(stored) and carol.encode() not in header_block(stored)
+        assert stored.endswith(head), stored
+
+
 async def test_aiosmtplib_starttls_and_implicit_tls(gateway: RunningGateway) -> None:
     bob, _ = await gateway.add_mailbox("bob")
     ctx = gateway.client_context()

@@ -106,6 +106,17 @@ async def test_draft_reply_forward(tmp_path: Path) -> None:
         assert sent.status_code == 303, sent.text
         assert await folder_raw(gw, alice, "Drafts") == [], "the draft leaves Drafts"
         assert await gw.inbox_messages(carol), "Bcc recipients receive it"
+        # RFC 5322 §3.6.3: the transmitted copies hide the Bcc, the sender's copy shows it.
+        for reader in (bob, carol):
+            received = [raw for _f, raw in await folder_raw(gw, reader, "INBOX")
+                        if b"Brouillon important" in raw]
+            assert received and all(
+                message_from_bytes(raw, policy=policy.default)["Bcc"] is None
+                for raw in received), received
+        [(_f, kept)] = [m for m in await folder_raw(gw, alice, "Sent")
+                        if b"Brouillon important" in m[1]]
+        sent_copy = message_from_bytes(kept, policy=policy.default)
+        assert sent_copy["Bcc"] == carol and sent_copy["To"] == bob
 
         # bob answers to all, then forwards
         inbox = re.search(r'href="/courrier/dossier/(\d+)"[^>]*>\s*<span class="name">'

@@ -5,6 +5,7 @@ reader asks for them, and malformed MIME gives a readable page, never an error."
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -135,3 +136,62 @@ async def test_hostile_corpus_renders_with_nothing_active(gw: RunningGateway) ->
             assert "<script" not in lowered and "<img src=x" not in lowered, name
         plain = await http.get(f"{inbox}/message/{len(names) + 4}")
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in plain.text
+
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def related_message(sender: Pro, to: Pro, subject: str, html: str,
+                    parts: list[tuple[str, str, str]]) -> bytes:
+    """multipart/related: the HTML part, then ``(content type, Content-ID, base64 body)``."""
+    out = (f"From: {sender.address}\r\nTo: {to.address}\r\nSubject: {subject}\r\n"
+           f"Date: Tue, 1 Dec 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/related; boundary="r1"\r\n\r\n'
+           "--r1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           f"{html}\r\n")
+    for kind, cid, body in parts:
+        out += (f"--r1\r\nContent-Type: {kind}\r\nContent-ID: <{cid}>\r\n"
+                "Content-Transfer-Encoding: base64\r\nContent-Disposition: inline\r\n\r\n"
+                f"{body}\r\n")
+    return (out + "--r1--\r\n").encode()
+
+
+async def test_cid_images_come_from_the_message_own_parts(gw: RunningGateway) -> None:
+    """RFC 2392 ``cid:`` images show from the message's own image parts through a URL of
+    the webmail checked like an attachment; a cid naming a part that is not an image (HTML,
+    SVG) or another message's part gets no address, and those URLs answer 404."""
+    alice = await professional(gw, "alice")
+    bob = await professional(gw, "bob")
+    png = base64.b64encode(PNG).decode()
+    html = ('<p>Schéma : <img src="cid:logo@cabinet" alt="logo"> '
+            '<img src="cid:page@cabinet" alt="page"> <img src="cid:dessin@cabinet" alt="svg"> '
+            '<img src="cid:autre@cabinet" alt="autre"> <a href="cid:logo@cabinet">lien</a> '
+            '<img src="/courrier/dossier/1/message/2/image/2" alt="direct"></p>')
+    svg = base64.b64encode(b'<svg xmlns="http://www.w3.org/2000/svg">'
+                           b'<script>alert(1)</script></svg>').decode()
+    page_part = base64.b64encode(b"<script>alert(1)</script>").decode()
+    await send(gw, bob, [alice.address], related_message(bob, alice, "Avec image", html, [
+        ("image/png", "logo@cabinet", png), ("text/html", "page@cabinet", page_part),
+        ("image/svg+xml", "dessin@cabinet", svg)]))
+    await send(gw, bob, [alice.address], related_message(
+        bob, alice, "Autre", "<p>autre</p>", [("image/png", "autre@cabinet", png)]))
+    async with signed_in(gw, alice) as http:
+        inbox = await folder_url(http)
+        page = await http.get(f"{inbox}/message/1")
+        assert page.status_code == 200
+        shown = message_html(page.text)
+        inert(shown)
+        assert re.findall(r'<img [^>]*src="([^"]+)"', shown) == [f"{inbox}/message/1/image/2"]
+        assert "cid:" not in shown and "<a " in shown and "href" not in shown.split("<a ")[1]
+        csp = page.headers["content-security-policy"]
+        assert "img-src 'self';" in csp and "unsafe-inline" not in csp
+        image = await http.get(f"{inbox}/message/1/image/2")
+        assert image.status_code == 200 and image.content == PNG
+        assert image.headers["content-type"] == "image/png"
+        assert image.headers["x-content-type-options"] == "nosniff"
+        for part in ("1", "3", "4", "9", "0", "2.1"):
+            assert (await http.get(f"{inbox}/message/1/image/{part}")).status_code == 404, part
+        assert (await http.get(f"{inbox}/message/2/image/2")).status_code == 200
+    async with signed_in(gw, bob) as http:
+        assert (await http.get(f"{inbox}/message/1/image/2")).status_code == 404

@@ -15,7 +15,7 @@ Page modules (``folders``, ``reading``, and the writing side's) each define
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -34,8 +34,6 @@ from web.sessions import Session, SessionStore
 PREFIX = "/courrier"
 MAX_HELD_COUNTS = 100_000
 """Unread counts of folders held in memory (each is a few dozen bytes)."""
-MAX_HELD_UID_LISTS = 1000
-"""UID lists of folders held for the list pages (8 octets a message)."""
 SPECIAL_NAMES = {
     "INBOX": "Boîte de réception", "\\Sent": "Envoyés", "\\Drafts": "Brouillons",
     "\\Trash": "Corbeille", "\\Archive": "Archives", "\\Junk": "Indésirables",
@@ -124,9 +122,6 @@ class Webmail(Pages):
         # messages raises its HIGHESTMODSEQ, so a held count is exact and a 100,000-message
         # folder is counted once per change, not once per page.
         self._unread: dict[int, tuple[tuple[int, int], int]] = {}
-        # Folder id → ((UIDVALIDITY, HIGHESTMODSEQ, messages), ascending UIDs): the list pages
-        # bisect it; it is copied from the folder index again only after a change.
-        self._uids: dict[int, tuple[tuple[int, int, int], list[int]]] = {}
 
     # -- plumbing ------------------------------------------------------------------------
     def page(self, handler: WebmailHandler) -> Callable[[Request], Awaitable[Response]]:
@@ -172,19 +167,6 @@ class Webmail(Pages):
         self._unread[folder.id] = (mark, count)
         return count
 
-    async def uid_list(self, folder_id: int) -> list[int]:
-        """The folder's live UIDs, ascending (read-only: shared between pages)."""
-        info, entries = await self.store.snapshot(folder_id)
-        mark = (info.uidvalidity, info.highestmodseq, len(entries))
-        held = self._uids.get(folder_id)
-        if held is not None and held[0] == mark:
-            return held[1]
-        uids = list(entries)
-        if len(self._uids) >= MAX_HELD_UID_LISTS:
-            self._uids.clear()
-        self._uids[folder_id] = (mark, uids)
-        return uids
-
     async def own_mailboxes(self, user: Account, *, counts: bool = True) -> list[Mailbox]:
         """The account's folders, INBOX first then by name (``counts``: with unread)."""
         folders = await self.store.list_folders(user.id)
@@ -213,7 +195,23 @@ class Webmail(Pages):
         """The folder ``folder_id`` if the account holds ``rights`` on it, else
         :class:`NotFound` (the same answer as a folder that does not exist). Rights are
         read again on every request: a withdrawn delegation closes the next page."""
+        return (await self.locate(user, folder_id, rights))[0]
+
+    async def locate(self, user: Account, folder_id: int, rights: str = "r",
+                     ) -> tuple[Mailbox, list[Mailbox], list[Mailbox]]:
+        """:meth:`mailbox`, with the own and shared mailboxes it was found among (without
+        unread counts: :meth:`with_unread` adds them), so that a page reads them once."""
         own, shared = await self.mailboxes(user, counts=False)
+        return self._pick(own, shared, folder_id, rights), own, shared
+
+    async def with_unread(self, boxes: list[Mailbox]) -> list[Mailbox]:
+        """``boxes`` with their unread counts (of shared ones, where they may be read)."""
+        return [replace(b, unread=await self.unread(b.folder))
+                if not b.shared or "r" in b.rights else b for b in boxes]
+
+    @staticmethod
+    def _pick(own: list[Mailbox], shared: list[Mailbox], folder_id: int,
+              rights: str) -> Mailbox:
         for box in (*own, *shared):
             if box.id == folder_id:
                 if not box.may(rights):

@@ -35,6 +35,7 @@ from starlette.routing import BaseRoute, Route
 
 from config import Settings
 from mail.compose import Letter, Part, build_message
+from mail.headers import with_bcc
 from mail.pipeline import Delivery, LocalTarget, Pipeline
 from mail.submission import Author, RecipientRefused, Submission
 from storage import delegations as delegation_rows
@@ -432,7 +433,9 @@ class Compose(Webmail):
             return await self._compose_render(
                 request, session, user, state, boxes, status=400,
                 error=f"Rien n'a été envoyé : {french_send_refusal(refusal)}")
-        await self._file(box, "Sent", sent.raw, ("\\Seen",))
+        # The sender's copy names the blind recipients the transmitted one hides.
+        await self._file(box, "Sent", with_bcc(sent.raw, split_addresses(state.bcc)),
+                         ("\\Seen",))
         await self._drop_draft(box, state.draft_uid)
         await self._mark_origin(user, state.origin,
                                 "$Forwarded" if state.forward else "\\Answered")

@@ -1,15 +1,22 @@
-"""The folder sidebar's pages: the message list of a folder, paged by UID, and the folder
-management page (create, rename, delete through the store, with the IMAP server's rules).
+"""The folder sidebar's pages: the message list of a folder in date order, paged, and the
+folder management page (create, rename, delete through the store, with the IMAP server's
+rules).
 
-The list is paged by UID ranges taken from the folder's in-memory index
-(:mod:`mailstore.folderindex`): a page costs a bisection in the UID list and one query of
-one UID range, whatever the folder's size, so a 100,000-message folder opens as fast as a
-100-message one. UIDs grow with arrival, so UID order is the order of reception.
+The list is in the order of RFC 5256 SORT DATE (the Date field's instant, else the arrival
+time), newest first unless ``ordre=ancien`` asks otherwise. The order comes from the
+folder's in-memory index (:meth:`mailstore.folderindex.FolderIndexes.date_order`), which
+keeps it up to date as messages come and go, from the sent instant stored at accept time:
+a page costs a bisection in that list and one query of the 50 rows shown, whatever the
+folder's size, so a 100,000-message folder opens as fast as a 100-message one. Pages are
+named by the (sent instant, UID) of the message they follow, so paging is stable while
+messages arrive.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +32,8 @@ from web.webmail.base import Mailbox, NotFound, Webmail
 
 PAGE_SIZE = 50
 """Messages per list page."""
+OLDEST_FIRST = "ancien"
+"""``ordre`` of a list shown oldest first (newest first without it)."""
 MAX_FOLDER_NAME = 200
 BAD_NAME_CHARS = set("%*\"\\") | {chr(c) for c in range(32)} | {"\x7f"}
 
@@ -55,9 +64,15 @@ def human_size(size: int) -> str:
 
 def listed(row: MessageRow) -> ListedMessage:
     search = row.view.search if row.view is not None else None
+    # The date the list is ordered by: the Date field's, else the arrival (RFC 5256 §2.2).
     date = row.internal_date
-    if date is None and search is not None and search.date is not None:
-        date = datetime.fromtimestamp(search.date, UTC)
+    if search is not None and search.date is not None:
+        try:
+            sent = datetime.fromtimestamp(search.date, UTC)
+        except (OverflowError, OSError, ValueError):
+            sent = None
+        if sent is not None and 1 < sent.year < 9999:  # shown in Paris time: room for it
+            date = sent
     if date is not None and date.tzinfo is None:
         date = date.replace(tzinfo=UTC)
     return ListedMessage(
@@ -72,39 +87,86 @@ def listed(row: MessageRow) -> ListedMessage:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a folder's list: newest first, with the cursors of the pages around."""
+    """One page of a list in date order, with the cursors of the pages around."""
 
     messages: list[ListedMessage]
     total: int
-    first: int  # 1-based position of the newest message shown, counted from the newest
-    older: int | None  # ``avant`` of the next older page
-    newer: int | None  # ``avant`` of the next newer page (0: the first page)
+    first: int  # 1-based position of the first message shown in the list's order
+    older: str | None  # ``avant`` of the next page (None: this is the last one)
+    newer: str | None  # ``avant`` of the previous page ("": the first page; None: none)
+    newest_first: bool = True
 
 
-def page_bounds(uids: list[int], before: int | None, size: int = PAGE_SIZE,
-                ) -> tuple[int, int, int | None, int | None]:
-    """``(start, end)`` indexes in the ascending UID list of the page of messages below UID
-    ``before`` (None: the newest), and the older and newer page cursors."""
+Key = tuple[int, int]
+"""A message's place in date order: (sent instant in epoch seconds, UID)."""
+
+_CURSOR = re.compile(r"(-?[0-9]{1,12})_([0-9]{1,10})")
+
+
+def cursor_text(key: Key) -> str:
+    return f"{key[0]}_{key[1]}"
+
+
+def parse_cursor(text: str) -> Key | None:
+    """The key a page starts after, None for a missing or malformed ``avant``."""
+    m = _CURSOR.fullmatch(text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def date_page(uids: Sequence[int], key: Callable[[int], Key], after: Key | None,
+              newest_first: bool, size: int = PAGE_SIZE,
+              ) -> tuple[list[int], int, str | None, str | None]:
+    """The UIDs of the page coming after the message ``after`` (None: the first page), in
+    the shown order, from ``uids`` ascending by ``key``; with the 1-based position of the
+    first shown, and the next and previous pages' cursors. Pages are named by the key of a
+    message, not by a position, so arrivals and removals elsewhere shift no page."""
     total = len(uids)
-    end = total if before is None else bisect_left(uids, before)
-    start = max(0, end - size)
-    older = uids[start] if start > 0 else None
-    newer: int | None = None
-    if end < total:
-        newer = uids[end + size] if end + size < total else 0
-    return start, end, older, newer
+    if newest_first:
+        end = total if after is None else bisect_left(uids, after, key=key)
+        start = max(0, end - size)
+        shown = list(reversed(uids[start:end]))
+        older = cursor_text(key(uids[start])) if start > 0 else None
+        newer: str | None = None
+        if end < total:
+            newer = cursor_text(key(uids[end + size])) if end + size < total else ""
+        return shown, total - end + 1, older, newer
+    start = 0 if after is None else bisect_right(uids, after, key=key)
+    end = min(total, start + size)
+    older = cursor_text(key(uids[end - 1])) if end < total else None
+    newer = None
+    if start > 0:
+        newer = cursor_text(key(uids[start - size - 1])) if start - size > 0 else ""
+    return list(uids[start:end]), start + 1, older, newer
 
 
-async def folder_page(webmail: Webmail, box: Mailbox, before: int | None) -> Page:
-    store = webmail.store
-    uids = await webmail.uid_list(box.id)
-    start, end, older, newer = page_bounds(uids, before)
-    shown = uids[start:end]
+async def listed_page(webmail: Webmail, box: Mailbox, uids: Sequence[int],
+                      key: Callable[[int], Key], after: Key | None,
+                      newest_first: bool) -> Page:
+    """The page of ``uids`` (ascending by ``key``) after ``after``, with its rows."""
+    shown, first, older, newer = date_page(uids, key, after, newest_first)
     rows: list[MessageRow] = []
     if shown:
-        rows = await store.fetch_rows(box.id, [(shown[0], shown[-1])], full=True)
-    rows.sort(key=lambda r: r.uid, reverse=True)
-    return Page([listed(r) for r in rows], len(uids), len(uids) - end + 1, older, newer)
+        rows = await webmail.store.fetch_rows(box.id, uid_runs(shown), full=True)
+    place = {uid: i for i, uid in enumerate(shown)}
+    rows.sort(key=lambda r: place[r.uid])
+    return Page([listed(r) for r in rows], len(uids), first, older, newer, newest_first)
+
+
+async def folder_page(webmail: Webmail, box: Mailbox, after: Key | None,
+                      newest_first: bool = True) -> Page:
+    order = await webmail.store.date_order(box.id)
+    return await listed_page(webmail, box, order.uids, order.key, after, newest_first)
+
+
+def uid_runs(uids: Iterable[int]) -> list[tuple[int, int]]:
+    """Ascending ``(first, last)`` ranges covering ``uids``."""
+    runs: list[tuple[int, int]] = []
+    for u in sorted(uids):
+        if runs and runs[-1][1] + 1 == u:
+            runs[-1] = (runs[-1][0], u)
+        else:
+            runs.append((u, u))
+    return runs
 
 
 def check_folder_name(name: str) -> str | None:
@@ -136,16 +198,17 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
 
     async def folder(request: Request, session: Session, _form: FormData | None,
                      user: Account) -> Response:
-        box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
-        raw = request.query_params.get("avant", "")
-        before = int(raw) if raw.isdigit() and 0 < int(raw) < 2**32 else None
+        box, own, shared = await webmail.locate(user, int(request.path_params["folder_id"]))
+        after = parse_cursor(request.query_params.get("avant", ""))
+        newest_first = request.query_params.get("ordre", "") != OLDEST_FIRST
         # The page first: it loads the folder's index, from which the sidebar then counts
         # the unread messages (a first open would otherwise count them in SQL as well).
-        listing = await folder_page(webmail, box, before)
-        own, shared = await webmail.mailboxes(user)
+        listing = await folder_page(webmail, box, after, newest_first)
+        own, shared = await webmail.with_unread(own), await webmail.with_unread(shared)
         return webmail.render(request, session, user, "webmail/list.html", own=own,
                               shared=shared, current=box, title=box.label, page=listing,
-                              size=human_size, notice=session.data.pop("wm_notice", None))
+                              size=human_size,
+                              notice=session.data.pop("wm_notice", None))
 
     async def manage(request: Request, session: Session, _form: FormData | None,
                      user: Account) -> Response:

@@ -8,9 +8,11 @@ and the first reading by each reader is proved (:mod:`mailstore.readproof`, ``vi
 webmail-display``) even without that right, as for an IMAP EXAMINE.
 
 Every request names the folder and the UID and both are checked against the session's
-rights: another account's message answers 404. Attachments are served with
-``Content-Disposition: attachment``, as ``application/octet-stream`` with ``nosniff`` and a
-``sandbox`` CSP, so that no browser renders one in the webmail's origin.
+rights: another account's message answers 404. The images an HTML body shows from its own
+parts (``cid:``, RFC 2392) come from the same checked URLs, one per part, as their own
+image type with ``nosniff`` (never an SVG, never a part that is not an image). Attachments
+are served with ``Content-Disposition: attachment``, as ``application/octet-stream`` with
+``nosniff`` and a ``sandbox`` CSP, so that no browser renders one in the webmail's origin.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from urllib.parse import quote
@@ -27,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mail.mimeheader import parse_header
 from mail.views import Attachment, MessageView
 from mailstore.readproof import WEBMAIL_DISPLAY, Reader
 from mailstore.store import MessageRow
@@ -47,6 +51,10 @@ MAX_WHOLE = 1024 * 1024
 """Messages larger than this are not read whole to be shown: only their header and text."""
 IMAGES_CSP = CONTENT_SECURITY_POLICY.replace("img-src 'self'", "img-src 'self' https:")
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+"""Image types an HTML body may show from its own parts (no SVG: it can hold script)."""
+MAX_INLINE_PARTS = 200
+"""Parts of a message whose header is read to find its inline images."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +108,8 @@ def _decoded(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
-def message_body(msg: Message, *, images: bool) -> Body:
+def message_body(msg: Message, *, images: bool,
+                 inline: Mapping[str, str] | None = None) -> Body:
     """The HTML body (sanitised) if there is one, else the plain text one."""
     chosen: Message | None
     try:
@@ -113,16 +122,17 @@ def message_body(msg: Message, *, images: bool) -> Body:
             if part.get_content_maintype() == "text" and not part.is_multipart():
                 chosen = part
                 break
-    return body_of(chosen, images=images)
+    return body_of(chosen, images=images, inline=inline)
 
 
-def body_of(chosen: Message | None, *, images: bool) -> Body:
+def body_of(chosen: Message | None, *, images: bool,
+            inline: Mapping[str, str] | None = None) -> Body:
     """The shown body of the text part ``chosen`` (None: the message has none)."""
     if chosen is None:
         return Body(problem="Ce message n'a pas de texte lisible ; voyez ses pièces jointes.")
     text = _decoded(chosen)
     if chosen.get_content_type() == "text/html":
-        return Body(html=sanitise(text, images=images))
+        return Body(html=sanitise(text, images=images, inline=inline))
     truncated = len(text) > MAX_TEXT
     return Body(text=text[:MAX_TEXT],
                 problem="Texte coupé : le message est trop long pour être affiché en entier."
@@ -193,6 +203,35 @@ async def _header_and_text(webmail: Webmail, row: MessageRow, view: MessageView,
     return header, chosen
 
 
+def _content_type(header: bytes) -> str:
+    value = parse_header(header, 0, len(header)).get("content-type") or ""
+    return value.split(";", 1)[0].strip().lower()
+
+
+async def inline_images(webmail: Webmail, row: MessageRow) -> dict[str, str]:
+    """Content-ID (without its angle brackets) → part number of the message's images that
+    an HTML body may show through ``cid:`` (RFC 2392): leaf parts of a type of
+    :data:`INLINE_TYPES` that carry a Content-ID. Only their MIME headers are read."""
+    view = row.view
+    if view is None or row.blob_id is None:
+        return {}
+    leaves = [(name, offsets) for name, offsets in view.parts.items()
+              if not offsets.is_message and offsets.header_end > offsets.header_start
+              and not any(q.startswith(name + ".") for q in view.parts)][:MAX_INLINE_PARTS]
+    if not leaves:
+        return {}
+    found: dict[str, str] = {}
+    async with webmail.store.body_reader() as reader:
+        await reader.prefetch([(row.blob_id, o.header_start, o.header_end) for _n, o in leaves])
+        for name, o in leaves:
+            header = await reader.read(row.blob_id, o.header_start, o.header_end - o.header_start)
+            fields = parse_header(header, 0, len(header))
+            cid = (fields.get("content-id") or "").strip()
+            if cid.startswith("<") and cid.endswith(">") and _content_type(header) in INLINE_TYPES:
+                found.setdefault(cid[1:-1].strip(), name)
+    return found
+
+
 def _attachment(view: MessageView | None, part: str) -> Attachment:
     if view is None:
         raise NotFound
@@ -208,11 +247,12 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
 
     async def show(request: Request, session: Session, _form: FormData | None,
                    user: Account) -> Response:
-        box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
+        box, own, shared = await webmail.locate(user, int(request.path_params["folder_id"]))
         uid = int(request.path_params["uid"])
         row = await _row(webmail, box, uid)
         reading = request.method == "GET"  # a HEAD shows nothing: no \\Seen, no proof
-        if reading and "\\Seen" not in row.flags and box.may("s"):
+        seen_now = reading and "\\Seen" not in row.flags and box.may("s")
+        if seen_now:
             await webmail.store.change_flags(
                 box.id, [uid], lambda _u, _m, flags: (*flags, "\\Seen")
                 if "\\Seen" not in flags else None)
@@ -221,14 +261,19 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
             reader = Reader(user.id, user.address, webmail._trace_id(session), auth="portal",
                             client="webmail")
             await webmail.deps.reads.record(reader, box.id, [uid], WEBMAIL_DISPLAY)
-        own, shared = await webmail.mailboxes(user)  # the unread count just changed
+        if seen_now:  # the unread count just changed: the folders' marks with it
+            own, shared = await webmail.mailboxes(user)
+        else:
+            own, shared = await webmail.with_unread(own), await webmail.with_unread(shared)
         images = request.query_params.get("images") == "1"
+        inline = {cid: webmail.url("dossier", box.id, "message", uid, "image", part)
+                  for cid, part in (await inline_images(webmail, row)).items()}
         if row.size <= MAX_WHOLE or row.view is None:
             msg = _parse(await _raw(webmail, row))
-            body = message_body(msg, images=images)
+            body = message_body(msg, images=images, inline=inline)
         else:
             msg, text_part = await _header_and_text(webmail, row, row.view)
-            body = body_of(text_part, images=images)
+            body = body_of(text_part, images=images, inline=inline)
         headers = [(label, value) for name, label in SHOWN_HEADERS
                    if (value := _header(msg, name))]
         targets = [b for b in (*own, *shared)
@@ -266,6 +311,36 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
             "content-disposition": content_disposition(name),
             "x-content-type-options": "nosniff",
             "content-security-policy": DOWNLOAD_CSP,
+        })
+
+    async def image(request: Request, session: Session, _form: FormData | None,
+                    user: Account) -> Response:
+        """An image of the message for its HTML body (``cid:``): only a leaf part of an
+        image type of :data:`INLINE_TYPES`, as that type, never sniffed into anything else;
+        any other part answers 404 like another account's message."""
+        box = await webmail.mailbox(user, int(request.path_params["folder_id"]))
+        part = str(request.path_params["part"])
+        if not PART.fullmatch(part):
+            raise NotFound
+        row = await _row(webmail, box, int(request.path_params["uid"]))
+        view = row.view
+        if view is None or part not in view.parts or view.parts[part].is_message or any(
+                q.startswith(part + ".") for q in view.parts):
+            raise NotFound
+        offsets = view.parts[part]
+        header = await _raw(webmail, row, offsets.header_start, offsets.header_end)
+        kind = _content_type(header)
+        if kind not in INLINE_TYPES:
+            raise NotFound
+        body = await _raw(webmail, row, offsets.body_start, offsets.body_end)
+        payload = _parse(header + body).get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            raise NotFound
+        return Response(payload, media_type=kind, headers={
+            "content-disposition": content_disposition(f"image-{part}"),
+            "x-content-type-options": "nosniff",
+            "content-security-policy": DOWNLOAD_CSP,
+            "cache-control": "private, max-age=3600",
         })
 
     async def act(request: Request, session: Session, form: FormData | None,
@@ -316,6 +391,7 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
     return [
         Route(base, page(show), methods=["GET", "HEAD"]),
         Route(base + "/piece/{part}", page(download), methods=["GET", "HEAD"]),
+        Route(base + "/image/{part}", page(image), methods=["GET", "HEAD"]),
         Route(base + "/action", page(act), methods=["POST"]),
     ]
 

@@ -5,8 +5,8 @@ alike, from the folder index where they can.
 
 "Has attachments" has no IMAP criterion: it is checked on the stored view of the messages
 that match the rest (their list of attachments), at most :data:`MAX_ATTACHMENT_CHECK` of
-the newest, said on the page when the limit is reached. Results are paged by UID like the
-folder's list.
+the newest, said on the page when the limit is reached. Results are listed in date order and
+paged like the folder's list.
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ from mailstore.search import (
     SearchText,
     search_folder,
 )
-from mailstore.store import MessageRow
 from storage.accounts import Account
 from web.sessions import Session
 from web.webmail.base import Webmail
-from web.webmail.folders import Page, human_size, listed, page_bounds
+from web.webmail.folders import OLDEST_FIRST, human_size, listed_page, parse_cursor, uid_runs
 
 MAX_TERM = 200
 MAX_ATTACHMENT_CHECK = 2000
@@ -95,16 +94,6 @@ def criteria(values: dict[str, str]) -> Criteria:
     return Criteria(key, attachments, bool(keys) or attachments)
 
 
-def _runs(uids: list[int]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for u in uids:
-        if runs and runs[-1][1] + 1 == u:
-            runs[-1] = (runs[-1][0], u)
-        else:
-            runs.append((u, u))
-    return runs
-
-
 def routes(webmail: Webmail) -> list[BaseRoute]:
     async def search(request: Request, session: Session, _form: FormData | None,
                      user: Account) -> Response:
@@ -128,17 +117,15 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
         if wanted.attachments:
             limited = len(uids) > MAX_ATTACHMENT_CHECK
             uids = uids[-MAX_ATTACHMENT_CHECK:]
-            rows = await webmail.store.fetch_rows(box.id, _runs(uids), full=True)
+            rows = await webmail.store.fetch_rows(box.id, uid_runs(uids), full=True)
             uids = [r.uid for r in rows if r.view is not None and r.view.search.attachments]
-        raw = request.query_params.get("avant", "")
-        before = int(raw) if raw.isdigit() and 0 < int(raw) < 2**32 else None
-        start, end, older, newer = page_bounds(uids, before)
-        shown = uids[start:end]
-        found: list[MessageRow] = []
-        if shown:
-            found = await webmail.store.fetch_rows(box.id, _runs(shown), full=True)
-        found.sort(key=lambda r: r.uid, reverse=True)
-        page = Page([listed(r) for r in found], len(uids), len(uids) - end + 1, older, newer)
+        order = await webmail.store.date_order(box.id)
+        found = set(uids)
+        matching = [u for u in order.uids if u in found]
+        newest_first = request.query_params.get("ordre", "") != OLDEST_FIRST
+        page = await listed_page(webmail, box, matching, order.key,
+                                 parse_cursor(request.query_params.get("avant", "")),
+                                 newest_first)
         query = urlencode({k: v for k, v in values.items() if v})
         return webmail.render(request, session, user, "webmail/search.html", own=own,
                               shared=shared, current=box, page=page, limited=limited,
