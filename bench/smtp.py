@@ -300,6 +300,18 @@ async def proofs_overhead(seconds: float, sessions: int, rounds: int,
     return 0
 
 
+def cpu_seconds(gw: ServeProcess) -> float:
+    """User + system CPU seconds of the gateway process so far (all its threads; Linux
+    /proc), NaN when unavailable or with worker processes."""
+    if gw.process is None or gw.env.get("MSSANTE_GATEWAY_WORKERS", "1") != "1":
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{gw.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def profiled(gw: ServeProcess, out: Path | None, name: str, seconds: float) -> Iterator[None]:
     """py-spy record of the gateway process while the block runs (nothing when ``out`` is
@@ -376,8 +388,10 @@ async def main() -> int:
             if label not in wanted:
                 continue
             counted = await asyncio.to_thread(accepted_by_metrics, gw)
+            cpu = cpu_seconds(gw)
             with profiled(gw, args.py_spy, f"smtp-{label}-{args.body}", args.seconds):
                 mine = await run_load(ours, size, args.seconds, args.sessions, args.body)
+            cpu = cpu_seconds(gw) - cpu
             counted = await asyncio.to_thread(accepted_by_metrics, gw) - counted
             # every 250 the clients saw, and nothing else, is in the gateway's own counter
             print(f"RESULT size={label} metrics_accepted={counted:.0f} "
@@ -391,6 +405,9 @@ async def main() -> int:
                     f"msgs_per_s={rate:.1f} "
                     f"p50_ms={mine.pct(0.5):.1f} "
                     f"p99_ms={mine.pct(0.99):.1f}")
+            if mine.latencies and cpu == cpu:  # not NaN
+                # CPU time per message: what the machine's other load does not change much
+                line += f" cpu_ms_per_msg={cpu * 1000 / len(mine.latencies):.1f}"
             if ref is not None and ref.latencies:
                 line += (f" vs_postfix={rate / ref.rate(args.seconds):.2f}"
                          f" postfix_msgs_per_s={ref.rate(args.seconds):.1f}"
