@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,15 +74,23 @@ class Measure:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def make_message(sender: str, to: list[str], size: int, n: int) -> bytes:
+PROSE = (b"Compte rendu: patient vu ce jour en consultation, examen sans particularite.\r\n"
+         b"Traitement poursuivi a l'identique.\r\n"
+         b"\r\n"
+         b"Bien confraternellement.\r\n")
+"""Lines of a letter: most end with a full stop, so ``.<CRLF>`` occurs every ~50 octets."""
+
+
+def make_message(sender: str, to: list[str], size: int, n: int, body: str = "x") -> bytes:
     head = (f"From: <{sender}>\r\nTo: {', '.join(f'<{t}>' for t in to)}\r\n"
             f"Subject: bench {n}\r\nMessage-ID: <bench.{n}.{time.time_ns()}@bench.test>\r\n"
             "Date: Mon, 18 Mar 2024 10:00:00 +0100\r\n\r\n").encode()
-    line = b"x" * 76 + b"\r\n"
+    line = b"x" * 76 + b"\r\n" if body == "x" else PROSE
     return head + line * max(1, (size - len(head)) // len(line))
 
 
-async def session(target: Target, size: int, until: float, result: Measure, seq: list[int]) -> None:
+async def session(target: Target, size: int, until: float, result: Measure, seq: list[int],
+                  body_kind: str = "x") -> None:
     ctx = ssl.create_default_context(cafile=str(target.ca_file))
     ctx.check_hostname = False
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=target.port, timeout=60,
@@ -91,7 +101,7 @@ async def session(target: Target, size: int, until: float, result: Measure, seq:
             await client.login(*target.login)
         while time.monotonic() < until:
             seq[0] += 1
-            body = make_message(target.sender, target.recipients, size, seq[0])
+            body = make_message(target.sender, target.recipients, size, seq[0], body_kind)
             await client.mail(target.sender)
             for rcpt in target.recipients:
                 await client.rcpt(rcpt)
@@ -105,12 +115,14 @@ async def session(target: Target, size: int, until: float, result: Measure, seq:
         client.close()
 
 
-async def run_load(target: Target, size: int, seconds: float, sessions: int) -> Measure:
+async def run_load(target: Target, size: int, seconds: float, sessions: int,
+                   body_kind: str = "x") -> Measure:
     result = Measure()
     seq = [0]
     start = time.monotonic()
     until = start + seconds
-    await asyncio.gather(*(session(target, size, until, result, seq) for _ in range(sessions)))
+    await asyncio.gather(*(session(target, size, until, result, seq, body_kind)
+                           for _ in range(sessions)))
     return result
 
 
@@ -288,6 +300,45 @@ async def proofs_overhead(seconds: float, sessions: int, rounds: int,
     return 0
 
 
+def cpu_seconds(gw: ServeProcess) -> float:
+    """User + system CPU seconds of the gateway process so far (all its threads; Linux
+    /proc), NaN when unavailable or with worker processes."""
+    if gw.process is None or gw.env.get("MSSANTE_GATEWAY_WORKERS", "1") != "1":
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{gw.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def profiled(gw: ServeProcess, out: Path | None, name: str, seconds: float) -> Iterator[None]:
+    """py-spy record of the gateway process while the block runs (nothing when ``out`` is
+    None): a collapsed-stacks text file to read and a flame graph to look at."""
+    if out is None:
+        yield
+        return
+    assert gw.process is not None
+    out.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    recorders = [
+        subprocess.Popen([spy, "record", "--pid", str(gw.process.pid), "--subprocesses",
+                          "--nonblocking", "--rate", "100", "--duration", str(int(seconds)),
+                          "--format", fmt, "--output", str(out / f"{name}.{ext}")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for fmt, ext in (("raw", "txt"), ("flamegraph", "svg"))
+    ]
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            try:
+                recorder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                recorder.terminate()
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="duration per size")
@@ -299,6 +350,13 @@ async def main() -> int:
                         help="idle seconds before each load of --proofs-overhead")
     parser.add_argument("--workers", type=int, default=1,
                         help="[gateway] workers of the gateway (0: one per CPU)")
+    parser.add_argument("--sizes", default=",".join(label for label, _ in SIZES),
+                        help="sizes to measure, comma-separated (e.g. 1MB)")
+    parser.add_argument("--body", choices=("x", "prose"), default="x",
+                        help="message lines: 76 x's (default) or a letter's sentences")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="record the gateway with py-spy during each size's load: "
+                             "DIR/smtp-SIZE-BODY.txt (collapsed stacks) and .svg (flame graph)")
     args = parser.parse_args()
     if args.proofs_overhead:
         return await proofs_overhead(args.seconds, args.sessions, args.rounds, args.cooldown)
@@ -325,21 +383,31 @@ async def main() -> int:
                                 ["u1@bench.test", "u2@bench.test"], None)
             except (RuntimeError, OSError) as exc:
                 postfix_problem = f"postfix could not run: {exc}"
+        wanted = set(args.sizes.split(","))
         for label, size in SIZES:
+            if label not in wanted:
+                continue
             counted = await asyncio.to_thread(accepted_by_metrics, gw)
-            mine = await run_load(ours, size, args.seconds, args.sessions)
+            cpu = cpu_seconds(gw)
+            with profiled(gw, args.py_spy, f"smtp-{label}-{args.body}", args.seconds):
+                mine = await run_load(ours, size, args.seconds, args.sessions, args.body)
+            cpu = cpu_seconds(gw) - cpu
             counted = await asyncio.to_thread(accepted_by_metrics, gw) - counted
             # every 250 the clients saw, and nothing else, is in the gateway's own counter
             print(f"RESULT size={label} metrics_accepted={counted:.0f} "
                   f"bench_accepted={len(mine.latencies)} "
                   f"metrics_match={'yes' if counted == len(mine.latencies) else 'no'}",
                   flush=True)
-            ref = (await run_load(theirs, size, args.seconds, args.sessions)
+            ref = (await run_load(theirs, size, args.seconds, args.sessions, args.body)
                    if theirs is not None else None)
             rate = mine.rate(args.seconds)
-            line = (f"RESULT size={label} workers={args.workers} msgs_per_s={rate:.1f} "
+            line = (f"RESULT size={label} body={args.body} workers={args.workers} "
+                    f"msgs_per_s={rate:.1f} "
                     f"p50_ms={mine.pct(0.5):.1f} "
                     f"p99_ms={mine.pct(0.99):.1f}")
+            if mine.latencies and cpu == cpu:  # not NaN
+                # CPU time per message: what the machine's other load does not change much
+                line += f" cpu_ms_per_msg={cpu * 1000 / len(mine.latencies):.1f}"
             if ref is not None and ref.latencies:
                 line += (f" vs_postfix={rate / ref.rate(args.seconds):.2f}"
                          f" postfix_msgs_per_s={ref.rate(args.seconds):.1f}"

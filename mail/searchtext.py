@@ -49,20 +49,83 @@ def _transfer_decode(data: bytes, encoding: str) -> bytes:
     return data
 
 
-def _charset_decode(data: bytes, charset: str | None) -> str:
+def _charset_decode(data: bytes, charset: str | None, room: int | None = None) -> str | None:
     """Unicode text of ``data``; an unknown or missing charset is read as UTF-8 when it
-    is valid UTF-8, else as Windows-1252 (the usual unlabeled 8-bit text)."""
+    is valid UTF-8, else as Windows-1252 (the usual unlabeled 8-bit text).
+
+    With ``room``: None as soon as the text is known to pass ``room`` characters, the rest
+    left undecoded (see :func:`_decode_within`).
+    """
+    bounded = room is not None and len(data) > room
     if charset:
         try:
             codec = codecs.lookup(charset.strip().strip('"'))
         except LookupError:
             codec = None
         if codec is not None:
+            if bounded:
+                assert room is not None
+                return _decode_within(data, codec.name, "replace", room)
             return data.decode(codec.name, "replace")
+    if bounded:
+        assert room is not None
+        try:
+            return _decode_within(data, "utf-8", "strict", room)
+        except UnicodeDecodeError:
+            return None  # Windows-1252: one character per octet, more than ``room``
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("cp1252", "replace")
+
+
+_PIECE = 64 * 1024
+
+
+def _decode_within(data: bytes, encoding: str, errors: str, room: int) -> str | None:
+    """``data`` decoded piece by piece, or None once more than ``room`` characters came out.
+
+    Why: the accept path indexes at most ``search_text_max`` characters; a text part of
+    1 MB was decoded whole (and case-folded) only to be dropped. An incremental decoder
+    gives the same text as a whole decode and never returns a character before its last
+    octet, so what it returned is a lower bound of the whole text's length.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
+    pieces: list[str] = []
+    size = 0
+    for start in range(0, len(data), _PIECE):
+        end = start + _PIECE
+        text = decoder.decode(data[start:end], final=end >= len(data))
+        size += len(text)
+        if size > room:
+            return None
+        pieces.append(text)
+    return "".join(pieces)
+
+
+class _TooLong(Exception):
+    """The text passed the bound: the remaining parts need not be decoded."""
+
+
+class _Text:
+    """The text parts collected so far, and how many characters they may still add."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.parts: list[str] = []
+        self.limit = limit
+        self.size = 0  # characters so far, joining line breaks included
+
+    @property
+    def room(self) -> int | None:
+        return None if self.limit is None else self.limit - self.size
+
+    def add(self, text: str | None) -> None:
+        if text is None:
+            raise _TooLong
+        self.size += len(text) + (1 if self.parts else 0)
+        if self.limit is not None and self.size > self.limit:
+            raise _TooLong
+        self.parts.append(text)
 
 
 def _param(entity: Entity, name: str) -> str | None:
@@ -91,7 +154,7 @@ message/global-headers (RFC 6533 §4) is the UTF-8 form of text/rfc822-headers, 
 searched as the text part it is."""
 
 
-def _collect(raw: bytes, entity: Entity, out: list[str]) -> None:
+def _collect(raw: bytes, entity: Entity, out: _Text) -> None:
     if entity.children:
         for child in entity.children:
             _collect(raw, child, out)
@@ -107,23 +170,33 @@ def _collect(raw: bytes, entity: Entity, out: list[str]) -> None:
         # treated as if it has a Content-Type of application/octet-stream": not text.
         return
     data = _transfer_decode(raw[entity.body_start:entity.body_end], encoding)
-    out.append(_charset_decode(data, _param(entity, "charset")))
+    out.add(_charset_decode(data, _param(entity, "charset"), out.room))
 
 
-def _collect_message(raw: bytes, message: Message, out: list[str], *, nested: bool) -> None:
+def _collect_message(raw: bytes, message: Message, out: _Text, *, nested: bool) -> None:
     if nested:
-        out.append("\n".join(f"{name}: {decode_words(value) or ''}"
-                             for name, value in message.header.fields))
+        out.add("\n".join(f"{name}: {decode_words(value) or ''}"
+                          for name, value in message.header.fields))
     _collect(raw, message.body, out)
 
 
 def body_text(raw: bytes, message: Message | None = None) -> str:
     """The case-folded decoded text of every text part of the message's body."""
+    text = _body_text(raw, message, None)
+    assert text is not None  # unbounded
+    return text
+
+
+def _body_text(raw: bytes, message: Message | None, limit: int | None) -> str | None:
+    """:func:`body_text`, or None as soon as it is known to be longer than ``limit``."""
     if message is None:
         message = parse_message(raw)
-    out: list[str] = []
-    _collect_message(raw, message, out, nested=False)
-    return "\n".join(out).casefold()
+    out = _Text(limit)
+    try:
+        _collect_message(raw, message, out, nested=False)
+    except _TooLong:
+        return None
+    return "\n".join(out.parts).casefold()
 
 
 def header_text(header: bytes) -> str:
@@ -140,5 +213,6 @@ def indexed_text(raw: bytes, limit: int, message: Message | None = None) -> str 
     characters (SEARCH then decodes the message when asked)."""
     if limit <= 0:
         return None
-    text = body_text(raw, message)
-    return text if len(text) <= limit else None
+    # Case folding never shortens a text, so a text over the limit before it is over after.
+    text = _body_text(raw, message, limit)
+    return text if text is not None and len(text) <= limit else None

@@ -13,6 +13,7 @@ to stay in step with the client (RFC 5321 §4.2.5: the reply comes after the dat
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -29,6 +30,14 @@ class ContentError:
 
     def reply(self) -> str:
         return f"{self.code} {self.enhanced} {self.text}"
+
+
+@functools.lru_cache(maxsize=8)
+def _long_line(limit: int) -> re.Pattern[bytes]:
+    """An LF followed by a line of more than ``limit`` octets before its CRLF (a line still
+    unfinished at the end of a chunk matches once it has ``limit`` + 2 octets; shorter, its
+    length is carried into the next chunk)."""
+    return re.compile(rb"\n[^\n]{%d}" % (limit + 2))
 
 
 class ContentScanner:
@@ -56,8 +65,7 @@ class ContentScanner:
         self.size += len(chunk)
         if self.error is not None:
             return
-        self._check_newlines(chunk)
-        self._check_line_length(chunk)
+        self._check_lines(chunk)
         self._last = chunk[-1:]
         if self.error is not None:
             return
@@ -102,6 +110,11 @@ class ContentScanner:
             "(RFC 5321 section 2.3.8)",
         )
 
+    def _check_lines(self, chunk: bytes) -> None:
+        self._check_newlines(chunk)
+        if self.error is None:
+            self._check_line_length(chunk)
+
     def _check_newlines(self, chunk: bytes) -> None:
         crlf = chunk.count(b"\r\n")
         cr = chunk.count(b"\r")
@@ -118,21 +131,26 @@ class ContentScanner:
             self._bare()
 
     def _check_line_length(self, chunk: bytes) -> None:
-        # One C-level split and max() per chunk: a regular expression counting characters
-        # from every offset costs ~100 ms per MB; this costs ~1 ms.
+        """RFC 5321 §4.5.3.1.6 sets 1000 octets; the operator may allow more, never unbounded.
+
+        Lines end with CRLF here (a lone LF was refused just before). The line running across
+        the chunk boundary is measured from the carried length; the others by one regular
+        expression whose literal first octet lets the engine jump from LF to LF: ~1 ms per
+        MB, where a ``split`` of the chunk into ~13,000 line objects costs 1.5 to 4 ms.
+        """
         limit = self.limits.max_line_length
-        lines = chunk.split(b"\n")
-        if len(lines) == 1:
+        first_lf = chunk.find(b"\n")
+        if first_lf < 0:
             # no line end in this chunk: the current line just grows
             self._line_carry += len(chunk)
             too_long = self._line_carry - chunk.endswith(b"\r") > limit
         else:
-            # RFC 5321 §4.5.3.1.6 sets 1000 octets; the operator may allow more, never unbounded.
-            # Complete lines end with CR here (bare LF is refused separately): len - 1.
-            first = self._line_carry + len(lines[0]) - 1
-            inner = max(map(len, lines[1:-1]), default=1) - 1
-            too_long = first > limit or inner > limit
-            self._line_carry = len(lines[-1])
+            # ``_line_carry`` counts the CR of a CRLF split across chunks: - 1 either way
+            too_long = (
+                self._line_carry + first_lf - 1 > limit
+                or _long_line(limit).search(chunk, first_lf) is not None
+            )
+            self._line_carry = len(chunk) - chunk.rfind(b"\n") - 1
         if too_long:
             self._line_too_long()
 

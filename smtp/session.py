@@ -6,7 +6,8 @@ and what the gateway must guarantee, the way Postfix's smtpd does:
 * an EHLO that advertises exactly what is implemented (PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
   ENHANCEDSTATUSCODES, DSN, CHUNKING, STARTTLS until TLS is up, AUTH on submission after TLS);
 * MAIL/RCPT parameter parsing with DSN data kept per recipient (``smtp/dsn_params.py``);
-* DATA read in large chunks with the smuggling defence, and BDAT (``smtp/content.py``);
+* DATA read in large blocks with the smuggling defence (``smtp/dot_reader.py``), and BDAT,
+  both checked by ``smtp/content.py``;
 * TLS before any transaction, limits (recipients, bad commands, idle and session time,
   connections per address) and an enhanced status code on every reply (RFC 2034).
 
@@ -37,6 +38,7 @@ from config.metrics import (
 )
 from smtp.auth import SaslMechanism, decode_initial_response, default_mechanisms
 from smtp.content import ContentScanner
+from smtp.dot_reader import read_dot_terminated
 from smtp.dsn_params import ParamError, parse_mail_params, parse_rcpt_params
 from smtp.limits import ConnectionCounter, SessionLimits
 from smtp.policy import GatewayEnvelope, Identity, Recipient, ServerKind, SmtpPolicy
@@ -701,36 +703,8 @@ class GatewaySMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         scanner = ContentScanner(self.limits)
-        await self._read_dot_terminated(scanner)
+        await read_dot_terminated(self._reader, scanner.feed, self._reset_timeout)
         await self._finish_message(scanner)
-
-    async def _read_dot_terminated(self, scanner: ContentScanner) -> None:
-        """Reads DATA up to CRLF.CRLF in socket-sized chunks, unstuffing dots.
-
-        RFC 5321 §4.1.1.4: only <CRLF>.<CRLF> ends the data. The reader searches for ".\\r\\n"
-        and checks the two octets before it, so <LF>.<LF>, <CR>.<CR> and <LF>.<CR><LF>
-        never end it (SMTP smuggling); anything else is just the next chunk.
-        """
-        reader = self._reader
-        tail = b"\r\n"  # the data starts at the beginning of a line
-        while True:
-            try:
-                chunk = await reader.readuntil(b".\r\n")
-                ended = (tail + chunk)[-5:] == b"\r\n.\r\n"
-            except asyncio.LimitOverrunError as exc:
-                chunk = await reader.read(exc.consumed)
-                ended = False
-            self._reset_timeout()
-            if ended:
-                chunk = chunk[:-3]
-            # RFC 5321 §4.5.2: a leading dot of a line was added by the client; drop it
-            body = chunk.replace(b"\n.", b"\n")
-            if tail.endswith(b"\n") and body.startswith(b"."):
-                body = body[1:]
-            scanner.feed(body)
-            if ended:
-                return
-            tail = (tail + chunk)[-2:]
 
     async def smtp_BDAT(self, arg: str | None) -> None:
         match = _BDAT_ARGS.fullmatch((arg or "").strip())

@@ -40,6 +40,22 @@ async def _offloaded(executor: Executor, fn: Any, *args: Any) -> Any:
         raise
 
 
+OFFLOAD_PAYLOAD = 256 * 1024
+"""Octets of bound values above which a writer's ``executemany`` leaves the loop thread
+(the encrypted segments of a large message: ~1 ms per MB in SQLite, more with the WAL)."""
+
+
+def _payload(rows: Sequence[Sequence[Any]]) -> int:
+    """Octets of the ``bytes``/``str`` values bound in ``rows`` (rows are tuples or dicts)."""
+    total = 0
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row
+        for value in values:
+            if isinstance(value, bytes | bytearray | memoryview | str):
+                total += len(value)
+    return total
+
+
 def _begin_without_waiting(cursor: sqlite3.Cursor, sql: str) -> bool:
     """Runs ``BEGIN …`` inline with the busy timeout off: True when it took the lock.
 
@@ -88,6 +104,15 @@ class InlineCursor:
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> InlineCursor:
+        if self._offload is not None:
+            rows = list(parameters)
+            if _payload(rows) > OFFLOAD_PAYLOAD:
+                # Copying a large body into the database pages is CPU work without the GIL
+                # (sqlite3 releases it in each step): done in the writer's thread, the loop
+                # goes on serving the other sessions meanwhile.
+                await _offloaded(self._offload, self._cursor.executemany, sql, rows)
+                return self
+            parameters = rows
         self._cursor.executemany(sql, parameters)
         return self
 

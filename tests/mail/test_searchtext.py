@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from mail.searchtext import body_text, header_text, indexed_text
 
 
@@ -56,3 +58,31 @@ def test_header_text_and_index_bound() -> None:
     assert indexed_text(raw, 1000) == body_text(raw)
     assert indexed_text(raw, 100) is None
     assert indexed_text(raw, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain; charset=utf-8", ("é" * 40000 + "\r\n").encode()),  # 2 octets a char
+        ("text/plain", ("é" * 40000 + "\r\n").encode()),  # unlabeled, valid UTF-8
+        ("text/plain", b"\xe9" * 70000 + b"\r\n"),  # unlabeled, not UTF-8: Windows-1252
+        ("text/plain; charset=iso-8859-1", b"A\xc9" * 40000 + b"\r\n"),
+    ],
+    ids=["utf-8", "unlabeled-utf-8", "unlabeled-cp1252", "latin-1"],
+)
+def test_index_bound_is_exact_for_parts_larger_than_it(content_type: str, body: bytes) -> None:
+    """A part over the bound is decoded only until the text passes it (not whole, then
+    dropped), with the same answer as decoding everything: the text when it fits, None
+    when it is one character longer, on either side of a multi-octet character."""
+    head = f"Subject: x\r\nContent-Type: {content_type}\r\n\r\n".encode()
+    raw = head + body
+    text = body_text(raw)
+    n = len(text)
+    assert indexed_text(raw, n) == text
+    assert indexed_text(raw, n + 1) == text
+    assert indexed_text(raw, n - 1) is None
+    assert indexed_text(raw, n // 3) is None
+    two = _multipart(f"Content-Type: {content_type}\r\n\r\nmot", "Content-Type: text/plain\r\n\r\n"
+                     + body.decode("latin-1")[:1000])
+    both = body_text(two)
+    assert indexed_text(two, len(both)) == both and indexed_text(two, len(both) - 1) is None

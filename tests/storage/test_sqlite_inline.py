@@ -99,3 +99,30 @@ async def test_lock_held_by_another_process_is_waited_for_off_the_loop(
     async with db.read() as conn:
         rows = (await conn.execute(text("SELECT n FROM t_other ORDER BY n"))).scalars().all()
     assert rows == [1, 2]
+
+
+async def test_large_write_runs_off_the_loop_thread(sqlite_database: Database) -> None:
+    """A writer's executemany of large values (a message's encrypted segments) runs in the
+    writer's thread, so the loop serves other sessions meanwhile; small ones stay inline."""
+    db = sqlite_database
+    seen: list[int] = []
+
+    def where(value: bytes) -> bytes:
+        seen.append(threading.get_ident())
+        return value
+
+    async with db.begin() as conn:
+        await conn.execute(text("CREATE TABLE t_big (data BLOB)"))
+        raw = await conn.get_raw_connection()
+        raw.driver_connection._conn.create_function("where_am_i", 1, where)  # type: ignore[union-attr]
+        insert = text("INSERT INTO t_big VALUES (where_am_i(:data))")
+        await conn.execute(insert, [{"data": b"s" * 100}, {"data": b"t" * 100}])
+        small = set(seen)
+        seen.clear()
+        await conn.execute(insert, [{"data": bytes([n]) * 100_000} for n in range(4)])
+        large = set(seen)
+    assert small == {threading.get_ident()}
+    assert len(large) == 1 and large != small
+    async with db.read() as conn:
+        sizes = (await conn.execute(text("SELECT length(data) FROM t_big"))).scalars().all()
+    assert sorted(sizes) == [100, 100] + [100_000] * 4
