@@ -77,6 +77,9 @@ PROOF_KINDS = (
     "account-suspended",
     "account-reactivated",
     "account-closed",
+    # a setting that decides how the mailbox works changed (APP send mode, read-notice and
+    # delivery-notice policy, directory listing, usual address): details say which, from/to
+    "account-changed",
     "credential-added",
     "credential-revoked",
     "delegation-granted",
