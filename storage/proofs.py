@@ -652,7 +652,8 @@ async def _walk_parallel(conn: AsyncConnection, state: proof_walk.Walk, batch: i
     ordered = sorted(wanted)
     pending: deque[asyncio.Future[proof_walk.Scanned]] = deque()
     starts = iter(range(0, max(newest, 0), span))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with (proof_walk.light_worker_main(),
+          ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool):
         while True:
             while len(pending) < 2 * workers and (after := next(starts, None)) is not None:
                 upto = min(after + span, newest)
