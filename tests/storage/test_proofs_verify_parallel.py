@@ -1,4 +1,5 @@
-"""Verification with worker processes says exactly what the one-process walk says."""
+"""Verification with worker processes (each reading its own range, on SQLite and PostgreSQL)
+says exactly what the one-process walk says."""
 
 from __future__ import annotations
 
@@ -36,9 +37,9 @@ async def _both(db: Database, outside: Path) -> tuple[proofs.VerifyReport, ...]:
     return serial, parallel
 
 
-async def test_parallel_verification_matches(sqlite_database: Database,
+async def test_parallel_verification_matches(database: Database,
                                              tmp_path: Path) -> None:
-    db, outside = sqlite_database, tmp_path / "checkpoints"
+    db, outside = database, tmp_path / "checkpoints"
     await _ledger(db, outside)
     serial, parallel = await _both(db, outside)
     assert serial.ok and parallel.ok, (serial.problems, parallel.problems)
