@@ -45,6 +45,18 @@ async def record(conn: AsyncConnection, kind: str, address: str, actor: str | No
                         details={"account": address.strip().lower(), **details})
 
 
+async def record_change(conn: AsyncConnection, address: str, actor: str | None,
+                        setting: str, before: object, after: object) -> bool:
+    """Appends an ``account-changed`` proof when ``setting`` of ``address`` goes from
+    ``before`` to ``after`` (values that are not secrets nor personal data: a mode, a
+    policy, a flag); nothing when they are equal. True when a proof was written."""
+    if before == after:
+        return False
+    await record(conn, "account-changed", address, actor, setting=setting,
+                 **{"from": before, "to": after})
+    return True
+
+
 def status_kind(before: str, after: str) -> str | None:
     """The proof kind of a status change, None when nothing changes."""
     if before == after:

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import or_, select
 
+from accounts import audit
 from accounts.errors import AccountRefused
 from directory_ldap import Directory, DirectoryEntry, DirectoryError
 from storage import accounts as account_rows
@@ -71,13 +72,16 @@ def directory_entry(account: Account, password_hashes: tuple[str, ...]) -> Direc
 
 
 async def set_liste_rouge(
-    db: Database, directory: Directory, address: str, hidden: bool
+    db: Database, directory: Directory, address: str, hidden: bool, *,
+    actor: str | None = None,
 ) -> Account:
     """Marks (or unmarks) a local mailbox "liste rouge" and re-publishes it at once.
 
     slapd's access control then hides the entry from every directory user; only the
     gateway's service identity still finds it. Raises :class:`AccountRefused` naming the
-    address when it is not a mailbox of this operator.
+    address when it is not a mailbox of this operator. A real change appends an
+    ``account-changed`` proof (setting ``liste_rouge``) naming ``actor`` (None: the
+    operator) in the same transaction.
     """
     async with db.begin() as conn:
         account = await account_rows.get_by_address(conn, address)
@@ -89,7 +93,10 @@ async def set_liste_rouge(
         settings = {k: v for k, v in account.settings.items() if k != LISTE_ROUGE}
         if hidden:
             settings[LISTE_ROUGE] = True
+        was_hidden = bool(account.settings.get(LISTE_ROUGE))
         await account_rows.update_fields(conn, account.id, settings=settings)
+        await audit.record_change(conn, account.address, actor, LISTE_ROUGE, was_hidden,
+                                  hidden)
         account = await account_rows.get_by_address(conn, address)
         assert account is not None
         rows = await conn.execute(

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from accounts import audit
 from accounts.errors import AccountRefused
 from accounts.mailboxes import check_address, insert_mailbox
 from accounts.notify import Notifier
@@ -260,11 +261,16 @@ class Registrar:
                     surname=reg.surname, idnat=f"8{reg.rpps}" if reg.rpps else f"0{reg.adeli}",
                     structure_name=reg.company or None, settings={USUAL_EMAIL: reg.email})
                 assert reg.password_hash is not None
-                await credentials.add(conn, account.id, "password", label="portail",
-                                      secret_hash=reg.password_hash)
+                cred = await credentials.add(conn, account.id, "password", label="portail",
+                                             secret_hash=reg.password_hash)
                 await rows.update_fields(conn, reg.id, account_id=account.id)
-                await proofs.append(conn, kind="account-approved", actor=admin,
-                                    details={"registration": reg.id, "address": wanted})
+                # Filed under the new mailbox's history (account:<address>), like every
+                # later change of it, with the portal password it starts with.
+                await audit.record(conn, "account-approved", wanted, admin,
+                                   registration=reg.id, address=wanted)
+                await audit.record(conn, "credential-added", wanted, admin,
+                                   credential_id=cred.id, kind=cred.kind, label=cred.label,
+                                   reason="registration")
         except AlreadyExists:
             raise RegistrationRefused(
                 f"L'adresse {wanted} est déjà prise : choisissez-en une autre.") from None

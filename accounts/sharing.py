@@ -230,18 +230,26 @@ async def app_binding(db: Database, app: Account) -> AppBinding:
                       str(app.settings.get(APP_MODE, SEND_AND_RECEIVE)))
 
 
-async def set_app_mode(db: Database, address: str, mode: str) -> Account:
+async def set_app_mode(db: Database, address: str, mode: str, *,
+                       actor: str | None) -> Account:
     """Sets an APP mailbox to send only or send and receive (SMTP delivery refuses mail
-    to a send-only one with 5.2.1 once its cached lookup expires). Not a proof kind of the
-    ledger: it gives no one access to messages."""
+    to a send-only one with 5.2.1 once its cached lookup expires). A real change appends an
+    ``account-changed`` proof (setting ``app_mode``, from, to) naming ``actor`` (None: the
+    operator) in the same transaction: whether a hospital system's mailbox accepted mail on
+    a given day is a fact the operator answers for."""
     if mode not in APP_MODES:
         raise AccountRefused(f"Mode {mode[:40]!r} inconnu : {', '.join(APP_MODES)}.")
     app = await _get(db, address)
     if app.type != "APP":
         raise AccountRefused(f"La boîte {app.address!r} n'est pas applicative.")
     async with db.begin() as conn:
-        await account_rows.update_fields(conn, app.id, settings={**app.settings,
-                                                                 APP_MODE: mode})
+        current = await account_rows.get_by_id(conn, app.id)
+        assert current is not None
+        before = str(current.settings.get(APP_MODE, SEND_AND_RECEIVE))
+        if before != mode:
+            await account_rows.update_fields(conn, app.id, settings={**current.settings,
+                                                                     APP_MODE: mode})
+            await audit.record_change(conn, app.address, actor, APP_MODE, before, mode)
         found = await account_rows.get_by_id(conn, app.id)
     assert found is not None
     return found

@@ -14,12 +14,16 @@ once per session and cached, so the per-message work compared is the same. Print
     RESULT size=10KB msgs_per_s=… p50_ms=… p99_ms=… vs_postfix=…
 
 ``--proofs-overhead``: what the proof ledger costs on the accept path. The same 10 KB load,
-alternately (``--rounds`` each), against ``mssante serve`` and against
-``bench/serve_without_ledger.py`` — a bench-only launcher that replaces the ledger writes
-by nothing in its own process (no setting or environment variable of the gateway can).
-Prints the best rate of each and::
+against ``mssante serve`` and against ``bench/serve_without_ledger.py`` — a bench-only
+launcher that replaces the ledger writes by nothing in its own process (no setting or
+environment variable of the gateway can) — after a warm-up, in ``--rounds`` (7) pairs of
+back-to-back loads in alternating order; each pair gives one overhead, and the median of
+the pairs is reported with their range, for throughput and for the gateway's CPU time per
+message (``proofs_overhead`` / ``cpu_overhead``, see :func:`proofs_overhead`)::
 
-    RESULT proofs_overhead=…% with_proofs_msgs_per_s=… without_proofs_msgs_per_s=…
+    RESULT proofs_overhead=…% range=…..…% cpu_overhead=…% range=…..…% with_proofs_msgs_per_s=… …
+
+On a shared machine prefer ``--seconds 10 --rounds 9`` over a few long rounds.
 """
 
 from __future__ import annotations
@@ -257,40 +261,80 @@ class ServeWithoutLedger(ServeProcess):
                 "serve"]
 
 
+def cpu_seconds(gw: ServeProcess) -> float:
+    """CPU time (user + system, every thread) the gateway process has used so far."""
+    assert gw.process is not None
+    fields = Path(f"/proc/{gw.process.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spread(values: list[float]) -> str:
+    """Median, and the range between the lowest and the highest value, for a RESULT line."""
+    return (f"{statistics.median(values):.1f}% "
+            f"range={min(values):.1f}..{max(values):.1f}%")
+
+
 async def proofs_overhead(seconds: float, sessions: int, rounds: int,
                           cooldown: float) -> int:
-    """Best 10 KB rate with and without ledger writes, rounds alternated (the machine is
-    shared: alternating spreads other load over both)."""
+    """What the ledger costs, measured so that a shared machine's other work cancels out.
+
+    Two runs of the earlier form (best rate of each side over 3 rounds) gave 8.2 % and
+    -15.9 %: the best of a few runs picks whichever side met a quiet moment, and the two
+    sides' bests came from different moments. Now: both gateways are warmed up first (TLS,
+    caches, first commits), then each round runs the two loads back to back, in alternating
+    order, and gives one *paired* overhead ``1 - with/without`` from neighbouring moments;
+    the result is the median of the rounds with their range (``--rounds`` 7 by default:
+    the median of 7 is not moved by two disturbed rounds). The CPU time each gateway
+    process spends per accepted message is measured too (``cpu_overhead``): it depends far
+    less on the machine's other load than throughput does."""
     work = Path(tempfile.mkdtemp(prefix="bench-smtp-proofs-"))
     gateways = {"with": ServeProcess(work / "with"),
                 "without": ServeWithoutLedger(work / "without")}
     rates: dict[str, list[float]] = {"with": [], "without": []}
+    paired: list[float] = []
+    cpu_paired: list[float] = []
     size = SIZES[0][1]
+    load_at_start = os.getloadavg()[0]
+
+    def target(name: str) -> Target:
+        gw = gateways[name]
+        return Target(name, gw.submission_port, gw.ca_file, gw.demo_address,
+                      [gw.demo_address, f"postmaster@{gw.demo_address.split('@')[1]}"],
+                      (gw.demo_address, gw.demo_password))
+
     try:
         for gw in gateways.values():
             await asyncio.to_thread(gw.start)
+        for name in gateways:  # warm-up, not counted
+            await run_load(target(name), size, min(5.0, seconds), sessions)
         for n in range(rounds):
+            rate: dict[str, float] = {}
+            cpu_per_msg: dict[str, float] = {}
             for name in (("with", "without") if n % 2 == 0 else ("without", "with")):
                 gw = gateways[name]
-                target = Target(name, gw.submission_port, gw.ca_file, gw.demo_address,
-                                [gw.demo_address, f"postmaster@{gw.demo_address.split('@')[1]}"],
-                                (gw.demo_address, gw.demo_password))
                 await asyncio.sleep(cooldown)  # what the previous load left (commits, WAL)
-                measure = await run_load(target, size, seconds, sessions)
-                rates[name].append(measure.rate(seconds))
-                print(f"RESULT # round={n + 1} ledger={name} msgs_per_s="
-                      f"{measure.rate(seconds):.1f} p99_ms={measure.pct(0.99):.1f} "
-                      f"errors={measure.errors}", flush=True)
-        with_rate, without_rate = max(rates["with"]), max(rates["without"])
-        overhead = (1 - with_rate / without_rate) * 100 if without_rate else float("nan")
-        med_with, med_without = statistics.median(rates["with"]), statistics.median(
-            rates["without"])
-        median_overhead = (1 - med_with / med_without) * 100 if med_without else float("nan")
+                cpu_before = cpu_seconds(gw)
+                measure = await run_load(target(name), size, seconds, sessions)
+                used = cpu_seconds(gw) - cpu_before
+                rate[name] = measure.rate(seconds)
+                cpu_per_msg[name] = used / max(1, len(measure.latencies))
+                rates[name].append(rate[name])
+                print(f"RESULT # round={n + 1} ledger={name} msgs_per_s={rate[name]:.1f} "
+                      f"cpu_ms_per_msg={cpu_per_msg[name] * 1000:.2f} "
+                      f"p99_ms={measure.pct(0.99):.1f} errors={measure.errors} "
+                      f"load={os.getloadavg()[0]:.1f}", flush=True)
+            if rate["without"]:
+                paired.append((1 - rate["with"] / rate["without"]) * 100)
+            if cpu_per_msg["without"]:
+                cpu_paired.append((cpu_per_msg["with"] / cpu_per_msg["without"] - 1) * 100)
         records = {name: ledger_records(gw) for name, gw in gateways.items()}
-        print(f"RESULT proofs_overhead={overhead:.1f}% with_proofs_msgs_per_s={with_rate:.1f} "
-              f"without_proofs_msgs_per_s={without_rate:.1f} "
-              f"median_overhead={median_overhead:.1f}% size=10KB sessions={sessions} "
-              f"rounds={rounds} ledger_records_with={records['with']} "
+        print(f"RESULT proofs_overhead={spread(paired)} "
+              f"cpu_overhead={spread(cpu_paired)} "
+              f"with_proofs_msgs_per_s={statistics.median(rates['with']):.1f} "
+              f"without_proofs_msgs_per_s={statistics.median(rates['without']):.1f} "
+              f"size=10KB sessions={sessions} rounds={rounds} seconds={seconds:g} "
+              f"load_start={load_at_start:.1f} load_end={os.getloadavg()[0]:.1f} "
+              f"ledger_records_with={records['with']} "
               f"ledger_records_without={records['without']}", flush=True)
     finally:
         for gw in gateways.values():
@@ -345,7 +389,8 @@ async def main() -> int:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--proofs-overhead", action="store_true",
                         help="compare with a bench-only launcher that writes no proofs")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of --proofs-overhead")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="paired rounds of --proofs-overhead (the median is reported)")
     parser.add_argument("--cooldown", type=float, default=15.0,
                         help="idle seconds before each load of --proofs-overhead")
     parser.add_argument("--workers", type=int, default=1,

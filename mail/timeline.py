@@ -136,6 +136,10 @@ _SENTENCES: dict[str, Callable[[ProofRecord, dict[str, Any]], str]] = {
     "account-suspended": lambda r, d: f"account suspended by {r.actor or '-'}",
     "account-reactivated": lambda r, d: f"account reactivated by {r.actor or '-'}",
     "account-closed": lambda r, d: f"account closed by {r.actor or '-'}",
+    "account-changed": lambda r, d: (f"{d.get('setting', 'setting')} changed"
+                                     + (f" from {d.get('from')} to {d.get('to')}"
+                                        if "to" in d else "")
+                                     + f" by {r.actor or '-'}"),
     "credential-added": lambda r, d: (f"{d.get('kind', 'credential')} {d.get('credential_id')}"
                                       f" ({d.get('label', '')}) added by {r.actor or '-'}"),
     "credential-revoked": lambda r, d: (f"{d.get('kind', 'credential')} "

@@ -19,13 +19,14 @@ import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, event, select, text, update
+from sqlalchemy import Select, Table, event, select, text, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Row, make_url
+from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
@@ -188,6 +189,52 @@ def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_scan_engine(url: URL) -> AsyncEngine:
+    """A read-only engine of one connection, for a worker process that reads a range of a
+    large table (proof verification) while its parent holds its own transaction.
+
+    SQLite: an inline connection (no thread hand-off) with the pages memory-mapped, as the
+    read engine's; PostgreSQL: asyncpg without a pool. ``url`` is the parent's engine URL
+    (:attr:`AsyncEngine.url`, password included: it is handed to a child process, never
+    logged)."""
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, async_creator=inline_connector(str(url.database), 30.0),
+                                     poolclass=NullPool)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute("PRAGMA query_only=ON")
+                cur.execute("PRAGMA mmap_size=268435456")
+            finally:
+                cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    return create_async_engine(url, poolclass=NullPool)
+
+
+async def fetch_tuples(conn: AsyncConnection, query: Select[Any]) -> Sequence[Any]:
+    """The rows of ``query`` as the driver returns them (tuples; asyncpg records), without
+    SQLAlchemy's result rows: for scans of millions of rows whose columns need no
+    conversion (about a tenth of a proof verification's time went to building them).
+    ``query`` may bind integers only: they are written into the SQL text."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if conn.dialect.name == "postgresql":
+        return cast(Sequence[Any], await driver.fetch(sql))
+    cursor = await driver.execute(sql)
+    try:
+        return cast(Sequence[Any], await cursor.fetchall())
+    finally:
+        await cursor.close()
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:

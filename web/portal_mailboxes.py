@@ -131,7 +131,8 @@ class MailboxPages(Pages):
         box = await self._target(request, admin)
         assert form is not None
         try:
-            box = await sharing.set_app_mode(self.db, box.address, str(form.get("mode", "")))
+            box = await sharing.set_app_mode(self.db, box.address, str(form.get("mode", "")),
+                                             actor=admin.address)
         except AccountRefused as exc:
             return await self._page_of(request, session, admin, box, status=400,
                                        error=str(exc))

@@ -83,7 +83,7 @@ def remove_member(cli: CliContext, address: str, member: str) -> None:
 def app_mode(cli: CliContext, address: str, mode: str) -> None:
     """Set whether APP mailbox ADDRESS only sends or also receives mail."""
     async def body(_settings: Settings, db: Database) -> None:
-        account = await sharing.set_app_mode(db, address, mode)
+        account = await sharing.set_app_mode(db, address, mode, actor=operator_actor())
         click.echo(f"{account.address}: {account.settings[sharing.APP_MODE]}")
 
     _run_refusable(cli, body)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from accounts.audit import operator_actor
 from accounts.errors import AccountRefused
 from accounts.publishing import set_liste_rouge
 from directory_ldap import DirectoryEntry, DirectoryError
@@ -168,7 +169,8 @@ def _set_liste_rouge(cli: CliContext, address: str, hidden: bool) -> Account | N
     async def work(directory: Directory) -> Account:
         db = await open_storage(settings)
         try:
-            return await set_liste_rouge(db, directory, address, hidden)
+            return await set_liste_rouge(db, directory, address, hidden,
+                                         actor=operator_actor())
         finally:
             await db.close()
 

@@ -8,7 +8,8 @@ with ``$MDNSent`` so that the user's client never asks a second time; ``ask`` le
 the user's client, which may ask them and send one itself; ``never`` sends nothing
 automatically. Delivery notices (:mod:`mail.notices`): ``always`` asks a "delivered" DSN
 for everything the mailbox sends, ``asked`` (the default) only when the client asks.
-Without a value, each command prints the current setting. Both hang under
+Without a value, each command prints the current setting; a change is proved
+(``account-changed``, naming the operator). Both hang under
 ``mssante accounts`` (added to that group when the command line loads).
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 
 import click
 
+from accounts import audit
+from accounts.audit import operator_actor
 from gateway.commands import accounts as accounts_command
 from gateway.context import EXIT_USAGE, CliContext, fail, pass_cli, run_command
 from gateway.startup import open_storage
@@ -28,10 +31,13 @@ from storage import accounts as account_rows
 from storage.accounts import Account
 
 
-def _apply(cli: CliContext, address: str,
-           change: Callable[[Account], dict[str, Any] | None]) -> Account:
-    """Reads the account, applies ``change`` (the columns to update, or None), returns
-    the account as it is afterwards; exit 2 when the address has no mailbox."""
+def _apply(cli: CliContext, address: str, setting: str, value: str | None,
+           current: Callable[[Account], str],
+           fields: Callable[[Account, str], dict[str, Any]]) -> Account:
+    """Reads the account; with ``value``, stores ``fields(account, value)`` and, when the
+    setting (read by ``current``) really changes, an ``account-changed`` proof naming the
+    operator in the same transaction. Returns the account as it is afterwards; exit 2 when
+    the address has no mailbox."""
     settings = cli.settings()
     wanted = address.strip().lower()
 
@@ -42,9 +48,11 @@ def _apply(cli: CliContext, address: str,
                 account = await account_rows.get_by_address(conn, wanted)
                 if account is None:
                     return None
-                fields = change(account)
-                if fields:
-                    await account_rows.update_fields(conn, account.id, **fields)
+                if value is not None and current(account) != value:
+                    await account_rows.update_fields(conn, account.id,
+                                                     **fields(account, value))
+                    await audit.record_change(conn, account.address, operator_actor(),
+                                              setting, current(account), value)
                     account = await account_rows.get_by_address(conn, wanted)
                 return account
         finally:
@@ -65,8 +73,8 @@ def mdn(cli: CliContext, address: str, policy: str | None) -> None:
     """Set whether ADDRESS sends read receipts automatically (always, never, ask)."""
     if policy is not None and policy.lower() not in POLICIES:
         fail(f"MDN policy {policy!r} is not one of {', '.join(POLICIES)}", EXIT_USAGE)
-    account = _apply(cli, address, lambda a: None if policy is None
-                     else {"mdn_policy": policy.lower()})
+    account = _apply(cli, address, "mdn_policy", policy.lower() if policy else None,
+                     lambda a: a.mdn_policy, lambda _a, v: {"mdn_policy": v})
     click.echo(f"{account.address}: read receipts {account.mdn_policy}")
 
 
@@ -80,13 +88,9 @@ def delivery_notice_command(cli: CliContext, address: str, when: str | None) -> 
     if when is not None and when.lower() not in DELIVERY_NOTICES:
         fail(f"delivery notice {when!r} is not one of {', '.join(DELIVERY_NOTICES)}",
              EXIT_USAGE)
-
-    def change(account: Account) -> dict[str, Any] | None:
-        if when is None:
-            return None
-        return {"settings": {**account.settings, SETTING: when.lower()}}
-
-    account = _apply(cli, address, change)
+    account = _apply(cli, address, SETTING, when.lower() if when else None,
+                     lambda a: delivery_notice(a.settings),
+                     lambda a, v: {"settings": {**a.settings, SETTING: v}})
     click.echo(f"{account.address}: delivery notices {delivery_notice(account.settings)}")
 
 

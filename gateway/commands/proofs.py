@@ -25,8 +25,13 @@ def command() -> None:
     "--offline", "offline", type=click.Path(path_type=Path, file_okay=False),
     help="verify an export made by 'mssante proofs export' instead, without the database",
 )
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="processes reading and hashing the records (default: one per CPU from 200,000 "
+         "records; 1 on a machine busy with other work)",
+)
 @pass_cli
-def verify(cli: CliContext, offline: Path | None) -> None:
+def verify(cli: CliContext, offline: Path | None, workers: int | None) -> None:
     """Check every record and checkpoint; exit 1 naming each change, deletion or reordering."""
     if offline is not None:
         verify_offline(offline)
@@ -37,7 +42,8 @@ def verify(cli: CliContext, offline: Path | None) -> None:
         db = await open_storage(settings)
         try:
             async with db.read() as conn:
-                return await proofs.verify(conn, db.keyring, directory=settings.checkpoint_dir)
+                return await proofs.verify(conn, db.keyring, directory=settings.checkpoint_dir,
+                                           workers=workers)
         finally:
             await db.close()
 

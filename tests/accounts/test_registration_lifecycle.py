@@ -27,6 +27,7 @@ from accounts.registrations import (
 )
 from accounts.signup import check_signup
 from storage import credentials
+from storage import proofs as ledger
 from storage import registrations as reg_rows
 from storage.accounts import get_by_address
 from storage.database import Database
@@ -112,7 +113,13 @@ async def test_whole_cycle_to_an_active_mailbox(database: Database, tmp_path: Pa
     to, subject, body = mails(reg.outbox)[-1]
     assert "certifié" in subject and "helene.dupont@mssante.test" in body
     assert await proof_kinds(database) == [
-        "account-created", "account-confirmed", "account-approved"]
+        "account-created", "account-confirmed", "account-approved", "credential-added"]
+    async with database.read() as conn:  # the approval opens the mailbox's own history
+        history = await ledger.get_by_message(conn, "account:helene.dupont@mssante.test")
+    assert [(p.kind, p.actor) for p in history] == [
+        ("account-approved", "postmaster@mssante.test"),
+        ("credential-added", "postmaster@mssante.test")]
+    assert history[1].details["credential_id"] == cred.id
     with pytest.raises(RegistrationRefused, match="déjà été acceptée"):
         await reg.approve(entry.registration.id, admin="postmaster@mssante.test")
     assert await reg.queue() == []

@@ -125,3 +125,39 @@ def test_delegations_are_proved_granted_changed_revoked(tmp_path: Path) -> None:
     code, out = mssante(tmp_path, "proofs", "show", f"account:{DOCTOR}")
     assert code == 0, out
     assert "delegation-revoked" in out or "delegation revoked" in out
+
+
+def test_notice_settings_and_portal_password_are_proved(tmp_path: Path) -> None:
+    """Before: ``accounts mdn``, ``accounts delivery-notice`` and ``accounts
+    portal-password`` changed the account (read receipts sent or not, a password replaced)
+    without a proof."""
+    import gateway.commands.mdn  # noqa: F401, PLC0415 - adds mdn and delivery-notice
+    assert mssante(tmp_path, "accounts", "add", DOCTOR, "--name", "Dr Martin", "--idnat",
+                   "810000000002")[0] == 0
+    before = len(ledger(tmp_path))
+    for args in (["mdn", DOCTOR, "never"], ["mdn", DOCTOR, "never"], ["mdn", DOCTOR],
+                 ["delivery-notice", DOCTOR, "always"]):
+        code, out = mssante(tmp_path, "accounts", *args)
+        assert code == 0, out
+    changes = [(r.kind, r.actor, r.details) for r in ledger(tmp_path)[before:]]
+    assert changes == [
+        ("account-changed", OPERATOR, {"account": DOCTOR, "setting": "mdn_policy",
+                                       "from": "always", "to": "never"}),
+        ("account-changed", OPERATOR, {"account": DOCTOR, "setting": "delivery_notice",
+                                       "from": "asked", "to": "always"})]
+
+    before = len(ledger(tmp_path))
+    for _ in range(2):
+        code, out = mssante(tmp_path, "accounts", "portal-password", DOCTOR,
+                            "--usual-email", "martin@exemple.fr",
+                            "--password", "Vx7#quarante-deux")
+        assert code == 0, out
+    records = ledger(tmp_path)[before:]
+    assert [(r.kind, r.actor) for r in records] == [
+        ("credential-added", OPERATOR), ("account-changed", OPERATOR),
+        ("credential-revoked", OPERATOR), ("credential-added", OPERATOR)]
+    assert records[0].details["kind"] == "password" and records[0].details["reason"] == "set"
+    assert records[1].details == {"account": DOCTOR, "setting": "usual_email"}
+    assert records[2].details["credential_id"] == records[0].details["credential_id"]
+    assert "quarante" not in json.dumps([r.details for r in records])
+    assert "exemple.fr" not in json.dumps([r.details for r in records])

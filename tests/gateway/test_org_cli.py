@@ -81,3 +81,29 @@ def test_app_mode(tmp_path: Path) -> None:
     code, out = mssante(tmp_path, "accounts", "app-mode", APP, "receive-only")
     assert code == 2 and "'receive-only'" in out, out
     assert ledger(tmp_path) == []  # neither DOCTOR nor SECRETARY touched
+
+
+def test_app_mode_change_is_proved(tmp_path: Path) -> None:
+    """Before: ``accounts app-mode`` changed whether a hospital system's mailbox accepts
+    mail and the ledger said nothing (no proof at all under ``account:<app>``)."""
+    assert mssante(tmp_path, "accounts", "add", APP, "--type", "APP", "--name", "DPI",
+                   "--structure", "330000000")[0] == 0
+    for mode in ("send-only", "send-only", "send-and-receive"):  # the second: no change
+        assert mssante(tmp_path, "accounts", "app-mode", APP, mode)[0] == 0
+    assert mssante(tmp_path, "accounts", "app-mode", APP, "receive-only")[0] == 2
+
+    async def go() -> list[proofs.ProofRecord]:
+        db = await open_database(load_settings(data_dir=tmp_path, env={}),
+                                 may_create_key=True)
+        try:
+            async with db.read() as conn:
+                return await proofs.get_by_message(conn, f"account:{APP}")
+        finally:
+            await db.close()
+    changes = [(r.kind, r.actor, r.details) for r in asyncio.run(go())
+               if r.kind == "account-changed"]
+    assert changes == [
+        ("account-changed", OPERATOR, {"account": APP, "setting": "app_mode",
+                                       "from": "send-and-receive", "to": "send-only"}),
+        ("account-changed", OPERATOR, {"account": APP, "setting": "app_mode",
+                                       "from": "send-only", "to": "send-and-receive"})]

@@ -61,3 +61,7 @@ def test_verify_show_checkpoint_and_tamper_detection(tmp_path: Path) -> None:
     bad = cli(tmp_path, "proofs", "verify")
     assert bad.returncode == 1
     assert "problem:" in bad.stderr and "verification failed" in bad.stderr
+    in_two = cli(tmp_path, "proofs", "verify", "--workers", "2")  # the same report
+    assert in_two.returncode == 1 and in_two.stderr == bad.stderr
+    zero = cli(tmp_path, "proofs", "verify", "--workers", "0")
+    assert zero.returncode == 2 and "'--workers': 0 is not" in zero.stderr, zero.stderr

@@ -84,6 +84,13 @@ async def test_hide_and_unhide_through_ldapsearch(serve_process: ServeProcess) -
     seen = await asyncio.to_thread(_as_service, proc, HIDDEN)
     assert f"mail: {HIDDEN}" in seen and "mssanteListeRouge" not in seen, seen
 
+    # each change is proved under the account's history, naming the operator (before:
+    # no proof)
+    shown = await asyncio.to_thread(_mssante, proc, "proofs", "show", f"account:{HIDDEN}")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "liste_rouge changed from False to True by operator:" in shown.stdout, shown.stdout
+    assert "liste_rouge changed from True to False by operator:" in shown.stdout, shown.stdout
+
     unknown = await asyncio.to_thread(_mssante, proc, "directory", "hide",
                                       "nobody@mssante.test")
     assert unknown.returncode == 2, unknown.stdout + unknown.stderr

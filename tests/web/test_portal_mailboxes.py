@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import json
 import smtplib
 import ssl
 from collections.abc import AsyncIterator
@@ -113,7 +114,7 @@ async def test_org_created_by_admin_managed_by_responsible(gw: RunningGateway) -
 async def test_app_page_binding_and_send_only(gw: RunningGateway) -> None:
     app, _pw = await gw.add_mailbox("dpi", type="APP", structure_id="330000000", name="DPI")
     async with portal(gw) as http:
-        await admin_client(gw, http)
+        admin = await admin_client(gw, http)
         page = await http.get(f"/boites/{app}")
         assert page.status_code == 200 and "330000000" in page.text
         assert "envoi et réception" in said(page)
@@ -121,6 +122,13 @@ async def test_app_page_binding_and_send_only(gw: RunningGateway) -> None:
         assert answer.status_code == 400 and "Mode 'lecture-seule' inconnu" in said(answer)
         answer = await post(http, f"/boites/{app}/mode", mode="send-only")
         assert answer.status_code == 200 and '<dd id="mode">envoi seulement' in answer.text
+    # the change is proved, naming the administrator (before: no proof at all)
+    changed = [p for p in await gw.proofs_for(f"account:{app}")
+               if p["kind"] == "account-changed"]
+    details = [json.loads(p["details"]) for p in changed]
+    assert [(d["setting"], d["from"], d["to"]) for d in details] == [
+        ("app_mode", "send-and-receive", "send-only")]
+    assert changed[0]["actor"] == admin
 
     def rcpt() -> tuple[int, bytes]:
         with smtplib.SMTP_SSL("127.0.0.1", gw.submissions_port,
