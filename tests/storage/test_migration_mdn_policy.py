@@ -1,4 +1,4 @@
-"""Revision 0009 on both engines, on a database created at 0008: accounts that never chose
+"""Revision 0010 on both engines, on a database created at 0008: accounts that never chose
 a read-notice policy (``ask`` from the old default, row never changed) move to ``always``;
 an ``ask`` on a row changed since its creation (possibly chosen) stays, and so do the
 other policies."""
@@ -17,11 +17,11 @@ from storage.migrate import alembic_config, migrate
 from storage.schema import accounts
 
 
-async def test_0009_moves_only_untouched_ask_to_always(db_settings: config.Settings) -> None:
+async def test_0010_moves_only_untouched_ask_to_always(db_settings: config.Settings) -> None:
     engine = create_engine(db_settings)
     when = datetime(2026, 10, 1, 9, 30, tzinfo=UTC)
     later = when + timedelta(days=3)
-    rows = {  # address: (policy at 0008, updated_at, policy expected after 0009)
+    rows = {  # address: (policy at 0008, updated_at, policy expected after 0010)
         "default.ask@mssante.test": ("ask", when, "always"),
         "changed.ask@mssante.test": ("ask", later, "ask"),
         "never@mssante.test": ("never", when, "never"),

@@ -1,7 +1,7 @@
 """Read-notice policy: accounts that never chose one follow the new default, ``always``.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02 06:15:00
 
 The default policy became ``always`` (the MSSanté service notifies the sender "à
@@ -37,8 +37,8 @@ import logging
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
