@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     and_,
     bindparam,
+    case,
     delete,
     func,
     literal,
@@ -198,7 +199,10 @@ class MailStore(Protocol):
 
     async def set_subscribed(self, folder_id: int, subscribed: bool) -> None: ...
 
-    async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts: ...
+    async def counts(self, folder_id: int, recent_above: int | None = None, *,
+                     size: bool = True) -> FolderCounts:
+        """STATUS counters; without ``size`` (then reported as 0) from the folder's index."""
+        ...
 
     async def snapshot(self, folder_id: int) -> tuple[FolderInfo, Mapping[int, Entry]]:
         """The folder row and UID → ``(modseq, flags, message id)`` of every live message,
@@ -428,6 +432,73 @@ class OpenedViews:
                 row.view = self.open(sealed, row.blob_id, *found)
 
 
+# storage_used: the marks of an account's folders, a folder's live octets as of a mark
+# (UID below its UIDNEXT, not expunged at its HIGHESTMODSEQ), and the change of those octets
+# between two marks (filed since: +size; expunged since: -size). A tombstone's MODSEQ is its
+# expunge MODSEQ (flags of expunged rows never change), so "modseq > old" finds both kinds
+# through ix_folder_messages_folder_id_modseq.
+# COPY/MOVE and EXPUNGE, built once (no statement composed and keyed per command).
+_COPY_SOURCE = select(
+    folder_messages.c.uid, folder_messages.c.message_id, folder_messages.c.flags,
+    folder_messages.c.internal_date,
+).where(folder_messages.c.folder_id == bindparam("folder"),
+        folder_messages.c.uid.in_(bindparam("uids", expanding=True)), _LIVE)
+_FILE_COPY = folder_messages.insert()
+_TOMBSTONE = (
+    update(folder_messages)
+    .where(folder_messages.c.folder_id == bindparam("folder"),
+           folder_messages.c.uid.in_(bindparam("uids", expanding=True)), _LIVE)
+    .values(expunged_modseq=bindparam("mark"), modseq=bindparam("mark"))
+)
+
+# Change log, \\Recent mark: read by every SELECT, NOOP and IDLE wake-up.
+_HIGHEST = select(folders.c.highestmodseq).where(folders.c.id == bindparam("folder"))
+_CHANGED_SINCE = select(
+    folder_messages.c.uid, folder_messages.c.modseq, folder_messages.c.flags,
+    folder_messages.c.expunged_modseq,
+).where(folder_messages.c.folder_id == bindparam("folder"),
+        folder_messages.c.modseq > bindparam("modseq")).order_by(folder_messages.c.uid)
+_RECENT_UID = select(folders.c.recent_uid).where(folders.c.id == bindparam("folder"))
+_MOVE_RECENT = (
+    update(folders)
+    .where(folders.c.id == bindparam("folder"), folders.c.recent_uid == bindparam("previous"))
+    .values(recent_uid=bindparam("mark"))
+)
+
+_MAX_HELD_COUNTS = 10_000  # folders whose STATUS counters are kept (a cache only)
+
+_FOLDER_MARKS = select(folders.c.id, folders.c.uidvalidity, folders.c.highestmodseq,
+                       folders.c.uidnext).where(folders.c.account_id == bindparam("account"))
+_LIVE_AT_MARK = and_(
+    folder_messages.c.folder_id == bindparam("folder"),
+    folder_messages.c.uid < bindparam("next"),
+    or_(folder_messages.c.expunged_modseq.is_(None),
+        folder_messages.c.expunged_modseq > bindparam("highest")),
+)
+_FOLDER_SIZE = (
+    select(func.coalesce(func.sum(messages.c.size), 0))
+    .select_from(folder_messages.join(messages, messages.c.id == folder_messages.c.message_id))
+    .where(_LIVE_AT_MARK)
+)
+_SIZE_CHANGE = (
+    select(func.sum(case(
+        (folder_messages.c.uid >= bindparam("old_next"), messages.c.size),
+        else_=-messages.c.size)))
+    .select_from(folder_messages.join(messages, messages.c.id == folder_messages.c.message_id))
+    .where(
+        folder_messages.c.folder_id == bindparam("folder"),
+        folder_messages.c.modseq > bindparam("old_highest"),
+        or_(
+            # Filed since the old mark, live at the new one.
+            and_(folder_messages.c.uid >= bindparam("old_next"), _LIVE_AT_MARK),
+            # Live at the old mark, expunged by the new one.
+            and_(folder_messages.c.uid < bindparam("old_next"),
+                 folder_messages.c.expunged_modseq > bindparam("old_highest"),
+                 folder_messages.c.expunged_modseq <= bindparam("highest")),
+        ),
+    )
+)
+
 _BLOB_KEYS = select(blobs.c.id, *KEY_COLUMNS).where(
     blobs.c.id.in_(bindparam("ids", expanding=True)))
 
@@ -648,8 +719,10 @@ class SqlMailStore:
         self._inflight: dict[tuple[int, int, int], asyncio.Task[tuple[int, list[Change]]]] = {}
         # Folder → the highest \Recent mark seen; the mark only grows (see claim_recent).
         self._recent_marks: dict[int, int] = {}
-        # Folder → ((UIDVALIDITY, HIGHESTMODSEQ) summed at, octets): see storage_used.
-        self._folder_sizes: dict[int, tuple[tuple[int, int], int]] = {}
+        # Folder → ((UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT) exact at, octets): storage_used.
+        self._folder_sizes: dict[int, tuple[tuple[int, int, int], int]] = {}
+        # Folder → ((index MODSEQ, messages, \\Recent floor), STATUS counters): see counts.
+        self._counts: dict[int, tuple[tuple[int, int, int], FolderCounts]] = {}
         self._claim_lock = asyncio.Lock()
         self.spans = SpanCache()
         self.views = OpenedViews(db.blobs)
@@ -739,7 +812,22 @@ class SqlMailStore:
         if account_id is not None:
             self._changes.changed([account_key(int(account_id))])
 
-    async def counts(self, folder_id: int, recent_above: int | None = None) -> FolderCounts:
+    async def counts(self, folder_id: int, recent_above: int | None = None, *,
+                     size: bool = True) -> FolderCounts:
+        """MESSAGES, UNSEEN, DELETED, RECENT and (with ``size``) SIZE of a folder.
+
+        Without ``size``, the counters come from the folder's in-memory index, brought up
+        to date by MODSEQ like SELECT's, and are kept per (index MODSEQ, \\Recent floor):
+        a STATUS of an unchanged folder runs no query over its rows (it used to count them
+        all, joined with their messages, on every STATUS). SIZE needs the messages' octets,
+        which the index does not hold: then the rows are counted in the database.
+        """
+        if not size:
+            index = await self.indexes.get(folder_id)
+            if index is not None:
+                floor = recent_above if recent_above is not None \
+                    else await self.recent_floor(folder_id)
+                return self._index_counts(index, floor)
         fm = folder_messages
         async with self._db.scan() as conn:
             if recent_above is None:
@@ -762,6 +850,26 @@ class SqlMailStore:
             ).one()
         return FolderCounts(messages=int(row[0]), size=int(row[1]), unseen=int(row[2]),
                             deleted=int(row[3]), recent=int(row[4]))
+
+    def _index_counts(self, index: FolderIndex, floor: int) -> FolderCounts:
+        key = (index.modseq, len(index.entries), floor)
+        held = self._counts.get(index.folder_id)
+        if held is not None and held[0] == key:
+            return held[1]
+        unseen = deleted = recent = 0
+        for uid, (_, flags, _) in index.entries.items():
+            if "\\Seen" not in flags:
+                unseen += 1
+            if "\\Deleted" in flags:
+                deleted += 1
+            if uid > floor:
+                recent += 1
+        counts = FolderCounts(messages=len(index.entries), size=0, unseen=unseen,
+                              deleted=deleted, recent=recent)
+        if len(self._counts) >= _MAX_HELD_COUNTS:
+            self._counts.clear()  # a cache only: start again rather than grow
+        self._counts[index.folder_id] = (key, counts)
+        return counts
 
     # -- selected mailbox state ----------------------------------------------------
     async def _index(self, folder_id: int) -> FolderIndex:
@@ -842,18 +950,11 @@ class SqlMailStore:
         return await asyncio.shield(task)
 
     async def _changes_since(self, folder_id: int, modseq: int) -> tuple[int, list[Change]]:
-        fm = folder_messages
         async with self._db.read() as conn:
-            highest = (
-                await conn.execute(select(folders.c.highestmodseq).where(folders.c.id == folder_id))
-            ).scalar()
+            highest = (await conn.execute(_HIGHEST, {"folder": folder_id})).scalar()
             if highest is None or int(highest) <= modseq:
                 return int(highest or modseq), []
-            rows = await conn.execute(
-                select(fm.c.uid, fm.c.modseq, fm.c.flags, fm.c.expunged_modseq)
-                .where(fm.c.folder_id == folder_id, fm.c.modseq > modseq)
-                .order_by(fm.c.uid)
-            )
+            rows = await conn.execute(_CHANGED_SINCE, {"folder": folder_id, "modseq": modseq})
             return int(highest), [
                 Change(int(u), int(m), _flags(f), e is not None) for u, m, f, e in rows
             ]
@@ -964,12 +1065,8 @@ class SqlMailStore:
     async def _expunge(conn: AsyncConnection, folder_id: int, uids: Sequence[int]) -> int:
         modseq = await folder_rows.next_modseq(conn, folder_id)
         for i in range(0, len(uids), 500):
-            await conn.execute(
-                update(folder_messages)
-                .where(folder_messages.c.folder_id == folder_id,
-                       folder_messages.c.uid.in_(list(uids[i : i + 500])), _LIVE)
-                .values(expunged_modseq=modseq, modseq=modseq)
-            )
+            await conn.execute(_TOMBSTONE, {"folder": folder_id, "uids": list(uids[i : i + 500]),
+                                            "mark": modseq})
         return modseq
 
     async def copy(
@@ -980,23 +1077,16 @@ class SqlMailStore:
         Returns ``(source uid, new uid)`` pairs in source UID order (RFC 4315 COPYUID). With
         ``move`` the sources are expunged in the same transaction (RFC 6851 §3.3: atomic).
         """
-        fm = folder_messages
         pairs: list[tuple[int, int]] = []
         async with self._db.begin() as conn:
             rows: list[Any] = []
             for i in range(0, len(uids), 500):
-                rows += (
-                    await conn.execute(
-                        select(fm.c.uid, fm.c.message_id, fm.c.flags, fm.c.internal_date)
-                        .where(fm.c.folder_id == folder_id, fm.c.uid.in_(list(uids[i : i + 500])),
-                               _LIVE)
-                    )
-                ).all()
+                rows += (await conn.execute(
+                    _COPY_SOURCE, {"folder": folder_id, "uids": list(uids[i : i + 500])})).all()
             rows.sort(key=lambda r: r.uid)
             if not rows:
                 return []
-            first = await folder_rows.allocate_uids(conn, dest_id, len(rows))
-            modseq = await folder_rows.next_modseq(conn, dest_id)
+            first, modseq = await folder_rows.reserve(conn, dest_id, len(rows))
             values = []
             for i, r in enumerate(rows):
                 # RFC 9051 §6.4.7: the copy keeps flags and internal date; \Recent is per
@@ -1005,7 +1095,7 @@ class SqlMailStore:
                                "uid": first + i, "modseq": modseq, "flags": r.flags,
                                "internal_date": r.internal_date, "expunged_modseq": None})
                 pairs.append((int(r.uid), first + i))
-            await conn.execute(fm.insert(), values)
+            await conn.execute(_FILE_COPY, values)
             if move:
                 await self._expunge(conn, folder_id, [p[0] for p in pairs])
         self._changes.changed([dest_id, folder_id] if move else [dest_id])
@@ -1014,33 +1104,55 @@ class SqlMailStore:
     async def storage_used(self, account_id: int) -> int:
         """Octets of the live messages of every folder of the account (RFC 9208 STORAGE).
 
-        Each folder's total is kept with the HIGHESTMODSEQ it was summed at (every change to
-        a folder's messages raises it), so only folders changed since are summed again: an
-        APPEND to INBOX does not re-read a 100,000 message archive. The mark is read before
-        the sum, so a total can only be labelled older than what it counts, never newer.
+        Each folder's total is kept with the mark it is exact at: (UIDVALIDITY,
+        HIGHESTMODSEQ, UIDNEXT). Every change to a folder's messages raises HIGHESTMODSEQ, so
+        a folder whose mark moved is brought up to date by the difference only: rows filed
+        since (UID at or above the old UIDNEXT) are added, rows expunged since (expunge
+        MODSEQ above the old HIGHESTMODSEQ) taken away, both read through the (folder,
+        MODSEQ) index. An APPEND costs a look at the rows it changed, not a sum of the
+        folder (each APPEND used to sum its whole folder again for the quota check). Rows
+        are never deleted, only tombstoned (VANISHED needs them), which is what makes the
+        difference exact; a new UIDVALIDITY sums the folder again.
+
+        Every sum is bounded by the new mark (UIDs below its UIDNEXT, live as of its
+        HIGHESTMODSEQ), so a total is exact at its mark even when another writer (another
+        worker) commits between the reads: the UIDs and MODSEQs of a transaction are
+        reserved on the folder row it commits with.
         """
         async with self._db.read() as conn:
-            marks = (await conn.execute(
-                select(folders.c.id, folders.c.uidvalidity, folders.c.highestmodseq)
-                .where(folders.c.account_id == account_id))).all()
+            marks = (await conn.execute(_FOLDER_MARKS, {"account": account_id})).all()
         sizes = self._folder_sizes
         total = 0
-        stale: list[tuple[int, tuple[int, int]]] = []
-        for folder_id, uidvalidity, highest in marks:
-            label = (int(uidvalidity), int(highest))
+        changed: list[tuple[int, tuple[int, int, int]]] = []
+        whole: list[tuple[int, tuple[int, int, int]]] = []
+        for folder_id, uidvalidity, highest, uidnext in marks:
+            label = (int(uidvalidity), int(highest), int(uidnext))
             held = sizes.get(folder_id)
             if held is not None and held[0] == label:
                 total += held[1]
+            elif held is not None and held[0][0] == label[0]:
+                changed.append((folder_id, label))
             else:
-                stale.append((folder_id, label))
-        if stale:
-            fm = folder_messages
+                whole.append((folder_id, label))
+        if changed:
+            # A difference reads the few rows changed, by index: inline, like any read.
+            async with self._db.read() as conn:
+                for folder_id, label in changed:
+                    (_, old_highest, old_next), held_size = sizes[folder_id]
+                    delta = (await conn.execute(_SIZE_CHANGE, {
+                        "folder": folder_id, "next": label[2], "highest": label[1],
+                        "old_next": old_next, "old_highest": old_highest,
+                    })).scalar_one()
+                    size = held_size + int(delta or 0)
+                    sizes[folder_id] = (label, size)
+                    total += size
+        if whole:
+            # First use or a new UIDVALIDITY: the whole folder, on the scan connection.
             async with self._db.scan() as conn:
-                for folder_id, label in stale:
-                    size = int((await conn.execute(
-                        select(func.coalesce(func.sum(messages.c.size), 0))
-                        .select_from(fm.join(messages, messages.c.id == fm.c.message_id))
-                        .where(fm.c.folder_id == folder_id, _LIVE))).scalar_one())
+                for folder_id, label in whole:
+                    size = int((await conn.execute(_FOLDER_SIZE, {
+                        "folder": folder_id, "next": label[2], "highest": label[1],
+                    })).scalar_one())
                     sizes[folder_id] = (label, size)
                     total += size
         return total
@@ -1118,15 +1230,11 @@ class SqlMailStore:
         while True:
             async with self._db.begin() as conn:
                 previous = int((await conn.execute(
-                    select(folders.c.recent_uid).where(folders.c.id == folder_id)
-                )).scalar() or 0)
+                    _RECENT_UID, {"folder": folder_id})).scalar() or 0)
                 if up_to_uid <= previous:
                     return previous
-                result = await conn.execute(
-                    update(folders)
-                    .where(folders.c.id == folder_id, folders.c.recent_uid == previous)
-                    .values(recent_uid=up_to_uid)
-                )
+                result = await conn.execute(_MOVE_RECENT, {
+                    "folder": folder_id, "previous": previous, "mark": up_to_uid})
                 if result.rowcount:
                     return previous
             # Another session moved the mark between our read and write: read it again.
@@ -1134,9 +1242,7 @@ class SqlMailStore:
     async def recent_floor(self, folder_id: int) -> int:
         """UIDs above this are still \\Recent for the next session that selects the folder."""
         async with self._db.read() as conn:
-            return int((await conn.execute(
-                select(folders.c.recent_uid).where(folders.c.id == folder_id)
-            )).scalar() or 0)
+            return int((await conn.execute(_RECENT_UID, {"folder": folder_id})).scalar() or 0)
 
     # -- subscriptions of deleted mailboxes ----------------------------------------------
     async def lost_subscriptions(self, account_id: int) -> list[str]:

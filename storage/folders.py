@@ -189,6 +189,28 @@ _NEXT_MODSEQ = (
 )
 
 
+_RESERVE = (
+    update(folders)
+    .where(folders.c.id == bindparam("folder"))
+    .values(uidnext=folders.c.uidnext + bindparam("n"),
+            highestmodseq=folders.c.highestmodseq + 1)
+    .returning(folders.c.uidnext, folders.c.highestmodseq)
+)
+
+
+async def reserve(conn: AsyncConnection, folder_id: int, n: int) -> tuple[int, int]:
+    """``allocate_uids`` then ``next_modseq`` in one statement: (first UID, new MODSEQ).
+
+    COPY files its rows under one new MODSEQ; one round trip instead of two on the folder
+    row it locks anyway (RFC 3501 §2.3.1.1 ascending UIDs, RFC 7162 §3.1.1)."""
+    if n < 1:
+        raise ValueError(f"cannot allocate {n} UIDs")
+    row = (await conn.execute(_RESERVE, {"folder": folder_id, "n": n})).first()
+    if row is None:
+        raise NotFound(f"folder {folder_id} does not exist")
+    return int(row[0]) - n, int(row[1])
+
+
 async def next_modseq(conn: AsyncConnection, folder_id: int) -> int:
     """Increments the folder's HIGHESTMODSEQ and returns the new value (RFC 7162 §3.1.1)."""
     modseq = (await conn.execute(_NEXT_MODSEQ, {"folder": folder_id})).scalar()

@@ -88,7 +88,8 @@ async def status_values(
     store = session.ctx.store
     counts = None
     if any(i in items for i in ("MESSAGES", "UNSEEN", "SIZE", "DELETED", "RECENT")):
-        counts = await store.counts(folder.id)
+        # SIZE needs the messages' octets (a query); the rest comes from the folder index.
+        counts = await store.counts(folder.id, size="SIZE" in items)
     out: list[Value] = []
     for item in items:
         value: int | None = None

@@ -235,7 +235,7 @@ class Notifier:
         return untagged_data(*parts)
 
     async def _values(self, folder: FolderInfo) -> tuple[int, ...]:
-        counts = await self.session.ctx.store.counts(folder.id)
+        counts = await self.session.ctx.store.counts(folder.id, size=False)
         return counts.messages, folder.uidnext, counts.unseen, folder.highestmodseq
 
     async def _status(self, folder: FolderInfo, *, force: bool = False) -> None:

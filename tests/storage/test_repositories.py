@@ -103,8 +103,13 @@ async def test_folders(database: Database) -> None:
         assert await folders.allocate_uids(conn, inbox.id, 3) == 1
         assert await folders.allocate_uids(conn, inbox.id, 1) == 4
         assert await folders.next_modseq(conn, inbox.id) == 2
+        # Both at once (COPY): the next UIDs and the next MODSEQ.
+        assert await folders.reserve(conn, inbox.id, 2) == (5, 3)
+        assert await folders.allocate_uids(conn, inbox.id, 1) == 7
         with pytest.raises(NotFound):
             await folders.allocate_uids(conn, 999999, 1)
+        with pytest.raises(NotFound):
+            await folders.reserve(conn, 999999, 1)
 
 
 async def test_concurrent_uid_allocation(database: Database) -> None:
