@@ -105,8 +105,13 @@ async def session(target: Target, size: int, until: float, result: Measure, seq:
         client.close()
 
 
+LAST_MEASURE: list[Measure] = []
+"""The measure of the load in progress (read by the CPU sampling of :func:`main`)."""
+
+
 async def run_load(target: Target, size: int, seconds: float, sessions: int) -> Measure:
     result = Measure()
+    LAST_MEASURE[:] = [result]
     seq = [0]
     start = time.monotonic()
     until = start + seconds
@@ -288,6 +293,66 @@ async def proofs_overhead(seconds: float, sessions: int, rounds: int,
     return 0
 
 
+def gateway_pids(root: int) -> list[int]:
+    """The serve process and its children (the worker processes)."""
+    pids = [root]
+    try:
+        children = Path(f"/proc/{root}/task/{root}/children").read_text().split()
+    except OSError:
+        children = []
+    return pids + [int(c) for c in children]
+
+
+def cpu_seconds(root: int) -> dict[int, float]:
+    """User and system CPU time of the serve process and of each worker so far (the CPU
+    a message costs is comparable on a loaded machine; the rate is not)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    spent: dict[int, float] = {}
+    for pid in gateway_pids(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        spent[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return spent
+
+
+def start_probes(gw: ServeProcess, py_spy: Path | None,
+                 strace: Path | None) -> list[object]:
+    """py-spy on the process tree and/or strace counting fsyncs on every process."""
+    probes: list[object] = []
+    pid = gw.process.pid  # type: ignore[union-attr]
+    if py_spy is not None:
+        from bench.pyspy import PySpy
+        probes.append(PySpy(py_spy, pid))
+    if strace is not None:
+        command = ["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", str(strace)]
+        for each in gateway_pids(pid):
+            command += ["-p", str(each)]
+        probes.append(subprocess.Popen(command, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # attached before the load starts
+    return probes
+
+
+def stop_probes(probes: list[object]) -> list[str]:
+    lines: list[str] = []
+    for probe in probes:
+        if isinstance(probe, subprocess.Popen):
+            probe.send_signal(2)
+            probe.wait(timeout=60)
+        else:
+            probe.stop()  # type: ignore[attr-defined]
+            lines += probe.top(25)  # type: ignore[attr-defined]
+    return lines
+
+
+def count_fsyncs(path: Path) -> int:
+    """fsync and fdatasync calls in an ``strace -o`` file (completed or resumed)."""
+    text = path.read_text(errors="replace")
+    return sum(1 for line in text.splitlines()
+               if ("fsync(" in line or "fdatasync(" in line) and "resumed" not in line)
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="duration per size")
@@ -299,6 +364,14 @@ async def main() -> int:
                         help="idle seconds before each load of --proofs-overhead")
     parser.add_argument("--workers", type=int, default=1,
                         help="[gateway] workers of the gateway (0: one per CPU)")
+    parser.add_argument("--sizes", default="10KB,1MB",
+                        help="sizes to run, comma-separated (10KB, 1MB)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="measure the gateway only (no Postfix run)")
+    parser.add_argument("--py-spy", type=Path, default=None,
+                        help="sample the gateway's processes with py-spy into this file")
+    parser.add_argument("--strace", type=Path, default=None,
+                        help="count fsync/fdatasync of the gateway's processes into this file")
     args = parser.parse_args()
     if args.proofs_overhead:
         return await proofs_overhead(args.seconds, args.sessions, args.rounds, args.cooldown)
@@ -313,7 +386,8 @@ async def main() -> int:
                       [gw.demo_address, f"postmaster@{gw.demo_address.split('@')[1]}"],
                       (gw.demo_address, gw.demo_password))
         theirs: Target | None = None
-        postfix_problem = PrivatePostfix.ensure_installed()
+        postfix_problem = ("not asked (--no-reference)" if args.no_reference
+                           else PrivatePostfix.ensure_installed())
         if postfix_problem is None:
             try:
                 postfix = PrivatePostfix(work / "postfix", free_port(),
@@ -325,9 +399,31 @@ async def main() -> int:
                                 ["u1@bench.test", "u2@bench.test"], None)
             except (RuntimeError, OSError) as exc:
                 postfix_problem = f"postfix could not run: {exc}"
+        wanted = {name.strip() for name in args.sizes.split(",")}
         for label, size in SIZES:
+            if label not in wanted:
+                continue
             counted = await asyncio.to_thread(accepted_by_metrics, gw)
-            mine = await run_load(ours, size, args.seconds, args.sessions)
+            probes = start_probes(gw, args.py_spy, args.strace)
+            # CPU per message in the steady state: from a quarter of the run (sessions
+            # connected, TLS handshakes and logins done) to its end.
+            loading = asyncio.ensure_future(run_load(ours, size, args.seconds, args.sessions))
+            await asyncio.sleep(args.seconds / 4)
+            before = cpu_seconds(gw.process.pid)  # type: ignore[union-attr]
+            done_before = len(LAST_MEASURE[0].latencies) if LAST_MEASURE else 0
+            mine = await loading
+            after = cpu_seconds(gw.process.pid)  # type: ignore[union-attr]
+            spent = [after[pid] - before.get(pid, 0.0) for pid in after]
+            count = max(1, len(mine.latencies) - done_before)
+            print(f"RESULT size={label} workers={args.workers} cpu_ms_per_msg="
+                  f"{1000 * sum(spent) / count:.2f} by_process_ms_per_msg="
+                  + ",".join(f"{1000 * s / count:.2f}" for s in spent), flush=True)
+            for line in stop_probes(probes):
+                print(f"RESULT # {line}", flush=True)
+            if args.strace is not None:
+                fsyncs = count_fsyncs(args.strace)
+                print(f"RESULT size={label} fsyncs={fsyncs} fsyncs_per_msg="
+                      f"{fsyncs / max(1, len(mine.latencies)):.3f}", flush=True)
             counted = await asyncio.to_thread(accepted_by_metrics, gw) - counted
             # every 250 the clients saw, and nothing else, is in the gateway's own counter
             print(f"RESULT size={label} metrics_accepted={counted:.0f} "
