@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import sqlite3
@@ -40,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,9 +117,14 @@ async def session(target: Target, size: int, until: float, result: Measure, seq:
         client.close()
 
 
+LAST_MEASURE: list[Measure] = []
+"""The measure of the load in progress (read by the CPU sampling of :func:`main`)."""
+
+
 async def run_load(target: Target, size: int, seconds: float, sessions: int,
                    body_kind: str = "x") -> Measure:
     result = Measure()
+    LAST_MEASURE[:] = [result]
     seq = [0]
     start = time.monotonic()
     until = start + seconds
@@ -344,43 +347,64 @@ async def proofs_overhead(seconds: float, sessions: int, rounds: int,
     return 0
 
 
-def cpu_seconds(gw: ServeProcess) -> float:
-    """User + system CPU seconds of the gateway process so far (all its threads; Linux
-    /proc), NaN when unavailable or with worker processes."""
-    if gw.process is None or gw.env.get("MSSANTE_GATEWAY_WORKERS", "1") != "1":
-        return float("nan")
+def gateway_pids(root: int) -> list[int]:
+    """The serve process and its children (the worker processes)."""
+    pids = [root]
     try:
-        fields = Path(f"/proc/{gw.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{root}/task/{root}/children").read_text().split()
     except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = []
+    return pids + [int(c) for c in children]
 
 
-@contextlib.contextmanager
-def profiled(gw: ServeProcess, out: Path | None, name: str, seconds: float) -> Iterator[None]:
-    """py-spy record of the gateway process while the block runs (nothing when ``out`` is
-    None): a collapsed-stacks text file to read and a flame graph to look at."""
-    if out is None:
-        yield
-        return
-    assert gw.process is not None
-    out.mkdir(parents=True, exist_ok=True)
-    spy = str(Path(sys.executable).with_name("py-spy"))
-    recorders = [
-        subprocess.Popen([spy, "record", "--pid", str(gw.process.pid), "--subprocesses",
-                          "--nonblocking", "--rate", "100", "--duration", str(int(seconds)),
-                          "--format", fmt, "--output", str(out / f"{name}.{ext}")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for fmt, ext in (("raw", "txt"), ("flamegraph", "svg"))
-    ]
-    try:
-        yield
-    finally:
-        for recorder in recorders:
-            try:
-                recorder.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                recorder.terminate()
+def cpu_by_process(root: int) -> dict[int, float]:
+    """User and system CPU time of the serve process and of each worker so far (the CPU
+    a message costs is comparable on a loaded machine; the rate is not)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    spent: dict[int, float] = {}
+    for pid in gateway_pids(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        spent[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return spent
+
+
+def start_probes(gw: ServeProcess, py_spy: Path | None,
+                 strace: Path | None) -> list[object]:
+    """py-spy on the process tree and/or strace counting fsyncs on every process."""
+    probes: list[object] = []
+    pid = gw.process.pid  # type: ignore[union-attr]
+    if py_spy is not None:
+        from bench.pyspy import PySpy
+        probes.append(PySpy(py_spy, pid))
+    if strace is not None:
+        command = ["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", str(strace)]
+        for each in gateway_pids(pid):
+            command += ["-p", str(each)]
+        probes.append(subprocess.Popen(command, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # attached before the load starts
+    return probes
+
+
+def stop_probes(probes: list[object]) -> list[str]:
+    lines: list[str] = []
+    for probe in probes:
+        if isinstance(probe, subprocess.Popen):
+            probe.send_signal(2)
+            probe.wait(timeout=60)
+        else:
+            probe.stop()  # type: ignore[attr-defined]
+            lines += probe.top(25)  # type: ignore[attr-defined]
+    return lines
+
+
+def count_fsyncs(path: Path) -> int:
+    """fsync and fdatasync calls in an ``strace -o`` file (completed or resumed)."""
+    text = path.read_text(errors="replace")
+    return sum(1 for line in text.splitlines()
+               if ("fsync(" in line or "fdatasync(" in line) and "resumed" not in line)
 
 
 async def main() -> int:
@@ -399,9 +423,12 @@ async def main() -> int:
                         help="sizes to measure, comma-separated (e.g. 1MB)")
     parser.add_argument("--body", choices=("x", "prose"), default="x",
                         help="message lines: 76 x's (default) or a letter's sentences")
-    parser.add_argument("--py-spy", type=Path, metavar="DIR",
-                        help="record the gateway with py-spy during each size's load: "
-                             "DIR/smtp-SIZE-BODY.txt (collapsed stacks) and .svg (flame graph)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="measure the gateway only (no Postfix run)")
+    parser.add_argument("--py-spy", type=Path, default=None,
+                        help="sample the gateway's processes with py-spy into this file")
+    parser.add_argument("--strace", type=Path, default=None,
+                        help="count fsync/fdatasync of the gateway's processes into this file")
     args = parser.parse_args()
     if args.proofs_overhead:
         return await proofs_overhead(args.seconds, args.sessions, args.rounds, args.cooldown)
@@ -416,7 +443,8 @@ async def main() -> int:
                       [gw.demo_address, f"postmaster@{gw.demo_address.split('@')[1]}"],
                       (gw.demo_address, gw.demo_password))
         theirs: Target | None = None
-        postfix_problem = PrivatePostfix.ensure_installed()
+        postfix_problem = ("not asked (--no-reference)" if args.no_reference
+                           else PrivatePostfix.ensure_installed())
         if postfix_problem is None:
             try:
                 postfix = PrivatePostfix(work / "postfix", free_port(),
@@ -428,15 +456,32 @@ async def main() -> int:
                                 ["u1@bench.test", "u2@bench.test"], None)
             except (RuntimeError, OSError) as exc:
                 postfix_problem = f"postfix could not run: {exc}"
-        wanted = set(args.sizes.split(","))
+        wanted = {name.strip() for name in args.sizes.split(",")}
         for label, size in SIZES:
             if label not in wanted:
                 continue
             counted = await asyncio.to_thread(accepted_by_metrics, gw)
-            cpu = cpu_seconds(gw)
-            with profiled(gw, args.py_spy, f"smtp-{label}-{args.body}", args.seconds):
-                mine = await run_load(ours, size, args.seconds, args.sessions, args.body)
-            cpu = cpu_seconds(gw) - cpu
+            probes = start_probes(gw, args.py_spy, args.strace)
+            # CPU per message in the steady state: from a quarter of the run (sessions
+            # connected, TLS handshakes and logins done) to its end.
+            loading = asyncio.ensure_future(run_load(ours, size, args.seconds, args.sessions,
+                                                       args.body))
+            await asyncio.sleep(args.seconds / 4)
+            before = cpu_by_process(gw.process.pid)  # type: ignore[union-attr]
+            done_before = len(LAST_MEASURE[0].latencies) if LAST_MEASURE else 0
+            mine = await loading
+            after = cpu_by_process(gw.process.pid)  # type: ignore[union-attr]
+            spent = [after[pid] - before.get(pid, 0.0) for pid in after]
+            count = max(1, len(mine.latencies) - done_before)
+            print(f"RESULT size={label} workers={args.workers} cpu_ms_per_msg="
+                  f"{1000 * sum(spent) / count:.2f} by_process_ms_per_msg="
+                  + ",".join(f"{1000 * s / count:.2f}" for s in spent), flush=True)
+            for line in stop_probes(probes):
+                print(f"RESULT # {line}", flush=True)
+            if args.strace is not None:
+                fsyncs = count_fsyncs(args.strace)
+                print(f"RESULT size={label} fsyncs={fsyncs} fsyncs_per_msg="
+                      f"{fsyncs / max(1, len(mine.latencies)):.3f}", flush=True)
             counted = await asyncio.to_thread(accepted_by_metrics, gw) - counted
             # every 250 the clients saw, and nothing else, is in the gateway's own counter
             print(f"RESULT size={label} metrics_accepted={counted:.0f} "
@@ -450,9 +495,6 @@ async def main() -> int:
                     f"msgs_per_s={rate:.1f} "
                     f"p50_ms={mine.pct(0.5):.1f} "
                     f"p99_ms={mine.pct(0.99):.1f}")
-            if mine.latencies and cpu == cpu:  # not NaN
-                # CPU time per message: what the machine's other load does not change much
-                line += f" cpu_ms_per_msg={cpu * 1000 / len(mine.latencies):.1f}"
             if ref is not None and ref.latencies:
                 line += (f" vs_postfix={rate / ref.rate(args.seconds):.2f}"
                          f" postfix_msgs_per_s={ref.rate(args.seconds):.1f}"

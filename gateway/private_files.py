@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from config import Settings
+from storage.sqlite_inline import lock_path
 
 log = logging.getLogger("mssante.gateway")
 
@@ -56,7 +57,8 @@ def _candidates(settings: Settings) -> Iterator[Path]:
     extra: list[Path] = [settings.config_file, settings.key_file]
     db_file = _sqlite_file(settings)
     if db_file is not None:
-        extra += [db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")]
+        extra += [db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm"),
+                  Path(lock_path(str(db_file)))]
     for path in extra:
         if path not in seen and path.exists():
             seen.add(path)
