@@ -42,7 +42,7 @@ page is ``FETCH`` of 50 messages' ``(UID FLAGS ENVELOPE RFC822.SIZE)``, a readin
            imap_read_p99_ms=…
 
     PYTHONPATH=. python bench/web.py --webmail [--users 50] [--messages 5000]
-        [--mailboxes 5] [--seconds 20] [--think 0]
+        [--mailboxes 5] [--seconds 20] [--think 0] [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ from accounts.mailboxes import add_mailbox  # noqa: E402
 from accounts.portal_password import set_portal_password  # noqa: E402
 from bench.imap_client import BenchClient, ImapError, client_context  # noqa: E402
 from bench.imap_seed import make_message, seed_gateway  # noqa: E402
+from bench.pyspy import PySpy  # noqa: E402
 from storage import accounts as account_rows  # noqa: E402
 from storage import credentials  # noqa: E402
 from storage.database import open_database  # noqa: E402
@@ -443,6 +444,7 @@ async def webmail_async(args: argparse.Namespace) -> None:
             addresses = [b[0] for b in boxes]
             web = Timings()
             load_before = os.getloadavg()[0]
+            sampler = PySpy(args.py_spy, proc.process.pid) if args.py_spy else None
             until = time.monotonic() + args.seconds
             await asyncio.gather(*(
                 webmail_user(proc, http, inbox, [a for a in addresses if a != user[0]]
@@ -450,6 +452,9 @@ async def webmail_async(args: argparse.Namespace) -> None:
                 for i, (http, inbox, user) in enumerate(zip(clients, inboxes, users,
                                                             strict=True))))
             load_web = os.getloadavg()[0]
+            if sampler is not None:
+                sampler.stop()
+                print("\n".join(sampler.top(25)), file=sys.stderr)
             for http in clients:
                 await http.aclose()
             imap = Timings()
@@ -493,6 +498,9 @@ def main() -> None:
     parser.add_argument("--mailboxes", type=int, default=5)
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds a webmail or IMAP user waits between two pages")
+    parser.add_argument("--py-spy", type=Path, default=None,
+                        help="sample the gateway during the webmail phase into this "
+                             "collapsed-stacks file and print the hottest frames")
     args = parser.parse_args()
     asyncio.run(webmail_async(args) if args.webmail else main_async(args))
 

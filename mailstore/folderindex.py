@@ -95,7 +95,8 @@ class FolderIndex:
     """
 
     __slots__ = ("by_date", "by_date_mark", "checked_at", "entries", "event", "folder_id",
-                 "lock", "log", "log_floor", "log_mods", "modseq", "row", "sent", "sent_top")
+                 "lock", "log", "log_floor", "log_mods", "modseq", "order_lock", "row", "sent",
+                 "sent_top")
 
     def __init__(self, folder_id: int, event: asyncio.Event) -> None:
         self.folder_id = folder_id
@@ -117,6 +118,7 @@ class FolderIndex:
         self.sent_top = 0
         self.by_date: list[int] = []
         self.by_date_mark: tuple[int, int] = (-1, -1)
+        self.order_lock = asyncio.Lock()
 
     def record(self, changes: list[tuple[int, int, bool]]) -> None:
         """Appends ``(modseq, uid, expunged)`` rows of one refresh (all above the previous
@@ -260,15 +262,25 @@ class FolderIndexes:
         if index is None:
             return None
         entries = index.entries
+        if (next(reversed(entries), 0), len(entries)) == index.by_date_mark:
+            return index, index.by_date
+        # One maker of the order at a time: the lists opened together after a start (ten
+        # people of one shared box) wait for one query and one sort instead of each making
+        # their own.
+        async with index.order_lock:
+            return index, await self._make_date_order(index)
+
+    async def _make_date_order(self, index: FolderIndex) -> list[int]:
+        entries = index.entries
         mark = (next(reversed(entries), 0), len(entries))
         if mark == index.by_date_mark:
-            return index, index.by_date
+            return index.by_date  # made by the call this one waited for
         uids = list(entries)  # the entries may change during the query below
         sent = index.sent
         if mark[0] > index.sent_top:
             async with self._db.read() as conn:
                 rows = (await conn.execute(
-                    _SENT_ROWS, {"folder": folder_id, "above": index.sent_top})).all()
+                    _SENT_ROWS, {"folder": index.folder_id, "above": index.sent_top})).all()
             top = index.sent_top
             for uid, sent_at, internal_date in rows:
                 when = sent_at if sent_at is not None else internal_date
@@ -301,7 +313,7 @@ class FolderIndexes:
             live_now = index.entries
             index.sent = {u: t for u, t in sent.items() if u in live_now}
         index.by_date, index.by_date_mark = order, (live[-1] if live else 0, len(live))
-        return index, order
+        return order
 
     async def _refresh(self, conn: AsyncConnection, index: FolderIndex) -> bool:
         row = (await conn.execute(_FOLDER_ROW, {"folder": index.folder_id})).first()

@@ -68,6 +68,8 @@ from storage.schema import (
 )
 
 DELIMITER = folder_rows.DELIMITER
+MAX_HELD_REACH = 100_000
+"""Accounts whose delegations and ACL rows :meth:`SqlMailStore.shared_folders` keeps."""
 Ranges = Sequence[tuple[int, int]]
 Flags = tuple[str, ...]
 FlagChange = Callable[[int, int, Flags], Flags | None]
@@ -264,7 +266,8 @@ class MailStore(Protocol):
     async def set_acl(self, folder_id: int, identifier: str, rights: str | None, *,
                       change: AclChange | None = None) -> None: ...
 
-    async def shared_folders(self, account_id: int, address: str) -> list[SharedFolder]: ...
+    async def shared_folders(self, account_id: int, address: str, *,
+                             access_version: int | None = None) -> list[SharedFolder]: ...
 
     async def delegates(self, owner_id: int) -> list[tuple[str, str]]: ...
 
@@ -724,6 +727,9 @@ class SqlMailStore:
         # Folder → ((index MODSEQ, messages, \\Recent floor), STATUS counters): see counts.
         self._counts: dict[int, tuple[tuple[int, int, int], FolderCounts]] = {}
         self._claim_lock = asyncio.Lock()
+        # Account → ((access version, address) read at, its delegations and ACL rows): see
+        # shared_folders.
+        self._reach: dict[int, tuple[tuple[int, str], delegation_rows.Reach]] = {}
         self.spans = SpanCache()
         self.views = OpenedViews(db.blobs)
 
@@ -1184,10 +1190,29 @@ class SqlMailStore:
                 )
 
     # -- delegations (RFC 4314 rights of other accounts) ----------------------------------
-    async def shared_folders(self, account_id: int, address: str) -> list[SharedFolder]:
-        """Folders of other accounts that ``account_id`` reaches, with how it reaches them."""
+    async def shared_folders(self, account_id: int, address: str, *,
+                             access_version: int | None = None) -> list[SharedFolder]:
+        """Folders of other accounts that ``account_id`` reaches, with how it reaches them.
+
+        ``access_version``: the access version (:mod:`storage.access`) the caller read for
+        this request. Who delegated what to the account changes only with it, so the
+        delegations and ACL rows read at that version are kept and only the folders they
+        reach are read again (none at all for the many accounts that reach nothing): the
+        webmail asks on every page."""
+        held = self._reach.get(account_id) if access_version is not None else None
+        through = held[1] if held is not None and held[0] == (access_version, address) else None
+        if through is not None and not through.delegated and not through.acl:
+            return []
         async with self._db.read() as conn:
-            found = await delegation_rows.shared_folders(conn, account_id, address)
+            if through is None:
+                through = await delegation_rows.reach(conn, account_id, address)
+                if access_version is not None:
+                    if len(self._reach) >= MAX_HELD_REACH:
+                        self._reach.clear()  # bounded: taken again as pages ask
+                    self._reach[account_id] = ((access_version, address), through)
+            if not through.delegated and not through.acl:
+                return []
+            found = await delegation_rows.reached_folders(conn, account_id, through)
             if not found:
                 return []
             rows = await conn.execute(

@@ -120,15 +120,33 @@ async def of_delegate(conn: AsyncConnection, delegate_id: int) -> list[Delegatio
     return [_row(r) for r in rows]
 
 
-async def shared_folders(conn: AsyncConnection, account_id: int,
-                         address: str) -> list[SharedFolderRow]:
-    """Every folder of another account reachable by ``account_id``: through a delegation of
-    its owner, or through a ``folder_acl`` row naming ``address`` (two indexed queries)."""
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How an account reaches other accounts' folders: owner id → rights of the owner's
+    delegation, folder id → rights of a ``folder_acl`` row naming it. Both change only with
+    the access version (:mod:`storage.access`), so a reader may keep them as long as it
+    does not move."""
+
+    delegated: dict[int, str]
+    acl: dict[int, str]
+
+
+async def reach(conn: AsyncConnection, account_id: int, address: str) -> Reach:
+    """The delegations and folder ACL rows of ``account_id`` (two indexed queries)."""
     acl_rows = await conn.execute(
         select(folder_acl.c.folder_id, folder_acl.c.rights)
         .where(folder_acl.c.identifier == address))
     acl = {int(f): r for f, r in acl_rows}
     delegated = {d.owner_id: d.rights for d in await of_delegate(conn, account_id)}
+    return Reach(delegated, acl)
+
+
+async def reached_folders(conn: AsyncConnection, account_id: int,
+                          through: Reach) -> list[SharedFolderRow]:
+    """The folders ``through`` reaches as they are now (created, renamed or deleted by
+    their owners since), of active accounts other than ``account_id``; no query when it
+    reaches nothing."""
+    delegated, acl = through.delegated, through.acl
     reach: list[Any] = []
     if delegated:
         reach.append(folders.c.account_id.in_(list(delegated)))
@@ -144,6 +162,13 @@ async def shared_folders(conn: AsyncConnection, account_id: int,
         .order_by(accounts.c.address, folders.c.name))
     return [SharedFolderRow(int(fid), int(oid), owner, name, delegated.get(int(oid)),
                             acl.get(int(fid))) for fid, oid, owner, name in rows]
+
+
+async def shared_folders(conn: AsyncConnection, account_id: int,
+                         address: str) -> list[SharedFolderRow]:
+    """Every folder of another account reachable by ``account_id``: through a delegation of
+    its owner, or through a ``folder_acl`` row naming ``address`` (three indexed queries)."""
+    return await reached_folders(conn, account_id, await reach(conn, account_id, address))
 
 
 async def folder_rights(conn: AsyncConnection, folder_id: int) -> list[tuple[str, str]]:

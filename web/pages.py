@@ -43,9 +43,11 @@ class Forbidden(Exception):
 
 
 def environment() -> Environment:
-    """The Jinja2 environment of ``web/templates`` (HTML autoescaped)."""
+    """The Jinja2 environment of ``web/templates`` (HTML autoescaped). Templates are
+    compiled once: they ship with the code, so no page looks at their files again."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
-                      autoescape=select_autoescape(["html"]), enable_async=False)
+                      autoescape=select_autoescape(["html"]), enable_async=False,
+                      auto_reload=False)
     env.filters["date"] = french_date
     return env
 

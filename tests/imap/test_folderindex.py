@@ -422,3 +422,18 @@ async def test_date_order_follows_arrivals_and_expunges_as_sort_date(
     assert order.key(10) == (1736143200, 10)
     assert list(order.uids) == await sort_folder(store, fid, [SortKey("DATE")])
     assert list((await _store(imap_env).date_order(fid)).uids) == list(order.uids)
+
+
+async def test_lists_opened_together_read_the_sent_instants_once(imap_env: ImapEnv) -> None:
+    """Ten lists of one folder opened at once (people of a shared box after a start) make
+    its date order once: one query of the sent instants, not one each."""
+    for n in range(1, 31):
+        await imap_env.deliver(_dated(n, f"Mon, 6 Jan 2025 {n % 24:02d}:00:00 +0000"))
+    fid = await imap_env.folder_id(ALICE, "INBOX")
+    store = _store(imap_env)
+    await store.index_entries(fid)  # the index itself loaded: only the order is left
+    with counted(imap_env) as statements:
+        orders = await asyncio.gather(*(store.date_order(fid) for _ in range(10)))
+    assert len([s for s in statements if "sent_at" in s]) == 1, statements
+    assert all(list(o.uids) == list(orders[0].uids) for o in orders)
+    assert len(orders[0].uids) == 30

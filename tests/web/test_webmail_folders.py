@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from accounts import delegations
+from storage.accounts import get_by_address
 from tests.fixtures.gateway import RunningGateway, gateway_settings, running_gateway
 from tests.web.portal_client import csrf
 from tests.web.test_webmail_reading import read_proofs, with_attachments
@@ -115,3 +116,32 @@ async def test_read_only_secretary_reads_the_doctors_inbox(gw: RunningGateway) -
         assert doctor.address not in re.sub(r"<nav.*?</nav>", "", manage.text, flags=re.S)
     [proof] = [p for p in await read_proofs(gw) if p["kind"] == "read"]
     assert proof["actor"] == secretary.address and proof["mailbox"] == doctor.address
+
+
+async def test_delegation_changes_show_at_the_next_page(gw: RunningGateway) -> None:
+    """What a delegation reaches is kept between pages only while the access version stays:
+    a folder the owner creates shows at the next page, a withdrawn delegation closes the
+    next page (404), a new grant opens it again."""
+    doctor = await professional(gw, "doctor")
+    secretary = await professional(gw, "secretary")
+    db = gw.gw.db
+    assert db is not None
+    await delegations.grant(db, doctor.address, secretary.address, "lr")
+    async with signed_in(gw, secretary) as http:
+        home = (await http.get("/courrier/", follow_redirects=True)).text
+        shared_inbox = re.search(
+            rf'{re.escape(doctor.address)}</h3>.*?href="(/courrier/dossier/\d+)"', home, re.S)
+        assert shared_inbox
+        assert (await http.get(shared_inbox.group(1))).status_code == 200
+        store = next(s for s in gw.gw.services if s.name == "IMAP").context.store  # type: ignore[attr-defined]
+        async with db.read() as conn:
+            owner = await get_by_address(conn, doctor.address)
+        assert owner is not None
+        await store.create_folder(owner.id, "Dossiers patients")
+        again = await http.get(shared_inbox.group(1))
+        assert again.status_code == 200 and "Dossiers patients" in again.text
+        await delegations.revoke(db, doctor.address, secretary.address)
+        closed = await http.get(shared_inbox.group(1))
+        assert closed.status_code == 404 and doctor.address not in closed.text
+        await delegations.grant(db, doctor.address, secretary.address, "lr")
+        assert (await http.get(shared_inbox.group(1))).status_code == 200

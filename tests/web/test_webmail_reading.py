@@ -180,6 +180,8 @@ async def test_flags_agree_between_imap_and_webmail_at_every_step(gw: RunningGat
         assert 'aria-label="2 non lus"' in (await http.get(inbox)).text
         # Trash, then deleted for good from the Trash
         page = await http.get(base + "1")
+        # the page that sets \Seen counts it already in the sidebar
+        assert 'aria-label="1 non lus"' in page.text
         answer = await http.post(base + "1/action", data={"csrf": csrf(page.text),
                                                           "action": "corbeille"})
         assert answer.status_code == 303

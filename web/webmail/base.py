@@ -26,6 +26,8 @@ from accounts.delegations import ALL_RIGHTS
 from mailstore.folderindex import FolderIndexes
 from mailstore.readproof import ReadProofs
 from mailstore.store import FolderInfo, MailStore, SharedFolder
+from storage import access
+from storage import accounts as account_rows
 from storage.accounts import Account
 from storage.database import Database
 from web.pages import Forbidden, Pages
@@ -122,6 +124,8 @@ class Webmail(Pages):
         # messages raises its HIGHESTMODSEQ, so a held count is exact and a 100,000-message
         # folder is counted once per change, not once per page.
         self._unread: dict[int, tuple[tuple[int, int], int]] = {}
+        self.access_version: int | None = None
+        """The access version of :mod:`storage.access` as the latest signed-in request read it."""
 
     # -- plumbing ------------------------------------------------------------------------
     def page(self, handler: WebmailHandler) -> Callable[[Request], Awaitable[Response]]:
@@ -130,7 +134,7 @@ class Webmail(Pages):
         :class:`NotFound` answers 404."""
         async def signed_in(request: Request, session: Session,
                             form: FormData | None) -> Response:
-            user = await self._user(session)
+            user = await self._signed_user(session)
             if user is None:
                 return self._see_other("/connexion")
             try:
@@ -142,6 +146,23 @@ class Webmail(Pages):
                                            "est pas accessible."])
 
         return self._page(signed_in)
+
+    async def _signed_user(self, session: Session) -> Account | None:
+        """:meth:`Pages._user`, and the access version read in the same transaction: the
+        delegations and ACL rows read at that version are kept (see :meth:`shared_mailboxes`)
+        until it moves, which every grant, withdrawal or suspension does."""
+        account_id = session.data.get("account_id")
+        if account_id is None:
+            return None
+        async with self.db.read() as conn:
+            account = await account_rows.get_by_id(conn, int(account_id))
+            version = await access.current(conn)
+        if account is None or account.status != "active":
+            session.data.clear()
+            return None
+        # The highest read: a request that read an older one later still sees fresh rights.
+        self.access_version = max(self.access_version or 0, version)
+        return account
 
     @staticmethod
     def url(*parts: object) -> str:
@@ -177,7 +198,8 @@ class Webmail(Pages):
     async def shared_mailboxes(self, user: Account, *, counts: bool = True) -> list[Mailbox]:
         """Folders of other accounts reached with at least the ``l`` or ``r`` right."""
         out = []
-        for s in await self.store.shared_folders(user.id, user.address):
+        for s in await self.store.shared_folders(user.id, user.address,
+                                                 access_version=self.access_version):
             rights = effective_rights(s)
             if "l" in rights or "r" in rights:
                 unread = await self.unread(s.info) if counts and "r" in rights else 0
@@ -203,6 +225,22 @@ class Webmail(Pages):
         unread counts: :meth:`with_unread` adds them), so that a page reads them once."""
         own, shared = await self.mailboxes(user, counts=False)
         return self._pick(own, shared, folder_id, rights), own, shared
+
+    async def fresh(self, box: Mailbox) -> Mailbox:
+        """``box`` with its folder row as it is now (HIGHESTMODSEQ, UIDNEXT), from the
+        folder's index; NotFound if the folder is gone."""
+        try:
+            info, _entries = await self.store.snapshot(box.id)
+        except LookupError:
+            raise NotFound from None
+        return replace(box, folder=info)
+
+    @staticmethod
+    def replaced(own: list[Mailbox], shared: list[Mailbox], box: Mailbox,
+                 ) -> tuple[list[Mailbox], list[Mailbox]]:
+        """``own`` and ``shared`` with ``box`` in place of the mailbox of the same id."""
+        return ([box if b.id == box.id else b for b in own],
+                [box if b.id == box.id else b for b in shared])
 
     async def with_unread(self, boxes: list[Mailbox]) -> list[Mailbox]:
         """``boxes`` with their unread counts (of shared ones, where they may be read)."""

@@ -20,9 +20,11 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from starlette.datastructures import FormData
@@ -42,6 +44,7 @@ from web.webmail.base import Mailbox, NotFound, Webmail
 from web.webmail.folders import human_size
 from web.webmail.html import CleanHtml, sanitise
 
+T = TypeVar("T")
 PART = re.compile(r"[1-9][0-9]{0,3}(\.[1-9][0-9]{0,3}){0,15}")
 SHOWN_HEADERS = (("From", "De"), ("Sender", "Envoyé par"), ("To", "À"), ("Cc", "Copie"),
                  ("Date", "Date"), ("Subject", "Objet"))
@@ -54,6 +57,10 @@ DOWNLOAD_CSP = "default-src 'none'; sandbox"
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 """Image types an HTML body may show from its own parts (no SVG: it can hold script)."""
 MAX_INLINE_PARTS = 200
+MAX_HELD_SHOWN = 1024
+"""Shown messages kept ready (:class:`Held`)."""
+MAX_HELD_TEXT = 64 * 1024
+"""Longest shown text kept ready (characters): at most 64 MB in all, mostly far less."""
 """Parts of a message whose header is read to find its inline images."""
 
 
@@ -241,8 +248,46 @@ def _attachment(view: MessageView | None, part: str) -> Attachment:
     raise NotFound
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What the reading page shows of a stored body, whoever reads it."""
+
+    title: str
+    headers: list[tuple[str, str]]
+    all_headers: list[tuple[str, str]]
+    body: Body
+
+
+class Held:
+    """Stored bodies as the reading page shows them, by blob (a stored body never changes:
+    one blob per content), least recently used out beyond ``capacity``.
+
+    Profile: opening a message read and decrypted its whole body, parsed it with the
+    ``email`` package and sanitised its HTML on every request, again for a reader who
+    reloads it or for the ten people of a shared box. Entries are only ever served after
+    the request's rights check found the message (a blob id is never taken from the
+    request), and a key names the image URLs of the message it was made for."""
+
+    def __init__(self, capacity: int = MAX_HELD_SHOWN) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[object, ...], Any] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> Any:
+        got = self._entries.get(key)
+        if got is not None:
+            self._entries.move_to_end(key)
+        return got
+
+    def put(self, key: tuple[object, ...], value: T) -> T:
+        self._entries[key] = value
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return value
+
+
 def routes(webmail: Webmail) -> list[BaseRoute]:
     page = webmail.page
+    held = Held()
     base = webmail.url("dossier", "{folder_id:int}", "message", "{uid:int}")
 
     async def show(request: Request, session: Session, _form: FormData | None,
@@ -261,27 +306,42 @@ def routes(webmail: Webmail) -> list[BaseRoute]:
             reader = Reader(user.id, user.address, webmail._trace_id(session), auth="portal",
                             client="webmail")
             await webmail.deps.reads.record(reader, box.id, [uid], WEBMAIL_DISPLAY)
-        if seen_now:  # the unread count just changed: the folders' marks with it
-            own, shared = await webmail.mailboxes(user)
-        else:
-            own, shared = await webmail.with_unread(own), await webmail.with_unread(shared)
+        if seen_now:
+            # The unread count just changed, and the folder's HIGHESTMODSEQ with it: that
+            # folder's row is taken again from its index (which the change refreshes, and
+            # the next list would refresh anyway), not every folder and delegation.
+            own, shared = webmail.replaced(own, shared, await webmail.fresh(box))
+        own, shared = await webmail.with_unread(own), await webmail.with_unread(shared)
         images = request.query_params.get("images") == "1"
+        assert row.blob_id is not None
+        parts = held.get(("inline", row.blob_id))
+        if parts is None:
+            parts = held.put(("inline", row.blob_id), await inline_images(webmail, row))
         inline = {cid: webmail.url("dossier", box.id, "message", uid, "image", part)
-                  for cid, part in (await inline_images(webmail, row)).items()}
-        if row.size <= MAX_WHOLE or row.view is None:
-            msg = _parse(await _raw(webmail, row))
-            body = message_body(msg, images=images, inline=inline)
-        else:
-            msg, text_part = await _header_and_text(webmail, row, row.view)
-            body = body_of(text_part, images=images, inline=inline)
-        headers = [(label, value) for name, label in SHOWN_HEADERS
-                   if (value := _header(msg, name))]
+                  for cid, part in parts.items()}
+        key = ("shown", row.blob_id, images, tuple(sorted(inline.items())))
+        shown = held.get(key)
+        if shown is None:
+            if row.size <= MAX_WHOLE or row.view is None:
+                msg = _parse(await _raw(webmail, row))
+                body = message_body(msg, images=images, inline=inline)
+            else:
+                msg, text_part = await _header_and_text(webmail, row, row.view)
+                body = body_of(text_part, images=images, inline=inline)
+            shown = Shown(_header(msg, "Subject") or "(sans objet)",
+                          [(label, value) for name, label in SHOWN_HEADERS
+                           if (value := _header(msg, name))],
+                          all_headers(msg), body)
+            text = body.text if body.html is None else body.html.html
+            if len(text or "") <= MAX_HELD_TEXT:  # bounded memory: long letters are re-read
+                held.put(key, shown)
         targets = [b for b in (*own, *shared)
                    if b.owner_id == box.owner_id and b.id != box.id and b.may("i")]
         response = webmail.render(
             request, session, user, "webmail/message.html", own=own, shared=shared,
-            current=box, title=_header(msg, "Subject") or "(sans objet)", uid=uid,
-            headers=headers, all_headers=all_headers(msg), body=body, images=images,
+            current=box, title=shown.title, uid=uid,
+            headers=shown.headers, all_headers=shown.all_headers, body=shown.body,
+            images=images,
             attachments=attachments_of(row.view), flagged="\\Flagged" in row.flags,
             seen="\\Seen" in row.flags, targets=targets, trash=_trash(own, shared, box),
             size=human_size(row.size), notice=session.data.pop("wm_notice", None))
