@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 run: setup
 	$(BIN)/mssante serve
 
+# The suite runs in up to TEST_WORKERS processes (pytest-xdist; fewer on a machine with fewer
+# cores): each worker starts its own slapd, PostgreSQL cluster and PKIs on ephemeral ports, and
+# a test file runs whole on one worker, so its module fixtures are built once.
+# `make test TEST_WORKERS=1` runs it in one worker process.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=$(TEST_WORKERS) --dist loadfile
 
 # Coverage-guided fuzzing (atheris) of every parser of outside input, FUZZ_SECONDS each;
 # new inputs go to var/fuzz/<target>, crashes to var/fuzz/crash-<target>-*. `make test` runs

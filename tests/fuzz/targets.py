@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -206,7 +207,8 @@ def whitelist(data: bytes) -> None:
         pass
 
 
-_EXTRACT = Path(tempfile.gettempdir()) / f"mssante-fuzz-extract-{id(object())}.txt"
+# One file per process: test workers and the fuzzing child run this target side by side.
+_EXTRACT = Path(tempfile.gettempdir()) / f"mssante-fuzz-extract-{os.getpid()}.txt"
 
 
 def extract(data: bytes) -> None:

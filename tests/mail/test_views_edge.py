@@ -166,11 +166,13 @@ def test_ten_megabyte_attachment_is_fast() -> None:
         b"Content-Disposition: attachment; filename=IHE_XDM.ZIP\r\n"
         b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--=_big--\r\n"
     )
-    started = time.perf_counter()
+    # CPU time of this process: what the build costs, whatever else the machine runs (the
+    # suite runs in parallel workers beside other work).
+    started = time.process_time()
     view = build_view(raw)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     attachment = view.search.attachments[0]
     assert attachment.filename == "IHE_XDM.ZIP"
     assert attachment.decoded_size == len(payload)
     assert view.parts["2"].body_end - view.parts["2"].body_start == len(encoded) - 2
-    assert elapsed < 0.5, f"building the view took {elapsed:.3f}s"
+    assert elapsed < 0.5, f"building the view took {elapsed:.3f}s of CPU"
