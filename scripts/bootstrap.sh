@@ -95,7 +95,7 @@ grep -q "^HAProxy version" <<<"$haproxy_version" \
   || problems+=("DejaVu Sans is missing (package fonts-dejavu-core): PDF receipts need it")
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || problems+=("PostgreSQL's initdb is missing (package postgresql)")
-.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop, joserfc, httpx, fpdf, pypdf' 2>/dev/null \
+.venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop, joserfc, httpx, fpdf, pypdf, xdist' 2>/dev/null \
   || problems+=("the Python environment lacks a module (reinstall with: make clean setup)")
 if [ "${1:-}" = "--bench" ]; then
   for tool in postfix dovecot; do
