@@ -185,8 +185,11 @@ class ProxiedTransport(asyncio.Transport):
 
 def _deliver(protocol: asyncio.BaseProtocol, data: bytes) -> None:
     """Passes bytes that followed the header to whatever protocol now reads the socket
-    (the session, or the TLS layer it started)."""
-    if isinstance(protocol, asyncio.BufferedProtocol):
+    (the session, or the TLS layer it started). Duck-typed: uvloop's TLS protocol (a
+    compiled class, :mod:`trustspace.tls_layer`) is a buffered protocol without deriving
+    from ``asyncio.BufferedProtocol``; bytes it was not given were lost, and with them the
+    TLS ClientHello that came in the PROXY header's segment."""
+    if hasattr(protocol, "get_buffer") and hasattr(protocol, "buffer_updated"):
         view = memoryview(data)
         while view:
             buffer = memoryview(protocol.get_buffer(len(view)))
@@ -194,7 +197,7 @@ def _deliver(protocol: asyncio.BaseProtocol, data: bytes) -> None:
             buffer[:n] = view[:n]
             protocol.buffer_updated(n)
             view = view[n:]
-    elif isinstance(protocol, asyncio.Protocol):
+    elif hasattr(protocol, "data_received"):
         protocol.data_received(data)
 
 
