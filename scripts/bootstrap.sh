@@ -20,7 +20,7 @@ PACKAGES=(
   haproxy
 )
 if [ "${1:-}" = "--bench" ]; then
-  PACKAGES+=(postfix dovecot-imapd)
+  PACKAGES+=(postfix dovecot-imapd strace)  # strace: bench/smtp.py --strace counts fsyncs
 fi
 
 missing=()
@@ -98,7 +98,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 .venv/bin/python -c 'import ldap, argon2, aiosmtpd, sqlalchemy, asyncpg, uvloop, joserfc, httpx, fpdf, pypdf, xdist' 2>/dev/null \
   || problems+=("the Python environment lacks a module (reinstall with: make clean setup)")
 if [ "${1:-}" = "--bench" ]; then
-  for tool in postfix dovecot; do
+  for tool in postfix dovecot strace; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] \
       || problems+=("$tool is not on the PATH (the benchmarks' reference)")
   done

@@ -144,24 +144,28 @@ def create_read_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
         return read_only(engine)
     db = settings.database
     reader = _inline_engine(settings, pool_size=READ_POOL_SIZE)
+    _install_read_only_hooks(reader, ("PRAGMA foreign_keys=ON",
+                                      f"PRAGMA busy_timeout={int(db.busy_timeout_ms)}"))
+    return reader
 
-    @event.listens_for(reader.sync_engine, "connect")
+
+def _install_read_only_hooks(engine: AsyncEngine, pragmas: tuple[str, ...] = ()) -> None:
+    """SQLite connections that only read: ``pragmas`` first, then queries only and the pages
+    mapped from the file (no copy per connection of what the OS caches); a plain (deferred)
+    ``BEGIN``, which takes no write lock."""
+
+    @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         try:
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={int(db.busy_timeout_ms)}")
-            cur.execute("PRAGMA query_only=ON")
-            # Pages mapped from the file: no copy per connection of what the OS caches.
-            cur.execute("PRAGMA mmap_size=268435456")
+            for pragma in (*pragmas, "PRAGMA query_only=ON", "PRAGMA mmap_size=268435456"):
+                cur.execute(pragma)
         finally:
             cur.close()
 
-    @event.listens_for(reader.sync_engine, "begin")
+    @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
-
-    return reader
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -202,20 +206,7 @@ def create_scan_engine(url: URL) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, async_creator=inline_connector(str(url.database), 30.0),
                                      poolclass=NullPool)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            try:
-                cur.execute("PRAGMA query_only=ON")
-                cur.execute("PRAGMA mmap_size=268435456")
-            finally:
-                cur.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
-
+        _install_read_only_hooks(engine)
         return engine
     return create_async_engine(url, poolclass=NullPool)
 
