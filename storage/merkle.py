@@ -9,11 +9,12 @@ log2(n) hashes (inclusion proof), and that a later signed state extends an earli
 - node hash ``SHA-256(0x01 || left || right)``;
 - the tree of n leaves splits at k, the largest power of two smaller than n.
 
-Every *complete* subtree (2**level leaves starting at ``index * 2**level``) is kept, keyed by
-``(level, index)``; a tree of n leaves has ``2n - popcount(n)`` of them. The hash of any other
-range needed by a proof is folded from at most log2(n) of those, so a proof costs O(log n)
-lookups and appending a leaf adds one leaf node plus, on average, one parent. The *frontier*
-(the complete subtrees along the right edge, largest first) is all an appender needs.
+A *complete* subtree (2**level leaves starting at ``index * 2**level``) is named by
+``(level, index)``; a tree of n leaves has ``2n - popcount(n)`` of them, and those of
+:data:`STORED_FROM` levels and more (about n/15) are kept by :mod:`storage.proofs`. The hash
+of any other range needed by a proof is folded from at most log2(n) complete subtrees, so a
+proof costs O(log n) lookups. The *frontier* (the complete subtrees along the right edge,
+largest first) is all an appender needs.
 
 This module is pure (no database): :mod:`storage.proofs` stores the nodes and reads the ones
 a proof needs through :func:`nodes_for_range`.
@@ -28,12 +29,27 @@ Node = tuple[int, int]  # (level, index): leaves index*2**level .. (index+1)*2**
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
 
 
+STORED_FROM = 4
+"""The smallest level kept in ``proof_tree``: subtrees of 16 leaves and more. The smaller
+ones are hashed again from their block of 16 records when a proof needs them, which costs
+a proof at most 32 records read and saves an append the rows (and database pages) of the
+four lowest levels: 15 of every 16 rows the tree would otherwise add."""
+
+
 def leaf_hash(record: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + record).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def subtree_root(leaves: list[bytes]) -> bytes:
+    """The root of a complete subtree from its leaf hashes (a power of two of them)."""
+    level = leaves
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
 
 
 def split_point(n: int) -> int:

@@ -13,9 +13,11 @@ Proofs name messages by Message-ID and content hash, never by patient data.
 
 Next to the chain, the records are the leaves of a Merkle tree (:mod:`storage.merkle`,
 RFC 9162 §2.1): the leaf of record ``seq`` is the canonical text above, UTF-8, at index
-``seq - 1``. Every complete subtree is stored in ``proof_tree`` (about two rows per record)
-and the right edge of the tree in ``meta`` under ``proofs.tree``, so an append costs O(log n)
-hashes and two statements more, and an inclusion or consistency proof O(log n) lookups.
+``seq - 1``. Every complete subtree of 16 leaves or more is stored in ``proof_tree`` (one
+row per 15 records; smaller ones are hashed again from their 16 records when a proof needs
+them) and the right edge of the tree in ``meta`` under ``proofs.tree``, so an append costs
+O(log n) hashes and two statements more, and an inclusion or consistency proof O(log n)
+lookups and at most 32 records.
 Checkpoints are C2SP signed notes over (tree size, root) (:mod:`storage.notes`), also written
 outside the database (:mod:`storage.checkpoint_files`) so that cutting the newest records
 together with their checkpoint rows is still detected. ``docs/proofs.md`` has the procedure.
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import checkpoint_files, merkle, notes, proof_walk
@@ -47,7 +49,7 @@ from storage import meta as meta_values
 from storage.engine import serialize
 from storage.errors import UnknownKeyId
 from storage.keys import Keyring
-from storage.schema import proof_checkpoints, proof_tree, proofs
+from storage.schema import meta, proof_checkpoints, proof_tree, proofs
 from storage.types import canonical_json, utcnow
 
 GENESIS = "0" * 64
@@ -238,18 +240,16 @@ async def append_many(conn: AsyncConnection, items: Sequence[NewProof]) -> list[
                 f"invalid proof kind {item.kind!r}: expected one of {', '.join(PROOF_KINDS)}"
             )
     await serialize(conn, "mssante-proofs")
-    last = (
-        await conn.execute(
-            select(proofs.c.seq, proofs.c.hash).order_by(proofs.c.seq.desc()).limit(1)
-        )
-    ).first()
+    # One statement for the chain head and the stored right edge of the tree: the accept
+    # path calls this once per group commit, and each statement costs more than the hashing.
+    last = (await conn.execute(_HEAD_AND_TREE, {"key": TREE_KEY})).first()
     seq, prev = (0, GENESIS) if last is None else (int(last.seq), str(last.hash))
     # Microsecond precision on both engines, so the hashed time is what is stored.
     created_at = utcnow()
     records: list[ProofRecord] = []
     stamp = created_at.astimezone(UTC).isoformat(timespec="microseconds")
     rows: list[dict[str, Any]] = []
-    tree = await _tree(conn, seq)
+    tree = await _tree(conn, seq, stored=None if last is None else last.tree)
     nodes: list[tuple[merkle.Node, bytes]] = []
     for item in items:
         seq += 1
@@ -276,7 +276,7 @@ async def append_many(conn: AsyncConnection, items: Sequence[NewProof]) -> list[
     return records
 
 
-async def _tree(conn: AsyncConnection, head: int) -> merkle.Frontier:
+async def _tree(conn: AsyncConnection, head: int, *, stored: str | None = None) -> merkle.Frontier:
     """The stored right edge of the tree, brought up to record ``head``.
 
     Records written before the tree existed (a ledger upgraded in place) are hashed into it
@@ -284,7 +284,7 @@ async def _tree(conn: AsyncConnection, head: int) -> merkle.Frontier:
     number. A stored tree larger than the ledger means records were cut off: refuse to
     append over the gap rather than hide it.
     """
-    raw = await meta_values.get_value(conn, TREE_KEY)
+    raw = await meta_values.get_value(conn, TREE_KEY) if stored is None else stored
     if raw is None:
         tree = merkle.Frontier()
     else:
@@ -316,15 +316,29 @@ async def _tree(conn: AsyncConnection, head: int) -> merkle.Frontier:
 async def _store_tree(
     conn: AsyncConnection, tree: merkle.Frontier, nodes: list[tuple[merkle.Node, bytes]]
 ) -> None:
-    if nodes:
-        await conn.execute(
-            proof_tree.insert(),
-            [{"level": level, "idx": idx, "hash": h} for (level, idx), h in nodes],
-        )
-    await meta_values.set_value(
-        conn, TREE_KEY,
-        json.dumps({"size": tree.size, "frontier": [h.hex() for h in tree.hashes]}),
+    stored = [{"level": level, "idx": idx, "hash": h}
+              for (level, idx), h in nodes if level >= merkle.STORED_FROM]
+    if stored:
+        await conn.execute(proof_tree.insert(), stored)
+    value = json.dumps({"size": tree.size, "frontier": [h.hex() for h in tree.hashes]})
+    # A prepared UPDATE (the row exists after the first append); the upsert builds its
+    # statement anew on every call, which the accept path would pay per group commit.
+    done = await conn.execute(_SET_TREE, {"k": TREE_KEY, "v": value})
+    if not done.rowcount:
+        await meta_values.set_value(conn, TREE_KEY, value)
+
+
+# The chain head with the stored tree edge beside it (None before the first append).
+_HEAD_AND_TREE = (
+    select(
+        proofs.c.seq, proofs.c.hash,
+        select(meta.c.value).where(meta.c.key == bindparam("key")).scalar_subquery()
+        .label("tree"),
     )
+    .order_by(proofs.c.seq.desc())
+    .limit(1)
+)
+_SET_TREE = update(meta).where(meta.c.key == bindparam("k")).values(value=bindparam("v"))
 
 
 def _row_text(r: Any) -> str:
@@ -335,8 +349,45 @@ def _row_text(r: Any) -> str:
     )
 
 
-async def _nodes(conn: AsyncConnection, wanted: set[merkle.Node]) -> dict[merkle.Node, bytes]:
-    """The stored complete subtrees ``wanted`` (one query)."""
+async def subtree_hashes(
+    conn: AsyncConnection, wanted: set[merkle.Node]
+) -> dict[merkle.Node, bytes]:
+    """The hashes of the complete subtrees ``wanted``: those of :data:`merkle.STORED_FROM`
+    leaves or more read from ``proof_tree`` (one query), the smaller ones hashed from the
+    records of their block (at most two blocks for a proof: the leaf's and the right edge's).
+    """
+    low = {n for n in wanted if n[0] < merkle.STORED_FROM}
+    found = await _stored_nodes(conn, wanted - low)
+    if low:
+        found.update(await _low_nodes(conn, low))
+    return found
+
+
+async def _low_nodes(conn: AsyncConnection, wanted: set[merkle.Node]) -> dict[merkle.Node, bytes]:
+    """Subtrees below the stored levels, hashed from their records' texts."""
+    block = 1 << merkle.STORED_FROM
+    starts = sorted({(idx << level) // block * block for level, idx in wanted})
+    rows = await conn.execute(
+        select(proofs).where(or_(*(proofs.c.seq.between(a + 1, a + block) for a in starts)))
+    )
+    leaves = {int(r.seq) - 1: merkle.leaf_hash(_row_text(r).encode()) for r in rows}
+    out: dict[merkle.Node, bytes] = {}
+    for level, idx in wanted:
+        first = idx << level
+        try:
+            out[(level, idx)] = merkle.subtree_root(
+                [leaves[i] for i in range(first, first + (1 << level))])
+        except KeyError as exc:
+            raise LedgerError(
+                f"record {exc.args[0] + 1} is missing under the stored tree; "
+                "run mssante proofs verify"
+            ) from None
+    return out
+
+
+async def _stored_nodes(
+    conn: AsyncConnection, wanted: set[merkle.Node]
+) -> dict[merkle.Node, bytes]:
     if not wanted:
         return {}
     by_level: dict[int, list[int]] = {}
@@ -366,7 +417,7 @@ async def tree_size(conn: AsyncConnection) -> int:
 
 async def root_at(conn: AsyncConnection, size: int) -> bytes:
     """The root hash of the tree of the first ``size`` records."""
-    return merkle.root_at(size, await _nodes(conn, set(merkle.root_nodes(size))))
+    return merkle.root_at(size, await subtree_hashes(conn, set(merkle.root_nodes(size))))
 
 
 async def inclusion_proof(conn: AsyncConnection, seq: int, size: int) -> list[bytes]:
@@ -374,7 +425,7 @@ async def inclusion_proof(conn: AsyncConnection, seq: int, size: int) -> list[by
     index = seq - 1
     if not 0 <= index < size:
         raise ValueError(f"record {seq} is not in a tree of {size} records")
-    nodes = await _nodes(conn, merkle.inclusion_nodes(index, size))
+    nodes = await subtree_hashes(conn, merkle.inclusion_nodes(index, size))
     return merkle.inclusion_proof(index, size, nodes)
 
 
@@ -382,7 +433,7 @@ async def consistency_proof(conn: AsyncConnection, old: int, new: int) -> list[b
     """The proof that the tree of ``new`` records extends the tree of ``old`` records."""
     if not 0 < old <= new:
         raise ValueError(f"no consistency proof from size {old} to size {new}")
-    nodes = await _nodes(conn, merkle.consistency_nodes(old, new))
+    nodes = await subtree_hashes(conn, merkle.consistency_nodes(old, new))
     return merkle.consistency_proof(old, new, nodes)
 
 

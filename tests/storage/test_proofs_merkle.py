@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from storage import merkle, proofs
 from storage.database import Database
+from storage.schema import proof_tree
 from storage.schema import proofs as proofs_table
 from tests.storage import rfc9162
 
@@ -81,7 +82,12 @@ async def test_stored_tree_matches_reference(database: Database) -> None:
     ref = rfc9162.Tree(await _leaves(database))
     async with database.read() as conn:
         assert await proofs.tree_size(conn) == 300
-        for n in (1, 2, 3, 7, 8, 9, 100, 255, 256, 257, 300):
+        stored = {(r.level, r.idx): bytes(r.hash)
+                  for r in await conn.execute(select(proof_tree))}
+        # Only the complete subtrees of 16 leaves or more, each with the reference's hash.
+        assert stored == {(level, idx): ref.mth(idx << level, (idx + 1) << level)
+                          for level in range(4, 9) for idx in range(300 >> level)}
+        for n in (1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100, 255, 256, 257, 300):
             assert await proofs.root_at(conn, n) == ref.mth(0, n)
             for seq in sorted({1, n, (n + 1) // 2}):
                 path = await proofs.inclusion_proof(conn, seq, n)

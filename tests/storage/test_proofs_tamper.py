@@ -54,14 +54,10 @@ async def _verify(db: Database, outside: Path) -> list[str]:
 async def _rewind_tree(db: Database, size: int) -> None:
     """What a careful editor does after cutting records: the stored tree ends there too."""
     async with db.begin() as conn:
-        hashes = []
-        for level, idx in merkle.Frontier(size, [b""] * bin(size).count("1")).nodes():
-            hashes.append((await conn.execute(
-                select(proof_tree.c.hash).where(proof_tree.c.level == level,
-                                                proof_tree.c.idx == idx)
-            )).scalar_one())
+        edge = merkle.Frontier(size, [b""] * bin(size).count("1")).nodes()
+        found = await proofs.subtree_hashes(conn, set(edge))
         await meta_values.set_value(conn, proofs.TREE_KEY, json.dumps(
-            {"size": size, "frontier": [bytes(h).hex() for h in hashes]}))
+            {"size": size, "frontier": [found[n].hex() for n in edge]}))
 
 
 def _listing(directory: Path) -> list[Path]:
@@ -209,14 +205,20 @@ async def test_fork(database: Database, outside: Path) -> None:
 async def test_stored_tree_inconsistent_with_checkpoints(
     database: Database, outside: Path
 ) -> None:
-    await _ledger(database, outside)
+    """A stored subtree (16 leaves: the smallest kept) changed: the consistency proof
+    between two checkpoints, which reads it, no longer holds."""
+    await _append(database, 1, 20)
+    assert await _checkpoint(database, outside) == 20
+    await _append(database, 21, 20)
+    assert await _checkpoint(database, outside) == 40
     async with database.begin() as conn:
-        await conn.execute(update(proof_tree).where(proof_tree.c.level == 1,
-                                                    proof_tree.c.idx == 0)
-                           .values(hash=bytes(32)))
+        changed = await conn.execute(update(proof_tree).where(proof_tree.c.level == 4,
+                                                              proof_tree.c.idx == 0)
+                                     .values(hash=bytes(32)))
+        assert changed.rowcount == 1
     problems = await _verify(database, outside)
-    assert ("checkpoints 3 and 6 are not consistent: the stored tree does not prove that the "
-            "tree of 6 records extends the tree of 3 records") in problems
+    assert ("checkpoints 20 and 40 are not consistent: the stored tree does not prove that "
+            "the tree of 40 records extends the tree of 20 records") in problems
 
 
 def _remove(path: Path) -> None:
