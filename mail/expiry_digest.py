@@ -27,7 +27,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, tuple_
 
 from mail.pipeline import AlreadyDelivered, Delivery, LocalTarget, Pipeline
 from mail.retention import DIGEST_MARKER
@@ -94,6 +94,23 @@ def build_digest(*, sender: str, owner: str, entries: list[_Entry], hostname: st
     return msg.as_bytes()
 
 
+
+def expiring_query(cutoff: datetime, after: tuple[datetime, int] | None,
+                   limit: int) -> Select[Any]:
+    """Messages that arrived at or before ``cutoff`` and are not purged, by arrival then id,
+    after the ``(received_at, id)`` of the last one read: the ``received_at`` index finds
+    and orders them (in id order SQLite read the whole table, on the event loop)."""
+    query = (
+        select(messages.c.id, messages.c.received_at, messages.c.sealed_fields,
+               messages.c.blob_id, *KEY_COLUMNS)
+        .select_from(WITH_KEYS)
+        .where(messages.c.received_at <= cutoff, messages.c.purged_at.is_(None))
+    )
+    if after is not None:
+        query = query.where(tuple_(messages.c.received_at, messages.c.id) > tuple_(*after))
+    return query.order_by(messages.c.received_at, messages.c.id).limit(limit)
+
+
 async def send_expiry_digests(db: Database, pipeline: Pipeline, *,
                               now: datetime | None = None) -> DigestReport:
     """Files one digest per owner for the messages entering the last days of their
@@ -108,19 +125,13 @@ async def send_expiry_digests(db: Database, pipeline: Pipeline, *,
     cutoff = now - timedelta(days=max(days - before, 0))
     sender = digest_sender(settings.primary_domain)
     owners: dict[int, _Owner] = {}
-    last = 0
+    last: tuple[datetime, int] | None = None
     async with db.read() as conn:
         while True:
-            rows = (await conn.execute(
-                select(messages.c.id, messages.c.received_at, messages.c.sealed_fields,
-                       messages.c.blob_id, *KEY_COLUMNS)
-                .select_from(WITH_KEYS)
-                .where(messages.c.received_at <= cutoff, messages.c.purged_at.is_(None),
-                       messages.c.id > last)
-                .order_by(messages.c.id).limit(_CHUNK))).all()
+            rows = (await conn.execute(expiring_query(cutoff, last, _CHUNK))).all()
             if not rows:
                 break
-            last = int(rows[-1].id)
+            last = (rows[-1].received_at, int(rows[-1].id))
             await _collect(conn, db, rows, owners, days, sender)
     for account_id, owner in owners.items():
         entries = owner.entries[:MAX_LISTED]

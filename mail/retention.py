@@ -24,8 +24,9 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, func, select, true, update
+from sqlalchemy import Select, and_, delete, func, select, true, update
 
 from mail.changes import ChangeHub
 from storage import messages as message_rows
@@ -56,6 +57,22 @@ def retention_cutoff(now: datetime, retention_days: int) -> datetime:
     return now - timedelta(days=retention_days)
 
 
+def due_query(cutoff: datetime, skipped: set[int], batch: int) -> Select[Any]:
+    """The next ``batch`` messages past their retention, oldest arrival first.
+
+    Ordered by ``(received_at, id)`` so that the ``received_at`` index both finds and
+    orders them: ordered by ``id`` alone, SQLite walked the whole table in id order testing
+    each row, on the event loop (139 ms with 25,000 messages)."""
+    return (
+        select(messages.c.id, messages.c.blob_id, messages.c.message_id_header,
+               messages.c.content_sha256)
+        .where(messages.c.received_at <= cutoff, messages.c.purged_at.is_(None),
+               messages.c.id.not_in(skipped) if skipped else true())
+        .order_by(messages.c.received_at, messages.c.id)
+        .limit(batch)
+    )
+
+
 async def purge_expired(
     db: Database, changes: ChangeHub | None = None, *, now: datetime | None = None,
     batch: int = BATCH, retention_days: int | None = None, pause: float = PAUSE,
@@ -74,16 +91,7 @@ async def purge_expired(
         first = False
         folders: set[int] = set()
         async with db.begin() as conn:
-            due = (
-                await conn.execute(
-                    select(messages.c.id, messages.c.blob_id, messages.c.message_id_header,
-                           messages.c.content_sha256)
-                    .where(messages.c.received_at <= cutoff, messages.c.purged_at.is_(None),
-                           messages.c.id.not_in(skipped) if skipped else true())
-                    .order_by(messages.c.id)
-                    .limit(batch)
-                )
-            ).all()
+            due = (await conn.execute(due_query(cutoff, skipped, batch))).all()
             if not due:
                 break
             for msg in due:
