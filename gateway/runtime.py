@@ -29,6 +29,7 @@ from accounts.psc_login import PscLogin, build_psc_login
 from config import Settings
 from config.metrics import Snapshot
 from directory_ldap import Directory
+from gateway import heap
 from gateway.pidfile import remove_pid_file, write_pid_file
 from gateway.private_files import make_private
 from gateway.reload import Reloader
@@ -325,6 +326,7 @@ async def serve(
             maybe = announce(gateway)
             if maybe is not None:
                 await maybe
+        heap.settle()
         log.info("gateway_ready", extra={"fields": {
             "listeners": len(gateway.listeners()), "workers": count}})
         notifier.send(ready=1, status=f"serving on {len(gateway.listeners())} listeners"

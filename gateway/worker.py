@@ -26,6 +26,7 @@ from typing import Any
 
 from config import ConfigError, load_settings
 from config.metrics import snapshot
+from gateway import heap
 from gateway.logs import configure_logging
 from gateway.reload import reload_gateway
 from gateway.runtime import Gateway
@@ -89,6 +90,7 @@ async def run_worker(gateway: Gateway, link: WorkerLink) -> int:
     loop.add_signal_handler(signal.SIGHUP, lambda: None)  # the supervisor relays reloads
     reading = asyncio.create_task(link.run(on_message), name="worker-link")
     reading.add_done_callback(lambda _t: stop.set())
+    heap.settle()
     link.send("ready", pid=os.getpid())
     log.info("worker_ready", extra={"fields": {"listeners": len(gateway.listeners())}})
     try:

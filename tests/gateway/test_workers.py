@@ -105,6 +105,9 @@ async def test_messages_reach_both_workers_and_all_arrive(workers: ServeProcess)
     log = _log(proc)
     served_by = set(re.findall(r"event=smtp_stored .* worker=(\d)", log))
     assert served_by == {"0", "1"}, f"one worker served everything: {served_by}"
+    # The supervisor and each worker set their start-up heap aside (gateway/heap.py).
+    frozen = [int(n) for n in re.findall(r"event=heap_settled .*frozen_objects=(\d+)", log)]
+    assert len(frozen) == 3 and min(frozen) > 50_000, frozen
     # /metrics (served by the supervisor) counts what both workers accepted.
     from bench.smtp import accepted_by_metrics
 
