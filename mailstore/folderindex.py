@@ -31,13 +31,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mail.changes import ChangeHub
 from storage.database import Database
 from storage.messages import KEY_COLUMNS, WITH_KEYS, open_fields
 from storage.schema import folder_messages, folders, messages
+from storage.types import epoch_seconds
 
 CHANGE_LOG = 4096
 """Recent changes kept per folder (at most twice as many): sessions learn what changed since
@@ -75,7 +76,8 @@ _CHANGED_ROWS = select(
 ).order_by(folder_messages.c.uid)
 _LIVE_ROWS = _CHANGED_ROWS.where(folder_messages.c.expunged_modseq.is_(None))
 _SENT_ROWS = select(
-    folder_messages.c.uid, messages.c.sent_at, folder_messages.c.internal_date,
+    folder_messages.c.uid,
+    epoch_seconds(func.coalesce(messages.c.sent_at, folder_messages.c.internal_date)),
 ).select_from(folder_messages.join(messages, messages.c.id == folder_messages.c.message_id)
 ).where(
     folder_messages.c.folder_id == bindparam("folder"),
@@ -282,10 +284,9 @@ class FolderIndexes:
                 rows = (await conn.execute(
                     _SENT_ROWS, {"folder": index.folder_id, "above": index.sent_top})).all()
             top = index.sent_top
-            for uid, sent_at, internal_date in rows:
-                when = sent_at if sent_at is not None else internal_date
-                sent[uid] = int(when.timestamp())
-                top = max(top, uid)
+            sent.update(rows)
+            if rows:
+                top = max(top, max(uid for uid, _when in rows))
             index.sent_top = top
         live = [u for u in uids if u in sent]  # one expunged since the query: left out
 

@@ -14,6 +14,9 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, Text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -77,3 +80,30 @@ class JSONText(TypeDecorator[Any]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)
+
+
+class epoch_seconds(FunctionElement[int]):  # noqa: N801 - used like func.*
+    """``int(t.timestamp())`` of a :class:`UTCDateTime` expression, computed by the engine.
+
+    Why: a folder's date order reads one instant per message, and converting each stored
+    text to an aware datetime in Python (:meth:`UTCDateTime.process_result_value`) was most
+    of the first list of a folder after a start (96 ms of 111 for 5,000 messages). The
+    engine returns integers instead. Truncated toward zero as Python's ``int`` is; the Date
+    field has whole seconds, so no stored instant before 1970 has a fraction to round."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # The stored text is UTC (YYYY-MM-DD HH:MM:SS.ffffff) and strftime reads it as UTC,
+    # but rounds the fraction (.999999 gives the next second): whole seconds only.
+    return ("CAST(strftime('%s', substr("
+            f"{compiler.process(element.clauses, **kw)}, 1, 19)) AS INTEGER)")
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(trunc(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
