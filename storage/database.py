@@ -20,6 +20,7 @@ from config.settings import Settings
 from storage import meta
 from storage.blobs import BlobStore, any_blob_stored
 from storage.engine import (
+    READ_POOL_SIZE,
     check_database,
     create_engine,
     create_private_file,
@@ -29,6 +30,7 @@ from storage.engine import (
 )
 from storage.errors import KeyFileMissing
 from storage.group_commit import WriteGroups
+from storage.held_readers import HeldReaders
 from storage.key_registry import check_and_record, refuse_missing_key_file
 from storage.keys import Keyring, load_or_create_keyring
 from storage.migrate import migrate
@@ -49,10 +51,13 @@ class Database:
     ``engine`` on PostgreSQL)."""
     _offload: ThreadPoolExecutor | None = field(default=None, repr=False)
     _groups: WriteGroups | None = field(default=None, repr=False)
+    _readers: HeldReaders | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.writer.dialect.name == "sqlite":
             self._groups = WriteGroups(self.writer)
+        if self.reader.dialect.name == "sqlite" and self.reader is not self.engine:
+            self._readers = HeldReaders(self.reader, keep=READ_POOL_SIZE)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -73,6 +78,10 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction that never waits behind writers (SQLite WAL)."""
+        if self._readers is not None:
+            async with self._readers.transaction() as conn:
+                yield conn
+            return
         async with self.reader.begin() as conn:
             yield conn
 
@@ -89,6 +98,8 @@ class Database:
         """Closes every pooled connection."""
         if self._groups is not None:
             await self._groups.wait_idle()
+        if self._readers is not None:
+            await self._readers.close()
         if self.reader.dialect.name == "sqlite":  # own pools; on PostgreSQL they are shared
             await self.reader.dispose()
             await self.writer.dispose()

@@ -261,6 +261,10 @@ class InlineConnection:
     def isolation_level(self, value: Any) -> None:
         self._open().isolation_level = value
 
+    def begin_inline(self) -> None:
+        """A deferred ``BEGIN`` on this thread (readers: it takes no lock, never waits)."""
+        self._open().execute("BEGIN")
+
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._open().cursor(), self._offload, self._lock)
 
