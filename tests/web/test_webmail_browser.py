@@ -2,7 +2,8 @@
 chromium-driver): sign in with password and the code from the outbox, open INBOX, read a
 message, download its attachment (the same bytes land on disk), open a hostile HTML message
 (nothing runs), and look at the list on a phone-sized screen. Screenshots are saved under
-``$MSSANTE_TEST_ARTIFACTS/webmail`` (default ``test-artifacts/webmail/``)."""
+``$MSSANTE_TEST_ARTIFACTS/webmail/lecture`` (default ``test-artifacts/webmail/lecture/``), a
+directory of this test's own: the writing test runs at the same time in another process."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.web.test_webmail_reading import PDF, with_attachments
 from tests.web.webmail_client import PORTAL_PASSWORD, Pro, professional, send
 
 ARTIFACTS = Path(os.environ.get("MSSANTE_TEST_ARTIFACTS") or
-                 Path(__file__).resolve().parents[2] / "test-artifacts") / "webmail"
+                 Path(__file__).resolve().parents[2] / "test-artifacts") / "webmail" / "lecture"
 
 
 class Browser:

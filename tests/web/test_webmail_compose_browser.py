@@ -2,8 +2,8 @@
 password + code from the outbox, write to a colleague with a 9 MB attachment and both
 notifications asked, see the tracking page say "remis", the colleague reads over IMAP, the
 tracking page says "lu" and the receipt opens; an 11 MB attachment is refused in the form
-before any upload. Screenshots of each step in ``test-artifacts/webmail/`` (or
-``$MSSANTE_TEST_ARTIFACTS/webmail``)."""
+before any upload. Screenshots of each step in ``test-artifacts/webmail/envoi/`` (or
+``$MSSANTE_TEST_ARTIFACTS/webmail/envoi``), a directory of this test's own."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.web.webmail_write_client import PORTAL_PASSWORD, imap_fetch_all, sign
 CHROMIUM = shutil.which("chromium")
 DRIVER = shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("MSSANTE_TEST_ARTIFACTS") or
-                 Path(__file__).resolve().parents[2] / "test-artifacts") / "webmail"
+                 Path(__file__).resolve().parents[2] / "test-artifacts") / "webmail" / "envoi"
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
          "--window-size=1280,1000")
