@@ -22,16 +22,7 @@ RECORDS = 70
 
 
 async def test_0011_drops_the_low_levels_and_proofs_stay(db_settings: config.Settings) -> None:
-    engine = create_engine(db_settings)
-    try:
-        async with engine.begin() as conn:
-            def to_0010(sync_conn: Any) -> None:
-                command.upgrade(alembic_config(sync_conn), "0010")
-
-            await conn.run_sync(to_0010)
-    finally:
-        await engine.dispose()
-    db = await open_database(db_settings, may_create_key=True)  # migrates to the head
+    db = await open_database(db_settings, may_create_key=True)  # at the head; 0010 below
     try:
         async with db.begin() as conn:
             await proofs.append_many(conn, [
